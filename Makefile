@@ -1,0 +1,82 @@
+# otpd: one library, two links (STYLE.md §12).
+#   make            build otpd and otpd_test
+#   make run        install what is missing, build, start a dev otpd on 127.0.0.1:8000
+#   make test       install what is missing, build, run every test
+#   make asan       build and run the tests under AddressSanitizer + UBSan
+# CI sets WERROR=1 to turn warnings into errors.
+
+CXX      ?= g++
+CXXSTD   := -std=c++17
+OPT      ?= -O2 -g
+WARN     := -Wall -Wextra -Wshadow
+ifeq ($(WERROR),1)
+WARN     += -Werror
+endif
+SAN      ?=
+BUILD    ?= build
+OUT      ?= .
+
+PKGS     := cpp-httplib sqlite3 openssl
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+CPPFLAGS += -Isrc -DOTPD_VERSION='"$(VERSION)"' -MMD -MP
+CXXFLAGS += $(CXXSTD) $(OPT) $(WARN) $(SAN) $(PKG_CFLAGS)
+LDFLAGS  += $(SAN)
+LDLIBS   += $(PKG_LIBS) -lpthread
+
+LIB_SRCS  := $(wildcard src/*.cpp)
+TEST_SRCS := $(wildcard tests/*.cpp)
+LIB_OBJS  := $(LIB_SRCS:%.cpp=$(BUILD)/%.o)
+TEST_OBJS := $(TEST_SRCS:%.cpp=$(BUILD)/%.o)
+MAIN_OBJ  := $(BUILD)/main.o
+
+.PHONY: all deps run test check asan clean
+all: otpd otpd_test
+
+deps:
+	@./third_party/install.sh
+
+$(BUILD)/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c $< -o $@
+
+$(BUILD)/libotpd.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+libotpd.a: $(BUILD)/libotpd.a
+	cp $< $@
+
+$(OUT)/otpd: $(MAIN_OBJ) $(BUILD)/libotpd.a
+	$(CXX) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(OUT)/otpd_test: $(TEST_OBJS) $(BUILD)/libotpd.a
+	$(CXX) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+# The dev server: a database under ./var, the demo user abc, codes on the
+# console and in var/sms.log.
+run: deps
+	@$(MAKE) --no-print-directory otpd
+	@mkdir -p var
+	./otpd users add abc +11111111111 --database var/otpd.db
+	./otpd serve --database var/otpd.db --sms-log-file var/sms.log
+
+test: deps
+	@$(MAKE) --no-print-directory otpd otpd_test
+	./otpd_test
+
+check: test
+
+# Sanitizer builds live apart from the normal one (build-asan/).
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan OUT=build-asan OPT='-O1 -g' \
+	  SAN='-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all' \
+	  build-asan/otpd build-asan/otpd_test
+	OTPD_BIN=build-asan/otpd ASAN_OPTIONS=detect_leaks=1 build-asan/otpd_test
+
+clean:
+	rm -rf build build-asan otpd otpd_test libotpd.a
+
+-include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(MAIN_OBJ:.o=.d)
