@@ -1,0 +1,26 @@
+// Clock: where every part of otpd reads the time.
+//
+// Production code uses SystemClock(); tests inject a FakeClock
+// (tests/test_util.h) and move it by hand, so that expiry and rate rules are
+// tested without sleeping. Implementations must be thread-safe.
+#ifndef OTPD_CLOCK_H_
+#define OTPD_CLOCK_H_
+
+#include <cstdint>
+
+namespace otpd {
+
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  // Milliseconds since the Unix epoch (wall clock: stored in the database and
+  // compared across processes, so it cannot be a monotonic clock).
+  virtual int64_t NowMillis() = 0;
+};
+
+// The process-wide wall clock. Never null; never destroyed.
+Clock* SystemClock();
+
+}  // namespace otpd
+
+#endif  // OTPD_CLOCK_H_

@@ -1,0 +1,42 @@
+// CodeHasher: how one-time codes are stored: HMAC-SHA256 under a secret.
+//
+// Only the hash of a code ever reaches the store, so a copy of the database
+// does not reveal live codes, and the hash of one user's code is useless for
+// another (the user ID is part of the MAC input). Thread-safe: the object is
+// immutable after construction.
+#ifndef OTPD_CODE_HASH_H_
+#define OTPD_CODE_HASH_H_
+
+#include <string>
+
+#include "random.h"
+#include "status.h"
+
+namespace otpd {
+
+class CodeHasher {
+ public:
+  // REQUIRES: secret is not empty.
+  explicit CodeHasher(std::string secret) : secret_(std::move(secret)) {}
+
+  // 32 raw bytes: HMAC-SHA256(secret, len(user_id) || user_id || code).
+  // The length prefix keeps ("ab","1") and ("a","b1") apart.
+  std::string Hash(const std::string& user_id, const std::string& code) const;
+
+  // Constant-time equality of two hashes (CRYPTO_memcmp); false when the
+  // lengths differ.
+  static bool Equal(const std::string& a, const std::string& b);
+
+ private:
+  std::string secret_;
+};
+
+// Reads the server secret from `path`, or, when the file does not exist,
+// creates it (mode 0600, exclusively, so two processes starting together
+// agree) with 32 random bytes in hex. Fails with a clear message when the
+// file is empty, unreadable, or readable by group or others.
+Status LoadOrCreateSecret(const std::string& path, RandomSource* random, std::string* secret);
+
+}  // namespace otpd
+
+#endif  // OTPD_CODE_HASH_H_

@@ -1,0 +1,82 @@
+#include "code_hash.h"
+
+#include <doctest/doctest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <thread>
+#include <vector>
+
+#include "test_util.h"
+
+namespace otpd {
+
+TEST_CASE("CodeHasher: same input same hash; user, code and secret all matter") {
+  CodeHasher h("secret-one-0123456789");
+  CodeHasher other("secret-two-0123456789");
+  const std::string a = h.Hash("abc", "123456");
+  CHECK(a.size() == 32);
+  CHECK(a == h.Hash("abc", "123456"));
+  CHECK(a != h.Hash("abd", "123456"));
+  CHECK(a != h.Hash("abc", "123457"));
+  CHECK(a != other.Hash("abc", "123456"));
+  CHECK(h.Hash("ab", "c1") != h.Hash("abc", "1"));  // the length prefix
+  CHECK(a.find("123456") == std::string::npos);     // not the code itself
+}
+
+TEST_CASE("CodeHasher::Equal compares whole values") {
+  CHECK(CodeHasher::Equal("abc", "abc"));
+  CHECK_FALSE(CodeHasher::Equal("abc", "abd"));
+  CHECK_FALSE(CodeHasher::Equal("abc", "abcd"));
+  CHECK_FALSE(CodeHasher::Equal("", "a"));
+}
+
+TEST_CASE("LoadOrCreateSecret creates a 0600 file once and reads it back") {
+  TempDir dir;
+  const std::string path = dir.File("otpd.secret");
+  std::string first, second;
+  REQUIRE(LoadOrCreateSecret(path, OpenSslRandom(), &first).ok());
+  CHECK(first.size() == 64);
+  struct stat st;
+  REQUIRE(stat(path.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  REQUIRE(LoadOrCreateSecret(path, OpenSslRandom(), &second).ok());
+  CHECK(first == second);
+}
+
+TEST_CASE("LoadOrCreateSecret: concurrent starters agree on one secret") {
+  TempDir dir;
+  const std::string path = dir.File("otpd.secret");
+  std::vector<std::string> got(8);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < got.size(); i++) {
+    threads.emplace_back([&, i] { CHECK(LoadOrCreateSecret(path, OpenSslRandom(), &got[i]).ok()); });
+  }
+  for (auto& t : threads) t.join();
+  for (const auto& s : got) CHECK(s == got[0]);
+}
+
+TEST_CASE("LoadOrCreateSecret refuses a world-readable or short secret file") {
+  TempDir dir;
+  const std::string path = dir.File("otpd.secret");
+  { std::ofstream(path) << "0123456789abcdef0123456789abcdef\n"; }
+  chmod(path.c_str(), 0644);
+  std::string secret;
+  Status s = LoadOrCreateSecret(path, OpenSslRandom(), &secret);
+  CHECK(s.IsInvalidArgument());
+  CHECK(s.message().find("chmod 600") != std::string::npos);
+  chmod(path.c_str(), 0600);
+  CHECK(LoadOrCreateSecret(path, OpenSslRandom(), &secret).ok());
+  { std::ofstream(path) << "short\n"; }
+  CHECK(LoadOrCreateSecret(path, OpenSslRandom(), &secret).IsInvalidArgument());
+}
+
+TEST_CASE("LoadOrCreateSecret reports a directory it cannot write") {
+  std::string secret;
+  Status s = LoadOrCreateSecret("/nonexistent-dir/otpd.secret", OpenSslRandom(), &secret);
+  CHECK_FALSE(s.ok());
+  CHECK(s.message().find("/nonexistent-dir/otpd.secret") != std::string::npos);
+}
+
+}  // namespace otpd

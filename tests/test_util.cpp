@@ -1,0 +1,71 @@
+#include "test_util.h"
+
+#include <stdlib.h>
+
+#include <filesystem>
+#include <stdexcept>
+
+namespace otpd {
+
+Status SeededRandom::Fill(uint8_t* buf, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    buf[i] = static_cast<uint8_t>(z ^ (z >> 31));
+  }
+  return Status::OK();
+}
+
+Status FakeSmsSender::Send(const std::string& to, const std::string& body, SmsReceipt* receipt) {
+  std::lock_guard<std::mutex> lock(mu_);
+  messages_.push_back({to, body});
+  receipt->provider_id = "fake-" + std::to_string(messages_.size());
+  return Status::OK();
+}
+
+std::vector<FakeSmsSender::Message> FakeSmsSender::messages() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return messages_;
+}
+
+size_t FakeSmsSender::count() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return messages_.size();
+}
+
+std::string FakeSmsSender::LastCode() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return messages_.empty() ? std::string() : FindCode(messages_.back().body);
+}
+
+Status FailingSmsSender::Send(const std::string& to, const std::string& body,
+                              SmsReceipt* receipt) {
+  const int code = fail_code_.load();
+  if (code != 0) {
+    receipt->provider_code = code;
+    return Status::Unavailable("injected SMS failure " + std::to_string(code));
+  }
+  return target_->Send(to, body, receipt);
+}
+
+std::string FindCode(const std::string& text) {
+  size_t i = text.find_first_of("0123456789");
+  if (i == std::string::npos) return std::string();
+  size_t j = text.find_first_not_of("0123456789", i);
+  return text.substr(i, j == std::string::npos ? std::string::npos : j - i);
+}
+
+TempDir::TempDir() {
+  const char* base = getenv("TMPDIR");
+  std::string tmpl = std::string(base && *base ? base : "/tmp") + "/otpd_test.XXXXXX";
+  if (mkdtemp(&tmpl[0]) == nullptr) throw std::runtime_error("mkdtemp failed");
+  path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+}  // namespace otpd

@@ -1,0 +1,94 @@
+// Test helpers shared by the test files: a fake clock, a deterministic
+// random source, and a temporary directory removed at scope exit.
+#ifndef OTPD_TESTS_TEST_UTIL_H_
+#define OTPD_TESTS_TEST_UTIL_H_
+
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+
+#include <mutex>
+#include <vector>
+
+#include "clock.h"
+#include "random.h"
+#include "sms.h"
+
+namespace otpd {
+
+// A clock that only moves when told to. Thread-safe.
+class FakeClock : public Clock {
+ public:
+  explicit FakeClock(int64_t start_ms = 1700000000000) : now_(start_ms) {}
+  int64_t NowMillis() override { return now_.load(); }
+  void Advance(int64_t ms) { now_ += ms; }
+  void AdvanceSeconds(int64_t s) { now_ += s * 1000; }
+
+ private:
+  std::atomic<int64_t> now_;
+};
+
+// splitmix64: the same bytes for the same seed. Tests only.
+class SeededRandom : public RandomSource {
+ public:
+  explicit SeededRandom(uint64_t seed) : state_(seed) {}
+  Status Fill(uint8_t* buf, size_t n) override;
+
+ private:
+  std::atomic<uint64_t> state_;
+};
+
+// Records every message instead of sending it, so a test reads the code.
+class FakeSmsSender : public SmsSender {
+ public:
+  struct Message {
+    std::string to;
+    std::string body;
+  };
+  Status Send(const std::string& to, const std::string& body, SmsReceipt* receipt) override;
+  std::vector<Message> messages();
+  size_t count();
+  // The first run of digits in the last message ("" when none).
+  std::string LastCode();
+
+ private:
+  std::mutex mu_;
+  std::vector<Message> messages_;
+};
+
+// Forwards to another sender until told to fail; then fails every send
+// with `provider_code` (leveldb's ErrorEnv, for SMS).
+class FailingSmsSender : public SmsSender {
+ public:
+  explicit FailingSmsSender(SmsSender* target) : target_(target) {}
+  void FailWith(int provider_code) { fail_code_ = provider_code; }
+  void Heal() { fail_code_ = 0; }
+  Status Send(const std::string& to, const std::string& body, SmsReceipt* receipt) override;
+
+ private:
+  SmsSender* target_;
+  std::atomic<int> fail_code_{0};
+};
+
+// The first run of `length` or more digits in `text` ("" when none).
+std::string FindCode(const std::string& text);
+
+// A fresh directory under $TMPDIR (or /tmp); removed with its contents when
+// the object goes out of scope.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace otpd
+
+#endif  // OTPD_TESTS_TEST_UTIL_H_
