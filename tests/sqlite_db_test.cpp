@@ -1,0 +1,432 @@
+// SqliteDb: the file, its mode, the schema and its migration, and the
+// per-thread connections.
+#include "sqlite_db.h"
+
+#include <doctest/doctest.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "test_util.h"
+
+namespace otpd {
+namespace {
+
+// A plain sqlite3 connection, as an operator's sqlite3 shell would have.
+class RawDb {
+ public:
+  explicit RawDb(const std::string& path) {
+    REQUIRE(sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
+    sqlite3_busy_timeout(db_, 5000);
+  }
+  ~RawDb() { sqlite3_close(db_); }
+  RawDb(const RawDb&) = delete;
+  RawDb& operator=(const RawDb&) = delete;
+
+  // The primary result code of running `sql`.
+  int Exec(const std::string& sql) {
+    return sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr) & 0xff;
+  }
+
+  // The first column of the first row, as text ("" when there is none).
+  std::string Query(const std::string& sql) {
+    sqlite3_stmt* stmt = nullptr;
+    REQUIRE(sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK);
+    std::string out;
+    if (sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_text(stmt, 0) != nullptr) {
+      out = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+    }
+    sqlite3_finalize(stmt);
+    return out;
+  }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+SqliteOptions OptionsFor(const std::string& path) {
+  SqliteOptions options;
+  options.path = path;
+  return options;
+}
+
+std::shared_ptr<SqliteDb> MustOpen(const std::string& path) {
+  std::shared_ptr<SqliteDb> db;
+  Status s = OpenSqliteDb(OptionsFor(path), &db);
+  REQUIRE_MESSAGE(s.ok(), s.ToString());
+  REQUIRE(db != nullptr);
+  return db;
+}
+
+int ModeOf(const std::string& path) {
+  struct stat st;
+  REQUIRE(stat(path.c_str(), &st) == 0);
+  return static_cast<int>(st.st_mode & 0777);
+}
+
+std::string Contents(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream buf;
+  buf << in.rdbuf();
+  return buf.str();
+}
+
+bool Contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+// ---------------------------------------------------------------------------
+// The file
+
+TEST_CASE("OpenSqliteDb creates the file and its -wal and -shm with mode 0600") {
+  TempDir dir;
+  const std::string path = dir.File("otpd.db");
+  const mode_t old_umask = umask(022);  // SQLite alone would give 0644
+  std::shared_ptr<SqliteDb> db = MustOpen(path);
+  umask(old_umask);
+  CHECK(ModeOf(path) == 0600);
+  CHECK(ModeOf(path + "-wal") == 0600);
+  CHECK(ModeOf(path + "-shm") == 0600);
+}
+
+TEST_CASE("OpenSqliteDb sets WAL mode and the current schema version") {
+  TempDir dir;
+  std::shared_ptr<SqliteDb> db = MustOpen(dir.File("otpd.db"));
+  RawDb raw(dir.File("otpd.db"));
+  CHECK(raw.Query("PRAGMA journal_mode") == "wal");
+  CHECK(SqliteSchemaVersion() >= 1);
+  CHECK(raw.Query("PRAGMA user_version") == std::to_string(SqliteSchemaVersion()));
+  CHECK(raw.Query("SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+                  " AND name IN ('users', 'otps')") == "2");
+}
+
+TEST_CASE("Each connection carries the configured settings") {
+  TempDir dir;
+  SqliteOptions options = OptionsFor(dir.File("otpd.db"));
+  options.busy_timeout_ms = 1234;
+  options.mmap_size = 1 << 20;
+  std::shared_ptr<SqliteDb> db;
+  REQUIRE(OpenSqliteDb(options, &db).ok());
+  std::string busy, mmap, sync, fk;
+  std::thread worker([&] {  // a connection other than the one that migrated
+    SqliteConnection* conn = nullptr;
+    if (!db->Connection(&conn).ok()) return;
+    auto read = [conn](const char* sql) {
+      SqliteStatement stmt;
+      bool row = false;
+      if (!conn->Prepare(sql, &stmt).ok() || !stmt.Step(&row).ok() || !row) return std::string();
+      return stmt.ColumnText(0);
+    };
+    busy = read("PRAGMA busy_timeout");
+    mmap = read("PRAGMA mmap_size");
+    sync = read("PRAGMA synchronous");
+    fk = read("PRAGMA foreign_keys");
+  });
+  worker.join();
+  CHECK(busy == "1234");
+  CHECK(mmap == std::to_string(1 << 20));
+  CHECK(sync == "1");  // NORMAL
+  CHECK(fk == "1");
+}
+
+TEST_CASE("Reopening a database changes nothing") {
+  TempDir dir;
+  const std::string path = dir.File("otpd.db");
+  MustOpen(path).reset();
+  {
+    RawDb raw(path);
+    REQUIRE(raw.Exec("INSERT INTO users (user_id, phone) VALUES ('keep', '+15551234567')") ==
+            SQLITE_OK);
+  }
+  std::shared_ptr<SqliteDb> db = MustOpen(path);
+  RawDb raw(path);
+  CHECK(raw.Query("PRAGMA user_version") == std::to_string(SqliteSchemaVersion()));
+  CHECK(raw.Query("SELECT phone FROM users WHERE user_id = 'keep'") == "+15551234567");
+}
+
+TEST_CASE("Handles opening one new file at once migrate it once") {
+  TempDir dir;
+  const std::string path = dir.File("otpd.db");
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  std::atomic<bool> go{false};
+  for (int i = 0; i < 8; i++) {
+    threads.emplace_back([&] {
+      while (!go.load()) std::this_thread::yield();
+      std::shared_ptr<SqliteDb> db;
+      if (!OpenSqliteDb(OptionsFor(path), &db).ok()) failures++;
+    });
+  }
+  go = true;
+  for (std::thread& t : threads) t.join();
+  CHECK(failures.load() == 0);
+  RawDb raw(path);
+  CHECK(raw.Query("PRAGMA user_version") == std::to_string(SqliteSchemaVersion()));
+}
+
+TEST_CASE("A database with a newer schema is refused and left alone") {
+  TempDir dir;
+  const std::string path = dir.File("otpd.db");
+  const std::string newer = std::to_string(SqliteSchemaVersion() + 1);
+  MustOpen(path).reset();
+  {
+    RawDb raw(path);
+    REQUIRE(raw.Exec("PRAGMA user_version = " + newer) == SQLITE_OK);
+  }
+  std::shared_ptr<SqliteDb> db;
+  Status s = OpenSqliteDb(OptionsFor(path), &db);
+  CHECK(s.IsInvalidArgument());
+  CHECK(Contains(s.message(), "newer"));
+  CHECK(Contains(s.message(), path));
+  CHECK(Contains(s.message(), "version " + newer));
+  CHECK(db == nullptr);
+  RawDb raw(path);
+  CHECK(raw.Query("PRAGMA user_version") == newer);
+}
+
+TEST_CASE("A file that is not a database is refused with a clear error") {
+  TempDir dir;
+  const std::string path = dir.File("otpd.db");
+  const std::string text(8192, 'x');
+  std::ofstream(path, std::ios::binary) << text;
+  std::shared_ptr<SqliteDb> db;
+  Status s = OpenSqliteDb(OptionsFor(path), &db);
+  CHECK(s.code() == Status::Code::kIOError);
+  CHECK(Contains(s.message(), path));
+  CHECK(Contains(s.message(), "not a database"));
+  CHECK(db == nullptr);
+  CHECK(Contents(path) == text);
+}
+
+TEST_CASE("A missing directory gives a clear error") {
+  TempDir dir;
+  const std::string path = dir.File("missing/otpd.db");
+  std::shared_ptr<SqliteDb> db;
+  Status s = OpenSqliteDb(OptionsFor(path), &db);
+  CHECK(s.code() == Status::Code::kIOError);
+  CHECK(Contains(s.message(), path));
+  CHECK(Contains(s.message(), "directory"));
+  CHECK_FALSE(std::filesystem::exists(dir.File("missing")));
+}
+
+TEST_CASE("CheckFileUnchanged notices a replaced file") {
+  TempDir dir;
+  const std::string path = dir.File("otpd.db");
+  std::shared_ptr<SqliteDb> db = MustOpen(path);
+  REQUIRE(db->CheckFileUnchanged().ok());
+  REQUIRE(rename(path.c_str(), dir.File("moved.db").c_str()) == 0);
+  std::ofstream(path) << "";
+  Status s = db->CheckFileUnchanged();
+  CHECK(s.code() == Status::Code::kIOError);
+  CHECK(Contains(s.message(), "replaced"));
+}
+
+// ---------------------------------------------------------------------------
+// The schema
+
+TEST_CASE("The schema rejects bad phones written with plain SQL") {
+  TempDir dir;
+  std::shared_ptr<SqliteDb> db = MustOpen(dir.File("otpd.db"));
+  RawDb raw(dir.File("otpd.db"));
+  int n = 0;
+  for (const char* phone : {"15551234567", "+05551234567", "+1", "+1234567890123456", "+1555a34567",
+                            "", "+1 5551234567", "++15551234567"}) {
+    INFO("phone: '", phone, "'");
+    CHECK(raw.Exec("INSERT INTO users (user_id, phone) VALUES ('u" + std::to_string(n++) +
+                   "', '" + phone + "')") == SQLITE_CONSTRAINT);
+  }
+  CHECK(raw.Query("SELECT count(*) FROM users") == "0");
+  for (const char* phone : {"+12", "+123456789012345", "+15551234567"}) {
+    INFO("phone: '", phone, "'");
+    CHECK(raw.Exec("INSERT INTO users (user_id, phone) VALUES ('u" + std::to_string(n++) +
+                   "', '" + phone + "')") == SQLITE_OK);
+  }
+  CHECK(raw.Exec("INSERT INTO users (user_id, phone) VALUES ('nophone', NULL)") == SQLITE_OK);
+}
+
+TEST_CASE("The schema rejects empty and over-long user IDs, counting bytes") {
+  TempDir dir;
+  std::shared_ptr<SqliteDb> db = MustOpen(dir.File("otpd.db"));
+  RawDb raw(dir.File("otpd.db"));
+  auto insert = [&raw](const std::string& id) {
+    return raw.Exec("INSERT INTO users (user_id) VALUES ('" + id + "')");
+  };
+  CHECK(insert("") == SQLITE_CONSTRAINT);
+  CHECK(insert(std::string(129, 'a')) == SQLITE_CONSTRAINT);
+  std::string e_acute_65;  // 65 characters, 130 bytes
+  for (int i = 0; i < 65; i++) e_acute_65 += "\xc3\xa9";
+  CHECK(insert(e_acute_65) == SQLITE_CONSTRAINT);
+  CHECK(raw.Query("SELECT count(*) FROM users") == "0");
+  CHECK(insert(std::string(128, 'a')) == SQLITE_OK);
+  CHECK(insert(e_acute_65.substr(2)) == SQLITE_OK);  // 128 bytes
+}
+
+TEST_CASE("User IDs are unique regardless of case in both tables") {
+  TempDir dir;
+  std::shared_ptr<SqliteDb> db = MustOpen(dir.File("otpd.db"));
+  RawDb raw(dir.File("otpd.db"));
+  REQUIRE(raw.Exec("INSERT INTO users (user_id) VALUES ('abc')") == SQLITE_OK);
+  CHECK(raw.Exec("INSERT INTO users (user_id) VALUES ('ABC')") == SQLITE_CONSTRAINT);
+  REQUIRE(raw.Exec("INSERT INTO otps (user_id, code_hash, issued_at, expires_at)"
+                   " VALUES ('abc', x'01', 1, 2)") == SQLITE_OK);
+  CHECK(raw.Exec("INSERT INTO otps (user_id, code_hash, issued_at, expires_at)"
+                 " VALUES ('aBc', x'02', 1, 2)") == SQLITE_CONSTRAINT);
+}
+
+// ---------------------------------------------------------------------------
+// Errors
+
+TEST_CASE("SqliteStatus maps result codes") {
+  CHECK(SqliteStatus(nullptr, SQLITE_BUSY, "x").code() == Status::Code::kBusy);
+  CHECK(SqliteStatus(nullptr, SQLITE_LOCKED, "x").code() == Status::Code::kBusy);
+  CHECK(SqliteStatus(nullptr, SQLITE_BUSY_SNAPSHOT, "x").code() == Status::Code::kBusy);
+  CHECK(SqliteStatus(nullptr, SQLITE_CONSTRAINT_CHECK, "x").IsInvalidArgument());
+  for (int rc : {SQLITE_IOERR_WRITE, SQLITE_FULL, SQLITE_READONLY, SQLITE_CANTOPEN,
+                 SQLITE_NOTADB, SQLITE_CORRUPT}) {
+    INFO("rc: ", rc);
+    CHECK(SqliteStatus(nullptr, rc, "x").code() == Status::Code::kIOError);
+  }
+  CHECK(SqliteStatus(nullptr, SQLITE_MISUSE, "x").code() == Status::Code::kInternal);
+  CHECK(SqliteStatus(nullptr, SQLITE_ERROR, "x").code() == Status::Code::kInternal);
+  CHECK(SqliteStatus(nullptr, SQLITE_FULL, "saving").message() ==
+        "saving: database or disk is full");
+}
+
+TEST_CASE("SqliteStatus carries the connection's error message") {
+  TempDir dir;
+  std::shared_ptr<SqliteDb> db = MustOpen(dir.File("otpd.db"));
+  SqliteConnection* conn = nullptr;
+  REQUIRE(db->Connection(&conn).ok());
+  Status s = conn->Exec("INSERT INTO users (user_id) VALUES ('')");
+  CHECK(s.IsInvalidArgument());
+  CHECK(Contains(s.message(), "CHECK constraint failed"));
+  s = conn->Exec("SELECT * FROM no_such_table");
+  CHECK(s.code() == Status::Code::kInternal);
+  CHECK(Contains(s.message(), "no such table: no_such_table"));
+}
+
+// ---------------------------------------------------------------------------
+// Connections, statements, transactions
+
+TEST_CASE("Each thread gets its own connection, the same one every time") {
+  TempDir dir;
+  std::shared_ptr<SqliteDb> db = MustOpen(dir.File("otpd.db"));
+  SqliteConnection* first = nullptr;
+  SqliteConnection* again = nullptr;
+  SqliteConnection* other = nullptr;
+  REQUIRE(db->Connection(&first).ok());
+  REQUIRE(db->Connection(&again).ok());
+  std::thread([&] { (void)db->Connection(&other); }).join();
+  CHECK(first == again);
+  CHECK(other != nullptr);
+  CHECK(other != first);
+}
+
+TEST_CASE("A thread's connection is closed when the thread exits") {
+  TempDir dir;
+  std::shared_ptr<SqliteDb> db = MustOpen(dir.File("otpd.db"));
+  REQUIRE(db->ConnectionCount() == 1);  // the opening thread's
+  size_t during = 0;
+  std::thread([&] {
+    SqliteConnection* conn = nullptr;
+    if (db->Connection(&conn).ok() && conn->Exec("SELECT count(*) FROM users").ok()) {
+      during = db->ConnectionCount();
+    }
+  }).join();
+  CHECK(during == 2);
+  CHECK(db->ConnectionCount() == 1);
+}
+
+// Opens, uses and drops handles in a loop: a new handle may land at a freed
+// one's address, and must still get a live connection of its own.
+void ChurnHandles(const std::string& path, int rounds, std::atomic<int>* failures) {
+  for (int i = 0; i < rounds; i++) {
+    std::shared_ptr<SqliteDb> db;
+    SqliteConnection* conn = nullptr;
+    if (!OpenSqliteDb(OptionsFor(path), &db).ok() || !db->Connection(&conn).ok() ||
+        !conn->Exec("INSERT OR REPLACE INTO health (id, checked_at) VALUES (1, 1)").ok()) {
+      (*failures)++;
+    }
+  }
+}
+
+TEST_CASE("Handles can be opened and destroyed repeatedly on many threads") {
+  TempDir dir;
+  const std::string path = dir.File("otpd.db");
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; i++) threads.emplace_back(ChurnHandles, path, 20, &failures);
+  ChurnHandles(path, 20, &failures);
+  for (std::thread& t : threads) t.join();
+  CHECK(failures.load() == 0);
+}
+
+TEST_CASE("A lent statement is reset when dropped, so later reads see new data") {
+  TempDir dir;
+  std::shared_ptr<SqliteDb> db = MustOpen(dir.File("otpd.db"));
+  RawDb raw(dir.File("otpd.db"));
+  REQUIRE(raw.Exec("INSERT INTO users (user_id, phone) VALUES ('a', '+111'), ('b', '+222')") ==
+          SQLITE_OK);
+  SqliteConnection* conn = nullptr;
+  REQUIRE(db->Connection(&conn).ok());
+  const char* sql = "SELECT phone FROM users ORDER BY user_id";
+  {
+    SqliteStatement stmt;
+    bool row = false;
+    REQUIRE(conn->Prepare(sql, &stmt).ok());
+    REQUIRE(stmt.Step(&row).ok());
+    REQUIRE(stmt.ColumnText(0) == "+111");
+  }  // dropped after one of two rows: would hold a read snapshot if not reset
+  REQUIRE(raw.Exec("UPDATE users SET phone = '+333' WHERE user_id = 'a'") == SQLITE_OK);
+  SqliteStatement stmt;
+  bool row = false;
+  REQUIRE(conn->Prepare(sql, &stmt).ok());
+  REQUIRE(stmt.Step(&row).ok());
+  CHECK(row);
+  CHECK(stmt.ColumnText(0) == "+333");
+}
+
+TEST_CASE("A transaction rolls back unless committed") {
+  TempDir dir;
+  std::shared_ptr<SqliteDb> db = MustOpen(dir.File("otpd.db"));
+  SqliteConnection* conn = nullptr;
+  REQUIRE(db->Connection(&conn).ok());
+  {
+    SqliteTransaction txn(conn);
+    REQUIRE(txn.Begin().ok());
+    REQUIRE(conn->Exec("INSERT INTO users (user_id) VALUES ('dropped')").ok());
+  }
+  {
+    SqliteTransaction txn(conn);
+    REQUIRE(txn.Begin().ok());
+    REQUIRE(conn->Exec("INSERT INTO users (user_id) VALUES ('kept')").ok());
+    REQUIRE(txn.Commit().ok());
+  }
+  RawDb raw(dir.File("otpd.db"));
+  CHECK(raw.Query("SELECT group_concat(user_id) FROM users") == "kept");
+}
+
+TEST_CASE("A failed bind is reported by Step") {
+  TempDir dir;
+  std::shared_ptr<SqliteDb> db = MustOpen(dir.File("otpd.db"));
+  SqliteConnection* conn = nullptr;
+  REQUIRE(db->Connection(&conn).ok());
+  SqliteStatement stmt;
+  REQUIRE(conn->Prepare("SELECT ?1", &stmt).ok());
+  stmt.BindInt64(2, 7);  // there is no parameter 2
+  bool row = false;
+  Status s = stmt.Step(&row);
+  CHECK_FALSE(s.ok());
+  CHECK(Contains(s.message(), "bind"));
+}
+
+}  // namespace
+}  // namespace otpd

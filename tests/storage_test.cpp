@@ -1,0 +1,495 @@
+// The Storage contract, run against every backend in kBackends, then the
+// SQLite backend's concurrency guarantees across threads, handles and
+// processes.
+#include "storage.h"
+
+#include <doctest/doctest.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "code_hash.h"
+#include "sqlite_db.h"
+#include "test_util.h"
+
+namespace otpd {
+namespace {
+
+constexpr int64_t kExpiryMs = 300 * 1000;
+constexpr int64_t kGraceMs = 600 * 1000;
+const VerifyLimits kLimits{3, kGraceMs};
+
+// ---------------------------------------------------------------------------
+// Backends
+
+using StorageFactory = Status (*)(const TempDir& dir, Clock* clock,
+                                  std::unique_ptr<Storage>* storage);
+
+Status MakeSqliteStorage(const TempDir& dir, Clock* clock, std::unique_ptr<Storage>* storage) {
+  SqliteOptions options;
+  options.path = dir.File("otpd.db");
+  std::shared_ptr<SqliteDb> db;
+  Status s = OpenSqliteDb(options, &db);
+  if (!s.ok()) return s;
+  return NewSqliteStorage(db, clock, storage);
+}
+
+struct Backend {
+  const char* name;
+  StorageFactory make;
+};
+
+// Every backend the contract runs against. The Redis build appends its own.
+const Backend kBackends[] = {
+    {"sqlite", MakeSqliteStorage},
+};
+
+// One fresh, empty store of one backend, with its own clock.
+struct Store {
+  TempDir dir;
+  FakeClock clock;
+  std::unique_ptr<Storage> storage;
+};
+
+// Runs body(storage, clock) once per backend, each on a fresh store.
+template <typename Body>
+void ForEachBackend(Body body) {
+  for (const Backend& backend : kBackends) {
+    INFO("backend: ", backend.name);
+    Store store;
+    REQUIRE(backend.make(store.dir, &store.clock, &store.storage).ok());
+    body(store.storage.get(), &store.clock);
+  }
+}
+
+const CodeHasher& Hasher() {
+  static const CodeHasher hasher("storage-test-secret");
+  return hasher;
+}
+
+std::string HashOf(const std::string& user_id, const std::string& code) {
+  return Hasher().Hash(user_id, code);
+}
+
+StoredCode CodeFor(const std::string& user_id, const std::string& code, Clock* clock,
+                   int64_t expiry_ms = kExpiryMs) {
+  const int64_t now = clock->NowMillis();
+  return StoredCode{user_id, HashOf(user_id, code), now, now + expiry_ms};
+}
+
+VerifyResult Verify(Storage* storage, const std::string& user_id, const std::string& hash,
+                    const VerifyLimits& limits = kLimits) {
+  VerifyResult result;
+  result.outcome = VerifyOutcome::kOk;  // so a call that sets nothing shows
+  result.attempts_remaining = -1;
+  result.expires_at_ms = -1;
+  Status s = storage->VerifyCode(user_id, hash, limits, &result);
+  REQUIRE_MESSAGE(s.ok(), s.ToString());
+  return result;
+}
+
+VerifyOutcome VerifyOutcomeOf(Storage* storage, const std::string& user_id,
+                              const std::string& hash) {
+  return Verify(storage, user_id, hash).outcome;
+}
+
+int64_t Purge(Storage* storage, int64_t grace_ms) {
+  int64_t purged = -1;
+  Status s = storage->PurgeExpired(grace_ms, &purged);
+  REQUIRE_MESSAGE(s.ok(), s.ToString());
+  return purged;
+}
+
+// ---------------------------------------------------------------------------
+// The contract
+
+TEST_CASE("Storage: a verified code is consumed") {
+  ForEachBackend([](Storage* storage, FakeClock* clock) {
+    REQUIRE(storage->PutCode(CodeFor("abc", "123456", clock)).ok());
+    CHECK(VerifyOutcomeOf(storage, "abc", HashOf("abc", "123456")) == VerifyOutcome::kOk);
+    CHECK(VerifyOutcomeOf(storage, "abc", HashOf("abc", "123456")) == VerifyOutcome::kNotFound);
+    CHECK(VerifyOutcomeOf(storage, "nobody", HashOf("nobody", "1")) == VerifyOutcome::kNotFound);
+  });
+}
+
+TEST_CASE("Storage: wrong codes count down, then every try is locked") {
+  ForEachBackend([](Storage* storage, FakeClock* clock) {
+    const StoredCode code = CodeFor("abc", "123456", clock);
+    REQUIRE(storage->PutCode(code).ok());
+    const std::string wrong = HashOf("abc", "654321");
+    for (int remaining : {2, 1, 0}) {
+      VerifyResult r = Verify(storage, "abc", wrong);
+      CHECK(r.outcome == VerifyOutcome::kInvalid);
+      CHECK(r.attempts_remaining == remaining);
+      CHECK(r.expires_at_ms == code.expires_at_ms);
+    }
+    VerifyResult locked = Verify(storage, "abc", wrong);
+    CHECK(locked.outcome == VerifyOutcome::kLocked);
+    CHECK(locked.expires_at_ms == code.expires_at_ms);
+    CHECK(VerifyOutcomeOf(storage, "abc", HashOf("abc", "123456")) == VerifyOutcome::kLocked);
+    CHECK(VerifyOutcomeOf(storage, "abc", HashOf("abc", "123456")) == VerifyOutcome::kLocked);
+    // A higher limit shows the counter stopped at 3 while locked.
+    VerifyResult r = Verify(storage, "abc", wrong, VerifyLimits{5, kGraceMs});
+    CHECK(r.outcome == VerifyOutcome::kInvalid);
+    CHECK(r.attempts_remaining == 1);
+  });
+}
+
+TEST_CASE("Storage: expired codes answer kExpired until the grace period ends") {
+  ForEachBackend([](Storage* storage, FakeClock* clock) {
+    const StoredCode code = CodeFor("abc", "123456", clock);
+    REQUIRE(storage->PutCode(code).ok());
+    const std::string right = HashOf("abc", "123456");
+    clock->Advance(kExpiryMs - 1);
+    CHECK(Purge(storage, kGraceMs) == 0);
+    clock->Advance(1);
+    VerifyResult expired = Verify(storage, "abc", right);
+    CHECK(expired.outcome == VerifyOutcome::kExpired);
+    CHECK(expired.expires_at_ms == code.expires_at_ms);
+    CHECK(VerifyOutcomeOf(storage, "abc", HashOf("abc", "1")) == VerifyOutcome::kExpired);
+    clock->Advance(kGraceMs - 1);
+    CHECK(VerifyOutcomeOf(storage, "abc", right) == VerifyOutcome::kExpired);
+    clock->Advance(1);
+    CHECK(VerifyOutcomeOf(storage, "abc", right) == VerifyOutcome::kNotFound);
+    // The row is gone: an expired row would be purged here.
+    CHECK(Purge(storage, 0) == 0);
+  });
+}
+
+TEST_CASE("Storage: an expired code stays until purged when never verified") {
+  ForEachBackend([](Storage* storage, FakeClock* clock) {
+    REQUIRE(storage->PutCode(CodeFor("abc", "123456", clock)).ok());
+    clock->Advance(kExpiryMs + kGraceMs);
+    CHECK(Purge(storage, 0) == 1);
+    CHECK(Purge(storage, 0) == 0);
+  });
+}
+
+TEST_CASE("Storage: PutCode replaces the earlier code and resets attempts") {
+  ForEachBackend([](Storage* storage, FakeClock* clock) {
+    REQUIRE(storage->PutCode(CodeFor("abc", "111111", clock)).ok());
+    const std::string wrong = HashOf("abc", "999999");
+    REQUIRE(Verify(storage, "abc", wrong).attempts_remaining == 2);
+    REQUIRE(Verify(storage, "abc", wrong).attempts_remaining == 1);
+    REQUIRE(storage->PutCode(CodeFor("abc", "222222", clock)).ok());
+    VerifyResult old_code = Verify(storage, "abc", HashOf("abc", "111111"));
+    CHECK(old_code.outcome == VerifyOutcome::kInvalid);
+    CHECK(old_code.attempts_remaining == 2);
+    CHECK(VerifyOutcomeOf(storage, "abc", HashOf("abc", "222222")) == VerifyOutcome::kOk);
+  });
+}
+
+TEST_CASE("Storage: PutCode replaces an expired code with a fresh expiry") {
+  ForEachBackend([](Storage* storage, FakeClock* clock) {
+    REQUIRE(storage->PutCode(CodeFor("abc", "111111", clock)).ok());
+    clock->Advance(kExpiryMs);
+    REQUIRE(VerifyOutcomeOf(storage, "abc", HashOf("abc", "111111")) == VerifyOutcome::kExpired);
+    REQUIRE(storage->PutCode(CodeFor("abc", "222222", clock)).ok());
+    CHECK(VerifyOutcomeOf(storage, "abc", HashOf("abc", "222222")) == VerifyOutcome::kOk);
+  });
+}
+
+TEST_CASE("Storage: DeleteCode deletes only the matching hash") {
+  ForEachBackend([](Storage* storage, FakeClock* clock) {
+    const std::string first = HashOf("abc", "111111");
+    REQUIRE(storage->PutCode(CodeFor("abc", "111111", clock)).ok());
+    CHECK(storage->DeleteCode("abc", HashOf("abc", "222222")).ok());
+    CHECK(storage->DeleteCode("other", first).ok());
+    CHECK(VerifyOutcomeOf(storage, "abc", first) == VerifyOutcome::kOk);
+
+    REQUIRE(storage->PutCode(CodeFor("abc", "111111", clock)).ok());
+    CHECK(storage->DeleteCode("abc", first).ok());
+    CHECK(VerifyOutcomeOf(storage, "abc", first) == VerifyOutcome::kNotFound);
+    CHECK(storage->DeleteCode("abc", first).ok());  // nothing left: still OK
+  });
+}
+
+TEST_CASE("Storage: PurgeExpired counts what it removed") {
+  ForEachBackend([](Storage* storage, FakeClock* clock) {
+    REQUIRE(storage->PutCode(CodeFor("a", "1", clock, 1000)).ok());
+    REQUIRE(storage->PutCode(CodeFor("b", "2", clock, 5000)).ok());
+    REQUIRE(storage->PutCode(CodeFor("c", "3", clock, 100000)).ok());
+    CHECK(Purge(storage, 0) == 0);
+    clock->Advance(5000);  // a is past, b exactly at its expiry
+    CHECK(Purge(storage, 0) == 2);
+    CHECK(VerifyOutcomeOf(storage, "b", HashOf("b", "2")) == VerifyOutcome::kNotFound);
+    CHECK(VerifyOutcomeOf(storage, "c", HashOf("c", "3")) == VerifyOutcome::kOk);
+
+    REQUIRE(storage->PutCode(CodeFor("d", "4", clock, 1000)).ok());
+    clock->Advance(1999);
+    CHECK(Purge(storage, 1000) == 0);  // expiry + grace is one ms away
+    clock->Advance(1);
+    CHECK(Purge(storage, 1000) == 1);
+  });
+}
+
+TEST_CASE("Storage: user IDs are case-insensitive") {
+  ForEachBackend([](Storage* storage, FakeClock* clock) {
+    REQUIRE(storage->PutCode(CodeFor("abc", "111111", clock)).ok());
+    StoredCode upper = CodeFor("abc", "222222", clock);
+    upper.user_id = "ABC";
+    REQUIRE(storage->PutCode(upper).ok());  // replaces, not a second row
+    CHECK(VerifyOutcomeOf(storage, "AbC", HashOf("abc", "111111")) == VerifyOutcome::kInvalid);
+    CHECK(VerifyOutcomeOf(storage, "abc", HashOf("abc", "222222")) == VerifyOutcome::kOk);
+    CHECK(VerifyOutcomeOf(storage, "ABC", HashOf("abc", "222222")) == VerifyOutcome::kNotFound);
+  });
+}
+
+TEST_CASE("Storage: CheckWritable is OK on a healthy store") {
+  ForEachBackend([](Storage* storage, FakeClock*) {
+    Status s = storage->CheckWritable();
+    CHECK_MESSAGE(s.ok(), s.ToString());
+  });
+}
+
+// ---------------------------------------------------------------------------
+// SQLite: exact attempt counting under concurrency
+
+struct Tally {
+  std::atomic<int> invalid{0};
+  std::atomic<int> locked{0};
+  std::atomic<int> other{0};  // any other outcome, or an error
+  std::atomic<int> remaining_sum{0};
+
+  void Add(const Status& s, const VerifyResult& r) {
+    if (!s.ok()) {
+      other++;
+    } else if (r.outcome == VerifyOutcome::kInvalid) {
+      invalid++;
+      remaining_sum += r.attempts_remaining;
+    } else if (r.outcome == VerifyOutcome::kLocked) {
+      locked++;
+    } else {
+      other++;
+    }
+  }
+};
+
+// `threads` threads each guess `wrong` once on storages[i % size]. Each
+// first opens its connection (a verify of a user without a code), then all
+// are released together, so the guesses really overlap.
+void GuessInParallel(const std::vector<Storage*>& storages, int threads, const std::string& wrong,
+                     Tally* tally) {
+  std::atomic<int> ready{0};
+  std::atomic<bool> go{false};
+  std::vector<std::thread> workers;
+  for (int i = 0; i < threads; i++) {
+    Storage* storage = storages[i % storages.size()];
+    workers.emplace_back([storage, &ready, &go, &wrong, tally] {
+      VerifyResult r;
+      Status warm = storage->VerifyCode("warm-up", wrong, kLimits, &r);
+      ready++;
+      while (!go.load()) std::this_thread::yield();
+      Status s = storage->VerifyCode("abc", wrong, kLimits, &r);
+      tally->Add(warm.ok() ? s : warm, r);
+    });
+  }
+  while (ready.load() < threads) std::this_thread::yield();
+  go = true;
+  for (std::thread& t : workers) t.join();
+}
+
+void CheckExactlyThreeInvalid(const Tally& tally, int guesses) {
+  CHECK(tally.other.load() == 0);
+  CHECK(tally.invalid.load() == 3);
+  CHECK(tally.remaining_sum.load() == 2 + 1 + 0);
+  CHECK(tally.locked.load() == guesses - 3);
+}
+
+struct SqliteStore {
+  TempDir dir;
+  FakeClock clock;
+  std::shared_ptr<SqliteDb> db;
+  std::unique_ptr<Storage> storage;
+
+  SqliteStore() {
+    SqliteOptions options;
+    options.path = dir.File("otpd.db");
+    REQUIRE(OpenSqliteDb(options, &db).ok());
+    REQUIRE(NewSqliteStorage(db, &clock, &storage).ok());
+  }
+};
+
+TEST_CASE("SqliteStorage: 64 parallel wrong guesses take exactly 3 attempts") {
+  SqliteStore store;
+  for (int round = 0; round < 3; round++) {  // races are luck: give them chances
+    INFO("round ", round);
+    REQUIRE(store.storage->PutCode(CodeFor("abc", "123456", &store.clock)).ok());
+    Tally tally;
+    GuessInParallel({store.storage.get()}, 64, HashOf("abc", "000000"), &tally);
+    CheckExactlyThreeInvalid(tally, 64);
+    CHECK(VerifyOutcomeOf(store.storage.get(), "abc", HashOf("abc", "123456")) ==
+          VerifyOutcome::kLocked);
+  }
+}
+
+TEST_CASE("SqliteStorage: two handles on one file count attempts exactly") {
+  SqliteStore store;
+  std::shared_ptr<SqliteDb> second_db;
+  REQUIRE(OpenSqliteDb(store.db->options(), &second_db).ok());
+  std::unique_ptr<Storage> second;
+  REQUIRE(NewSqliteStorage(second_db, &store.clock, &second).ok());
+  for (int round = 0; round < 3; round++) {
+    INFO("round ", round);
+    REQUIRE(store.storage->PutCode(CodeFor("abc", "123456", &store.clock)).ok());
+    Tally tally;
+    GuessInParallel({store.storage.get(), second.get()}, 64, HashOf("abc", "000000"), &tally);
+    CheckExactlyThreeInvalid(tally, 64);
+    CHECK(VerifyOutcomeOf(second.get(), "abc", HashOf("abc", "123456")) ==
+          VerifyOutcome::kLocked);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// SQLite: a second process
+
+// A pipe whose ends close with the object, so a child waiting on it sees EOF
+// when the parent's test fails early.
+struct Pipe {
+  int fds[2] = {-1, -1};
+  Pipe() { REQUIRE(pipe(fds) == 0); }
+  ~Pipe() {
+    CloseRead();
+    CloseWrite();
+  }
+  void CloseRead() { Close(0); }
+  void CloseWrite() { Close(1); }
+  void Close(int i) {
+    if (fds[i] >= 0) close(fds[i]);
+    fds[i] = -1;
+  }
+};
+
+// The child: waits for the go byte, opens its own handle on `path`, guesses
+// `guesses` times and writes {invalid, locked, other} back. Never returns.
+[[noreturn]] void GuessInChild(const std::string& path, int guesses, const std::string& wrong,
+                               Pipe* go, Pipe* result) {
+  go->CloseWrite();
+  result->CloseRead();
+  char byte;
+  if (read(go->fds[0], &byte, 1) != 1) _exit(2);
+  FakeClock clock;
+  SqliteOptions options;
+  options.path = path;
+  std::shared_ptr<SqliteDb> db;
+  std::unique_ptr<Storage> storage;
+  if (!OpenSqliteDb(options, &db).ok() || !NewSqliteStorage(db, &clock, &storage).ok()) _exit(3);
+  int counts[3] = {0, 0, 0};
+  for (int i = 0; i < guesses; i++) {
+    VerifyResult r;
+    Status s = storage->VerifyCode("abc", wrong, kLimits, &r);
+    if (s.ok() && r.outcome == VerifyOutcome::kInvalid) {
+      counts[0]++;
+    } else if (s.ok() && r.outcome == VerifyOutcome::kLocked) {
+      counts[1]++;
+    } else {
+      counts[2]++;
+    }
+  }
+  bool sent = write(result->fds[1], counts, sizeof counts) == static_cast<ssize_t>(sizeof counts);
+  _exit(sent ? 0 : 4);
+}
+
+TEST_CASE("SqliteStorage: a forked second process counts attempts exactly") {
+  TempDir dir;
+  const std::string path = dir.File("otpd.db");
+  const std::string wrong = HashOf("abc", "000000");
+  Pipe go, result;
+  // Fork before this process opens the file: SQLite's per-process lock
+  // bookkeeping must not be inherited by the child. Flush first, or the
+  // child's copy of buffered output could be written twice.
+  std::cout.flush();
+  std::fflush(nullptr);
+  const pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) GuessInChild(path, 32, wrong, &go, &result);
+  go.CloseRead();
+  result.CloseWrite();
+
+  FakeClock clock;
+  SqliteOptions options;
+  options.path = path;
+  std::shared_ptr<SqliteDb> db;
+  std::unique_ptr<Storage> storage;
+  Status opened = OpenSqliteDb(options, &db);
+  if (opened.ok()) opened = NewSqliteStorage(db, &clock, &storage);
+  if (opened.ok()) opened = storage->PutCode(CodeFor("abc", "123456", &clock));
+  if (opened.ok()) REQUIRE(write(go.fds[1], "g", 1) == 1);
+  go.CloseWrite();  // on failure the child sees EOF and exits
+  Tally tally;
+  if (opened.ok()) GuessInParallel({storage.get()}, 32, wrong, &tally);
+
+  int counts[3] = {-1, -1, -1};
+  const bool got = read(result.fds[0], counts, sizeof counts) == static_cast<ssize_t>(sizeof counts);
+  int wstatus = 0;
+  REQUIRE(waitpid(child, &wstatus, 0) == child);
+  REQUIRE_MESSAGE(opened.ok(), opened.ToString());
+  REQUIRE(got);
+  CHECK(WIFEXITED(wstatus));
+  CHECK(WEXITSTATUS(wstatus) == 0);
+  CHECK(counts[2] == 0);
+  CHECK(tally.other.load() == 0);
+  CHECK(counts[0] + tally.invalid.load() == 3);
+  CHECK(counts[1] + tally.locked.load() == 64 - 3);
+  CHECK(VerifyOutcomeOf(storage.get(), "abc", HashOf("abc", "123456")) == VerifyOutcome::kLocked);
+}
+
+// ---------------------------------------------------------------------------
+// SQLite: CheckWritable really writes
+
+TEST_CASE("SqliteStorage: CheckWritable fails when a write fails") {
+  SqliteStore store;
+  REQUIRE(store.storage->CheckWritable().ok());
+  SqliteConnection* conn = nullptr;
+  REQUIRE(store.db->Connection(&conn).ok());
+  // A BEGIN/ROLLBACK probe would pass this; a real write does not.
+  REQUIRE(conn->Exec("CREATE TRIGGER no_update BEFORE UPDATE ON health"
+                     " BEGIN SELECT RAISE(ABORT, 'writes refused'); END;"
+                     "CREATE TRIGGER no_insert BEFORE INSERT ON health"
+                     " BEGIN SELECT RAISE(ABORT, 'writes refused'); END;")
+              .ok());
+  Status s = store.storage->CheckWritable();
+  CHECK_FALSE(s.ok());
+  CHECK(s.message().find("writes refused") != std::string::npos);
+}
+
+TEST_CASE("SqliteStorage: CheckWritable fails when the file is gone") {
+  SqliteStore store;
+  REQUIRE(store.storage->CheckWritable().ok());
+  REQUIRE(unlink(store.db->options().path.c_str()) == 0);
+  Status s = store.storage->CheckWritable();
+  CHECK(s.code() == Status::Code::kIOError);
+  CHECK(s.message().find(store.db->options().path) != std::string::npos);
+}
+
+TEST_CASE("SqliteStorage: CheckWritable is Busy while another connection holds the write lock") {
+  SqliteStore store;
+  SqliteOptions options = store.db->options();
+  options.busy_timeout_ms = 50;
+  std::shared_ptr<SqliteDb> short_wait;
+  REQUIRE(OpenSqliteDb(options, &short_wait).ok());
+  std::unique_ptr<Storage> probe;
+  REQUIRE(NewSqliteStorage(short_wait, &store.clock, &probe).ok());
+  REQUIRE(probe->CheckWritable().ok());
+
+  SqliteConnection* holder = nullptr;
+  REQUIRE(store.db->Connection(&holder).ok());
+  {
+    SqliteTransaction txn(holder);
+    REQUIRE(txn.Begin().ok());
+    Status s = probe->CheckWritable();
+    CHECK(s.code() == Status::Code::kBusy);
+  }  // rolled back: the lock is free again
+  CHECK(probe->CheckWritable().ok());
+}
+
+}  // namespace
+}  // namespace otpd
