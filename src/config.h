@@ -1,0 +1,104 @@
+// Config: every setting of otpd in one struct, and how it is read.
+//
+// Each field is one key that works three ways with this precedence:
+//   command-line flag (--code-length or --code_length)
+//   > environment variable (OTPD_CODE_LENGTH; plus the old service's
+//     TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_PHONE_NUMBER)
+//   > config file (TOML, --config FILE or OTPD_CONFIG; key `code_length`)
+//   > the default written here.
+// otpd.conf.example documents every key. ParseInvocation validates once; a
+// bad value stops the start with one line naming the key.
+#ifndef OTPD_CONFIG_H_
+#define OTPD_CONFIG_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "status.h"
+
+namespace otpd {
+
+struct Config {
+  // --- network -----------------------------------------------------------
+  std::string listen = "127.0.0.1";  // address to bind (IPv4 or IPv6 literal)
+  int port = 8000;                   // TCP port, 1..65535
+  int threads = 128;                 // HTTP worker threads, 1..4096
+  int64_t max_body_bytes = 16384;    // request body limit (413 above), 64..1048576
+  int read_timeout = 5;              // seconds to wait for a request's bytes, 1..300
+  int write_timeout = 5;             // seconds to wait while writing an answer, 1..300
+  int keepalive_timeout = 5;         // seconds an idle keep-alive connection is kept, 0..300
+  int keepalive_max = 100;           // requests per connection before it is closed, 1..100000
+
+  // --- storage -----------------------------------------------------------
+  std::string database = "/var/lib/otpd/otpd.db";  // SQLite file
+  std::string secret;       // HMAC key for code hashes; empty: read secret_file
+  std::string secret_file;  // empty: "otpd.secret" beside the database
+  int busy_timeout_ms = 5000;       // SQLite lock wait, 1..60000
+  int purge_interval = 60;          // seconds between sweeps of expired codes, 1..86400
+
+  // --- codes -------------------------------------------------------------
+  int code_length = 6;        // digits, 4..10
+  int expiry = 300;           // seconds a code lives, 10..86400
+  int max_attempts = 3;       // wrong guesses per code, 1..100
+  int expired_grace = 600;    // seconds an expired code answers 410, 0..604800
+  std::string expose_phone = "masked";  // "masked" | "full"
+
+  // --- SMS ---------------------------------------------------------------
+  std::string sms_backend = "console";  // "console"
+  std::string sms_log_file;             // console: also append messages here
+  std::string app_name = "otpd";        // {app} in the template
+  std::string message_template =
+      "Your {app} code is {code}. It expires in {minutes} minutes.";
+  std::string twilio_account_sid;   // also TWILIO_ACCOUNT_SID
+  std::string twilio_auth_token;    // also TWILIO_AUTH_TOKEN (secret)
+  std::string twilio_phone_number;  // also TWILIO_PHONE_NUMBER
+
+  // --- logging -----------------------------------------------------------
+  std::string log_level = "info";  // "debug" | "info" | "warn" | "error"
+
+  // --- users ---------------------------------------------------------------
+  // The [users] table of the config file: user ID -> E.164 phone. Synced
+  // into the database at start. Not settable by flag or environment.
+  std::map<std::string, std::string> users;
+
+  // Where the settings came from (empty: no file).
+  std::string config_file;
+};
+
+enum class Command {
+  kServe,        // otpd, otpd serve
+  kUsersAdd,     // otpd users add ID PHONE
+  kUsersRemove,  // otpd users remove ID
+  kUsersList,    // otpd users list
+  kExit,         // --help or --version was printed: exit with exit_code
+};
+
+struct Invocation {
+  Command command = Command::kServe;
+  Config config;
+  std::vector<std::string> args;  // positional arguments of the command
+  int exit_code = 0;              // for kExit
+  std::string output;             // for kExit: text to print on stdout
+};
+
+// Parses argv, the environment (`environ`, or `env` in tests when not null:
+// "NAME=value" strings) and the config file, and validates the result.
+// InvalidArgument with one line naming the key (or the flag) on any error.
+// Never prints, exits or throws. --help/--version give kExit without reading
+// the environment or the file. Only the winning value of a key is checked,
+// so a flag can override a bad value in the file. Unknown OTPD_* variables
+// are ignored (other tools may share the prefix); unknown flags, file keys
+// and sections other than [users] are errors. `--config=` reads no file,
+// even when OTPD_CONFIG is set. On error *inv is partly filled: ignore it.
+Status ParseInvocation(int argc, const char* const* argv, const std::vector<std::string>* env,
+                       Invocation* inv);
+
+// Checks every field's range and enumeration. InvalidArgument names the
+// first bad key: "code_length = 11: must be between 4 and 10".
+Status ValidateConfig(const Config& config);
+
+}  // namespace otpd
+
+#endif  // OTPD_CONFIG_H_

@@ -1,0 +1,606 @@
+// Tests for src/config: flags, environment, config file, their precedence,
+// validation messages, subcommands, and the shipped otpd.conf.example.
+#include "config.h"
+
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "test_util.h"
+
+#ifndef OTPD_VERSION
+#define OTPD_VERSION "0.0.0"
+#endif
+
+namespace otpd {
+namespace {
+
+struct Parsed {
+  Status status;
+  Invocation inv;
+};
+
+// Runs ParseInvocation on "otpd" + args with exactly `env` as environment.
+Parsed Parse(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
+  std::vector<const char*> argv = {"otpd"};
+  for (const std::string& arg : args) argv.push_back(arg.c_str());
+  argv.push_back(nullptr);
+  Parsed out;
+  out.status = ParseInvocation(static_cast<int>(argv.size() - 1), argv.data(), &env, &out.inv);
+  return out;
+}
+
+std::string WriteFile(const TempDir& dir, const std::string& name, const std::string& text) {
+  const std::string path = dir.File(name);
+  std::ofstream(path, std::ios::binary) << text;
+  return path;
+}
+
+// Parses with `--config FILE` holding `text`.
+Parsed ParseFile(const std::string& text, std::vector<std::string> args = {},
+                 const std::vector<std::string>& env = {}) {
+  TempDir dir;
+  args.push_back("--config=" + WriteFile(dir, "otpd.conf", text));
+  return Parse(args, env);
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// "abc = 1" -> "abc"; "" unless the line starts with a key and " = ".
+std::string KeyOfLine(const std::string& line) {
+  const size_t eq = line.find(" = ");
+  if (eq == std::string::npos || eq == 0) return "";
+  const std::string key = line.substr(0, eq);
+  const char first = key[0];
+  const bool key_like = key.find_first_of(" #") == std::string::npos &&
+                        ((first >= 'a' && first <= 'z') || (first >= 'A' && first <= 'Z') ||
+                         (first >= '0' && first <= '9') || first == '_' || first == '"');
+  return key_like ? key : "";
+}
+
+// Uncomments every "# key = value" line and "# [users]". No <regex>: GCC 12
+// warns inside it under the sanitizers, and CI builds with -Werror.
+std::string Uncomment(const std::string& text) {
+  std::istringstream in(text);
+  std::string out;
+  for (std::string line; std::getline(in, line);) {
+    const bool commented = line.compare(0, 2, "# ") == 0 &&
+                           (line == "# [users]" || !KeyOfLine(line.substr(2)).empty());
+    out += (commented ? line.substr(2) : line) + "\n";
+  }
+  return out;
+}
+
+// Compares every field but users and config_file.
+void CheckSameSettings(const Config& a, const Config& b) {
+  CHECK(a.listen == b.listen);
+  CHECK(a.port == b.port);
+  CHECK(a.threads == b.threads);
+  CHECK(a.max_body_bytes == b.max_body_bytes);
+  CHECK(a.read_timeout == b.read_timeout);
+  CHECK(a.write_timeout == b.write_timeout);
+  CHECK(a.keepalive_timeout == b.keepalive_timeout);
+  CHECK(a.keepalive_max == b.keepalive_max);
+  CHECK(a.database == b.database);
+  CHECK(a.secret == b.secret);
+  CHECK(a.secret_file == b.secret_file);
+  CHECK(a.busy_timeout_ms == b.busy_timeout_ms);
+  CHECK(a.purge_interval == b.purge_interval);
+  CHECK(a.code_length == b.code_length);
+  CHECK(a.expiry == b.expiry);
+  CHECK(a.max_attempts == b.max_attempts);
+  CHECK(a.expired_grace == b.expired_grace);
+  CHECK(a.expose_phone == b.expose_phone);
+  CHECK(a.sms_backend == b.sms_backend);
+  CHECK(a.sms_log_file == b.sms_log_file);
+  CHECK(a.app_name == b.app_name);
+  CHECK(a.message_template == b.message_template);
+  CHECK(a.twilio_account_sid == b.twilio_account_sid);
+  CHECK(a.twilio_auth_token == b.twilio_auth_token);
+  CHECK(a.twilio_phone_number == b.twilio_phone_number);
+  CHECK(a.log_level == b.log_level);
+}
+
+bool Contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+// The keys --help lists, as file keys ("code_length").
+std::set<std::string> KeysInHelp() {
+  std::set<std::string> keys;
+  std::istringstream in(Parse({"--help"}).inv.output);
+  for (std::string line; std::getline(in, line);) {
+    if (line.compare(0, 4, "  --") != 0) continue;
+    std::string key = line.substr(4, line.find(' ', 4) - 4);
+    if (key == "config") continue;
+    for (char& c : key) {
+      if (c == '-') c = '_';
+    }
+    keys.insert(key);
+  }
+  return keys;
+}
+
+// ---------------------------------------------------------------------------
+
+TEST_CASE("no arguments: serve with the defaults of config.h") {
+  const Parsed p = Parse({});
+  REQUIRE(p.status.ok());
+  CHECK(p.inv.command == Command::kServe);
+  CHECK(p.inv.args.empty());
+  CheckSameSettings(p.inv.config, Config());
+  CHECK(p.inv.config.listen == "127.0.0.1");
+  CHECK(p.inv.config.port == 8000);
+  CHECK(p.inv.config.code_length == 6);
+  CHECK(p.inv.config.database == "/var/lib/otpd/otpd.db");
+  CHECK(p.inv.config.users.empty());
+  CHECK(p.inv.config.config_file.empty());
+  CHECK(ValidateConfig(Config()).ok());
+}
+
+TEST_CASE("each source alone sets a value") {
+  SUBCASE("flag") {
+    const Parsed p = Parse({"--port=9001", "--database", "/tmp/a.db", "--max-body-bytes=2048"});
+    REQUIRE(p.status.ok());
+    CHECK(p.inv.config.port == 9001);
+    CHECK(p.inv.config.database == "/tmp/a.db");
+    CHECK(p.inv.config.max_body_bytes == 2048);
+  }
+  SUBCASE("environment") {
+    const Parsed p =
+        Parse({}, {"OTPD_PORT=9002", "OTPD_DATABASE=/tmp/b.db", "OTPD_MAX_BODY_BYTES=4096"});
+    REQUIRE(p.status.ok());
+    CHECK(p.inv.config.port == 9002);
+    CHECK(p.inv.config.database == "/tmp/b.db");
+    CHECK(p.inv.config.max_body_bytes == 4096);
+  }
+  SUBCASE("config file") {
+    const Parsed p = ParseFile("port = 9003\ndatabase = \"/tmp/c.db\"\nmax_body_bytes = 8_192\n");
+    REQUIRE(p.status.ok());
+    CHECK(p.inv.config.port == 9003);
+    CHECK(p.inv.config.database == "/tmp/c.db");
+    CHECK(p.inv.config.max_body_bytes == 8192);
+    CHECK(p.inv.config.config_file.find("otpd.conf") != std::string::npos);
+  }
+}
+
+TEST_CASE("precedence: flag > env > file > default, pairwise") {
+  const std::string file = "port = 1001\n";
+  const std::string flag = "--port=1003";
+  const std::vector<std::string> env = {"OTPD_PORT=1002"};
+  CHECK(ParseFile(file).inv.config.port == 1001);
+  CHECK(ParseFile(file, {}, env).inv.config.port == 1002);
+  CHECK(ParseFile(file, {flag}).inv.config.port == 1003);
+  CHECK(Parse({flag}, env).inv.config.port == 1003);
+  CHECK(ParseFile(file, {flag}, env).inv.config.port == 1003);
+  // The file comes after the flag on the command line: still the flag wins.
+  TempDir dir;
+  const std::string path = WriteFile(dir, "otpd.conf", file);
+  CHECK(Parse({flag, "--config", path}, env).inv.config.port == 1003);
+}
+
+TEST_CASE("only the winning value is checked: a flag repairs a bad file or env value") {
+  const Parsed from_file = ParseFile("code_length = 99\n", {"--code-length=8"});
+  REQUIRE(from_file.status.ok());
+  CHECK(from_file.inv.config.code_length == 8);
+  const Parsed from_env = Parse({"--port=7"}, {"OTPD_PORT=abc"});
+  REQUIRE(from_env.status.ok());
+  CHECK(from_env.inv.config.port == 7);
+}
+
+TEST_CASE("flags: dash and underscore forms, both spacings, last one wins") {
+  CHECK(Parse({"--code-length=7"}).inv.config.code_length == 7);
+  CHECK(Parse({"--code_length=8"}).inv.config.code_length == 8);
+  CHECK(Parse({"--code_length", "9"}).inv.config.code_length == 9);
+  CHECK(Parse({"--code-length=7", "--code_length=5"}).inv.config.code_length == 5);
+  CHECK(Parse({"--code_length=5", "--code-length=7"}).inv.config.code_length == 7);
+  CHECK(Parse({"--expose_phone", "full"}).inv.config.expose_phone == "full");
+}
+
+TEST_CASE("an empty --key= value does not swallow the next argument") {
+  const Parsed p = Parse({"--sms-log-file=", "users", "list"}, {"OTPD_SMS_LOG_FILE=/tmp/x"});
+  REQUIRE(p.status.ok());
+  CHECK(p.inv.command == Command::kUsersList);
+  CHECK(p.inv.config.sms_log_file.empty());
+  const Parsed db = Parse({"--database=", "serve"});
+  CHECK(db.status.IsInvalidArgument());
+  CHECK(Contains(db.status.message(), "database must not be empty"));
+}
+
+TEST_CASE("the old service's TWILIO_* names, and OTPD_TWILIO_* over them") {
+  const std::vector<std::string> old_names = {"TWILIO_ACCOUNT_SID=AC1", "TWILIO_AUTH_TOKEN=tok1",
+                                              "TWILIO_PHONE_NUMBER=+15550000001"};
+  const Parsed p = Parse({}, old_names);
+  REQUIRE(p.status.ok());
+  CHECK(p.inv.config.twilio_account_sid == "AC1");
+  CHECK(p.inv.config.twilio_auth_token == "tok1");
+  CHECK(p.inv.config.twilio_phone_number == "+15550000001");
+  // Both orders in the environment: the OTPD_ name wins either way.
+  for (const bool otpd_first : {true, false}) {
+    std::vector<std::string> env = old_names;
+    const std::string ours = "OTPD_TWILIO_AUTH_TOKEN=tok2";
+    env.insert(otpd_first ? env.begin() : env.end(), ours);
+    CHECK(Parse({}, env).inv.config.twilio_auth_token == "tok2");
+  }
+  CHECK(Parse({"--twilio-auth-token=tok3"}, old_names).inv.config.twilio_auth_token == "tok3");
+}
+
+TEST_CASE("unknown OTPD_* environment variables are ignored") {
+  const Parsed p = Parse({}, {"OTPD_NOT_A_KEY=1", "OTPD_USERS=x", "OTPD_PORT=8123"});
+  REQUIRE(p.status.ok());
+  CHECK(p.inv.config.port == 8123);
+}
+
+TEST_CASE("config file: OTPD_CONFIG, --config over it, and --config= for none") {
+  TempDir dir;
+  const std::string a = WriteFile(dir, "a.conf", "port = 1111\n");
+  const std::string b = WriteFile(dir, "b.conf", "port = 2222\n");
+  const Parsed by_env = Parse({}, {"OTPD_CONFIG=" + a});
+  REQUIRE(by_env.status.ok());
+  CHECK(by_env.inv.config.port == 1111);
+  CHECK(by_env.inv.config.config_file == a);
+  const Parsed by_flag = Parse({"--config", b}, {"OTPD_CONFIG=" + a});
+  CHECK(by_flag.inv.config.port == 2222);
+  CHECK(by_flag.inv.config.config_file == b);
+  const Parsed none = Parse({"--config="}, {"OTPD_CONFIG=" + a});
+  REQUIRE(none.status.ok());
+  CHECK(none.inv.config.port == 8000);
+  CHECK(none.inv.config.config_file.empty());
+}
+
+TEST_CASE("config file: TOML strings, comments and line endings") {
+  const Parsed p = ParseFile(
+      "\xEF\xBB\xBF# comment\r\n"
+      "secret = \"ab#cd\\\"ef\\\\gh\\u00e9ijklmnop\"  # trailing comment\r\n"
+      "app_name = 'C:\\app #1'\n"
+      "  message_template=\"{app}:\\t{code}\"\n"
+      "\n"
+      "keepalive_timeout = +0\n");
+  REQUIRE_MESSAGE(p.status.ok(), p.status.ToString());
+  CHECK(p.inv.config.secret == "ab#cd\"ef\\gh\xC3\xA9ijklmnop");
+  CHECK(p.inv.config.app_name == "C:\\app #1");
+  CHECK(p.inv.config.message_template == "{app}:\t{code}");
+  CHECK(p.inv.config.keepalive_timeout == 0);
+}
+
+TEST_CASE("config file: the [users] table") {
+  const Parsed p = ParseFile(
+      "code_length = 8\n"
+      "[users]\n"
+      "abc = \"+11111111111\"\n"
+      "\"John.Doe\" = \"+12222222222\"\n"
+      "'jane.roe@example.com' = '+13333333333'\n"
+      "with-dash_1 = \"+14444444444\"\n");
+  REQUIRE_MESSAGE(p.status.ok(), p.status.ToString());
+  CHECK(p.inv.config.code_length == 8);
+  const std::map<std::string, std::string> want = {{"abc", "+11111111111"},
+                                                   {"John.Doe", "+12222222222"},
+                                                   {"jane.roe@example.com", "+13333333333"},
+                                                   {"with-dash_1", "+14444444444"}};
+  CHECK(p.inv.config.users == want);
+}
+
+TEST_CASE("config file: [users] errors name the user") {
+  struct Case {
+    const char* text;
+    const char* message;
+  };
+  const Case cases[] = {
+      {"[users]\nabc = +15551234567\n", "the phone of 'abc' must be a quoted string"},
+      {"[users]\nAbc = \"+15551234567\"\nabC = \"+15551234568\"\n",
+       "'Abc' and 'abC' are the same user ID"},
+      {"[users]\nabc = \"+1\"\nabc = \"+2\"\n", "'abc' appears twice in [users]"},
+      {"[users]\nbob = \"5551234567\"\n", "users: bob = '5551234567': phone must be E.164"},
+      {"[users]\njohn.doe = \"+15551234567\"\n", "dotted key john...."},
+      {"[users]\n\"\" = \"+15551234567\"\n", "user ID '' must be 1 to 128 bytes"},
+      {"[users]\n[users]\n", "[users] appears twice"},
+  };
+  for (const Case& c : cases) {
+    const Parsed p = ParseFile(c.text);
+    CHECK_MESSAGE(p.status.IsInvalidArgument(), c.text);
+    CHECK_MESSAGE(Contains(p.status.message(), c.message), p.status.message());
+    CHECK_MESSAGE(Contains(p.status.message(), "config file "), p.status.message());
+  }
+}
+
+TEST_CASE("config file: syntax and type errors name the key and line") {
+  struct Case {
+    const char* text;
+    const char* message;
+  };
+  const Case cases[] = {
+      {"cod_length = 5\n", "unknown key 'cod_length' (line 1)"},
+      {"\ncode-length = 5\n", "unknown key 'code-length' (did you mean 'code_length'?) (line 2)"},
+      {"port = \"8000\"\n", "port = \"8000\": must be an integer, without quotes (line 1)"},
+      {"port = abc\n", "cannot read the value of 'port'"},
+      {"port = 08\n", "cannot read the value of 'port'"},
+      {"port = 8.5\n", "cannot read the value of 'port'"},
+      {"listen = 127\n", "listen = 127: must be a quoted string (line 1)"},
+      {"listen = true\n", "listen = true: must be a quoted string"},
+      {"secret = 12345678901234567\n", "secret: must be a quoted string"},
+      {"listen = [\"::1\"]\n", "arrays are not supported ('listen')"},
+      {"listen = { a = 1 }\n", "inline tables are not supported ('listen')"},
+      {"app_name = \"\"\"x\"\"\"\n", "multi-line strings are not supported (value of 'app_name')"},
+      {"app_name = \"x\n", "unterminated string"},
+      {"app_name = \"\\q\"\n", "invalid escape \\q"},
+      {"app_name = \"\\u00\"\n", "invalid \\u escape"},
+      {"app_name = \"\\u0000\"\n", "invalid \\u escape"},
+      {"app_name = \"x\" y\n", "unexpected text after the value of 'app_name'"},
+      {"port = 1\nport = 2\n", "'port' appears twice (line 2)"},
+      {"port\n", "expected '=' after 'port'"},
+      {"= 5\n", "expected a key"},
+      {"[other]\nk = 1\n", "unknown section [other]; only [users] is allowed (line 1)"},
+      {"[users.extra]\n", "unknown section [users.extra]"},
+      {"[[users]]\n", "arrays of tables ([[...]]) are not supported"},
+      {"[users\n", "expected ']' after the table name"},
+  };
+  for (const Case& c : cases) {
+    const Parsed p = ParseFile(c.text);
+    CHECK_MESSAGE(p.status.IsInvalidArgument(), c.text);
+    CHECK_MESSAGE(Contains(p.status.message(), c.message), p.status.message());
+    CHECK_MESSAGE(Contains(p.status.message(), "config file "), p.status.message());
+  }
+}
+
+TEST_CASE("config file: the message names the file exactly as given") {
+  TempDir dir;
+  const std::string path = WriteFile(dir, "otpd.conf", "cod_length = 5\n");
+  const Parsed p = Parse({"--config", path});
+  CHECK(p.status.message() == "config file " + path + ": unknown key 'cod_length' (line 1)");
+}
+
+TEST_CASE("config file: missing, a directory, or unreadable") {
+  TempDir dir;
+  const Parsed missing = Parse({"--config", dir.File("nope.conf")});
+  CHECK(missing.status.IsInvalidArgument());
+  CHECK(missing.status.message() ==
+        "config file " + dir.File("nope.conf") + ": cannot read: No such file or directory");
+  const Parsed by_env = Parse({}, {"OTPD_CONFIG=" + dir.File("nope.conf")});
+  CHECK(Contains(by_env.status.message(), dir.File("nope.conf")));
+  const Parsed directory = Parse({"--config", dir.path()});
+  CHECK(directory.status.message() == "config file " + dir.path() + ": is a directory");
+}
+
+TEST_CASE("values from env and flags: messages name the source and the key") {
+  CHECK(Parse({}, {"OTPD_PORT=abc"}).status.message() == "OTPD_PORT=abc: port must be an integer");
+  CHECK(Parse({}, {"OTPD_PORT= 80"}).status.message() == "OTPD_PORT= 80: port must be an integer");
+  CHECK(Parse({"--port=80x"}).status.message() == "--port=80x: port must be an integer");
+  CHECK(Parse({"--port=99999999999999999999"}).status.message() ==
+        "--port=99999999999999999999: port must be between 0 and 65535");
+  CHECK(Parse({}, {"OTPD_CODE_LENGTH=11"}).status.message() ==
+        "OTPD_CODE_LENGTH=11: code_length must be between 4 and 10");
+  CHECK(ParseFile("code_length = 11\n")
+            .status.message()
+            .find(": code_length = 11: must be between 4 and 10 (line 1)") != std::string::npos);
+  CHECK(Parse({}, {"OTPD_EXPOSE_PHONE=partial"}).status.message() ==
+        "OTPD_EXPOSE_PHONE=partial: expose_phone must be masked or full");
+}
+
+TEST_CASE("secrets are never echoed in messages") {
+  const Parsed env = Parse({}, {"OTPD_SECRET=tooshort-XYZ"});
+  CHECK(env.status.IsInvalidArgument());
+  CHECK(Contains(env.status.message(), "OTPD_SECRET: secret must be at least 16 characters"));
+  CHECK_FALSE(Contains(env.status.message(), "XYZ"));
+  const Parsed flag = Parse({"--secret=tooshort-XYZ"});
+  CHECK(Contains(flag.status.message(), "--secret: secret must be at least 16"));
+  CHECK_FALSE(Contains(flag.status.message(), "XYZ"));
+  const Parsed file = ParseFile("secret = \"tooshort-XYZ\"\n");
+  CHECK(Contains(file.status.message(), ": secret: must be at least 16"));
+  CHECK_FALSE(Contains(file.status.message(), "XYZ"));
+  Config config;
+  config.secret = "tooshort-XYZ";
+  CHECK(ValidateConfig(config).message() ==
+        "secret: must be at least 16 characters (or unset, to use secret_file)");
+  CHECK(Parse({"--secret=0123456789abcdef"}).status.ok());
+}
+
+TEST_CASE("ValidateConfig: the exact message format") {
+  Config config;
+  config.code_length = 11;
+  const Status length = ValidateConfig(config);
+  CHECK(length.IsInvalidArgument());
+  CHECK(length.message() == "code_length = 11: must be between 4 and 10");
+  config = Config();
+  config.expose_phone = "partial";
+  CHECK(ValidateConfig(config).message() == "expose_phone = 'partial': must be masked or full");
+  config = Config();
+  config.users = {{"abc", "+1"}};
+  CHECK(ValidateConfig(config).message() ==
+        "users: abc = '+1': phone must be E.164, like +15551234567");
+  config.users = {{"ABC", "+15551234567"}, {"abc", "+15551234568"}};
+  CHECK(Contains(ValidateConfig(config).message(), "'ABC' and 'abc' are the same user ID"));
+}
+
+// Ranges from the comments in config.h: each bound is accepted, one past it
+// is refused with a message naming the key and the range.
+TEST_CASE("integer ranges, at and past each bound") {
+  struct Range {
+    const char* key;
+    int64_t min, max;
+  };
+  const Range ranges[] = {
+      {"port", 0, 65535},           {"threads", 1, 4096},          {"max_body_bytes", 64, 1048576},
+      {"read_timeout", 1, 300},     {"write_timeout", 1, 300},     {"keepalive_timeout", 0, 300},
+      {"keepalive_max", 1, 100000}, {"busy_timeout_ms", 1, 60000}, {"purge_interval", 1, 86400},
+      {"code_length", 4, 10},       {"expiry", 10, 86400},         {"max_attempts", 1, 100},
+      {"expired_grace", 0, 604800},
+  };
+  for (const Range& r : ranges) {
+    std::string flag = std::string("--") + r.key + "=";
+    for (char& c : flag) {
+      if (c == '_') c = '-';
+    }
+    const std::string range =
+        " must be between " + std::to_string(r.min) + " and " + std::to_string(r.max);
+    CHECK_MESSAGE(Parse({flag + std::to_string(r.min)}).status.ok(), r.key);
+    CHECK_MESSAGE(Parse({flag + std::to_string(r.max)}).status.ok(), r.key);
+    for (const int64_t bad : {r.min - 1, r.max + 1}) {
+      const Parsed p = Parse({flag + std::to_string(bad)});
+      CHECK_MESSAGE(p.status.message() == flag + std::to_string(bad) + ": " + r.key + range,
+                    p.status.message());
+    }
+  }
+}
+
+TEST_CASE("string keys: enumerations and forms, with the key in every message") {
+  struct Case {
+    const char* flag;
+    bool ok;
+    const char* message;
+  };
+  const Case cases[] = {
+      {"--expose-phone=full", true, ""},
+      {"--expose-phone=partial", false, "expose_phone must be masked or full"},
+      {"--sms-backend=console", true, ""},
+      {"--sms-backend=twilio", false, "sms_backend must be console"},
+      {"--log-level=debug", true, ""},
+      {"--log-level=warn", true, ""},
+      {"--log-level=error", true, ""},
+      {"--log-level=verbose", false, "log_level must be one of debug, info, warn, error"},
+      {"--log-level=INFO", false, "log_level must be one of"},
+      {"--listen=::1", true, ""},
+      {"--listen=0.0.0.0", true, ""},
+      {"--listen=::", true, ""},
+      {"--listen=localhost", false, "--listen=localhost: listen must be an IPv4 or IPv6"},
+      {"--listen=[::1]", false, "listen must be an IPv4 or IPv6"},
+      {"--listen=127.0.0.1 ", false, "listen must be an IPv4 or IPv6"},
+      {"--listen=", false, "listen must be an IPv4 or IPv6"},
+      {"--database=", false, "database must not be empty"},
+      {"--message-template=Code: {code}", true, ""},
+      {"--message-template=Code: {cod}", false, "message_template must contain {code}"},
+  };
+  for (const Case& c : cases) {
+    const Parsed p = Parse({c.flag});
+    CHECK_MESSAGE(p.status.ok() == c.ok, c.flag, ": ", p.status.ToString());
+    if (!c.ok) CHECK_MESSAGE(Contains(p.status.message(), c.message), p.status.message());
+  }
+}
+
+TEST_CASE("unknown flags and stray arguments are errors naming them") {
+  const Parsed flag = Parse({"--cod-length=5"});
+  CHECK(flag.status.IsInvalidArgument());
+  CHECK(Contains(flag.status.message(), "--cod-length=5"));
+  const Parsed stray = Parse({"serve", "extra"});
+  CHECK(stray.status.IsInvalidArgument());
+  CHECK(Contains(stray.status.message(), "extra"));
+  const Parsed missing_value = Parse({"--port"});
+  CHECK(Contains(missing_value.status.message(), "--port"));
+}
+
+TEST_CASE("subcommands, with options before and after them") {
+  const Parsed serve = Parse({"serve", "--port=9100"});
+  REQUIRE(serve.status.ok());
+  CHECK(serve.inv.command == Command::kServe);
+  CHECK(serve.inv.config.port == 9100);
+
+  const Parsed add = Parse({"users", "add", "abc", "+1555", "--database", "x.db"});
+  REQUIRE(add.status.ok());
+  CHECK(add.inv.command == Command::kUsersAdd);
+  CHECK(add.inv.args == std::vector<std::string>{"abc", "+1555"});
+  CHECK(add.inv.config.database == "x.db");
+
+  const Parsed list = Parse({"--database", "x.db", "users", "list"});
+  REQUIRE(list.status.ok());
+  CHECK(list.inv.command == Command::kUsersList);
+  CHECK(list.inv.args.empty());
+  CHECK(list.inv.config.database == "x.db");
+
+  const Parsed remove = Parse({"--port=9200", "users", "--database=y.db", "remove", "Bob"});
+  REQUIRE(remove.status.ok());
+  CHECK(remove.inv.command == Command::kUsersRemove);
+  CHECK(remove.inv.args == std::vector<std::string>{"Bob"});
+  CHECK(remove.inv.config.port == 9200);
+  CHECK(remove.inv.config.database == "y.db");
+}
+
+TEST_CASE("subcommand errors") {
+  const Parsed users = Parse({"users"});
+  CHECK(users.status.IsInvalidArgument());
+  CHECK(users.status.message() ==
+        "otpd users: missing command; use 'otpd users add ID PHONE', 'otpd users remove ID' "
+        "or 'otpd users list'");
+  const Parsed add = Parse({"users", "add", "abc"});
+  CHECK(add.status.IsInvalidArgument());
+  CHECK(Contains(add.status.message(), "PHONE"));
+  CHECK(Parse({"users", "frobnicate"}).status.IsInvalidArgument());
+  CHECK(Parse({"users", "list", "extra"}).status.IsInvalidArgument());
+}
+
+TEST_CASE("--help and --version exit 0 with their text") {
+  for (const char* flag : {"--help", "-h"}) {
+    const Parsed p = Parse({flag}, {"OTPD_PORT=abc"});  // help needs no valid config
+    REQUIRE(p.status.ok());
+    CHECK(p.inv.command == Command::kExit);
+    CHECK(p.inv.exit_code == 0);
+    CHECK(Contains(p.inv.output, "Usage: otpd [OPTIONS] [SUBCOMMAND]"));
+    CHECK(Contains(p.inv.output, "--code-length INT=6"));
+    CHECK(Contains(p.inv.output, "[env OTPD_CODE_LENGTH]"));
+    CHECK_FALSE(Contains(p.inv.output, ",--code_length"));  // the alias is not listed
+  }
+  const Parsed serve = Parse({"serve", "--help"}, {"OTPD_CONFIG=/nonexistent/otpd.conf"});
+  REQUIRE(serve.status.ok());
+  CHECK(serve.inv.command == Command::kExit);
+  CHECK(serve.inv.output == Parse({"--help"}).inv.output);  // serve's options are all options
+  CHECK(Contains(serve.inv.output, "--code-length INT=6"));
+  const Parsed add = Parse({"users", "add", "-h"});
+  CHECK(add.inv.command == Command::kExit);
+  CHECK(Contains(add.inv.output, "Usage: otpd users add [OPTIONS] ID PHONE"));
+  for (const char* flag : {"--version", "-V"}) {
+    const Parsed p = Parse({flag});
+    REQUIRE(p.status.ok());
+    CHECK(p.inv.command == Command::kExit);
+    CHECK(p.inv.exit_code == 0);
+    CHECK(p.inv.output == "otpd " OTPD_VERSION "\n");
+  }
+}
+
+TEST_CASE("argc 0 and a null argv mean no arguments") {
+  Invocation inv;
+  const std::vector<std::string> env;
+  CHECK(ParseInvocation(0, nullptr, &env, &inv).ok());
+  CHECK(inv.command == Command::kServe);
+}
+
+// Tests run from the repository root.
+TEST_CASE("otpd.conf.example parses as shipped and says nothing but the defaults") {
+  const std::string text = ReadFile("otpd.conf.example");
+  REQUIRE(text.size() > 1000);
+  const Parsed p = Parse({"--config", "otpd.conf.example"});
+  REQUIRE_MESSAGE(p.status.ok(), p.status.ToString());
+  CheckSameSettings(p.inv.config, Config());
+  CHECK(p.inv.config.users.empty());
+  CHECK(p.inv.config.config_file == "otpd.conf.example");
+}
+
+TEST_CASE("otpd.conf.example uncommented: every key, each at its default") {
+  const std::string text = Uncomment(ReadFile("otpd.conf.example"));
+  const Parsed p = ParseFile(text);
+  REQUIRE_MESSAGE(p.status.ok(), p.status.ToString());
+  CheckSameSettings(p.inv.config, Config());
+  const std::map<std::string, std::string> users = {{"abc", "+11111111111"},
+                                                    {"john.doe", "+12222222222"}};
+  CHECK(p.inv.config.users == users);
+
+  // The uncommented top-level keys are exactly the keys --help lists.
+  std::set<std::string> in_file;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line) && line != "[users]";) {
+    const std::string key = KeyOfLine(line);
+    if (!key.empty()) in_file.insert(key);
+  }
+  const std::set<std::string> in_help = KeysInHelp();
+  CHECK(in_help.size() == 26);
+  CHECK(in_file == in_help);
+}
+
+}  // namespace
+}  // namespace otpd
