@@ -1,0 +1,183 @@
+#include "otp_service.h"
+
+#include <doctest/doctest.h>
+#include <sqlite3.h>
+
+#include "otp_stack.h"
+
+namespace otpd {
+namespace {
+
+SendResult Send(OtpStack& s, const std::string& user) {
+  SendResult r;
+  REQUIRE(s.service->SendCode(user, &r).ok());
+  return r;
+}
+
+VerifyCodeResult Verify(OtpStack& s, const std::string& user, const std::string& code) {
+  VerifyCodeResult r;
+  REQUIRE(s.service->VerifyCode(user, code, &r).ok());
+  return r;
+}
+
+// A code that is certainly not `code`.
+std::string Wrong(const std::string& code) {
+  std::string w = code;
+  w[0] = w[0] == '9' ? '0' : static_cast<char>(w[0] + 1);
+  return w;
+}
+
+void RawSql(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  char* err = nullptr;
+  int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+  CHECK_MESSAGE(rc == SQLITE_OK, (err ? err : ""));
+  sqlite3_free(err);
+  sqlite3_close(db);
+}
+
+}  // namespace
+
+TEST_CASE("SendCode texts a fresh code that verifies once") {
+  OtpStack s;
+  SendResult sent = Send(s, "abc");
+  CHECK(sent.outcome == SendOutcome::kSent);
+  CHECK(sent.phone == "+11111111111");
+  REQUIRE(s.sms.count() == 1);
+  CHECK(s.sms.messages()[0].to == "+11111111111");
+  const std::string code = s.sms.LastCode();
+  CHECK(code.size() == 6);
+  CHECK(s.sms.messages()[0].body == "Your otpd code is " + code + ". It expires in 5 minutes.");
+  CHECK(Verify(s, "abc", code).store.outcome == VerifyOutcome::kOk);
+  CHECK(Verify(s, "abc", code).store.outcome == VerifyOutcome::kNotFound);
+}
+
+TEST_CASE("User IDs are case-insensitive and come back lower-cased") {
+  OtpStack s;
+  SendResult sent = Send(s, "ABC");
+  CHECK(sent.outcome == SendOutcome::kSent);
+  CHECK(sent.user_id == "abc");
+  VerifyCodeResult r = Verify(s, "aBc", s.sms.LastCode());
+  CHECK(r.user_id == "abc");
+  CHECK(r.store.outcome == VerifyOutcome::kOk);
+}
+
+TEST_CASE("Unknown user and user without phone: nothing stored, nothing sent") {
+  OtpStack s;
+  CHECK(Send(s, "nobody").outcome == SendOutcome::kUserNotFound);
+  RawSql(s.dir.File("otpd.db"), "INSERT INTO users(user_id, phone) VALUES ('nophone', NULL)");
+  CHECK(Send(s, "nophone").outcome == SendOutcome::kPhoneNotFound);
+  CHECK(s.sms.count() == 0);
+  CHECK(Verify(s, "nophone", "123456").store.outcome == VerifyOutcome::kNotFound);
+}
+
+TEST_CASE("A new send replaces the earlier code and its attempt counter") {
+  OtpStack s;
+  Send(s, "abc");
+  const std::string first = s.sms.LastCode();
+  CHECK(Verify(s, "abc", Wrong(first)).store.attempts_remaining == 2);
+  Send(s, "abc");
+  const std::string second = s.sms.LastCode();
+  if (first != second) {
+    VerifyCodeResult old = Verify(s, "abc", first);
+    CHECK(old.store.outcome == VerifyOutcome::kInvalid);
+    CHECK(old.store.attempts_remaining == 2);  // the counter restarted at the new send
+  }
+  CHECK(Verify(s, "abc", second).store.outcome == VerifyOutcome::kOk);
+}
+
+TEST_CASE("Attempts count down 2, 1, 0, then every try is locked until a new send") {
+  OtpStack s;
+  Send(s, "abc");
+  const std::string code = s.sms.LastCode();
+  for (int left = 2; left >= 0; left--) {
+    VerifyCodeResult r = Verify(s, "abc", Wrong(code));
+    CHECK(r.store.outcome == VerifyOutcome::kInvalid);
+    CHECK(r.store.attempts_remaining == left);
+  }
+  s.clock.AdvanceSeconds(100);
+  VerifyCodeResult locked = Verify(s, "abc", code);
+  CHECK(locked.store.outcome == VerifyOutcome::kLocked);
+  CHECK(locked.retry_after_s == 200);  // until the code's expiry
+  CHECK(Verify(s, "abc", Wrong(code)).store.outcome == VerifyOutcome::kLocked);
+  Send(s, "abc");
+  CHECK(Verify(s, "abc", s.sms.LastCode()).store.outcome == VerifyOutcome::kOk);
+}
+
+TEST_CASE("Expired codes answer kExpired through the grace period, then kNotFound") {
+  OtpOptions o;
+  o.expiry_ms = 300000;
+  o.expired_grace_ms = 600000;
+  OtpStack s(o);
+  Send(s, "abc");
+  const std::string code = s.sms.LastCode();
+  s.clock.Advance(299999);
+  Send(s, "abc");  // replaced: start over with a known issue time
+  const std::string fresh = s.sms.LastCode();
+  s.clock.Advance(300000);
+  CHECK(Verify(s, "abc", fresh).store.outcome == VerifyOutcome::kExpired);
+  s.clock.Advance(599999);
+  CHECK(Verify(s, "abc", fresh).store.outcome == VerifyOutcome::kExpired);
+  s.clock.Advance(1);
+  CHECK(Verify(s, "abc", fresh).store.outcome == VerifyOutcome::kNotFound);
+  (void)code;
+}
+
+TEST_CASE("A code is still good one millisecond before expiry") {
+  OtpStack s;
+  Send(s, "abc");
+  s.clock.Advance(299999);
+  CHECK(Verify(s, "abc", s.sms.LastCode()).store.outcome == VerifyOutcome::kOk);
+}
+
+TEST_CASE("An SMS failure leaves no code active, not even the earlier one") {
+  OtpStack s;
+  Send(s, "abc");
+  const std::string earlier = s.sms.LastCode();
+  s.failing.FailWith(21211);
+  SendResult r = Send(s, "abc");
+  CHECK(r.outcome == SendOutcome::kSmsFailed);
+  CHECK(r.receipt.provider_code == 21211);
+  CHECK(Verify(s, "abc", earlier).store.outcome == VerifyOutcome::kNotFound);
+  s.failing.Heal();
+  CHECK(Send(s, "abc").outcome == SendOutcome::kSent);
+  CHECK(Verify(s, "abc", s.sms.LastCode()).store.outcome == VerifyOutcome::kOk);
+}
+
+TEST_CASE("Code length and the message template follow the options") {
+  OtpOptions o;
+  o.code_length = 10;
+  o.expiry_ms = 90000;
+  o.app_name = "Acme";
+  o.message_template = "{app}: {code} ({minutes} min)";
+  OtpStack s(o);
+  Send(s, "abc");
+  const std::string code = s.sms.LastCode();
+  CHECK(code.size() == 10);
+  CHECK(s.sms.messages()[0].body == "Acme: " + code + " (2 min)");
+}
+
+TEST_CASE("Non-digit and wrong-length passcodes are plain wrong codes") {
+  OtpStack s;
+  Send(s, "abc");
+  CHECK(Verify(s, "abc", "abcdef").store.outcome == VerifyOutcome::kInvalid);
+  CHECK(Verify(s, "abc", s.sms.LastCode() + "0").store.outcome == VerifyOutcome::kInvalid);
+  CHECK(Verify(s, "abc", s.sms.LastCode()).store.outcome == VerifyOutcome::kOk);
+}
+
+TEST_CASE("PurgeExpired removes codes past expiry plus grace only") {
+  OtpStack s;
+  REQUIRE(s.users->Upsert("def", "+12222222222").ok());
+  Send(s, "abc");
+  s.clock.AdvanceSeconds(500);
+  Send(s, "def");
+  s.clock.AdvanceSeconds(400);  // abc: expired 600 s ago; def: 100 s ago
+  int64_t purged = -1;
+  REQUIRE(s.service->PurgeExpired(&purged).ok());
+  CHECK(purged == 1);
+  CHECK(Verify(s, "def", "000000").store.outcome == VerifyOutcome::kExpired);
+}
+
+}  // namespace otpd
