@@ -1,0 +1,76 @@
+// HttpApi: the HTTP contract (../shared/CONTRACT.md) as plain functions from
+// a request to an answer, with no socket and no HTTP library in sight.
+//
+// It parses and validates JSON bodies (422 in FastAPI's shape), calls the
+// OtpService, and maps every outcome and Status to a status code and JSON
+// body. http_server.cpp adapts it to cpp-httplib; tests and the fuzz target
+// call Handle directly. Thread-safe: Handle is const and the service is.
+#ifndef OTPD_HTTP_API_H_
+#define OTPD_HTTP_API_H_
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "otp_service.h"
+#include "status.h"
+#include "storage.h"
+
+namespace otpd {
+
+struct HttpRequest {
+  std::string method;     // "GET", "POST", ...
+  std::string path;       // without the query string
+  std::string body;
+  std::string client_ip;  // the socket peer
+};
+
+struct HttpAnswer {
+  int status = 200;
+  std::string body;  // JSON
+  std::vector<std::pair<std::string, std::string>> headers;  // beyond Content-Type
+};
+
+struct HttpApiOptions {
+  bool expose_full_phone = false;  // expose_phone = "full"
+  size_t max_passcode_bytes = 64;  // longer passcodes are a 422
+};
+
+struct Route {
+  const char* path;
+  const char* method;
+};
+
+class HttpApi {
+ public:
+  // `service` and `storage` must outlive the object.
+  HttpApi(OtpService* service, Storage* storage, const HttpApiOptions& options);
+
+  // Routes and answers one request. Unknown paths answer 404, known paths
+  // with another method 405 (with Allow). Never throws for any input.
+  HttpAnswer Handle(const HttpRequest& request) const;
+
+  // Every (path, method) Handle serves; HEAD is implied for GET.
+  static const std::vector<Route>& Routes();
+
+ private:
+  HttpAnswer SendCode(const HttpRequest& request) const;
+  HttpAnswer VerifyCode(const HttpRequest& request) const;
+  HttpAnswer Ready() const;
+
+  OtpService* const service_;
+  Storage* const storage_;
+  const HttpApiOptions options_;
+};
+
+// {"detail": "<text>"}: the shape FastAPI used for 404, 405, 413 and the like.
+HttpAnswer PlainError(int status, const std::string& detail);
+
+// The single mapping of an internal failure (a non-OK Status from the
+// service) to an answer: Busy/Unavailable/IOError -> 503 with Retry-After,
+// anything else -> 500. The message never carries internals.
+HttpAnswer StatusToAnswer(const Status& status, const std::string& user_id);
+
+}  // namespace otpd
+
+#endif  // OTPD_HTTP_API_H_

@@ -1,0 +1,287 @@
+#include "http_server.h"
+
+#include <httplib.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+
+#include "log.h"
+
+namespace otpd {
+namespace {
+
+using httplib::Request;
+using httplib::Response;
+using Handled = httplib::Server::HandlerResponse;
+
+// cpp-httplib keeps its listening socket protected; we need it to set a
+// real backlog (the library's is 5).
+class ListeningServer : public httplib::Server {
+ public:
+  int listening_fd() const { return svr_sock_; }
+};
+
+thread_local std::chrono::steady_clock::time_point t_request_start;
+thread_local bool t_request_started = false;
+
+bool EqualsIgnoreCase(const std::string& a, const char* b) {
+  return strcasecmp(a.c_str(), b) == 0;
+}
+
+// Content-Length as the client sent it: -1 when absent, -2 when repeated
+// or not a plain decimal number that fits.
+int64_t ContentLength(const Request& req) {
+  const size_t n = req.get_header_value_count("Content-Length");
+  if (n == 0) return -1;
+  if (n > 1) return -2;
+  const std::string v = req.get_header_value("Content-Length");
+  if (v.empty() || v.size() > 15) return -2;
+  int64_t len = 0;
+  for (char c : v) {
+    if (c < '0' || c > '9') return -2;
+    len = len * 10 + (c - '0');
+  }
+  return len;
+}
+
+void ApplyAnswer(const HttpAnswer& a, Response* res) {
+  res->status = a.status;
+  for (const auto& h : a.headers) res->set_header(h.first.c_str(), h.second);
+  res->set_content(a.body, "application/json");
+}
+
+// Answers and closes the connection: the content provider writes the body
+// and then reports failure, the one way this library version closes after
+// a response (an unread request body must not be parsed as a request).
+void AnswerAndClose(const HttpAnswer& a, Response* res) {
+  res->status = a.status;
+  for (const auto& h : a.headers) res->set_header(h.first.c_str(), h.second);
+  res->set_header("Connection", "close");
+  auto body = std::make_shared<std::string>(a.body);
+  res->set_content_provider(body->size(), "application/json",
+                            [body](size_t offset, size_t length, httplib::DataSink& sink) {
+                              sink.write(body->data() + offset, length);
+                              return false;
+                            });
+}
+
+const char* ReasonText(int status) {
+  switch (status) {
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 411: return "Length Required";
+    case 413: return "Request body too large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 416: return "Range Not Satisfiable";
+    case 417: return "Expectation Failed";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "Error";
+  }
+}
+
+}  // namespace
+
+class HttpServer::Impl {
+ public:
+  Impl(const HttpServerOptions& options, const HttpApi* api) : options_(options), api_(api) {
+    Configure();
+  }
+
+  ListeningServer server;
+
+  void RunLoop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stop_requested_) return;
+      running_ = true;
+    }
+    server.listen_after_bind();
+    std::lock_guard<std::mutex> lock(mu_);
+    running_ = false;
+    cv_.notify_all();
+  }
+
+  // The library's stop() does nothing until its accept loop has started,
+  // so a Stop racing a starting Run keeps asking until it takes effect.
+  bool StopAndWait() {
+    std::lock_guard<std::mutex> stop_lock(stop_mu_);
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.shutdown_deadline_ms);
+    std::unique_lock<std::mutex> lock(mu_);
+    stop_requested_ = true;
+    while (running_) {
+      if (server.is_running() && server.listening_fd() != INVALID_SOCKET) {
+        lock.unlock();
+        server.stop();
+        lock.lock();
+      }
+      if (std::chrono::steady_clock::now() >= deadline) return false;
+      cv_.wait_for(lock, std::chrono::milliseconds(10));
+    }
+    return true;
+  }
+
+  Status Bind(int* port) {
+    const std::string where = options_.host + ":" + std::to_string(options_.port);
+    if (options_.port == 0) {
+      *port = server.bind_to_any_port(options_.host);
+      if (*port <= 0) return Status::IOError("cannot listen on " + options_.host + ": " + strerror(errno));
+    } else {
+      if (!server.bind_to_port(options_.host, options_.port)) {
+        return Status::IOError("cannot listen on " + where + ": " + strerror(errno));
+      }
+      *port = options_.port;
+    }
+    // The library listens with a backlog of 5; widen it on the same socket.
+    if (::listen(server.listening_fd(), options_.backlog) != 0) {
+      return Status::IOError("listen(" + where + "): " + strerror(errno));
+    }
+    return Status::OK();
+  }
+
+ private:
+  void Configure();
+  Handled Guard(const Request& req, Response& res) const;
+  void Serve(const Request& req, Response& res, const httplib::ContentReader* reader) const;
+  void AccessLog(const Request& req, const Response& res) const;
+
+  const HttpServerOptions options_;
+  const HttpApi* const api_;
+  std::mutex stop_mu_;  // one Stop at a time
+  std::mutex mu_;       // guards the two flags below
+  std::condition_variable cv_;
+  bool running_ = false;
+  bool stop_requested_ = false;
+};
+
+void HttpServer::Impl::Configure() {
+  const size_t threads = static_cast<size_t>(options_.threads);
+  server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  server.set_tcp_nodelay(true);
+  server.set_keep_alive_max_count(static_cast<size_t>(options_.keepalive_max));
+  server.set_keep_alive_timeout(options_.keepalive_timeout_s);
+  server.set_read_timeout(options_.read_timeout_s, 0);
+  server.set_write_timeout(options_.write_timeout_s, 0);
+  server.set_payload_max_length(options_.max_body_bytes);
+  server.set_expect_100_continue_handler([this](const Request& req, Response&) {
+    const int64_t len = ContentLength(req);
+    return len >= 0 && static_cast<size_t>(len) <= options_.max_body_bytes ? 100 : 417;
+  });
+  server.set_pre_routing_handler(
+      [this](const Request& req, Response& res) { return Guard(req, res); });
+  server.Get(".*", [this](const Request& req, Response& res) { Serve(req, res, nullptr); });
+  server.Post(".*", [this](const Request& req, Response& res, const httplib::ContentReader& r) {
+    Serve(req, res, &r);
+  });
+  server.set_error_handler(httplib::Server::HandlerWithResponse([](const Request&, Response& res) {
+    // Fill in a JSON body only where the library produced a bare error.
+    if (!res.body.empty() || res.content_provider_) return Handled::Unhandled;
+    res.set_content(PlainError(res.status, ReasonText(res.status)).body, "application/json");
+    return Handled::Handled;
+  }));
+  server.set_exception_handler([](const Request& req, Response& res, std::exception_ptr ep) {
+    std::string what = "unknown exception";
+    try {
+      if (ep) std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    Log(LogLevel::kError, "unhandled exception", {{"path", req.path}, {"error", what}});
+    ApplyAnswer(PlainError(500, "Internal Server Error"), &res);
+  });
+  server.set_logger([this](const Request& req, const Response& res) { AccessLog(req, res); });
+}
+
+// Runs after the headers are parsed and before any body is read.
+Handled HttpServer::Impl::Guard(const Request& req, Response& res) const {
+  t_request_start = std::chrono::steady_clock::now();
+  t_request_started = true;
+  const bool is_post = req.method == "POST";
+  if (!is_post && req.method != "GET" && req.method != "HEAD") {
+    HttpRequest r{req.method, req.path, std::string(), req.remote_addr};
+    AnswerAndClose(api_->Handle(r), &res);
+    return Handled::Handled;
+  }
+  const int64_t len = ContentLength(req);
+  const bool has_te = req.has_header("Transfer-Encoding");
+  const bool chunked = has_te && req.get_header_value_count("Transfer-Encoding") == 1 &&
+                       EqualsIgnoreCase(req.get_header_value("Transfer-Encoding"), "chunked");
+  int refuse = 0;
+  std::string why;
+  if (len == -2) {
+    refuse = 400, why = "Invalid Content-Length";
+  } else if (has_te && (!is_post || !chunked || len != -1)) {
+    refuse = 400, why = "Unsupported Transfer-Encoding";
+  } else if (req.has_header("Content-Encoding")) {
+    refuse = 415, why = "Content-Encoding is not supported";
+  } else if (!is_post && len > 0) {
+    refuse = 400, why = "A body is not allowed on " + req.method;
+  } else if (is_post && len == -1 && !chunked) {
+    refuse = 411, why = "Length Required";
+  } else if (len > 0 && static_cast<size_t>(len) > options_.max_body_bytes) {
+    refuse = 413, why = "Request body too large";
+  }
+  if (refuse == 0) return Handled::Unhandled;
+  AnswerAndClose(PlainError(refuse, why), &res);
+  return Handled::Handled;
+}
+
+void HttpServer::Impl::Serve(const Request& req, Response& res,
+                             const httplib::ContentReader* reader) const {
+  HttpRequest r{req.method, req.path, std::string(), req.remote_addr};
+  if (reader != nullptr) {
+    // Bounded even for chunked bodies, which the library does not limit.
+    bool too_large = false;
+    bool ok = (*reader)([&](const char* data, size_t n) {
+      if (r.body.size() + n > options_.max_body_bytes) {
+        too_large = true;
+        return false;
+      }
+      r.body.append(data, n);
+      return true;
+    });
+    if (too_large || !ok) {
+      AnswerAndClose(too_large ? PlainError(413, "Request body too large")
+                               : PlainError(400, "Incomplete request body"),
+                     &res);
+      return;
+    }
+  }
+  ApplyAnswer(api_->Handle(r), &res);
+}
+
+void HttpServer::Impl::AccessLog(const Request& req, const Response& res) const {
+  if (!LogEnabled(LogLevel::kInfo)) return;
+  std::string latency = "-";
+  if (t_request_started) {
+    auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                  std::chrono::steady_clock::now() - t_request_start)
+                  .count();
+    latency = std::to_string(us / 1000) + "." + std::to_string(us % 1000 / 100) + "ms";
+    t_request_started = false;
+  }
+  Log(LogLevel::kInfo, "request",
+      {{"method", req.method}, {"path", req.path}, {"status", std::to_string(res.status)},
+       {"latency", latency}, {"client", req.remote_addr}});
+}
+
+HttpServer::HttpServer(const HttpServerOptions& options, const HttpApi* api)
+    : impl_(new Impl(options, api)) {}
+
+HttpServer::~HttpServer() { Stop(); }
+
+Status HttpServer::Bind() { return impl_->Bind(&port_); }
+
+void HttpServer::Run() { impl_->RunLoop(); }
+
+bool HttpServer::Stop() { return impl_->StopAndWait(); }
+
+}  // namespace otpd
