@@ -35,6 +35,21 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
+// In a forked child: points stdout/stderr at the given files (empty: keep)
+// and execs otpd with `args`. Never returns.
+[[noreturn]] void ExecOtpd(const std::vector<std::string>& args, const std::string& out,
+                           const std::string& err) {
+  if (!out.empty()) dup2(open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600), 1);
+  if (!err.empty()) dup2(open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600), 2);
+  std::string bin = Binary();
+  std::vector<char*> argv;
+  argv.push_back(&bin[0]);
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  execv(bin.c_str(), argv.data());
+  _exit(127);
+}
+
 struct CommandResult {
   int exit_code = -1;
   std::string out;
@@ -46,19 +61,7 @@ CommandResult RunOtpd(const TempDir& dir, const std::vector<std::string>& args) 
   const std::string out = dir.File("cmd.out"), err = dir.File("cmd.err");
   pid_t pid = fork();
   REQUIRE(pid >= 0);
-  if (pid == 0) {
-    int o = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    int e = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    dup2(o, 1);
-    dup2(e, 2);
-    std::vector<char*> argv;
-    std::string bin = Binary();
-    argv.push_back(&bin[0]);
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(bin.c_str(), argv.data());
-    _exit(127);
-  }
+  if (pid == 0) ExecOtpd(args, out, err);
   int status = 0;
   waitpid(pid, &status, 0);
   CommandResult r;
@@ -75,17 +78,7 @@ class OtpdProcess {
       : log_(dir.File(name + ".log")) {
     pid_ = fork();
     REQUIRE(pid_ >= 0);
-    if (pid_ == 0) {
-      int e = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      dup2(e, 2);
-      std::vector<char*> argv;
-      std::string bin = Binary();
-      argv.push_back(&bin[0]);
-      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      execv(bin.c_str(), argv.data());
-      _exit(127);
-    }
+    if (pid_ == 0) ExecOtpd(args, "", log_);
     WaitForPort();
   }
   ~OtpdProcess() {
@@ -163,16 +156,6 @@ std::string LastCode(const std::string& sms_log, const std::string& phone) {
   return code;
 }
 
-std::string VerifyBody(const std::string& user, const std::string& code) {
-  return "{\"user_id\":\"" + user + "\",\"passcode\":\"" + code + "\"}";
-}
-
-std::string Wrong(const std::string& code) {
-  std::string w = code;
-  w[0] = w[0] == '9' ? '0' : static_cast<char>(w[0] + 1);
-  return w;
-}
-
 // Fires one wrong guess per client at once; returns the count per status.
 std::map<int, int> ConcurrentWrongGuesses(const std::vector<const OtpdProcess*>& nodes, int n,
                                           const std::string& code) {
@@ -185,7 +168,7 @@ std::map<int, int> ConcurrentWrongGuesses(const std::vector<const OtpdProcess*>&
       httplib::Client cli = nodes[static_cast<size_t>(i) % nodes.size()]->Client();
       ready++;
       while (!go) std::this_thread::yield();
-      auto res = cli.Post("/verify-code", VerifyBody("abc", Wrong(code)), "application/json");
+      auto res = cli.Post("/verify-code", VerifyJson("abc", WrongCode(code)), "application/json");
       statuses[static_cast<size_t>(i)] = res ? res->status : -1;
     });
   }
@@ -210,7 +193,7 @@ TEST_CASE("otpd binary: send and verify a code, read from sms_log_file") {
         R"({"message":"OTP sent successfully via SMS","user_id":"abc","phone":"+1*******111"})");
   const std::string code = LastCode(dir.File("sms.log"), "+11111111111");
   REQUIRE(code.size() == 6);
-  res = cli.Post("/verify-code", VerifyBody("abc", code), "application/json");
+  res = cli.Post("/verify-code", VerifyJson("abc", code), "application/json");
   REQUIRE(res);
   CHECK(res->status == 200);
   // Quoted keys of the [users] table work, case-insensitively.
@@ -234,7 +217,7 @@ TEST_CASE("otpd binary: 64 concurrent wrong guesses consume exactly max_attempts
   std::map<int, int> counts = ConcurrentWrongGuesses({&otpd}, 64, code);
   CHECK(counts[400] == 3);
   CHECK(counts[429] == 61);
-  auto res = cli.Post("/verify-code", VerifyBody("abc", code), "application/json");
+  auto res = cli.Post("/verify-code", VerifyJson("abc", code), "application/json");
   REQUIRE(res);
   CHECK(res->status == 429);  // locked: the right code too
   CHECK(res->get_header_value("Retry-After") != "");
@@ -255,10 +238,10 @@ TEST_CASE("otpd binary: two processes on one database file share codes and count
   // Sent by b, verified by a.
   REQUIRE(cb.Post("/send-code", R"({"user_id":"abc"})", "application/json")->status == 200);
   code = LastCode(dir.File("b.sms"), "+11111111111");
-  auto res = ca.Post("/verify-code", VerifyBody("abc", code), "application/json");
+  auto res = ca.Post("/verify-code", VerifyJson("abc", code), "application/json");
   REQUIRE(res);
   CHECK(res->status == 200);
-  res = cb.Post("/verify-code", VerifyBody("abc", code), "application/json");
+  res = cb.Post("/verify-code", VerifyJson("abc", code), "application/json");
   REQUIRE(res);
   CHECK(res->status == 404);  // single use across processes
 }

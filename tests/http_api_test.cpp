@@ -15,16 +15,6 @@ std::string Header(const HttpAnswer& a, const std::string& name) {
   return "";
 }
 
-std::string VerifyBody(const std::string& user, const std::string& code) {
-  return "{\"user_id\":\"" + user + "\",\"passcode\":\"" + code + "\"}";
-}
-
-std::string Wrong(const std::string& code) {
-  std::string w = code;
-  w[0] = w[0] == '9' ? '0' : static_cast<char>(w[0] + 1);
-  return w;
-}
-
 // Forwards to a real store until told to fail (leveldb's ErrorEnv).
 class FailingStorage : public Storage {
  public:
@@ -98,10 +88,10 @@ TEST_CASE("POST /send-code 500 sms_failed carries the provider's code") {
 TEST_CASE("POST /verify-code 200, then 404 for the same code") {
   OtpStack s;
   const std::string code = s.SendAndRead("abc");
-  HttpAnswer a = s.Post("/verify-code", VerifyBody("ABC", code));
+  HttpAnswer a = s.Post("/verify-code", VerifyJson("ABC", code));
   CHECK(a.status == 200);
   CHECK(a.body == R"({"success":true,"message":"OTP verified successfully","user_id":"abc"})");
-  a = s.Post("/verify-code", VerifyBody("abc", code));
+  a = s.Post("/verify-code", VerifyJson("abc", code));
   CHECK(a.status == 404);
   CHECK(a.body == R"({"detail":{"success":false,"message":"No OTP found for this user or OTP )"
                   R"(has expired","user_id":"abc","error_type":"not_found"}})");
@@ -111,13 +101,13 @@ TEST_CASE("POST /verify-code 400 x3 counting down, then 429 with Retry-After") {
   OtpStack s;
   const std::string code = s.SendAndRead("abc");
   for (int left = 2; left >= 0; left--) {
-    HttpAnswer a = s.Post("/verify-code", VerifyBody("abc", Wrong(code)));
+    HttpAnswer a = s.Post("/verify-code", VerifyJson("abc", WrongCode(code)));
     CHECK(a.status == 400);
     CHECK(a.body == R"({"detail":{"success":false,"message":"Invalid OTP. )" + std::to_string(left) +
                         R"( attempts remaining","user_id":"abc","error_type":"invalid_code",)"
                         R"("attempts_remaining":)" + std::to_string(left) + "}}");
   }
-  HttpAnswer a = s.Post("/verify-code", VerifyBody("abc", code));  // the right code
+  HttpAnswer a = s.Post("/verify-code", VerifyJson("abc", code));  // the right code
   CHECK(a.status == 429);
   CHECK(a.body == R"({"detail":{"success":false,"message":"Too many failed attempts",)"
                   R"("user_id":"abc","error_type":"too_many_attempts","retry_after":300}})");
@@ -128,18 +118,18 @@ TEST_CASE("POST /verify-code 410 while an expired code is remembered, then 404")
   OtpStack s;
   const std::string code = s.SendAndRead("abc");
   s.clock.AdvanceSeconds(300);
-  HttpAnswer a = s.Post("/verify-code", VerifyBody("abc", code));
+  HttpAnswer a = s.Post("/verify-code", VerifyJson("abc", code));
   CHECK(a.status == 410);
   CHECK(a.body == R"({"detail":{"success":false,"message":"OTP has expired","user_id":"abc",)"
                   R"("error_type":"expired"}})");
   s.clock.AdvanceSeconds(600);
-  CHECK(s.Post("/verify-code", VerifyBody("abc", code)).status == 404);
+  CHECK(s.Post("/verify-code", VerifyJson("abc", code)).status == 404);
 }
 
 TEST_CASE("POST /verify-code: a non-digit passcode is a wrong code, not a 422") {
   OtpStack s;
   s.SendAndRead("abc");
-  HttpAnswer a = s.Post("/verify-code", VerifyBody("abc", "12ab56"));
+  HttpAnswer a = s.Post("/verify-code", VerifyJson("abc", "12ab56"));
   CHECK(a.status == 400);
   CHECK(a.body.find("\"attempts_remaining\":2") != std::string::npos);
 }
@@ -227,7 +217,7 @@ TEST_CASE("Store failures answer 503 with Retry-After (or 500), never a contract
   OtpService service(OtpOptions(), &failing, s.users.get(), &s.sms, &s.clock, &s.random, &s.hasher);
   HttpApi api(&service, &failing, HttpApiOptions());
   failing.fail = Status::Busy("database is locked");
-  HttpAnswer a = api.Handle(HttpRequest{"POST", "/verify-code", VerifyBody("abc", "123456"), ""});
+  HttpAnswer a = api.Handle(HttpRequest{"POST", "/verify-code", VerifyJson("abc", "123456"), ""});
   CHECK(a.status == 503);
   CHECK(Header(a, "Retry-After") == "1");
   CHECK(a.body.find("locked") == std::string::npos);  // no internals leak

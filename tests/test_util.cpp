@@ -49,6 +49,16 @@ Status FailingSmsSender::Send(const std::string& to, const std::string& body,
   return target_->Send(to, body, receipt);
 }
 
+std::string WrongCode(const std::string& code) {
+  std::string w = code;
+  if (!w.empty()) w[0] = w[0] == '9' ? '0' : static_cast<char>(w[0] + 1);
+  return w;
+}
+
+std::string VerifyJson(const std::string& user, const std::string& code) {
+  return "{\"user_id\":\"" + user + "\",\"passcode\":\"" + code + "\"}";
+}
+
 std::string FindCode(const std::string& text) {
   size_t i = text.find_first_of("0123456789");
   if (i == std::string::npos) return std::string();

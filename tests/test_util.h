@@ -71,6 +71,12 @@ class FailingSmsSender : public SmsSender {
   std::atomic<int> fail_code_{0};
 };
 
+// A code of the same length that is certainly not `code`.
+std::string WrongCode(const std::string& code);
+
+// {"user_id":"<user>","passcode":"<code>"}
+std::string VerifyJson(const std::string& user, const std::string& code);
+
 // The first run of `length` or more digits in `text` ("" when none).
 std::string FindCode(const std::string& text);
 
