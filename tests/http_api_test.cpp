@@ -37,13 +37,20 @@ class FailingStorage : public Storage {
   Storage* target_;
 };
 
+// The contract tests below go over a real loopback socket to an in-process
+// server on an ephemeral port, so they see exactly what a client sees.
+struct HttpStack : OtpStack {
+  explicit HttpStack(const OtpOptions& o = OtpOptions(), const HttpApiOptions& a = HttpApiOptions())
+      : OtpStack(o, a, Transport::kHttp) {}
+};
+
 const char kMissingUserId[] =
     R"({"detail":[{"loc":["body","user_id"],"msg":"field required","type":"value_error.missing"}]})";
 
 }  // namespace
 
 TEST_CASE("POST /send-code 200: the contract body, phone masked by default") {
-  OtpStack s;
+  HttpStack s;
   HttpAnswer a = s.Post("/send-code", R"({"user_id": "ABC"})");
   CHECK(a.status == 200);
   CHECK(a.body ==
@@ -53,14 +60,14 @@ TEST_CASE("POST /send-code 200: the contract body, phone masked by default") {
 TEST_CASE("POST /send-code 200 with expose_phone = full returns the stored number") {
   HttpApiOptions full;
   full.expose_full_phone = true;
-  OtpStack s(OtpOptions(), full);
+  HttpStack s(OtpOptions(), full);
   HttpAnswer a = s.Post("/send-code", R"({"user_id":"abc"})");
   CHECK(a.body ==
         R"({"message":"OTP sent successfully via SMS","user_id":"abc","phone":"+11111111111"})");
 }
 
 TEST_CASE("POST /send-code 404 user_not_found and phone_not_found") {
-  OtpStack s;
+  HttpStack s;
   HttpAnswer a = s.Post("/send-code", R"({"user_id":"Nobody"})");
   CHECK(a.status == 404);
   CHECK(a.body == R"({"detail":{"success":false,"message":"User not found","user_id":"nobody",)"
@@ -77,7 +84,7 @@ TEST_CASE("POST /send-code 404 user_not_found and phone_not_found") {
 }
 
 TEST_CASE("POST /send-code 500 sms_failed carries the provider's code") {
-  OtpStack s;
+  HttpStack s;
   s.failing.FailWith(21610);
   HttpAnswer a = s.Post("/send-code", R"({"user_id":"abc"})");
   CHECK(a.status == 500);
@@ -86,7 +93,7 @@ TEST_CASE("POST /send-code 500 sms_failed carries the provider's code") {
 }
 
 TEST_CASE("POST /verify-code 200, then 404 for the same code") {
-  OtpStack s;
+  HttpStack s;
   const std::string code = s.SendAndRead("abc");
   HttpAnswer a = s.Post("/verify-code", VerifyJson("ABC", code));
   CHECK(a.status == 200);
@@ -98,7 +105,7 @@ TEST_CASE("POST /verify-code 200, then 404 for the same code") {
 }
 
 TEST_CASE("POST /verify-code 400 x3 counting down, then 429 with Retry-After") {
-  OtpStack s;
+  HttpStack s;
   const std::string code = s.SendAndRead("abc");
   for (int left = 2; left >= 0; left--) {
     HttpAnswer a = s.Post("/verify-code", VerifyJson("abc", WrongCode(code)));
@@ -115,7 +122,7 @@ TEST_CASE("POST /verify-code 400 x3 counting down, then 429 with Retry-After") {
 }
 
 TEST_CASE("POST /verify-code 410 while an expired code is remembered, then 404") {
-  OtpStack s;
+  HttpStack s;
   const std::string code = s.SendAndRead("abc");
   s.clock.AdvanceSeconds(300);
   HttpAnswer a = s.Post("/verify-code", VerifyJson("abc", code));
@@ -127,7 +134,7 @@ TEST_CASE("POST /verify-code 410 while an expired code is remembered, then 404")
 }
 
 TEST_CASE("POST /verify-code: a non-digit passcode is a wrong code, not a 422") {
-  OtpStack s;
+  HttpStack s;
   s.SendAndRead("abc");
   HttpAnswer a = s.Post("/verify-code", VerifyJson("abc", "12ab56"));
   CHECK(a.status == 400);
@@ -135,7 +142,7 @@ TEST_CASE("POST /verify-code: a non-digit passcode is a wrong code, not a 422") 
 }
 
 TEST_CASE("422: the body is not JSON, or not an object") {
-  OtpStack s;
+  HttpStack s;
   for (const char* body : {"", "not json", "{\"user_id\":", "\xff\xfe"}) {
     HttpAnswer a = s.Post("/send-code", body);
     CHECK(a.status == 422);
@@ -151,7 +158,7 @@ TEST_CASE("422: the body is not JSON, or not an object") {
 }
 
 TEST_CASE("422: missing, ill-typed, empty and overlong fields") {
-  OtpStack s;
+  HttpStack s;
   CHECK(s.Post("/send-code", "{}").body == kMissingUserId);
   CHECK(s.Post("/send-code", R"({"user_id":null})").body == kMissingUserId);
   CHECK(s.Post("/send-code", R"({"userid":"abc"})").status == 422);
@@ -172,7 +179,7 @@ TEST_CASE("422: missing, ill-typed, empty and overlong fields") {
 }
 
 TEST_CASE("422: verify-code lists every bad field, user_id first") {
-  OtpStack s;
+  HttpStack s;
   HttpAnswer a = s.Post("/verify-code", "{}");
   CHECK(a.status == 422);
   CHECK(a.body == R"({"detail":[{"loc":["body","user_id"],"msg":"field required",)"
@@ -185,34 +192,34 @@ TEST_CASE("422: verify-code lists every bad field, user_id first") {
 }
 
 TEST_CASE("Unknown fields are ignored, as the old service did") {
-  OtpStack s;
+  HttpStack s;
   CHECK(s.Post("/send-code", R"({"user_id":"abc","extra":[1,2]})").status == 200);
 }
 
 TEST_CASE("Unknown path 404 and wrong method 405, both JSON") {
-  OtpStack s;
-  HttpAnswer a = s.api->Handle(HttpRequest{"GET", "/nope", "", "127.0.0.1"});
+  HttpStack s;
+  HttpAnswer a = s.Get("/nope");
   CHECK(a.status == 404);
   CHECK(a.body == R"({"detail":"Not Found"})");
-  a = s.api->Handle(HttpRequest{"GET", "/send-code", "", "127.0.0.1"});
+  a = s.Get("/send-code");
   CHECK(a.status == 405);
   CHECK(a.body == R"({"detail":"Method Not Allowed"})");
   CHECK(Header(a, "Allow") == "POST");
-  a = s.api->Handle(HttpRequest{"DELETE", "/healthz", "", "127.0.0.1"});
+  a = s.Request("DELETE", "/healthz");
   CHECK(a.status == 405);
   CHECK(Header(a, "Allow") == "GET, HEAD");
 }
 
 TEST_CASE("/healthz and /readyz") {
-  OtpStack s;
-  HttpAnswer a = s.api->Handle(HttpRequest{"GET", "/healthz", "", "::1"});
+  HttpStack s;
+  HttpAnswer a = s.Get("/healthz");
   CHECK(a.status == 200);
   CHECK(a.body == R"({"status":"ok"})");
-  CHECK(s.api->Handle(HttpRequest{"GET", "/readyz", "", "::1"}).status == 200);
+  CHECK(s.Get("/readyz").status == 200);
 }
 
 TEST_CASE("Store failures answer 503 with Retry-After (or 500), never a contract error") {
-  OtpStack s;
+  HttpStack s;
   FailingStorage failing(s.storage.get());
   OtpService service(OtpOptions(), &failing, s.users.get(), &s.sms, &s.clock, &s.random, &s.hasher);
   HttpApi api(&service, &failing, HttpApiOptions());
@@ -225,6 +232,38 @@ TEST_CASE("Store failures answer 503 with Retry-After (or 500), never a contract
   CHECK(api.Handle(HttpRequest{"GET", "/readyz", "", ""}).status == 503);
   failing.fail = Status::Internal("boom");
   CHECK(api.Handle(HttpRequest{"POST", "/send-code", R"({"user_id":"abc"})", ""}).status == 500);
+}
+
+}  // namespace otpd
+
+namespace otpd {
+
+TEST_CASE("No input, however malformed, produces a 5xx") {
+  OtpStack s;  // direct: thousands of requests
+  s.SendAndRead("abc");
+  SeededRandom random(99);
+  const std::string seeds[] = {R"({"user_id":"abc"})", R"({"user_id":"abc","passcode":"123456"})",
+                               R"({"user_id":["a"],"passcode":{"x":null}})", "[]", ""};
+  const char alphabet[] = "{}[]\",:\\0123456789abcu \x00\xff\xc3\xa9\n";
+  for (int i = 0; i < 20000; i++) {
+    uint8_t r[4];
+    REQUIRE(random.Fill(r, sizeof r).ok());
+    std::string body = seeds[r[0] % 5];
+    for (int k = 0; k < 1 + r[1] % 4; k++) {  // a few byte edits
+      uint8_t e[3];
+      REQUIRE(random.Fill(e, sizeof e).ok());
+      const size_t at = body.empty() ? 0 : e[0] % body.size();
+      const char c = alphabet[e[1] % (sizeof alphabet - 1)];
+      if (e[2] % 3 == 0 || body.empty()) body.insert(at, 1, c);
+      else if (e[2] % 3 == 1) body[at] = c;
+      else body.erase(at, 1);
+    }
+    const char* path = r[2] % 2 ? "/send-code" : "/verify-code";
+    HttpAnswer a = s.Post(path, body);
+    CAPTURE(body);
+    REQUIRE(a.status < 500);
+    REQUIRE_FALSE(a.body.empty());
+  }
 }
 
 }  // namespace otpd

@@ -1,5 +1,7 @@
 #include "otp_stack.h"
 
+#include <httplib.h>
+
 #include <stdexcept>
 
 namespace otpd {
@@ -10,7 +12,8 @@ void Check(const Status& s) {
 }
 }  // namespace
 
-OtpStack::OtpStack(const OtpOptions& options, const HttpApiOptions& api_options) {
+OtpStack::OtpStack(const OtpOptions& options, const HttpApiOptions& api_options,
+                   Transport transport) {
   SqliteOptions db_options;
   db_options.path = dir.File("otpd.db");
   Check(OpenSqliteDb(db_options, &db));
@@ -20,11 +23,43 @@ OtpStack::OtpStack(const OtpOptions& options, const HttpApiOptions& api_options)
   service.reset(new OtpService(options, storage.get(), users.get(), &failing, &clock, &random,
                                &hasher));
   api.reset(new HttpApi(service.get(), storage.get(), api_options));
+  if (transport == Transport::kHttp) {
+    HttpServerOptions server_options;
+    server_options.port = 0;
+    server_options.threads = 8;
+    server.reset(new HttpServer(server_options, api.get()));
+    Check(server->Bind());
+    server_thread = std::thread([this] { server->Run(); });
+  }
+}
+
+OtpStack::~OtpStack() {
+  if (server) {
+    server->Stop();
+    server_thread.join();
+  }
+}
+
+HttpAnswer OtpStack::Request(const std::string& method, const std::string& path,
+                             const std::string& body) {
+  if (!server) return api->Handle(HttpRequest{method, path, body, "127.0.0.1"});
+  httplib::Client cli("127.0.0.1", server->port());
+  httplib::Result res = method == "POST"     ? cli.Post(path.c_str(), body, "application/json")
+                        : method == "DELETE" ? cli.Delete(path.c_str())
+                                             : cli.Get(path.c_str());
+  if (!res) throw std::runtime_error("no answer over HTTP: " + httplib::to_string(res.error()));
+  HttpAnswer a;
+  a.status = res->status;
+  a.body = res->body;
+  for (const auto& h : res->headers) a.headers.emplace_back(h.first, h.second);
+  return a;
 }
 
 HttpAnswer OtpStack::Post(const std::string& path, const std::string& body) {
-  return api->Handle(HttpRequest{"POST", path, body, "127.0.0.1"});
+  return Request("POST", path, body);
 }
+
+HttpAnswer OtpStack::Get(const std::string& path) { return Request("GET", path); }
 
 std::string OtpStack::SendAndRead(const std::string& user) {
   HttpAnswer a = Post("/send-code", "{\"user_id\":\"" + user + "\"}");

@@ -7,9 +7,11 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "code_hash.h"
 #include "http_api.h"
+#include "http_server.h"
 #include "otp_service.h"
 #include "sqlite_db.h"
 #include "storage.h"
@@ -18,12 +20,22 @@
 
 namespace otpd {
 
+// How requests reach the API: straight to HttpApi::Handle, or over a real
+// loopback socket to an in-process HttpServer on an ephemeral port.
+enum class Transport { kDirect, kHttp };
+
 struct OtpStack {
   explicit OtpStack(const OtpOptions& options = OtpOptions(),
-                    const HttpApiOptions& api_options = HttpApiOptions());
+                    const HttpApiOptions& api_options = HttpApiOptions(),
+                    Transport transport = Transport::kDirect);
+  ~OtpStack();
 
-  // Answers of the API for a POST with `body`.
+  // The answer to a POST of `body` / a GET, through the stack's transport.
+  // Over HTTP, every response header is in HttpAnswer::headers.
   HttpAnswer Post(const std::string& path, const std::string& body);
+  HttpAnswer Get(const std::string& path);
+  HttpAnswer Request(const std::string& method, const std::string& path,
+                     const std::string& body = "");
   // Sends a code to `user` through the API and returns it from the fake SMS.
   std::string SendAndRead(const std::string& user);
 
@@ -38,6 +50,8 @@ struct OtpStack {
   std::unique_ptr<UserDirectory> users;
   std::unique_ptr<OtpService> service;
   std::unique_ptr<HttpApi> api;
+  std::unique_ptr<HttpServer> server;  // kHttp only
+  std::thread server_thread;
 };
 
 }  // namespace otpd
