@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -118,14 +119,20 @@ class SqliteConnection {
   explicit SqliteConnection(sqlite3* db) : db_(db) {}
   Status Configure(const SqliteOptions& options);
 
+  int busy_timeout_ms_ = 5000;  // read by the busy handler
+  std::mutex* write_mutex_ = nullptr;  // the handle's; taken by SqliteTransaction
+  friend class SqliteTransaction;
+  friend class SqliteDb;
   sqlite3* db_;
   std::unordered_map<std::string, sqlite3_stmt*> statements_;
 };
 
 // BEGIN IMMEDIATE ... COMMIT on one connection. The write lock is taken at
 // Begin(), so a transaction that reads and then writes never loses a race
-// with another thread or process. The destructor rolls back unless Commit()
-// succeeded. Not thread-safe; declare it before the statements it covers so
+// with another thread or process. Within one process, writers first queue
+// on the handle's writer mutex (they sleep until it is free instead of
+// polling SQLite's lock), so only other processes meet the busy handler.
+// The destructor rolls back unless Commit() succeeded. Not thread-safe; declare it before the statements it covers so
 // they are reset first.
 class SqliteTransaction {
  public:
@@ -143,7 +150,13 @@ class SqliteTransaction {
  private:
   SqliteConnection* conn_;
   bool open_ = false;
+  std::unique_lock<std::mutex> writer_;  // held from Begin to the end
 };
+
+// Runs `body` inside one write transaction on `conn` and commits it; on any
+// failure rolls back and returns the failure. For single-statement writes
+// too, so every in-process writer queues on the same mutex.
+Status WriteTransaction(SqliteConnection* conn, const std::function<Status()>& body);
 
 // The open database: made only by OpenSqliteDb, shared by the Storage and
 // UserDirectory built on it. Thread-safe; see the top of this file.
@@ -185,6 +198,7 @@ class SqliteDb : public std::enable_shared_from_this<SqliteDb> {
   ino_t ino_ = 0;
 
   std::mutex mu_;  // guards connections_; held only to add or remove one
+  std::mutex write_mutex_;  // one writer at a time in this process
   std::unordered_map<SqliteConnection*, std::unique_ptr<SqliteConnection>> connections_;
 };
 

@@ -75,21 +75,24 @@ Status SqliteStorage::PutCode(const StoredCode& code) {
   SqliteConnection* conn = nullptr;
   Status s = db_->Connection(&conn);
   if (!s.ok()) return s;
-  SqliteStatement stmt;
-  s = conn->Prepare(kPutSql, &stmt);
-  if (!s.ok()) return s;
-  stmt.BindText(1, code.user_id);
-  stmt.BindBlob(2, code.code_hash);
-  stmt.BindInt64(3, code.issued_at_ms);
-  stmt.BindInt64(4, code.expires_at_ms);
-  return stmt.Run();
+  return WriteTransaction(conn, [&] {
+    SqliteStatement stmt;
+    Status ps = conn->Prepare(kPutSql, &stmt);
+    if (!ps.ok()) return ps;
+    stmt.BindText(1, code.user_id);
+    stmt.BindBlob(2, code.code_hash);
+    stmt.BindInt64(3, code.issued_at_ms);
+    stmt.BindInt64(4, code.expires_at_ms);
+    return stmt.Run();
+  });
 }
 
 Status SqliteStorage::DeleteCode(const std::string& user_id, const std::string& code_hash) {
   SqliteConnection* conn = nullptr;
   Status s = db_->Connection(&conn);
   if (!s.ok()) return s;
-  return RunForUser(conn, kDeleteMatchingSql, user_id, &code_hash);
+  return WriteTransaction(conn,
+                          [&] { return RunForUser(conn, kDeleteMatchingSql, user_id, &code_hash); });
 }
 
 Status SqliteStorage::ReadCode(SqliteConnection* conn, const std::string& user_id, bool* found,
@@ -148,14 +151,10 @@ Status SqliteStorage::VerifyCode(const std::string& user_id, const std::string& 
   SqliteConnection* conn = nullptr;
   Status s = db_->Connection(&conn);
   if (!s.ok()) return s;
-  SqliteTransaction txn(conn);
-  s = txn.Begin();
-  if (!s.ok()) return s;
   VerifyResult decided;
-  s = VerifyLocked(conn, user_id, code_hash, limits, &decided);
-  if (s.ok()) s = txn.Commit();
+  s = WriteTransaction(conn, [&] { return VerifyLocked(conn, user_id, code_hash, limits, &decided); });
   if (s.ok()) *result = decided;
-  return s;  // on failure txn's destructor rolls back
+  return s;
 }
 
 Status SqliteStorage::PurgeExpired(int64_t grace_ms, int64_t* purged) {
@@ -163,14 +162,16 @@ Status SqliteStorage::PurgeExpired(int64_t grace_ms, int64_t* purged) {
   SqliteConnection* conn = nullptr;
   Status s = db_->Connection(&conn);
   if (!s.ok()) return s;
-  SqliteStatement stmt;
-  s = conn->Prepare(kPurgeSql, &stmt);
-  if (!s.ok()) return s;
-  // expires_at + grace <= now, written so the index on expires_at is used.
-  stmt.BindInt64(1, clock_->NowMillis() - grace_ms);
-  s = stmt.Run();
-  if (s.ok()) *purged = conn->Changes();
-  return s;
+  return WriteTransaction(conn, [&] {
+    SqliteStatement stmt;
+    Status ps = conn->Prepare(kPurgeSql, &stmt);
+    if (!ps.ok()) return ps;
+    // expires_at + grace <= now, written so the index on expires_at is used.
+    stmt.BindInt64(1, clock_->NowMillis() - grace_ms);
+    ps = stmt.Run();
+    if (ps.ok()) *purged = conn->Changes();
+    return ps;
+  });
 }
 
 // A real committed write, so a read-only file or file system, a full disk or
@@ -182,11 +183,13 @@ Status SqliteStorage::CheckWritable() {
   SqliteConnection* conn = nullptr;
   s = db_->Connection(&conn);
   if (!s.ok()) return s;
-  SqliteStatement stmt;
-  s = conn->Prepare(kHealthSql, &stmt);
-  if (!s.ok()) return s;
-  stmt.BindInt64(1, clock_->NowMillis());
-  return stmt.Run();
+  return WriteTransaction(conn, [&] {
+    SqliteStatement stmt;
+    Status ps = conn->Prepare(kHealthSql, &stmt);
+    if (!ps.ok()) return ps;
+    stmt.BindInt64(1, clock_->NowMillis());
+    return stmt.Run();
+  });
 }
 
 }  // namespace

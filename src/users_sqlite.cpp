@@ -148,8 +148,9 @@ Status SqliteUserDirectory::Upsert(const std::string& user_id, const std::string
   Status s = ValidateUser(user_id, phone);
   SqliteConnection* conn = nullptr;
   if (s.ok()) s = db_->Connection(&conn);
-  if (s.ok()) s = RunUpsert(conn, kUpsertSql, NormalizeUserId(user_id), phone);
-  return s;
+  if (!s.ok()) return s;
+  return WriteTransaction(
+      conn, [&] { return RunUpsert(conn, kUpsertSql, NormalizeUserId(user_id), phone); });
 }
 
 Status SqliteUserDirectory::Remove(const std::string& user_id) {

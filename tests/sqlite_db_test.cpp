@@ -111,11 +111,10 @@ TEST_CASE("OpenSqliteDb sets WAL mode and the current schema version") {
 TEST_CASE("Each connection carries the configured settings") {
   TempDir dir;
   SqliteOptions options = OptionsFor(dir.File("otpd.db"));
-  options.busy_timeout_ms = 1234;
   options.mmap_size = 1 << 20;
   std::shared_ptr<SqliteDb> db;
   REQUIRE(OpenSqliteDb(options, &db).ok());
-  std::string busy, mmap, sync, fk;
+  std::string mmap, sync, fk;
   std::thread worker([&] {  // a connection other than the one that migrated
     SqliteConnection* conn = nullptr;
     if (!db->Connection(&conn).ok()) return;
@@ -125,16 +124,68 @@ TEST_CASE("Each connection carries the configured settings") {
       if (!conn->Prepare(sql, &stmt).ok() || !stmt.Step(&row).ok() || !row) return std::string();
       return stmt.ColumnText(0);
     };
-    busy = read("PRAGMA busy_timeout");
     mmap = read("PRAGMA mmap_size");
     sync = read("PRAGMA synchronous");
     fk = read("PRAGMA foreign_keys");
   });
   worker.join();
-  CHECK(busy == "1234");
   CHECK(mmap == std::to_string(1 << 20));
   CHECK(sync == "1");  // NORMAL
   CHECK(fk == "1");
+}
+
+TEST_CASE("A writer waits busy_timeout_ms for another process's lock, then Busy") {
+  TempDir dir;
+  SqliteOptions options = OptionsFor(dir.File("otpd.db"));
+  options.busy_timeout_ms = 300;
+  std::shared_ptr<SqliteDb> db;
+  REQUIRE(OpenSqliteDb(options, &db).ok());
+  SqliteConnection* conn = nullptr;
+  REQUIRE(db->Connection(&conn).ok());
+  RawDb other(options.path);  // stands for another process
+  REQUIRE(other.Exec("BEGIN IMMEDIATE") == SQLITE_OK);
+  auto start = std::chrono::steady_clock::now();
+  Status s = WriteTransaction(conn, [] { return Status::OK(); });
+  auto waited = std::chrono::steady_clock::now() - start;
+  CHECK(s.code() == Status::Code::kBusy);
+  CHECK(waited >= std::chrono::milliseconds(290));
+  CHECK(waited < std::chrono::milliseconds(2000));
+  // Released while we wait: the writer gets the lock without failing.
+  std::thread release([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    other.Exec("COMMIT");
+  });
+  s = WriteTransaction(conn, [] { return Status::OK(); });
+  release.join();
+  CHECK(s.ok());
+}
+
+TEST_CASE("Writers in one process queue on the handle's mutex, not on SQLite's lock") {
+  TempDir dir;
+  SqliteOptions options = OptionsFor(dir.File("otpd.db"));
+  options.busy_timeout_ms = 1;  // SQLite's lock alone would fail most of them
+  std::shared_ptr<SqliteDb> db;
+  REQUIRE(OpenSqliteDb(options, &db).ok());
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; t++) {
+    threads.emplace_back([&] {
+      SqliteConnection* conn = nullptr;
+      if (!db->Connection(&conn).ok()) {
+        failures++;
+        return;
+      }
+      for (int i = 0; i < 50; i++) {
+        Status s = WriteTransaction(conn, [&] {
+          std::this_thread::sleep_for(std::chrono::microseconds(200));  // hold the lock
+          return conn->Exec("INSERT OR REPLACE INTO health (id, checked_at) VALUES (1, 1)");
+        });
+        if (!s.ok()) failures++;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(failures == 0);
 }
 
 TEST_CASE("Reopening a database changes nothing") {
