@@ -32,7 +32,7 @@ LIB_OBJS  := $(LIB_SRCS:%.cpp=$(BUILD)/%.o)
 TEST_OBJS := $(TEST_SRCS:%.cpp=$(BUILD)/%.o)
 MAIN_OBJ  := $(BUILD)/main.o
 
-.PHONY: all deps run test check asan clean
+.PHONY: all deps run test check asan bench clean
 all: otpd otpd_test
 
 deps:
@@ -76,7 +76,13 @@ asan: deps
 	  build-asan/otpd build-asan/otpd_test
 	OTPD_BIN=build-asan/otpd ASAN_OPTIONS=detect_leaks=1 build-asan/otpd_test
 
+# Throughput and latency against a bare cpp-httplib server measured in the
+# same run; writes bench/results.md (see README, Performance).
+bench: deps
+	@./third_party/install.sh third_party/packages-bench.txt
+	bench/run.sh
+
 clean:
-	rm -rf build build-asan otpd otpd_test libotpd.a
+	rm -rf build build-asan build-bench otpd otpd_test libotpd.a
 
 -include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(MAIN_OBJ:.o=.d)

@@ -1,0 +1,53 @@
+#!/bin/sh
+# Writes bench/results.md from run.sh's measurements and prints one summary
+# line. Arguments: RESULTS STARTUP_MS STORAGE DURATION CONNECTIONS WRK_THREADS THREADS
+set -eu
+RESULTS=$1 STARTUP=$2 STORAGE=$3 DURATION=$4 CONNECTIONS=$5 WRK_THREADS=$6 THREADS=$7
+OUT=bench/results.md
+{
+  echo "# otpd benchmark results"
+  echo
+  echo "Produced by \`make bench\` on $(date -u '+%Y-%m-%d %H:%M UTC'); regenerate, do not edit."
+  echo
+  echo "Machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n1), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), Linux $(uname -r)."
+  echo "Load: wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s on the same host (loopback); server pool $THREADS threads; otpd built -O2 -DNDEBUG, SQLite WAL, synchronous=NORMAL, log_level=warn."
+  echo
+  echo "| run | req/s | ratio to baseline | p50 ms | p99 ms | p99.9 ms | socket errors | 5xx | 2xx | peak RSS MB |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "$RESULTS" | awk -F'|' 'NF >= 9 {
+      if ($1 == "baseline") base = $2
+      printf "| %s | %d | %.2f | %.2f | %.2f | %.2f | %d | %d | %d | %.1f |\n",
+             $1, $2, $2 / base, $3 / 1000, $4 / 1000, $5 / 1000, $6, $7, $8, $9 / 1024 }'
+  echo
+  echo "verify-code mixes right and wrong guesses over the seeded users, so its answers are 200,"
+  echo "400, 404 (a code already used) and 429 (a code locked): all timed, none an error."
+  echo
+  echo "Startup to first answered request, 1 000 000 users and live codes: **${STARTUP} ms**."
+  echo
+  echo "Storage alone (no HTTP, bench/storage_bench.cpp):"
+  echo
+  echo "$STORAGE" | sed 's/^/    /'
+  echo
+  echo "## Targets"
+  echo
+  echo "| target | measured | met |"
+  echo "|---|---|---|"
+  echo "$RESULTS" | awk -F'|' -v startup="$STARTUP" '
+    NF >= 9 { rps[$1] = $2; p99[$1] = $4; rss[$1] = $9 }
+    function row(name, value, ok) { printf "| %s | %s | %s |\n", name, value, ok ? "yes" : "**no**" }
+    END {
+      b = rps["baseline"]
+      row("verify-code >= 0.6x baseline req/s", sprintf("%.2fx", rps["verify-code"] / b), rps["verify-code"] >= 0.6 * b)
+      row("send-code >= 0.5x baseline req/s", sprintf("%.2fx", rps["send-code"] / b), rps["send-code"] >= 0.5 * b)
+      row("verify-code p99 <= 3x baseline p99", sprintf("%.1fx", p99["verify-code"] / p99["baseline"]), p99["verify-code"] <= 3 * p99["baseline"])
+      row("send-code p99 <= 3x baseline p99", sprintf("%.1fx", p99["send-code"] / p99["baseline"]), p99["send-code"] <= 3 * p99["baseline"])
+      row("RSS after the verify run < 30 MB", sprintf("%.1f MB", rss["verify-code"] / 1024), rss["verify-code"] < 30 * 1024)
+      row("1M users: verify within 20% of 100k", sprintf("%.2fx", rps["verify-code-1m"] / rps["verify-code"]), rps["verify-code-1m"] >= 0.8 * rps["verify-code"])
+      row("startup with 1M users < 100 ms", startup " ms", startup < 100)
+    }'
+} > "$OUT"
+echo "$RESULTS" | awk -F'|' -v startup="$STARTUP" '
+  NF >= 9 { rps[$1] = $2 }
+  END { b = rps["baseline"]
+        printf "bench: baseline %d req/s; verify %.2fx; send %.2fx; verify@1M %.2fx of 100k; startup %s ms (bench/results.md)\n",
+               b, rps["verify-code"] / b, rps["send-code"] / b, rps["verify-code-1m"] / rps["verify-code"], startup }'

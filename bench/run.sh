@@ -1,0 +1,95 @@
+#!/bin/sh
+# make bench: measures otpd against the ceiling of its HTTP layer, on
+# loopback, and writes bench/results.md. Bounded: about 2 minutes on 2 cores.
+#   DURATION (s, default 8), CONNECTIONS (32), WRK_THREADS (2), THREADS (128)
+set -eu
+cd "$(dirname "$0")/.."
+B=build-bench
+BENCH_DIR=$(pwd)/bench
+export BENCH_DIR
+DURATION=${DURATION:-8}
+CONNECTIONS=${CONNECTIONS:-32}
+WRK_THREADS=${WRK_THREADS:-2}
+THREADS=${THREADS:-128}
+SECRET=bench-secret-0123456789abcdef
+TMP=$(mktemp -d /tmp/otpd_bench.XXXXXX)
+PIDS=""
+cleanup() {
+  for p in $PIDS; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT INT TERM
+
+RESULTS=""  # lines: name|rps|p50|p99|p999|socket_errors|5xx|2xx|rss_kb
+
+# wrk_run NAME SCRIPT PORT PID USERS
+wrk_run() {
+  out=$(BENCH_USERS=$5 wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" \
+        -s "bench/$2" "http://127.0.0.1:$3" 2>&1)
+  line=$(echo "$out" | grep '^RESULT' || { echo "$out" >&2; exit 1; })
+  rss=$(awk '/VmHWM/ {print $2}' "/proc/$4/status")
+  v() { echo "$line" | tr ' ' '\n' | awk -F= -v k="$1" '$1 == k {print $2}'; }
+  rps=$(awk -v r="$(v requests)" -v d="$(v duration_us)" 'BEGIN {printf "%.0f", r / (d / 1e6)}')
+  RESULTS="$RESULTS$1|$rps|$(v p50_us)|$(v p99_us)|$(v p999_us)|$(v socket_errors)|$(v status_5xx)|$(v status_2xx)|$rss
+"
+  echo "  $1: $rps req/s, p99 $(v p99_us) us, rss $rss kB" >&2
+}
+
+# start_otpd DB EXTRA_ARGS...: starts otpd on a free port; sets PORT, PID.
+start_otpd() {
+  db=$1
+  shift
+  PORT=$("$B/startup" --free-port)
+  "$B/otpd" serve --port "$PORT" --database "$db" --secret "$SECRET" --log-level warn \
+    --threads "$THREADS" --expiry 86400 "$@" 2>"$TMP/otpd.log" &
+  PID=$!
+  PIDS="$PIDS $PID"
+  for _ in $(seq 1 500); do
+    curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && return 0
+    sleep 0.01
+  done
+  cat "$TMP/otpd.log" >&2
+  exit 1
+}
+
+echo "building (optimised) ..." >&2
+make --no-print-directory BUILD=$B OUT=$B OPT='-O2 -DNDEBUG' $B/otpd $B/libotpd.a >/dev/null
+FLAGS="-std=c++17 -O2 -DNDEBUG -Isrc $(pkg-config --cflags cpp-httplib)"
+LIBS="$B/libotpd.a $(pkg-config --libs cpp-httplib sqlite3 openssl) -lpthread"
+for tool in baseline_server seed startup storage_bench; do
+  g++ $FLAGS "bench/$tool.cpp" $LIBS -o "$B/$tool"
+done
+
+echo "1/5 baseline: minimal cpp-httplib server, same flags and pool" >&2
+"$B/baseline_server" "$THREADS" >"$TMP/port" &
+BPID=$!
+PIDS="$PIDS $BPID"
+sleep 0.3
+wrk_run baseline baseline.lua "$(cat "$TMP/port")" "$BPID" 1
+kill "$BPID"
+
+echo "2/5 verify-code, 100 000 users with live codes" >&2
+"$B/seed" "$TMP/100k.db" "$SECRET" 100000
+start_otpd "$TMP/100k.db"
+wrk_run verify-code verify.lua "$PORT" "$PID" 100000
+kill "$PID"; wait "$PID" 2>/dev/null || true
+
+echo "3/5 send-code, 100 000 users, console sender writing to a file" >&2
+"$B/seed" "$TMP/send.db" "$SECRET" 100000 users-only
+start_otpd "$TMP/send.db" --sms-log-file "$TMP/sms.log"
+wrk_run send-code send.lua "$PORT" "$PID" 100000
+kill "$PID"; wait "$PID" 2>/dev/null || true
+
+echo "4/5 verify-code, 1 000 000 users with live codes; startup time" >&2
+"$B/seed" "$TMP/1m.db" "$SECRET" 1000000
+STARTUP=$("$B/startup" "$B/otpd" serve --database "$TMP/1m.db" --secret "$SECRET" \
+          --log-level warn --threads "$THREADS")
+start_otpd "$TMP/1m.db"
+wrk_run verify-code-1m verify.lua "$PORT" "$PID" 1000000
+kill "$PID"; wait "$PID" 2>/dev/null || true
+
+echo "5/5 storage micro-benchmark (no HTTP)" >&2
+STORAGE=$("$B/storage_bench" "$TMP" 20000)
+
+bench/report.sh "$RESULTS" "$STARTUP" "$STORAGE" "$DURATION" "$CONNECTIONS" "$WRK_THREADS" \
+  "$THREADS"

@@ -1,0 +1,65 @@
+// Fills a database for the benchmarks: N users u0000000.. with phones, each
+// with a live code that the wrk scripts can compute: the code of user n is
+// (n * 7919 + 13) mod 10^6, zero-padded, hashed with SECRET as otpd does.
+//   seed DB SECRET N [users-only]
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "clock.h"
+#include "code_hash.h"
+#include "sqlite_db.h"
+
+namespace {
+
+int Fail(const char* what, const otpd::Status& s) {
+  fprintf(stderr, "seed: %s: %s\n", what, s.ToString().c_str());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 4) {
+    fprintf(stderr, "usage: seed DB SECRET N [users-only]\n");
+    return 2;
+  }
+  const long n = atol(argv[3]);
+  const bool with_codes = argc < 5;
+  otpd::SqliteOptions options;
+  options.path = argv[1];
+  std::shared_ptr<otpd::SqliteDb> db;
+  otpd::Status s = otpd::OpenSqliteDb(options, &db);
+  if (!s.ok()) return Fail("open", s);
+  otpd::SqliteConnection* conn = nullptr;
+  if (!(s = db->Connection(&conn)).ok()) return Fail("connection", s);
+  otpd::CodeHasher hasher(argv[2]);
+  const int64_t now = otpd::SystemClock()->NowMillis();
+  otpd::SqliteTransaction txn(conn);
+  if (!(s = txn.Begin()).ok()) return Fail("begin", s);
+  for (long i = 0; i < n && s.ok(); i++) {
+    char user[16], phone[20], code[8];
+    snprintf(user, sizeof user, "u%07ld", i);
+    snprintf(phone, sizeof phone, "+1555%07ld", i);
+    snprintf(code, sizeof code, "%06ld", (i * 7919 + 13) % 1000000);
+    otpd::SqliteStatement u;
+    s = conn->Prepare("INSERT OR REPLACE INTO users (user_id, phone) VALUES (?1, ?2)", &u);
+    if (!s.ok()) break;
+    u.BindText(1, user);
+    u.BindText(2, phone);
+    s = u.Run();
+    if (!s.ok() || !with_codes) continue;
+    otpd::SqliteStatement c;
+    s = conn->Prepare("INSERT OR REPLACE INTO otps (user_id, code_hash, issued_at, expires_at,"
+                      " attempts) VALUES (?1, ?2, ?3, ?4, 0)", &c);
+    if (!s.ok()) break;
+    c.BindText(1, user);
+    c.BindBlob(2, hasher.Hash(user, code));
+    c.BindInt64(3, now);
+    c.BindInt64(4, now + 86400000);
+    s = c.Run();
+  }
+  if (s.ok()) s = txn.Commit();
+  if (!s.ok()) return Fail("insert", s);
+  return 0;
+}
