@@ -53,7 +53,7 @@ start_otpd() {
 }
 
 echo "building (optimised) ..." >&2
-make --no-print-directory BUILD=$B OUT=$B OPT='-O2 -DNDEBUG' $B/otpd $B/libotpd.a >/dev/null
+make --no-print-directory BUILD=$B OUT=$B OPT='-O2 -g -DNDEBUG' $B/otpd $B/libotpd.a >/dev/null
 FLAGS="-std=c++17 -O2 -DNDEBUG -Isrc $(pkg-config --cflags cpp-httplib)"
 LIBS="$B/libotpd.a $(pkg-config --libs cpp-httplib sqlite3 openssl) -lpthread"
 for tool in baseline_server seed startup storage_bench; do

@@ -3,14 +3,81 @@
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 namespace otpd {
+
+namespace {
+
+constexpr size_t kBlock = 64;  // SHA-256 block size
+
+// A SHA-256 context that has absorbed (key ^ pad) for the HMAC key.
+EVP_MD_CTX* PaddedKeyState(const unsigned char* key, unsigned char pad) {
+  unsigned char block[kBlock];
+  for (size_t i = 0; i < kBlock; i++) block[i] = key[i] ^ pad;
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  if (ctx == nullptr || EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) != 1 ||
+      EVP_DigestUpdate(ctx, block, kBlock) != 1) {
+    abort();  // out of memory, or no SHA-256 in this OpenSSL: nothing works
+  }
+  OPENSSL_cleanse(block, sizeof block);
+  return ctx;
+}
+
+// One scratch context per thread, reused: copying a state into a context
+// of the same digest reuses its buffers.
+EVP_MD_CTX* Scratch() {
+  struct Holder {
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    ~Holder() { EVP_MD_CTX_free(ctx); }
+  };
+  thread_local Holder holder;
+  return holder.ctx;
+}
+
+// Finishes `state` + data into out[32], using the thread's scratch context.
+void Finish(const EVP_MD_CTX* state, const void* data, size_t n, unsigned char* out) {
+  EVP_MD_CTX* ctx = Scratch();
+  unsigned int len = 0;
+  if (EVP_MD_CTX_copy_ex(ctx, state) != 1 || EVP_DigestUpdate(ctx, data, n) != 1 ||
+      EVP_DigestFinal_ex(ctx, out, &len) != 1) {
+    abort();
+  }
+}
+
+}  // namespace
+
+CodeHasher::CodeHasher(const std::string& secret) {
+  // RFC 2104: a key longer than a block is replaced by its digest, and the
+  // key is zero-padded to a block.
+  unsigned char key[kBlock] = {0};
+  if (secret.size() > kBlock) {
+    unsigned int len = 0;
+    EVP_Digest(secret.data(), secret.size(), key, &len, EVP_sha256(), nullptr);
+  } else {
+    memcpy(key, secret.data(), secret.size());
+  }
+  inner_ = PaddedKeyState(key, 0x36);
+  outer_ = PaddedKeyState(key, 0x5c);
+  OPENSSL_cleanse(key, sizeof key);
+}
+
+CodeHasher::~CodeHasher() {
+  EVP_MD_CTX_free(inner_);
+  EVP_MD_CTX_free(outer_);
+}
+
+std::string CodeHasher::Mac(const std::string& data) const {
+  unsigned char inner[32], out[32];
+  Finish(inner_, data.data(), data.size(), inner);
+  Finish(outer_, inner, sizeof inner, out);
+  return std::string(reinterpret_cast<char*>(out), sizeof out);
+}
 
 std::string CodeHasher::Hash(const std::string& user_id, const std::string& code) const {
   std::string input;
@@ -19,11 +86,7 @@ std::string CodeHasher::Hash(const std::string& user_id, const std::string& code
   for (int i = 0; i < 8; i++) input.push_back(static_cast<char>((n >> (8 * i)) & 0xff));
   input += user_id;
   input += code;
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int out_len = 0;
-  HMAC(EVP_sha256(), secret_.data(), static_cast<int>(secret_.size()),
-       reinterpret_cast<const unsigned char*>(input.data()), input.size(), out, &out_len);
-  return std::string(reinterpret_cast<char*>(out), out_len);
+  return Mac(input);
 }
 
 bool CodeHasher::Equal(const std::string& a, const std::string& b) {

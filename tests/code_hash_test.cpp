@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <fstream>
 #include <thread>
 #include <vector>
@@ -23,6 +24,43 @@ TEST_CASE("CodeHasher: same input same hash; user, code and secret all matter") 
   CHECK(a != other.Hash("abc", "123456"));
   CHECK(h.Hash("ab", "c1") != h.Hash("abc", "1"));  // the length prefix
   CHECK(a.find("123456") == std::string::npos);     // not the code itself
+}
+
+std::string Hex(const std::string& bytes) {
+  static const char kDigits[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : bytes) {
+    out.push_back(kDigits[c >> 4]);
+    out.push_back(kDigits[c & 15]);
+  }
+  return out;
+}
+
+TEST_CASE("CodeHasher::Mac is HMAC-SHA256 (RFC 4231 test cases 1, 2 and 6)") {
+  CHECK(Hex(CodeHasher(std::string(20, '\x0b')).Mac("Hi There")) ==
+        "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+  CHECK(Hex(CodeHasher("Jefe").Mac("what do ya want for nothing?")) ==
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  // A key longer than one block is hashed first.
+  CHECK(Hex(CodeHasher(std::string(131, '\xaa'))
+                .Mac("Test Using Larger Than Block-Size Key - Hash Key First")) ==
+        "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+}
+
+TEST_CASE("CodeHasher is safe to share between threads") {
+  CodeHasher h("shared-secret-0123456789");
+  const std::string expected = h.Hash("abc", "123456");
+  std::vector<std::thread> threads;
+  std::atomic<int> mismatches{0};
+  for (int t = 0; t < 4; t++) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 2000; i++) {
+        if (h.Hash("abc", "123456") != expected) mismatches++;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(mismatches == 0);
 }
 
 TEST_CASE("CodeHasher::Equal compares whole values") {
