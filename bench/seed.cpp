@@ -31,8 +31,9 @@ int main(int argc, char** argv) {
   std::shared_ptr<otpd::SqliteDb> db;
   otpd::Status s = otpd::OpenSqliteDb(options, &db);
   if (!s.ok()) return Fail("open", s);
-  otpd::SqliteConnection* conn = nullptr;
-  if (!(s = db->Connection(&conn)).ok()) return Fail("connection", s);
+  otpd::SqliteLease lease;
+  if (!(s = db->Acquire(&lease)).ok()) return Fail("connection", s);
+  otpd::SqliteConnection* conn = lease.get();
   otpd::CodeHasher hasher(argv[2]);
   const int64_t now = otpd::SystemClock()->NowMillis();
   otpd::SqliteTransaction txn(conn);

@@ -334,7 +334,8 @@ Status SqliteConnection::Configure(const SqliteOptions& options) {
   if (rc != SQLITE_OK) return SqliteStatus(db_, rc, "cannot set busy_timeout on " + options.path);
   const std::string pragmas =
       "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA mmap_size = " +
-      std::to_string(options.mmap_size) + ";";
+      std::to_string(options.mmap_size) + "; PRAGMA cache_size = -" +
+      std::to_string(options.cache_kib) + ";";
   rc = sqlite3_exec(db_, pragmas.c_str(), nullptr, nullptr, nullptr);
   if (rc != SQLITE_OK) return SqliteStatus(db_, rc, "cannot open database " + options.path);
   return Status::OK();
@@ -408,82 +409,61 @@ Status WriteTransaction(SqliteConnection* conn, const std::function<Status()>& b
 // ---------------------------------------------------------------------------
 // SqliteDb
 
-// The connections this thread holds, one per live handle. Entries of handles
-// destroyed since are recognized by their expired weak_ptr (a new handle may
-// reuse the address) and dropped; their connections were closed by the
-// handle. At thread exit the thread's connections go back to their handles.
-struct SqliteDb::ThreadCache {
-  struct Entry {
-    const SqliteDb* key;
-    std::weak_ptr<SqliteDb> db;
-    SqliteConnection* conn;
-  };
-  std::vector<Entry> entries;
-
-  ~ThreadCache() {
-    for (Entry& entry : entries) {
-      if (std::shared_ptr<SqliteDb> db = entry.db.lock()) db->Release(entry.conn);
-    }
-  }
-
-  SqliteConnection* Find(const SqliteDb* key) const {
-    for (const Entry& entry : entries) {
-      if (entry.key == key && !entry.db.expired()) return entry.conn;
-    }
-    return nullptr;
-  }
-
-  void DropExpired() {
-    std::vector<Entry> live;
-    for (Entry& entry : entries) {
-      if (!entry.db.expired()) live.push_back(std::move(entry));
-    }
-    entries.swap(live);
-  }
-};
-
-SqliteDb::ThreadCache& SqliteDb::ThisThreadCache() {
-  thread_local ThreadCache cache;
-  return cache;
-}
-
 SqliteDb::~SqliteDb() = default;
 
-Status SqliteDb::Connection(SqliteConnection** conn) {
-  ThreadCache& cache = ThisThreadCache();
-  if (SqliteConnection* found = cache.Find(this)) {
-    *conn = found;
+// Lends an idle connection, opens a new one while fewer than pool_size
+// exist, or waits for one to come back (up to busy_timeout_ms). Opening
+// happens outside the lock; `opening_` reserves the slot meanwhile.
+Status SqliteDb::Acquire(SqliteLease* lease) {
+  lease->Reset();
+  std::unique_lock<std::mutex> lock(mu_);
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.busy_timeout_ms);
+  while (idle_.empty() && all_.size() + opening_ >= options_.pool_size) {
+    if (pool_cv_.wait_until(lock, deadline) == std::cv_status::timeout && idle_.empty() &&
+        all_.size() + opening_ >= options_.pool_size) {
+      return Status::Busy("all " + std::to_string(options_.pool_size) +
+                          " database connections stayed busy for busy_timeout_ms");
+    }
+  }
+  if (!idle_.empty()) {
+    lease->Set(this, idle_.back());
+    idle_.pop_back();
     return Status::OK();
   }
-  cache.DropExpired();
+  opening_++;
+  lock.unlock();
   std::unique_ptr<SqliteConnection> fresh;
   Status s = SqliteConnection::Open(options_, &fresh);
-  if (!s.ok()) return s;
-  SqliteConnection* raw = fresh.get();
-  raw->write_mutex_ = &write_mutex_;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    connections_.emplace(raw, std::move(fresh));
+  lock.lock();
+  opening_--;
+  if (!s.ok()) {
+    pool_cv_.notify_one();
+    return s;
   }
-  cache.entries.push_back({this, weak_from_this(), raw});
-  *conn = raw;
+  fresh->write_mutex_ = &write_mutex_;
+  lease->Set(this, fresh.get());
+  all_.push_back(std::move(fresh));
   return Status::OK();
 }
 
-void SqliteDb::Release(SqliteConnection* conn) {
-  std::unique_ptr<SqliteConnection> closing;
+void SqliteDb::Return(SqliteConnection* conn) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = connections_.find(conn);
-    if (it == connections_.end()) return;
-    closing = std::move(it->second);
-    connections_.erase(it);
+    idle_.push_back(conn);
   }
+  pool_cv_.notify_one();
+}
+
+void SqliteLease::Reset() {
+  if (db_ != nullptr) db_->Return(conn_);
+  db_ = nullptr;
+  conn_ = nullptr;
 }
 
 size_t SqliteDb::ConnectionCount() {
   std::lock_guard<std::mutex> lock(mu_);
-  return connections_.size();
+  return all_.size();
 }
 
 Status SqliteDb::CheckFileUnchanged() const {
@@ -500,9 +480,9 @@ Status SqliteDb::CheckFileUnchanged() const {
 
 Status SqliteDb::Initialize() {
   Status s = CreateDatabaseFile(options_.path);
-  SqliteConnection* conn = nullptr;
-  if (s.ok()) s = Connection(&conn);
-  if (s.ok()) s = SetUpFileRetrying(conn, options_);
+  SqliteLease conn;
+  if (s.ok()) s = Acquire(&conn);
+  if (s.ok()) s = SetUpFileRetrying(conn.get(), options_);
   if (!s.ok()) return s;
   struct stat st;
   if (stat(options_.path.c_str(), &st) != 0) {

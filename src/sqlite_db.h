@@ -2,9 +2,10 @@
 //
 // Opening creates the file (mode 0600) if needed, sets WAL mode, and
 // migrates the schema to the current version (PRAGMA user_version). The
-// handle hands out one connection per thread, each with its own cache of
-// prepared statements, so request threads never share a connection or hold
-// a process-wide lock. Thread-safe.
+// handle lends connections from a small pool (pool_size), each with its own
+// cache of prepared statements: a connection is used by one thread at a
+// time, and the number of connections (and their memory) does not grow
+// with the number of request threads. Thread-safe.
 //
 // The classes below SqliteDb (connection, statement, transaction) are for
 // the SQLite adapters (storage_sqlite.cpp, users_sqlite.cpp) only; no other
@@ -17,10 +18,12 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <condition_variable>
 #include <mutex>
 #include <string>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "status.h"
 
@@ -32,7 +35,11 @@ namespace otpd {
 struct SqliteOptions {
   std::string path;             // database file; its directory must exist
   int busy_timeout_ms = 5000;   // how long a writer waits for the lock
-  int64_t mmap_size = 256 << 20;
+  // Memory-mapped I/O: off. Measured with make bench it was not faster here,
+  // and every mapped page of the file counts in the process's RSS.
+  int64_t mmap_size = 0;
+  int cache_kib = 2000;         // page cache per connection (SQLite's default)
+  size_t pool_size = 8;         // connections at most; writers are serialized anyway
 };
 
 class SqliteDb;
@@ -158,6 +165,31 @@ class SqliteTransaction {
 // too, so every in-process writer queues on the same mutex.
 Status WriteTransaction(SqliteConnection* conn, const std::function<Status()>& body);
 
+// A connection lent by SqliteDb::Acquire, for one operation on one thread;
+// the destructor gives it back. Declare it before the transactions and
+// statements that use it, so they are finished first. Not thread-safe.
+class SqliteLease {
+ public:
+  SqliteLease() = default;
+  ~SqliteLease() { Reset(); }
+  SqliteLease(const SqliteLease&) = delete;
+  SqliteLease& operator=(const SqliteLease&) = delete;
+
+  SqliteConnection* get() const { return conn_; }
+  SqliteConnection* operator->() const { return conn_; }
+  // Gives the connection back now (nothing when empty).
+  void Reset();
+
+ private:
+  friend class SqliteDb;
+  void Set(SqliteDb* db, SqliteConnection* conn) {
+    db_ = db;
+    conn_ = conn;
+  }
+  SqliteDb* db_ = nullptr;
+  SqliteConnection* conn_ = nullptr;
+};
+
 // The open database: made only by OpenSqliteDb, shared by the Storage and
 // UserDirectory built on it. Thread-safe; see the top of this file.
 class SqliteDb : public std::enable_shared_from_this<SqliteDb> {
@@ -170,11 +202,12 @@ class SqliteDb : public std::enable_shared_from_this<SqliteDb> {
 
   const SqliteOptions& options() const { return options_; }
 
-  // The calling thread's connection, opened on first use and kept until the
-  // thread exits or this handle is destroyed. The pointer is valid for the
-  // calling thread only. On failure *conn is unchanged.
-  // REQUIRES: not called in a fork()ed child on a handle its parent opened.
-  Status Connection(SqliteConnection** conn);
+  // Lends a connection until *lease is destroyed or Reset: an idle one, a
+  // new one while fewer than pool_size exist, or the first given back
+  // within busy_timeout_ms (else Busy). On failure *lease is empty.
+  // REQUIRES: not called in a fork()ed child on a handle its parent opened;
+  // the lease does not outlive this handle.
+  Status Acquire(SqliteLease* lease);
 
   // How many connections are open right now, over all threads.
   size_t ConnectionCount();
@@ -185,21 +218,23 @@ class SqliteDb : public std::enable_shared_from_this<SqliteDb> {
   Status CheckFileUnchanged() const;
 
  private:
-  struct ThreadCache;
-  static ThreadCache& ThisThreadCache();
+  friend class SqliteLease;
   friend Status OpenSqliteDb(const SqliteOptions& options, std::shared_ptr<SqliteDb>* db);
 
   explicit SqliteDb(SqliteOptions options) : options_(std::move(options)) {}
   Status Initialize();
-  void Release(SqliteConnection* conn);
+  void Return(SqliteConnection* conn);
 
   const SqliteOptions options_;
   dev_t dev_ = 0;  // identity of the file opened, for CheckFileUnchanged
   ino_t ino_ = 0;
 
-  std::mutex mu_;  // guards connections_; held only to add or remove one
   std::mutex write_mutex_;  // one writer at a time in this process
-  std::unordered_map<SqliteConnection*, std::unique_ptr<SqliteConnection>> connections_;
+  std::mutex mu_;           // guards the pool below
+  std::condition_variable pool_cv_;
+  std::vector<std::unique_ptr<SqliteConnection>> all_;
+  std::vector<SqliteConnection*> idle_;
+  size_t opening_ = 0;  // connections being opened outside the lock
 };
 
 }  // namespace otpd

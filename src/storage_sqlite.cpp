@@ -72,8 +72,9 @@ Status SqliteStorage::PutCode(const StoredCode& code) {
   if (code.user_id.empty() || code.code_hash.empty()) {
     return Status::InvalidArgument("PutCode needs a user ID and a code hash");
   }
-  SqliteConnection* conn = nullptr;
-  Status s = db_->Connection(&conn);
+  SqliteLease lease;
+  Status s = db_->Acquire(&lease);
+  SqliteConnection* conn = lease.get();
   if (!s.ok()) return s;
   return WriteTransaction(conn, [&] {
     SqliteStatement stmt;
@@ -88,8 +89,9 @@ Status SqliteStorage::PutCode(const StoredCode& code) {
 }
 
 Status SqliteStorage::DeleteCode(const std::string& user_id, const std::string& code_hash) {
-  SqliteConnection* conn = nullptr;
-  Status s = db_->Connection(&conn);
+  SqliteLease lease;
+  Status s = db_->Acquire(&lease);
+  SqliteConnection* conn = lease.get();
   if (!s.ok()) return s;
   return WriteTransaction(conn,
                           [&] { return RunForUser(conn, kDeleteMatchingSql, user_id, &code_hash); });
@@ -148,8 +150,9 @@ Status SqliteStorage::VerifyLocked(SqliteConnection* conn, const std::string& us
 
 Status SqliteStorage::VerifyCode(const std::string& user_id, const std::string& code_hash,
                                  const VerifyLimits& limits, VerifyResult* result) {
-  SqliteConnection* conn = nullptr;
-  Status s = db_->Connection(&conn);
+  SqliteLease lease;
+  Status s = db_->Acquire(&lease);
+  SqliteConnection* conn = lease.get();
   if (!s.ok()) return s;
   VerifyResult decided;
   s = WriteTransaction(conn, [&] { return VerifyLocked(conn, user_id, code_hash, limits, &decided); });
@@ -159,8 +162,9 @@ Status SqliteStorage::VerifyCode(const std::string& user_id, const std::string& 
 
 Status SqliteStorage::PurgeExpired(int64_t grace_ms, int64_t* purged) {
   if (grace_ms < 0) return Status::InvalidArgument("PurgeExpired: negative grace period");
-  SqliteConnection* conn = nullptr;
-  Status s = db_->Connection(&conn);
+  SqliteLease lease;
+  Status s = db_->Acquire(&lease);
+  SqliteConnection* conn = lease.get();
   if (!s.ok()) return s;
   return WriteTransaction(conn, [&] {
     SqliteStatement stmt;
@@ -180,8 +184,9 @@ Status SqliteStorage::PurgeExpired(int64_t grace_ms, int64_t* purged) {
 Status SqliteStorage::CheckWritable() {
   Status s = db_->CheckFileUnchanged();
   if (!s.ok()) return s;
-  SqliteConnection* conn = nullptr;
-  s = db_->Connection(&conn);
+  SqliteLease lease;
+  s = db_->Acquire(&lease);
+  SqliteConnection* conn = lease.get();
   if (!s.ok()) return s;
   return WriteTransaction(conn, [&] {
     SqliteStatement stmt;

@@ -129,8 +129,9 @@ class SqliteUserDirectory : public UserDirectory {
 };
 
 Status SqliteUserDirectory::Lookup(const std::string& user_id, User* user) {
-  SqliteConnection* conn = nullptr;
-  Status s = db_->Connection(&conn);
+  SqliteLease lease;
+  Status s = db_->Acquire(&lease);
+  SqliteConnection* conn = lease.get();
   if (!s.ok()) return s;
   SqliteStatement stmt;
   s = conn->Prepare(kLookupSql, &stmt);
@@ -146,16 +147,18 @@ Status SqliteUserDirectory::Lookup(const std::string& user_id, User* user) {
 
 Status SqliteUserDirectory::Upsert(const std::string& user_id, const std::string& phone) {
   Status s = ValidateUser(user_id, phone);
-  SqliteConnection* conn = nullptr;
-  if (s.ok()) s = db_->Connection(&conn);
+  SqliteLease lease;
+  if (s.ok()) s = db_->Acquire(&lease);
+  SqliteConnection* conn = lease.get();
   if (!s.ok()) return s;
   return WriteTransaction(
       conn, [&] { return RunUpsert(conn, kUpsertSql, NormalizeUserId(user_id), phone); });
 }
 
 Status SqliteUserDirectory::Remove(const std::string& user_id) {
-  SqliteConnection* conn = nullptr;
-  Status s = db_->Connection(&conn);
+  SqliteLease lease;
+  Status s = db_->Acquire(&lease);
+  SqliteConnection* conn = lease.get();
   if (!s.ok()) return s;
   SqliteTransaction txn(conn);
   s = txn.Begin();
@@ -167,8 +170,9 @@ Status SqliteUserDirectory::Remove(const std::string& user_id) {
 }
 
 Status SqliteUserDirectory::List(std::vector<User>* users) {
-  SqliteConnection* conn = nullptr;
-  Status s = db_->Connection(&conn);
+  SqliteLease lease;
+  Status s = db_->Acquire(&lease);
+  SqliteConnection* conn = lease.get();
   std::vector<User> found;
   if (s.ok()) s = ReadUsers(conn, kListSql, &found);
   if (s.ok()) users->swap(found);
@@ -190,8 +194,9 @@ Status SqliteUserDirectory::RemoveUnlisted(SqliteConnection* conn,
 Status SqliteUserDirectory::SyncFromConfig(const std::map<std::string, std::string>& users) {
   std::map<std::string, std::string> wanted;
   Status s = NormalizeConfigUsers(users, &wanted);
-  SqliteConnection* conn = nullptr;
-  if (s.ok()) s = db_->Connection(&conn);
+  SqliteLease lease;
+  if (s.ok()) s = db_->Acquire(&lease);
+  SqliteConnection* conn = lease.get();
   if (!s.ok()) return s;
   SqliteTransaction txn(conn);
   s = txn.Begin();

@@ -115,9 +115,12 @@ TEST_CASE("Each connection carries the configured settings") {
   std::shared_ptr<SqliteDb> db;
   REQUIRE(OpenSqliteDb(options, &db).ok());
   std::string mmap, sync, fk;
-  std::thread worker([&] {  // a connection other than the one that migrated
-    SqliteConnection* conn = nullptr;
-    if (!db->Connection(&conn).ok()) return;
+  SqliteLease migrated;  // held, so the worker gets a connection of its own
+  REQUIRE(db->Acquire(&migrated).ok());
+  std::thread worker([&] {
+    SqliteLease conn_lease;
+    if (!db->Acquire(&conn_lease).ok()) return;
+    SqliteConnection* conn = conn_lease.get();
     auto read = [conn](const char* sql) {
       SqliteStatement stmt;
       bool row = false;
@@ -140,8 +143,9 @@ TEST_CASE("A writer waits busy_timeout_ms for another process's lock, then Busy"
   options.busy_timeout_ms = 300;
   std::shared_ptr<SqliteDb> db;
   REQUIRE(OpenSqliteDb(options, &db).ok());
-  SqliteConnection* conn = nullptr;
-  REQUIRE(db->Connection(&conn).ok());
+  SqliteLease conn_lease;
+  REQUIRE(db->Acquire(&conn_lease).ok());
+  SqliteConnection* conn = conn_lease.get();
   RawDb other(options.path);  // stands for another process
   REQUIRE(other.Exec("BEGIN IMMEDIATE") == SQLITE_OK);
   auto start = std::chrono::steady_clock::now();
@@ -170,11 +174,12 @@ TEST_CASE("Writers in one process queue on the handle's mutex, not on SQLite's l
   std::vector<std::thread> threads;
   for (int t = 0; t < 8; t++) {
     threads.emplace_back([&] {
-      SqliteConnection* conn = nullptr;
-      if (!db->Connection(&conn).ok()) {
+      SqliteLease conn_lease;
+      if (!db->Acquire(&conn_lease).ok()) {
         failures++;
         return;
       }
+      SqliteConnection* conn = conn_lease.get();
       for (int i = 0; i < 50; i++) {
         Status s = WriteTransaction(conn, [&] {
           std::this_thread::sleep_for(std::chrono::microseconds(200));  // hold the lock
@@ -354,8 +359,9 @@ TEST_CASE("SqliteStatus maps result codes") {
 TEST_CASE("SqliteStatus carries the connection's error message") {
   TempDir dir;
   std::shared_ptr<SqliteDb> db = MustOpen(dir.File("otpd.db"));
-  SqliteConnection* conn = nullptr;
-  REQUIRE(db->Connection(&conn).ok());
+  SqliteLease conn_lease;
+  REQUIRE(db->Acquire(&conn_lease).ok());
+  SqliteConnection* conn = conn_lease.get();
   Status s = conn->Exec("INSERT INTO users (user_id) VALUES ('')");
   CHECK(s.IsInvalidArgument());
   CHECK(Contains(s.message(), "CHECK constraint failed"));
@@ -367,33 +373,71 @@ TEST_CASE("SqliteStatus carries the connection's error message") {
 // ---------------------------------------------------------------------------
 // Connections, statements, transactions
 
-TEST_CASE("Each thread gets its own connection, the same one every time") {
+TEST_CASE("A lent connection is one borrower's; a returned one is lent again") {
   TempDir dir;
   std::shared_ptr<SqliteDb> db = MustOpen(dir.File("otpd.db"));
-  SqliteConnection* first = nullptr;
-  SqliteConnection* again = nullptr;
-  SqliteConnection* other = nullptr;
-  REQUIRE(db->Connection(&first).ok());
-  REQUIRE(db->Connection(&again).ok());
-  std::thread([&] { (void)db->Connection(&other); }).join();
-  CHECK(first == again);
-  CHECK(other != nullptr);
-  CHECK(other != first);
+  SqliteLease first, second;
+  REQUIRE(db->Acquire(&first).ok());
+  REQUIRE(db->Acquire(&second).ok());
+  CHECK(first.get() != nullptr);
+  CHECK(first.get() != second.get());
+  SqliteConnection* returned = first.get();
+  first.Reset();
+  CHECK(first.get() == nullptr);
+  SqliteLease third;
+  REQUIRE(db->Acquire(&third).ok());
+  CHECK(third.get() == returned);
+  CHECK(db->ConnectionCount() == 2);
 }
 
-TEST_CASE("A thread's connection is closed when the thread exits") {
+TEST_CASE("The pool never grows past pool_size, however many threads") {
   TempDir dir;
-  std::shared_ptr<SqliteDb> db = MustOpen(dir.File("otpd.db"));
-  REQUIRE(db->ConnectionCount() == 1);  // the opening thread's
-  size_t during = 0;
-  std::thread([&] {
-    SqliteConnection* conn = nullptr;
-    if (db->Connection(&conn).ok() && conn->Exec("SELECT count(*) FROM users").ok()) {
-      during = db->ConnectionCount();
-    }
-  }).join();
-  CHECK(during == 2);
-  CHECK(db->ConnectionCount() == 1);
+  SqliteOptions options = OptionsFor(dir.File("otpd.db"));
+  options.pool_size = 3;
+  std::shared_ptr<SqliteDb> db;
+  REQUIRE(OpenSqliteDb(options, &db).ok());
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 16; t++) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 30; i++) {
+        SqliteLease lease;
+        if (!db->Acquire(&lease).ok() ||
+            !lease->Exec("INSERT OR REPLACE INTO health (id, checked_at) VALUES (1, 1)").ok()) {
+          failures++;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(failures == 0);
+  CHECK(db->ConnectionCount() <= 3);
+  CHECK(db->ConnectionCount() >= 1);
+}
+
+TEST_CASE("Acquire waits for a connection to come back, then Busy after busy_timeout_ms") {
+  TempDir dir;
+  SqliteOptions options = OptionsFor(dir.File("otpd.db"));
+  options.pool_size = 1;
+  options.busy_timeout_ms = 200;
+  std::shared_ptr<SqliteDb> db;
+  REQUIRE(OpenSqliteDb(options, &db).ok());
+  SqliteLease held;
+  REQUIRE(db->Acquire(&held).ok());
+  SqliteLease waiting;
+  auto start = std::chrono::steady_clock::now();
+  Status s = db->Acquire(&waiting);
+  CHECK(s.code() == Status::Code::kBusy);
+  CHECK(std::chrono::steady_clock::now() - start >= std::chrono::milliseconds(190));
+  CHECK(waiting.get() == nullptr);
+  std::thread giver([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    held.Reset();
+  });
+  s = db->Acquire(&waiting);
+  giver.join();
+  CHECK(s.ok());
+  CHECK(waiting.get() != nullptr);
 }
 
 // Opens, uses and drops handles in a loop: a new handle may land at a freed
@@ -401,9 +445,9 @@ TEST_CASE("A thread's connection is closed when the thread exits") {
 void ChurnHandles(const std::string& path, int rounds, std::atomic<int>* failures) {
   for (int i = 0; i < rounds; i++) {
     std::shared_ptr<SqliteDb> db;
-    SqliteConnection* conn = nullptr;
-    if (!OpenSqliteDb(OptionsFor(path), &db).ok() || !db->Connection(&conn).ok() ||
-        !conn->Exec("INSERT OR REPLACE INTO health (id, checked_at) VALUES (1, 1)").ok()) {
+    SqliteLease lease;
+    if (!OpenSqliteDb(OptionsFor(path), &db).ok() || !db->Acquire(&lease).ok() ||
+        !lease->Exec("INSERT OR REPLACE INTO health (id, checked_at) VALUES (1, 1)").ok()) {
       (*failures)++;
     }
   }
@@ -426,8 +470,9 @@ TEST_CASE("A lent statement is reset when dropped, so later reads see new data")
   RawDb raw(dir.File("otpd.db"));
   REQUIRE(raw.Exec("INSERT INTO users (user_id, phone) VALUES ('a', '+111'), ('b', '+222')") ==
           SQLITE_OK);
-  SqliteConnection* conn = nullptr;
-  REQUIRE(db->Connection(&conn).ok());
+  SqliteLease conn_lease;
+  REQUIRE(db->Acquire(&conn_lease).ok());
+  SqliteConnection* conn = conn_lease.get();
   const char* sql = "SELECT phone FROM users ORDER BY user_id";
   {
     SqliteStatement stmt;
@@ -448,8 +493,9 @@ TEST_CASE("A lent statement is reset when dropped, so later reads see new data")
 TEST_CASE("A transaction rolls back unless committed") {
   TempDir dir;
   std::shared_ptr<SqliteDb> db = MustOpen(dir.File("otpd.db"));
-  SqliteConnection* conn = nullptr;
-  REQUIRE(db->Connection(&conn).ok());
+  SqliteLease conn_lease;
+  REQUIRE(db->Acquire(&conn_lease).ok());
+  SqliteConnection* conn = conn_lease.get();
   {
     SqliteTransaction txn(conn);
     REQUIRE(txn.Begin().ok());
@@ -468,8 +514,9 @@ TEST_CASE("A transaction rolls back unless committed") {
 TEST_CASE("A failed bind is reported by Step") {
   TempDir dir;
   std::shared_ptr<SqliteDb> db = MustOpen(dir.File("otpd.db"));
-  SqliteConnection* conn = nullptr;
-  REQUIRE(db->Connection(&conn).ok());
+  SqliteLease conn_lease;
+  REQUIRE(db->Acquire(&conn_lease).ok());
+  SqliteConnection* conn = conn_lease.get();
   SqliteStatement stmt;
   REQUIRE(conn->Prepare("SELECT ?1", &stmt).ok());
   stmt.BindInt64(2, 7);  // there is no parameter 2

@@ -448,8 +448,9 @@ TEST_CASE("SqliteStorage: a forked second process counts attempts exactly") {
 TEST_CASE("SqliteStorage: CheckWritable fails when a write fails") {
   SqliteStore store;
   REQUIRE(store.storage->CheckWritable().ok());
-  SqliteConnection* conn = nullptr;
-  REQUIRE(store.db->Connection(&conn).ok());
+  SqliteLease lease;
+  REQUIRE(store.db->Acquire(&lease).ok());
+  SqliteConnection* conn = lease.get();
   // A BEGIN/ROLLBACK probe would pass this; a real write does not.
   REQUIRE(conn->Exec("CREATE TRIGGER no_update BEFORE UPDATE ON health"
                      " BEGIN SELECT RAISE(ABORT, 'writes refused'); END;"
@@ -480,8 +481,9 @@ TEST_CASE("SqliteStorage: CheckWritable is Busy while another connection holds t
   REQUIRE(NewSqliteStorage(short_wait, &store.clock, &probe).ok());
   REQUIRE(probe->CheckWritable().ok());
 
-  SqliteConnection* holder = nullptr;
-  REQUIRE(store.db->Connection(&holder).ok());
+  SqliteLease lease;
+  REQUIRE(store.db->Acquire(&lease).ok());
+  SqliteConnection* holder = lease.get();
   {
     SqliteTransaction txn(holder);
     REQUIRE(txn.Begin().ok());
