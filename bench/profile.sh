@@ -38,7 +38,7 @@ TOTAL=$(callgrind_annotate "$TMP/callgrind.out" | sed -n 's/^\([0-9,]*\) .*PROGR
   echo "Inclusive cost of the main parts, in % of the total:"
   echo
   echo '```'
-  callgrind_annotate --inclusive=yes "$TMP/callgrind.out" 2>/dev/null |
+  callgrind_annotate --auto=no --inclusive=yes "$TMP/callgrind.out" 2>/dev/null |
     grep -E 'sqlite3_step|sqlite3VdbeExec|HttpApi::Handle|OtpService::VerifyCode|SqliteStorage::VerifyCode|CodeHasher::Hash|nlohmann.*parse|process_request|read_content|write_response|BusyWait|sqlite3WalFrames|sqlite3PagerCommit|walIndex|Prepare|::Log\(' |
     head -n 30 | sed 's/ \[[^]]*\]$//' | cut -c1-150
   echo '```'
@@ -46,7 +46,7 @@ TOTAL=$(callgrind_annotate "$TMP/callgrind.out" | sed -n 's/^\([0-9,]*\) .*PROGR
   echo "Top functions by own cost (exclusive):"
   echo
   echo '```'
-  callgrind_annotate "$TMP/callgrind.out" 2>/dev/null | sed -n '/^Ir/,$p' | sed -n '3,27p' |
+  callgrind_annotate --auto=no "$TMP/callgrind.out" 2>/dev/null | sed -n '/^Ir/,$p' | sed -n '3,27p' |
     sed 's/ \[[^]]*\]$//' | cut -c1-150
   echo '```'
 } > bench/profile.md

@@ -22,12 +22,47 @@ HttpAnswer JsonAnswer(int status, const Json& body) {
   return a;
 }
 
-// A verify/send error in the contract's structured shape.
+// `s` as a JSON string literal. The hot answers are written with this
+// instead of building a json object: a third of a verify request's cost
+// went there. Every string reaching it is valid UTF-8 (user IDs come from
+// the JSON parser; the rest are ours), so only quotes, backslashes and
+// control characters need escaping.
+std::string Quoted(const std::string& s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  out.push_back('"');
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(static_cast<char>(c));
+    } else if (c < 0x20) {
+      static const char kHex[] = "0123456789abcdef";
+      out += "\\u00";
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  out.push_back('"');
+  return out;
+}
+
+HttpAnswer RawAnswer(int status, std::string body) {
+  HttpAnswer a;
+  a.status = status;
+  a.body = std::move(body);
+  return a;
+}
+
+// The contract's structured error: {"detail": {"success": false, "message":
+// ..., "user_id": ..., "error_type": ...<extra>}}. `extra` is either empty
+// or starts with a comma.
 HttpAnswer DetailError(int status, const std::string& user_id, const std::string& error_type,
-                       const std::string& message) {
-  Json detail = {{"success", false}, {"message", message}, {"user_id", user_id},
-                 {"error_type", error_type}};
-  return JsonAnswer(status, Json{{"detail", detail}});
+                       const std::string& message, const std::string& extra = "") {
+  return RawAnswer(status, "{\"detail\":{\"success\":false,\"message\":" + Quoted(message) +
+                               ",\"user_id\":" + Quoted(user_id) + ",\"error_type\":" +
+                               Quoted(error_type) + extra + "}}");
 }
 
 // One entry of a 422 "detail" list, as pydantic v1 wrote them.
@@ -158,23 +193,19 @@ HttpAnswer HttpApi::SendCode(const HttpRequest& request) const {
   }
   switch (r.outcome) {
     case SendOutcome::kSent:
-      return JsonAnswer(200, Json{{"message", "OTP sent successfully via SMS"},
-                                  {"user_id", r.user_id},
-                                  {"phone", options_.expose_full_phone ? r.phone
-                                                                       : MaskPhone(r.phone)}});
+      return RawAnswer(200, "{\"message\":\"OTP sent successfully via SMS\",\"user_id\":" +
+                                Quoted(r.user_id) + ",\"phone\":" +
+                                Quoted(options_.expose_full_phone ? r.phone : MaskPhone(r.phone)) +
+                                "}");
     case SendOutcome::kUserNotFound:
       return DetailError(404, r.user_id, "user_not_found", "User not found");
     case SendOutcome::kPhoneNotFound:
       return DetailError(404, r.user_id, "phone_not_found", "Phone number not found for user");
-    case SendOutcome::kSmsFailed: {
-      HttpAnswer a = DetailError(500, r.user_id, "sms_failed", "Failed to send SMS");
-      if (r.receipt.provider_code != 0) {
-        Json j = Json::parse(a.body);
-        j["detail"]["provider_code"] = r.receipt.provider_code;
-        a.body = Dump(j);
-      }
-      return a;
-    }
+    case SendOutcome::kSmsFailed:
+      return DetailError(500, r.user_id, "sms_failed", "Failed to send SMS",
+                         r.receipt.provider_code == 0
+                             ? std::string()
+                             : ",\"provider_code\":" + std::to_string(r.receipt.provider_code));
   }
   return StatusToAnswer(Status::Internal("unknown send outcome"), r.user_id);
 }
@@ -194,24 +225,19 @@ HttpAnswer HttpApi::VerifyCode(const HttpRequest& request) const {
   }
   switch (r.store.outcome) {
     case VerifyOutcome::kOk:
-      return JsonAnswer(200, Json{{"success", true}, {"message", "OTP verified successfully"},
-                                  {"user_id", r.user_id}});
+      return RawAnswer(200, "{\"success\":true,\"message\":\"OTP verified successfully\","
+                            "\"user_id\":" + Quoted(r.user_id) + "}");
     case VerifyOutcome::kInvalid: {
-      const int left = r.store.attempts_remaining;
-      Json detail = {{"success", false},
-                     {"message", "Invalid OTP. " + std::to_string(left) + " attempts remaining"},
-                     {"user_id", r.user_id},
-                     {"error_type", "invalid_code"},
-                     {"attempts_remaining", left}};
-      return JsonAnswer(400, Json{{"detail", detail}});
+      const std::string left = std::to_string(r.store.attempts_remaining);
+      return DetailError(400, r.user_id, "invalid_code",
+                         "Invalid OTP. " + left + " attempts remaining",
+                         ",\"attempts_remaining\":" + left);
     }
     case VerifyOutcome::kLocked: {
-      const int64_t retry = r.retry_after_s;
-      Json detail = {{"success", false}, {"message", "Too many failed attempts"},
-                     {"user_id", r.user_id}, {"error_type", "too_many_attempts"},
-                     {"retry_after", retry}};
-      HttpAnswer a = JsonAnswer(429, Json{{"detail", detail}});
-      AddRetryAfter(&a, retry);
+      const std::string retry = std::to_string(r.retry_after_s);
+      HttpAnswer a = DetailError(429, r.user_id, "too_many_attempts", "Too many failed attempts",
+                                 ",\"retry_after\":" + retry);
+      a.headers.emplace_back("Retry-After", retry);
       return a;
     }
     case VerifyOutcome::kExpired:

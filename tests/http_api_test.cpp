@@ -1,6 +1,7 @@
 #include "http_api.h"
 
 #include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
 #include <sqlite3.h>
 
 #include "otp_stack.h"
@@ -264,6 +265,27 @@ TEST_CASE("No input, however malformed, produces a 5xx") {
     REQUIRE(a.status < 500);
     REQUIRE_FALSE(a.body.empty());
   }
+}
+
+}  // namespace otpd
+
+namespace otpd {
+
+TEST_CASE("Answers stay valid JSON for user IDs with quotes, backslashes and control bytes") {
+  OtpStack s;
+  const std::string id = std::string("a\"b\\c\n\x01\xc3\xa9", 9);
+  nlohmann::json request = {{"user_id", id}};
+  HttpAnswer a = s.Post("/send-code", request.dump());
+  CHECK(a.status == 404);
+  nlohmann::json body = nlohmann::json::parse(a.body, nullptr, false);
+  REQUIRE_FALSE(body.is_discarded());
+  CHECK(body["detail"]["user_id"] == id);
+  CHECK(body["detail"]["error_type"] == "user_not_found");
+  request["passcode"] = "123456";
+  a = s.Post("/verify-code", request.dump());
+  body = nlohmann::json::parse(a.body, nullptr, false);
+  REQUIRE_FALSE(body.is_discarded());
+  CHECK(body["detail"]["user_id"] == id);
 }
 
 }  // namespace otpd
