@@ -31,6 +31,10 @@ TEST_SRCS := $(wildcard tests/*.cpp)
 LIB_OBJS  := $(LIB_SRCS:%.cpp=$(BUILD)/%.o)
 TEST_OBJS := $(TEST_SRCS:%.cpp=$(BUILD)/%.o)
 MAIN_OBJ  := $(BUILD)/main.o
+# The docs pages' CSS and JS, embedded at build time (src/docs_assets.h).
+DOCS_ASSETS := src/docs/docs.css src/docs/docs.js
+DOCS_GEN    := $(BUILD)/gen/docs_assets.cpp
+DOCS_OBJ    := $(BUILD)/gen/docs_assets.o
 
 .PHONY: all deps run test check asan clean
 all: otpd otpd_test
@@ -42,7 +46,15 @@ $(BUILD)/%.o: %.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c $< -o $@
 
-$(BUILD)/libotpd.a: $(LIB_OBJS)
+$(DOCS_GEN): src/docs/embed.sh $(DOCS_ASSETS)
+	@mkdir -p $(dir $@)
+	sh src/docs/embed.sh kDocsCss=src/docs/docs.css kDocsJs=src/docs/docs.js > $@.tmp
+	mv $@.tmp $@
+
+$(DOCS_OBJ): $(DOCS_GEN)
+	$(CXX) $(CXXSTD) $(OPT) $(WARN) $(SAN) -c $< -o $@
+
+$(BUILD)/libotpd.a: $(LIB_OBJS) $(DOCS_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
