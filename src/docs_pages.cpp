@@ -214,7 +214,8 @@ std::string Toc(const Json& doc) {
 std::string Header(const Json& doc, DocsStyle style, const std::string& base_path) {
   const std::string title = Text(doc["info"], "title") + " " + Text(doc["info"], "version");
   return "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
-         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>" +
+         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+         "<link rel=\"icon\" href=\"data:,\">\n<title>" +
          Escape(title) + (style == DocsStyle::kInteractive ? " API docs" : " API reference") +
          "</title>\n<style>" + kDocsCss + "</style></head>\n<body data-base=\"" +
          Escape(base_path) + "\">\n<header><h1>" + Escape(title) + "</h1><nav><a href=\"" +

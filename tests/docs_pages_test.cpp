@@ -33,7 +33,7 @@ void CheckSelfContained(const std::string& html, const std::string& base_path) {
        ++it) {
     const std::string url = (*it)[2];
     CAPTURE(url);
-    const bool local = url.rfind("#", 0) == 0 || url.rfind("./", 0) == 0 ||
+    const bool local = url.rfind("#", 0) == 0 || url.rfind("./", 0) == 0 || url == "data:," ||
                        (!base_path.empty() && url.rfind(base_path + "/", 0) == 0);
     CHECK(local);
     CHECK(url.rfind("//", 0) != 0);
