@@ -3,6 +3,7 @@
 #   make run        install what is missing, build, start a dev otpd on 127.0.0.1:8000
 #   make test       install what is missing, build, run every test
 #   make asan       build and run the tests under AddressSanitizer + UBSan
+#   make test-browser  the /docs page end to end in headless Chromium
 # CI sets WERROR=1 to turn warnings into errors.
 
 CXX      ?= g++
@@ -31,8 +32,12 @@ TEST_SRCS := $(wildcard tests/*.cpp)
 LIB_OBJS  := $(LIB_SRCS:%.cpp=$(BUILD)/%.o)
 TEST_OBJS := $(TEST_SRCS:%.cpp=$(BUILD)/%.o)
 MAIN_OBJ  := $(BUILD)/main.o
+# The docs pages' CSS and JS, embedded at build time (src/docs_assets.h).
+DOCS_ASSETS := src/docs/docs.css src/docs/docs.js
+DOCS_GEN    := $(BUILD)/gen/docs_assets.cpp
+DOCS_OBJ    := $(BUILD)/gen/docs_assets.o
 
-.PHONY: all deps run test check asan bench clean
+.PHONY: all deps run test test-browser check asan bench clean
 all: otpd otpd_test
 
 deps:
@@ -42,7 +47,15 @@ $(BUILD)/%.o: %.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c $< -o $@
 
-$(BUILD)/libotpd.a: $(LIB_OBJS)
+$(DOCS_GEN): src/docs/embed.sh $(DOCS_ASSETS)
+	@mkdir -p $(dir $@)
+	sh src/docs/embed.sh kDocsCss=src/docs/docs.css kDocsJs=src/docs/docs.js > $@.tmp
+	mv $@.tmp $@
+
+$(DOCS_OBJ): $(DOCS_GEN)
+	$(CXX) $(CXXSTD) $(OPT) $(WARN) $(SAN) -c $< -o $@
+
+$(BUILD)/libotpd.a: $(LIB_OBJS) $(DOCS_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
@@ -69,6 +82,17 @@ test: deps
 
 check: test
 
+# The /docs page end to end: a real otpd, Debian's Chromium driven by
+# playwright-core (pinned in tests/browser/package-lock.json). Screenshots
+# go to $(BUILD)/browser/.
+test-browser: deps
+	@./third_party/install.sh third_party/packages-browser.txt
+	@command -v npm >/dev/null 2>&1 || echo npm | ./third_party/install.sh /dev/stdin
+	@$(MAKE) --no-print-directory $(OUT)/otpd
+	cd tests/browser && npm ci --no-audit --no-fund --prefer-offline
+	cd tests/browser && OTPD_BIN=$(abspath $(OUT)/otpd) BROWSER_OUT=$(abspath $(BUILD)/browser) \
+	  node docs_test.js
+
 # Sanitizer builds live apart from the normal one (build-asan/).
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OUT=build-asan OPT='-O1 -g' \
@@ -83,6 +107,6 @@ bench: deps
 	bench/run.sh
 
 clean:
-	rm -rf build build-asan build-bench otpd otpd_test libotpd.a
+	rm -rf build build-asan build-bench otpd otpd_test libotpd.a tests/browser/node_modules
 
 -include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(MAIN_OBJ:.o=.d)

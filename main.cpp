@@ -141,6 +141,7 @@ int Serve(const Config& c, int argc, char** argv, std::shared_ptr<SqliteDb> db,
                      OpenSslRandom(), &hasher);
   HttpApiOptions api_options;
   api_options.expose_full_phone = c.expose_phone == "full";
+  api_options.base_path = c.base_path;
   HttpApi api(&service, storage.get(), api_options);
   HttpServer server(ServerOptions(c), &api);
   s = server.Bind();

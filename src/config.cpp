@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 
 #include <CLI/CLI.hpp>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -69,6 +70,15 @@ std::string CheckListen(const std::string& value) {
   return ip ? ""
             : "must be an IPv4 or IPv6 address literal such as 127.0.0.1, 0.0.0.0 or ::1 "
               "(host names are not resolved)";
+}
+
+std::string CheckBasePath(const std::string& value) {
+  if (value.empty()) return "";
+  bool ok = value[0] == '/' && value.back() != '/' && value.find("//") == std::string::npos;
+  for (char c : value) {
+    ok = ok && (isalnum(static_cast<unsigned char>(c)) || strchr("/-._~", c) != nullptr);
+  }
+  return ok ? "" : "must be empty or a path such as /otp (letters, digits, - . _ ~, no trailing /)";
 }
 
 std::string CheckNotEmpty(const std::string& value) {
@@ -157,6 +167,9 @@ const std::vector<KeySpec>& Keys() {
              &Config::keepalive_timeout, 0, 300),
       IntKey("keepalive_max", kNet, "Requests per connection before it is closed",
              &Config::keepalive_max, 1, 100000),
+      StringKey("base_path", kNet,
+                "Path prefix a reverse proxy serves otpd under, e.g. /otp (docs links)",
+                &Config::base_path, CheckBasePath),
       StringKey("database", kStore, "SQLite database file", &Config::database, CheckNotEmpty),
       Sensitive(StringKey("secret", kStore,
                           "HMAC key for code hashes, 16+ characters; unset: use secret_file. "

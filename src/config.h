@@ -30,6 +30,7 @@ struct Config {
   int write_timeout = 5;             // seconds to wait while writing an answer, 1..300
   int keepalive_timeout = 5;         // seconds an idle keep-alive connection is kept, 0..300
   int keepalive_max = 100;           // requests per connection before it is closed, 1..100000
+  std::string base_path;  // prefix a reverse proxy serves otpd under ("/otp"); docs links
 
   // --- storage -----------------------------------------------------------
   std::string database = "/var/lib/otpd/otpd.db";  // SQLite file

@@ -2,7 +2,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "docs_pages.h"
 #include "log.h"
+#include "openapi.h"
 #include "phone.h"
 
 namespace otpd {
@@ -149,7 +151,14 @@ HttpAnswer StatusToAnswer(const Status& status, const std::string& user_id) {
 }
 
 HttpApi::HttpApi(OtpService* service, Storage* storage, const HttpApiOptions& options)
-    : service_(service), storage_(storage), options_(options) {}
+    : service_(service),
+      storage_(storage),
+      options_(options),
+      openapi_json_(Dump(OpenApiDocument(options))),
+      docs_html_(RenderDocsPage(OpenApiDocument(options), DocsStyle::kInteractive,
+                                options.base_path, options.api_keys_enabled)),
+      redoc_html_(RenderDocsPage(OpenApiDocument(options), DocsStyle::kReference,
+                                 options.base_path, options.api_keys_enabled)) {}
 
 const std::vector<Route>& HttpApi::Routes() {
   static const std::vector<Route> routes = {
@@ -157,6 +166,9 @@ const std::vector<Route>& HttpApi::Routes() {
       {"/verify-code", "POST"},
       {"/healthz", "GET"},
       {"/readyz", "GET"},
+      {"/openapi.json", "GET"},
+      {"/docs", "GET"},
+      {"/redoc", "GET"},
   };
   return routes;
 }
@@ -170,7 +182,12 @@ HttpAnswer HttpApi::Handle(const HttpRequest& request) const {
       if (request.path == "/send-code") return SendCode(request);
       if (request.path == "/verify-code") return VerifyCode(request);
       if (request.path == "/healthz") return JsonAnswer(200, Json{{"status", "ok"}});
-      return Ready();
+      if (request.path == "/readyz") return Ready();
+      if (request.path == "/docs") return Page(docs_html_);
+      if (request.path == "/redoc") return Page(redoc_html_);
+      HttpAnswer a;
+      a.body = openapi_json_;
+      return a;
     }
     allow += allow.empty() ? r.method : std::string(", ") + r.method;
     if (std::string(r.method) == "GET") allow += ", HEAD";
@@ -255,6 +272,16 @@ HttpAnswer HttpApi::Ready() const {
   Log(LogLevel::kWarn, "not ready", {{"error", s.ToString()}});
   HttpAnswer a = JsonAnswer(503, Json{{"status", "unavailable"}, {"detail", "store is not writable"}});
   AddRetryAfter(&a, 1);
+  return a;
+}
+
+HttpAnswer HttpApi::Page(const std::string& html) const {
+  HttpAnswer a;
+  a.body = html;
+  a.content_type = "text/html; charset=utf-8";
+  a.headers.emplace_back("Content-Security-Policy", DocsContentSecurityPolicy());
+  a.headers.emplace_back("X-Content-Type-Options", "nosniff");
+  a.headers.emplace_back("Referrer-Policy", "no-referrer");
   return a;
 }
 

@@ -27,13 +27,20 @@ struct HttpRequest {
 
 struct HttpAnswer {
   int status = 200;
-  std::string body;  // JSON
+  std::string body;
+  std::string content_type = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;  // beyond Content-Type
 };
 
 struct HttpApiOptions {
   bool expose_full_phone = false;  // expose_phone = "full"
   size_t max_passcode_bytes = 64;  // longer passcodes are a 422
+  // API keys are configured: the docs describe the bearer scheme and the
+  // /docs page gets a key field. (Checking keys is not HttpApi's job here.)
+  bool api_keys_enabled = false;
+  // The path prefix a reverse proxy serves otpd under ("" or "/otp"): the
+  // OpenAPI `servers` entry and the pages' links use it.
+  std::string base_path;
 };
 
 struct Route {
@@ -51,16 +58,22 @@ class HttpApi {
   HttpAnswer Handle(const HttpRequest& request) const;
 
   // Every (path, method) Handle serves; HEAD is implied for GET.
+  // openapi.h documents exactly these (tests/openapi_test.cpp checks).
   static const std::vector<Route>& Routes();
 
  private:
   HttpAnswer SendCode(const HttpRequest& request) const;
   HttpAnswer VerifyCode(const HttpRequest& request) const;
   HttpAnswer Ready() const;
+  HttpAnswer Page(const std::string& html) const;
 
   OtpService* const service_;
   Storage* const storage_;
   const HttpApiOptions options_;
+  // Rendered once: they depend on the options only.
+  const std::string openapi_json_;
+  const std::string docs_html_;
+  const std::string redoc_html_;
 };
 
 // {"detail": "<text>"}: the shape FastAPI used for 404, 405, 413 and the like.

@@ -50,7 +50,7 @@ int64_t ContentLength(const Request& req) {
 void ApplyAnswer(const HttpAnswer& a, Response* res) {
   res->status = a.status;
   for (const auto& h : a.headers) res->set_header(h.first.c_str(), h.second);
-  res->set_content(a.body, "application/json");
+  res->set_content(a.body, a.content_type.c_str());
 }
 
 // Answers and closes the connection: the content provider writes the body
@@ -61,7 +61,7 @@ void AnswerAndClose(const HttpAnswer& a, Response* res) {
   for (const auto& h : a.headers) res->set_header(h.first.c_str(), h.second);
   res->set_header("Connection", "close");
   auto body = std::make_shared<std::string>(a.body);
-  res->set_content_provider(body->size(), "application/json",
+  res->set_content_provider(body->size(), a.content_type.c_str(),
                             [body](size_t offset, size_t length, httplib::DataSink& sink) {
                               sink.write(body->data() + offset, length);
                               return false;

@@ -100,6 +100,7 @@ void CheckSameSettings(const Config& a, const Config& b) {
   CHECK(a.max_attempts == b.max_attempts);
   CHECK(a.expired_grace == b.expired_grace);
   CHECK(a.expose_phone == b.expose_phone);
+  CHECK(a.base_path == b.base_path);
   CHECK(a.sms_backend == b.sms_backend);
   CHECK(a.sms_log_file == b.sms_log_file);
   CHECK(a.app_name == b.app_name);
@@ -403,6 +404,20 @@ TEST_CASE("secrets are never echoed in messages") {
   CHECK(Parse({"--secret=0123456789abcdef"}).status.ok());
 }
 
+TEST_CASE("base_path: empty or a clean absolute path") {
+  for (const char* good : {"", "/otp", "/api/otp-v1"}) {
+    Config config;
+    config.base_path = good;
+    CHECK_MESSAGE(ValidateConfig(config).ok(), good);
+  }
+  for (const char* bad : {"otp", "/otp/", "/", "//otp", "/o p", "/a\"b", "/<x>"}) {
+    Config config;
+    config.base_path = bad;
+    CHECK_MESSAGE(Contains(ValidateConfig(config).message(), "base_path"), bad);
+  }
+  CHECK(Parse({"--base-path", "/otp"}).inv.config.base_path == "/otp");
+}
+
 TEST_CASE("ValidateConfig: the exact message format") {
   Config config;
   config.code_length = 11;
@@ -598,7 +613,7 @@ TEST_CASE("otpd.conf.example uncommented: every key, each at its default") {
     if (!key.empty()) in_file.insert(key);
   }
   const std::set<std::string> in_help = KeysInHelp();
-  CHECK(in_help.size() == 26);
+  CHECK(in_help.size() == 27);
   CHECK(in_file == in_help);
 }
 

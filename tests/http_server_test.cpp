@@ -128,6 +128,28 @@ TEST_CASE("Server: unknown path 404, wrong method 405, as JSON") {
   CHECK(res->status == 404);
 }
 
+TEST_CASE("Server: the docs pages go out as HTML with their headers; HEAD has none of the body") {
+  ServerFixture f;
+  httplib::Client cli = f.Client();
+  for (const char* page : {"/docs", "/redoc"}) {
+    CAPTURE(page);
+    auto res = cli.Get(page);
+    REQUIRE(res);
+    CHECK(res->status == 200);
+    CHECK(res->get_header_value("Content-Type") == "text/html; charset=utf-8");
+    CHECK(res->get_header_value("Content-Security-Policy").rfind("default-src 'self'; ", 0) == 0);
+    CHECK(res->body.rfind("<!doctype html>", 0) == 0);
+    res = cli.Head(page);
+    REQUIRE(res);
+    CHECK(res->status == 200);
+    CHECK(res->body.empty());
+  }
+  auto res = cli.Get("/openapi.json");
+  REQUIRE(res);
+  CHECK(res->get_header_value("Content-Type") == "application/json");
+  CHECK(res->body.rfind("{\"openapi\":\"3.0.3\"", 0) == 0);
+}
+
 TEST_CASE("Server: a Content-Length over the limit is refused before the body is read") {
   ServerFixture f;
   bool closed = false;
