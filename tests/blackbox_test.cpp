@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -71,11 +72,63 @@ CommandResult RunOtpd(const TempDir& dir, const std::vector<std::string>& args) 
   return r;
 }
 
-// A running `otpd serve`, stopped by PID when destroyed.
+// Every maximal run of digits in `line`.
+std::vector<std::string> DigitRuns(const std::string& line) {
+  std::vector<std::string> runs;
+  std::string run;
+  for (char c : line + " ") {
+    if (c >= '0' && c <= '9') {
+      run.push_back(c);
+    } else if (!run.empty()) {
+      runs.push_back(run);
+      run.clear();
+    }
+  }
+  return runs;
+}
+
+// Checks every log line otpd wrote in `dir`: logfmt, and no code, secret
+// or full phone. The console SMS sender's "to <masked>: <message>" lines
+// show codes on purpose (a development tool) and are the one exception.
+void CheckLogsAreClean(const TempDir& dir, const std::string& log) {
+  std::vector<std::string> codes, phones = {"+11111111111", "+12222222222"};
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
+    const std::string name = entry.path().filename().string();
+    const bool sms_log = name == "sms.log" || (name.size() > 4 && name.substr(name.size() - 4) == ".sms");
+    if (!sms_log) continue;
+    std::istringstream lines(ReadFile(entry.path()));
+    std::string line;
+    while (std::getline(lines, line)) {
+      const size_t space = line.find(' ');
+      if (line.empty() || line[0] != '+' || space == std::string::npos) continue;
+      const std::string code = FindCode(line.substr(space + 1));
+      if (!code.empty()) codes.push_back(code);
+      phones.push_back(line.substr(0, space));
+    }
+  }
+  std::string secret = ReadFile(dir.File("otpd.secret"));
+  if (!secret.empty() && secret.back() == '\n') secret.pop_back();
+  std::istringstream lines(ReadFile(log));
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.rfind("to +", 0) == 0) continue;
+    CHECK_MESSAGE((line.rfind("ts=", 0) == 0 || line.rfind("level=", 0) == 0), line);
+    for (const std::string& run : DigitRuns(line)) {
+      CHECK_MESSAGE(std::find(codes.begin(), codes.end(), run) == codes.end(), line);
+    }
+    for (const std::string& phone : phones) {
+      CHECK_MESSAGE(line.find(phone) == std::string::npos, line);
+    }
+    if (!secret.empty()) CHECK_MESSAGE(line.find(secret) == std::string::npos, line);
+  }
+}
+
+// A running `otpd serve`, stopped by PID when destroyed; its log is then
+// checked for leaked codes, secrets and phones.
 class OtpdProcess {
  public:
   OtpdProcess(const TempDir& dir, const std::string& name, const std::vector<std::string>& args)
-      : log_(dir.File(name + ".log")) {
+      : dir_(dir), log_(dir.File(name + ".log")) {
     pid_ = fork();
     REQUIRE(pid_ >= 0);
     if (pid_ == 0) ExecOtpd(args, "", log_);
@@ -86,7 +139,10 @@ class OtpdProcess {
       kill(pid_, SIGKILL);
       waitpid(pid_, nullptr, 0);
     }
+    CheckLogsAreClean(dir_, log_);
   }
+
+  pid_t pid() const { return pid_; }
 
   int port() const { return port_; }
   const std::string& log() const { return log_; }
@@ -131,6 +187,7 @@ class OtpdProcess {
     REQUIRE_MESSAGE(port_ > 0, ReadFile(log_));
   }
 
+  const TempDir& dir_;
   std::string log_;
   pid_t pid_ = -1;
   int port_ = 0;
@@ -180,7 +237,76 @@ std::map<int, int> ConcurrentWrongGuesses(const std::vector<const OtpdProcess*>&
   return counts;
 }
 
+std::map<std::string, double> Scrape(const OtpdProcess& otpd) {
+  auto res = otpd.Client().Get("/metrics");
+  REQUIRE(res);
+  REQUIRE(res->status == 200);
+  std::map<std::string, double> series;
+  std::string bad;
+  REQUIRE_MESSAGE(ParsePrometheus(res->body, &series, &bad), bad);
+  return series;
+}
+
+// The log lines whose msg is `msg`.
+std::vector<std::string> LogLines(const std::string& log, const std::string& msg) {
+  std::vector<std::string> out;
+  std::istringstream lines(ReadFile(log));
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.find(" msg=" + msg + " ") != std::string::npos) out.push_back(line);
+  }
+  return out;
+}
+
 }  // namespace
+
+TEST_CASE("otpd binary: metrics after a scripted sequence, and one access line per request") {
+  TempDir dir;
+  OtpdProcess otpd(dir, "a", {"--config", Config(dir, "sms.log")});
+  auto cli = otpd.Client();
+  REQUIRE(cli.Post("/send-code", R"({"user_id":"ABC"})", "application/json")->status == 200);
+  const std::string code = LastCode(dir.File("sms.log"), "+11111111111");
+  CHECK(cli.Post("/send-code", R"({"user_id":"ghost"})", "application/json")->status == 404);
+  CHECK(cli.Post("/verify-code", VerifyJson("abc", WrongCode(code)), "application/json")->status ==
+        400);
+  auto mid = Scrape(otpd);
+  CHECK(mid["otpd_active_codes"] == 1);
+  httplib::Headers id = {{"X-Request-Id", "trace-42"}};
+  auto res = cli.Post("/verify-code", id, VerifyJson("abc", code), "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(res->get_header_value("X-Request-Id") == "trace-42");
+  CHECK(cli.Post("/verify-code", VerifyJson("abc", code), "application/json")->status == 404);
+  CHECK(cli.Get("/nowhere")->status == 404);
+  auto m = Scrape(otpd);
+  CHECK(m[R"(otpd_sends_total{outcome="sent"})"] == 1);
+  CHECK(m[R"(otpd_sends_total{outcome="user_not_found"})"] == 1);
+  CHECK(m[R"(otpd_verifies_total{outcome="invalid"})"] == 1);
+  CHECK(m[R"(otpd_verifies_total{outcome="ok"})"] == 1);
+  CHECK(m[R"(otpd_verifies_total{outcome="not_found"})"] == 1);
+  CHECK(m[R"(otpd_http_requests_total{route="/send-code",status="200"})"] == 1);
+  CHECK(m[R"(otpd_http_requests_total{route="/verify-code",status="404"})"] == 1);
+  CHECK(m[R"(otpd_http_requests_total{route="other",status="404"})"] == 1);
+  CHECK(m[R"(otpd_http_requests_total{route="/metrics",status="200"})"] == 1);
+  CHECK(m[R"(otpd_sms_send_duration_seconds_count{result="ok"})"] == 1);
+  CHECK(m["otpd_active_codes"] == 0);
+  CHECK(otpd.Terminate() == 0);
+
+  // 8 requests, 8 access lines, each with every field.
+  const auto lines = LogLines(otpd.log(), "request");
+  REQUIRE(lines.size() == 8);
+  for (const std::string& line : lines) {
+    for (const char* field : {" method=", " path=", " status=", " latency=", " client=127.0.0.1",
+                              " request_id=", " user_id="}) {
+      CHECK_MESSAGE(line.find(field) != std::string::npos, line);
+    }
+  }
+  CHECK(lines[0].find("path=/send-code status=200") != std::string::npos);
+  CHECK(lines[0].find("user_id=abc") != std::string::npos);
+  CHECK(lines[4].find("request_id=trace-42 user_id=abc") != std::string::npos);
+  CHECK(lines[6].find("path=/nowhere status=404") != std::string::npos);
+  CHECK(lines[6].find("user_id=-") != std::string::npos);
+}
 
 TEST_CASE("otpd binary: send and verify a code, read from sms_log_file") {
   TempDir dir;
