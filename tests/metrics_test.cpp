@@ -4,6 +4,7 @@
 #include <httplib.h>
 
 #include <algorithm>
+#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -132,7 +133,13 @@ TEST_CASE("Metrics: GET /metrics over HTTP follows a scripted sequence") {
   CHECK(Value(mid, "otpd_active_codes") == 1);
   CHECK(stack.Post("/verify-code", VerifyJson("abc", code)).status == 200);
   CHECK(stack.Post("/verify-code", VerifyJson("abc", code)).status == 404);
+  // A request is counted just after its answer is written: wait for it.
+  const std::string last = R"(otpd_http_requests_total{route="/verify-code",status="404"})";
   auto after = Scrape(&stack);
+  for (int i = 0; i < 200 && Value(after, last) == Value(before, last); i++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    after = Scrape(&stack);
+  }
 
   auto delta = [&](const std::string& name) { return Value(after, name) - Value(before, name); };
   CHECK(delta(R"(otpd_sends_total{outcome="sent"})") == 1);
