@@ -4,6 +4,7 @@
 #   make test       install what is missing, build, run every test
 #   make asan       build and run the tests under AddressSanitizer + UBSan
 #   make test-browser  the /docs page end to end in headless Chromium
+#   make install    install otpd, its config and its systemd unit (PREFIX, DESTDIR)
 # CI sets WERROR=1 to turn warnings into errors.
 
 CXX      ?= g++
@@ -37,7 +38,14 @@ DOCS_ASSETS := src/docs/docs.css src/docs/docs.js
 DOCS_GEN    := $(BUILD)/gen/docs_assets.cpp
 DOCS_OBJ    := $(BUILD)/gen/docs_assets.o
 
-.PHONY: all deps run test test-browser check asan bench clean
+.PHONY: all deps run test test-browser check asan bench clean install uninstall
+
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+SYSCONFDIR ?= /etc
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+DESTDIR    ?=
 all: otpd otpd_test
 
 deps:
@@ -79,6 +87,7 @@ run: deps
 test: deps
 	@$(MAKE) --no-print-directory otpd otpd_test
 	./otpd_test
+	sh tests/install_test.sh
 
 check: test
 
@@ -105,6 +114,36 @@ asan: deps
 bench: deps
 	@./third_party/install.sh third_party/packages-bench.txt
 	bench/run.sh
+# The binary, the config (never overwriting one that exists), an empty
+# 0600 Twilio token file for LoadCredential=, the systemd unit and the
+# otpd system user. Installing into the live system (no DESTDIR, as root)
+# also creates the user and reloads systemd.
+install: otpd
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR)
+	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/otpd
+	install -m 0755 otpd $(DESTDIR)$(BINDIR)/otpd
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/otpd/otpd.conf ]; then \
+	  echo "keeping $(DESTDIR)$(SYSCONFDIR)/otpd/otpd.conf"; \
+	else \
+	  install -m 0644 otpd.conf.example $(DESTDIR)$(SYSCONFDIR)/otpd/otpd.conf; \
+	fi
+	@[ -e $(DESTDIR)$(SYSCONFDIR)/otpd/twilio_auth_token ] || \
+	  install -m 0600 /dev/null $(DESTDIR)$(SYSCONFDIR)/otpd/twilio_auth_token
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' otpd.service.in \
+	  > $(DESTDIR)$(UNITDIR)/otpd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/otpd.service
+	install -m 0644 otpd.sysusers $(DESTDIR)$(SYSUSERSDIR)/otpd.conf
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" -eq 0 ]; then \
+	  if command -v systemd-sysusers >/dev/null; then systemd-sysusers $(SYSUSERSDIR)/otpd.conf; \
+	  elif ! id otpd >/dev/null 2>&1; then \
+	    useradd --system --home-dir /var/lib/otpd --shell /usr/sbin/nologin otpd; fi; \
+	  if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi; \
+	fi
+
+# Leaves the config, the token file, the database and the user in place.
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/otpd $(DESTDIR)$(UNITDIR)/otpd.service \
+	  $(DESTDIR)$(SYSUSERSDIR)/otpd.conf
 
 clean:
 	rm -rf build build-asan build-bench otpd otpd_test libotpd.a tests/browser/node_modules

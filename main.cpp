@@ -1,9 +1,13 @@
 // otpd: wiring only. Parse the command line and config, build the real
 // parts, and run the chosen command.
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -22,6 +26,7 @@
 #include "sqlite_db.h"
 #include "storage.h"
 #include "users.h"
+#include "users_csv.h"
 
 namespace otpd {
 namespace {
@@ -38,8 +43,38 @@ std::string SecretPath(const Config& c) {
   return (dir.empty() ? "/" : dir + "/") + "otpd.secret";
 }
 
+// otpd users import FILE: every bad line is reported, and then nothing is
+// written; otherwise all users are upserted in one transaction.
+int ImportUsers(const std::string& path, UserDirectory* users) {
+  std::stringstream text;
+  if (path == "-") {
+    text << std::cin.rdbuf();
+  } else {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return Fail("users import", Status::IOError("cannot read " + path));
+    text << in.rdbuf();
+  }
+  std::vector<User> parsed;
+  std::vector<std::string> errors;
+  Status s = ParseUsersCsv(text.str(), &parsed, &errors);
+  for (const std::string& e : errors) fprintf(stderr, "otpd: users import: %s: %s\n", path.c_str(), e.c_str());
+  if (!s.ok()) return Fail("users import", s);
+  s = users->UpsertAll(parsed);
+  if (!s.ok()) return Fail("users import", s);
+  fprintf(stderr, "otpd: users import: %zu users added or updated\n", parsed.size());
+  return 0;
+}
+
 int RunUsersCommand(const Invocation& inv, UserDirectory* users) {
   Status s;
+  if (inv.command == Command::kUsersImport) return ImportUsers(inv.args[0], users);
+  if (inv.command == Command::kUsersExport) {
+    std::vector<User> list;
+    s = users->List(&list);
+    if (!s.ok()) return Fail("users export", s);
+    fputs(FormatUsersCsv(list).c_str(), stdout);
+    return fflush(stdout) == 0 ? 0 : Fail("users export", Status::IOError("write failed"));
+  }
   if (inv.command == Command::kUsersAdd) {
     s = users->Upsert(inv.args[0], inv.args[1]);
     if (!s.ok()) return Fail("users add", s);
@@ -80,15 +115,69 @@ HttpServerOptions ServerOptions(const Config& c) {
   return o;
 }
 
-// SIGHUP: re-read the config file and re-sync its [users] table. Other
-// settings need a restart for now; a bad file keeps the running state.
-void Reload(int argc, char** argv, UserDirectory* users) {
+HttpApiOptions ApiOptions(const Config& c) {
+  HttpApiOptions o;
+  o.expose_full_phone = c.expose_phone == "full";
+  o.base_path = c.base_path;
+  return o;
+}
+
+// What SIGHUP may change while serving. Every other key needs a restart.
+bool IsLiveKey(const std::string& key) {
+  for (const char* live : {"log_level", "log_file", "code_length", "expiry", "max_attempts",
+                           "expired_grace", "expose_phone", "app_name", "message_template"}) {
+    if (key == live) return true;
+  }
+  return false;
+}
+
+// systemd's LoadCredential= puts the token in $CREDENTIALS_DIRECTORY; it is
+// used when no other source set twilio_auth_token.
+void ReadCredentials(Config* c) {
+  const char* dir = getenv("CREDENTIALS_DIRECTORY");
+  if (!c->twilio_auth_token.empty() || dir == nullptr || *dir == '\0') return;
+  std::ifstream in(std::string(dir) + "/twilio_auth_token");
+  std::string token;
+  if (in && std::getline(in, token)) c->twilio_auth_token = token;
+}
+
+struct LiveParts {
+  OtpService* service;
+  HttpApi* api;
+  UserDirectory* users;
+  Config started;  // the config the process started with
+};
+
+void ApplyLiveSettings(const Config& c, LiveParts* live) {
+  LogLevel level = LogLevel::kInfo;
+  ParseLogLevel(c.log_level, &level);
+  SetLogLevel(level);
+  live->service->SetOptions(ServiceOptions(c));
+  live->api->SetOptions(ApiOptions(c));
+}
+
+// SIGHUP: re-read the config file; re-sync its [users] table, apply the
+// live settings and reopen the log file. A bad file keeps the running state.
+void Reload(int argc, char** argv, LiveParts* live) {
   Invocation inv;
   Status s = ParseInvocation(argc, argv, nullptr, &inv);
-  if (s.ok() && !inv.config.config_file.empty()) s = users->SyncFromConfig(inv.config.users);
+  ReadCredentials(&inv.config);
+  if (s.ok() && !inv.config.config_file.empty()) s = live->users->SyncFromConfig(inv.config.users);
   if (!s.ok()) {
     Log(LogLevel::kError, "reload failed; keeping the running config", {{"error", s.message()}});
     return;
+  }
+  if (!inv.config.log_file.empty()) {
+    Status ls = OpenLogFile(inv.config.log_file);
+    if (!ls.ok()) Log(LogLevel::kError, "cannot reopen the log file", {{"error", ls.message()}});
+  }
+  ApplyLiveSettings(inv.config, live);
+  std::string restart;
+  for (const std::string& key : ChangedKeys(live->started, inv.config)) {
+    if (!IsLiveKey(key)) restart += (restart.empty() ? "" : ",") + key;
+  }
+  if (!restart.empty()) {
+    Log(LogLevel::kWarn, "changed settings take effect at the next restart", {{"keys", restart}});
   }
   Log(LogLevel::kInfo, "reloaded", {{"users", std::to_string(inv.config.users.size())}});
 }
@@ -96,12 +185,12 @@ void Reload(int argc, char** argv, UserDirectory* users) {
 // Waits for SIGTERM/SIGINT (stop) and SIGHUP (reload) on its own thread.
 // The signals are blocked in every thread, so only sigwait sees them.
 void HandleSignals(const sigset_t* set, HttpServer* server, int argc, char** argv,
-                   UserDirectory* users) {
+                   LiveParts* live) {
   for (;;) {
     int sig = 0;
     if (sigwait(set, &sig) != 0) continue;
     if (sig == SIGHUP) {
-      Reload(argc, argv, users);
+      Reload(argc, argv, live);
       continue;
     }
     Log(LogLevel::kInfo, "stopping", {{"signal", sig == SIGTERM ? "TERM" : "INT"}});
@@ -139,10 +228,8 @@ int Serve(const Config& c, int argc, char** argv, std::shared_ptr<SqliteDb> db,
 
   OtpService service(ServiceOptions(c), storage.get(), users, sms.get(), SystemClock(),
                      OpenSslRandom(), &hasher);
-  HttpApiOptions api_options;
-  api_options.expose_full_phone = c.expose_phone == "full";
-  api_options.base_path = c.base_path;
-  HttpApi api(&service, storage.get(), api_options);
+  HttpApi api(&service, storage.get(), ApiOptions(c));
+  LiveParts live{&service, &api, users, c};
   HttpServer server(ServerOptions(c), &api);
   s = server.Bind();
   if (!s.ok()) return Fail("listen", s);
@@ -156,7 +243,7 @@ int Serve(const Config& c, int argc, char** argv, std::shared_ptr<SqliteDb> db,
   sigset_t set;
   sigemptyset(&set);
   for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&set, sig);
-  std::thread signals(HandleSignals, &set, &server, argc, argv, users);
+  std::thread signals(HandleSignals, &set, &server, argc, argv, &live);
   Log(LogLevel::kInfo, "otpd started",
       {{"version", OTPD_VERSION}, {"listen", c.listen}, {"port", std::to_string(server.port())},
        {"database", c.database}, {"sms_backend", c.sms_backend}});
@@ -172,11 +259,20 @@ int Main(int argc, char** argv) {
   Status s = ParseInvocation(argc, argv, nullptr, &inv);
   if (!s.ok()) {
     fprintf(stderr, "otpd: %s\n", s.message().c_str());
-    return 2;
+    return inv.command == Command::kCheckConfig ? 1 : 2;
   }
   if (inv.command == Command::kExit) {
     fputs(inv.output.c_str(), inv.exit_code == 0 ? stdout : stderr);
     return inv.exit_code;
+  }
+  ReadCredentials(&inv.config);
+  if (inv.command == Command::kCheckConfig) {
+    fputs(DescribeConfig(inv.config).c_str(), stdout);
+    return 0;
+  }
+  if (inv.command == Command::kServe && !inv.config.log_file.empty()) {
+    s = OpenLogFile(inv.config.log_file);
+    if (!s.ok()) return Fail("log_file", s);
   }
   LogLevel level = LogLevel::kInfo;
   ParseLogLevel(inv.config.log_level, &level);
@@ -190,6 +286,10 @@ int Main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  struct stat st;
+  if (inv.command == Command::kBackup && stat(inv.config.database.c_str(), &st) != 0) {
+    return Fail("backup", Status::NotFound("no database at " + inv.config.database));
+  }
   SqliteOptions db_options;
   db_options.path = inv.config.database;
   db_options.busy_timeout_ms = inv.config.busy_timeout_ms;
@@ -199,6 +299,12 @@ int Main(int argc, char** argv) {
   std::unique_ptr<UserDirectory> users;
   s = NewSqliteUserDirectory(db, &users);
   if (!s.ok()) return Fail("users", s);
+  if (inv.command == Command::kBackup) {
+    s = db->Backup(inv.args[0]);
+    if (!s.ok()) return Fail("backup", s);
+    fprintf(stderr, "otpd: backup: %s written\n", inv.args[0].c_str());
+    return 0;
+  }
   if (inv.command != Command::kServe) return RunUsersCommand(inv, users.get());
   return Serve(inv.config, argc, argv, db, users.get());
 }

@@ -208,6 +208,8 @@ const std::vector<KeySpec>& Keys() {
                        &Config::twilio_phone_number),
              "TWILIO_PHONE_NUMBER"),
       StringKey("log_level", kLog, "debug, info, warn or error", &Config::log_level, CheckLogLevel),
+      StringKey("log_file", kLog, "Also append log lines to this file; SIGHUP reopens it",
+                &Config::log_file),
   };
   return *keys;
 }
@@ -776,7 +778,11 @@ struct CommandLine {
   CLI::App* users_add = nullptr;
   CLI::App* users_remove = nullptr;
   CLI::App* users_list = nullptr;
-  std::string add_id, add_phone, remove_id;
+  CLI::App* users_import = nullptr;
+  CLI::App* users_export = nullptr;
+  CLI::App* check_config = nullptr;
+  CLI::App* backup = nullptr;
+  std::string add_id, add_phone, remove_id, import_file, backup_file;
 };
 
 std::string OptionHelp(const KeySpec& key) {
@@ -823,6 +829,20 @@ void AddCommands(CommandLine* cl) {
   cl->users_remove->footer(kGlobal);
   cl->users_list = cl->users->add_subcommand("list", "List the users and their phones");
   cl->users_list->footer(kGlobal);
+  cl->users_import = cl->users->add_subcommand(
+      "import", "Add or update users from a CSV file (user_id,phone), all or nothing");
+  cl->users_import->add_option("FILE", cl->import_file, "CSV file, or - for standard input")
+      ->required();
+  cl->users_import->footer(kGlobal);
+  cl->users_export = cl->users->add_subcommand("export", "Print every user as CSV (user_id,phone)");
+  cl->users_export->footer(kGlobal);
+  cl->check_config = app.add_subcommand(
+      "check-config", "Validate the configuration and print the effective settings, secrets redacted");
+  cl->check_config->footer(kGlobal);
+  cl->backup = app.add_subcommand("backup", "Copy the live database to FILE, consistently");
+  cl->backup->add_option("FILE", cl->backup_file, "Where to write the copy (must not exist)")
+      ->required();
+  cl->backup->footer(kGlobal);
 }
 
 // Set up before any subcommand exists: subcommands copy the formatter and
@@ -886,8 +906,18 @@ Status RunCommandLine(CommandLine* cl, int argc, const char* const* argv, Invoca
 }
 
 Status ReadCommand(const CommandLine& cl, Invocation* inv) {
-  if (!cl.users->parsed()) {
+  if (cl.check_config->parsed()) {
+    inv->command = Command::kCheckConfig;
+  } else if (cl.backup->parsed()) {
+    inv->command = Command::kBackup;
+    inv->args = {cl.backup_file};
+  } else if (!cl.users->parsed()) {
     inv->command = Command::kServe;
+  } else if (cl.users_import->parsed()) {
+    inv->command = Command::kUsersImport;
+    inv->args = {cl.import_file};
+  } else if (cl.users_export->parsed()) {
+    inv->command = Command::kUsersExport;
   } else if (cl.users_add->parsed()) {
     inv->command = Command::kUsersAdd;
     inv->args = {cl.add_id, cl.add_phone};
@@ -899,7 +929,8 @@ Status ReadCommand(const CommandLine& cl, Invocation* inv) {
   } else {
     return Status::InvalidArgument(
         "otpd users: missing command; use 'otpd users add ID PHONE', "
-        "'otpd users remove ID' or 'otpd users list'");
+        "'otpd users remove ID', 'otpd users list', 'otpd users import FILE' or "
+        "'otpd users export'");
   }
   return Status::OK();
 }
@@ -966,6 +997,57 @@ Status ParseInvocation(int argc, const char* const* argv, const std::vector<std:
   } catch (const std::exception& e) {
     return Status::Internal(std::string("reading the configuration: ") + e.what());
   }
+}
+
+bool IsSecretKey(const std::string& name) {
+  auto ends_with = [&name](const std::string& tail) {
+    return name.size() >= tail.size() && name.compare(name.size() - tail.size(), tail.size(), tail) == 0;
+  };
+  const KeySpec* key = FindKey(name);
+  return (key != nullptr && key->sensitive) || name == "secret" || ends_with("_token") ||
+         ends_with("_secret") || ends_with("api_keys");
+}
+
+namespace {
+
+std::string TomlString(const std::string& value) {
+  std::string out = "\"";
+  for (unsigned char c : value) {
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(static_cast<char>(c));
+    } else if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  return out + "\"";
+}
+
+}  // namespace
+
+std::string DescribeConfig(const Config& config) {
+  std::string out = "# otpd " OTPD_VERSION " effective settings";
+  out += config.config_file.empty() ? " (no config file)\n" : " (" + config.config_file + ")\n";
+  for (const KeySpec& key : Keys()) {
+    std::string value = ValueText(key, config);
+    if (!key.IsInteger() && IsSecretKey(key.name) && !value.empty()) value = "<redacted>";
+    out += std::string(key.name) + " = " + (key.IsInteger() ? value : TomlString(value)) + "\n";
+  }
+  out += "\n[users]\n";
+  for (const auto& [id, phone] : config.users) out += TomlString(id) + " = " + TomlString(phone) + "\n";
+  return out;
+}
+
+std::vector<std::string> ChangedKeys(const Config& a, const Config& b) {
+  std::vector<std::string> out;
+  for (const KeySpec& key : Keys()) {
+    if (ValueText(key, a) != ValueText(key, b)) out.push_back(key.name);
+  }
+  return out;
 }
 
 Status ValidateConfig(const Config& config) {

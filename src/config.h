@@ -58,6 +58,7 @@ struct Config {
 
   // --- logging -----------------------------------------------------------
   std::string log_level = "info";  // "debug" | "info" | "warn" | "error"
+  std::string log_file;            // empty: stderr only; else append here, reopened on SIGHUP
 
   // --- users ---------------------------------------------------------------
   // The [users] table of the config file: user ID -> E.164 phone. Synced
@@ -73,6 +74,10 @@ enum class Command {
   kUsersAdd,     // otpd users add ID PHONE
   kUsersRemove,  // otpd users remove ID
   kUsersList,    // otpd users list
+  kUsersImport,  // otpd users import FILE
+  kUsersExport,  // otpd users export
+  kCheckConfig,  // otpd check-config
+  kBackup,       // otpd backup FILE
   kExit,         // --help or --version was printed: exit with exit_code
 };
 
@@ -95,6 +100,19 @@ struct Invocation {
 // even when OTPD_CONFIG is set. On error *inv is partly filled: ignore it.
 Status ParseInvocation(int argc, const char* const* argv, const std::vector<std::string>* env,
                        Invocation* inv);
+
+// The effective settings as TOML lines (`key = value`, then the [users]
+// table), for `otpd check-config`. Secrets are shown as "<redacted>" when
+// set: every sensitive key, and any key named secret or ending in _token,
+// _secret or api_keys.
+std::string DescribeConfig(const Config& config);
+
+// True for a key DescribeConfig redacts.
+bool IsSecretKey(const std::string& name);
+
+// The names of the keys whose values differ between `a` and `b` (the
+// [users] table is not a key), in the order of config.h.
+std::vector<std::string> ChangedKeys(const Config& a, const Config& b);
 
 // Checks every field's range and enumeration. InvalidArgument names the
 // first bad key: "code_length = 11: must be between 4 and 10".

@@ -5,6 +5,7 @@
 #include "docs_pages.h"
 #include "log.h"
 #include "openapi.h"
+#include "metrics.h"
 #include "phone.h"
 
 namespace otpd {
@@ -169,6 +170,7 @@ const std::vector<Route>& HttpApi::Routes() {
       {"/openapi.json", "GET"},
       {"/docs", "GET"},
       {"/redoc", "GET"},
+      {"/metrics", "GET"},
   };
   return routes;
 }
@@ -183,6 +185,7 @@ HttpAnswer HttpApi::Handle(const HttpRequest& request) const {
       if (request.path == "/verify-code") return VerifyCode(request);
       if (request.path == "/healthz") return JsonAnswer(200, Json{{"status", "ok"}});
       if (request.path == "/readyz") return Ready();
+      if (request.path == "/metrics") return MetricsPage();
       if (request.path == "/docs") return Page(docs_html_);
       if (request.path == "/redoc") return Page(redoc_html_);
       HttpAnswer a;
@@ -204,6 +207,12 @@ HttpAnswer HttpApi::SendCode(const HttpRequest& request) const {
   if (!ParseBody(request.body, {{"user_id", kMaxUserIdBytes}}, &v, &answer)) return answer;
   SendResult r;
   Status s = service_->SendCode(v[0], &r);
+  answer = SendAnswer(s, r);
+  answer.user_id = r.user_id;
+  return answer;
+}
+
+HttpAnswer HttpApi::SendAnswer(const Status& s, const SendResult& r) const {
   if (!s.ok()) {
     Log(LogLevel::kError, "send-code failed", {{"user_id", r.user_id}, {"error", s.ToString()}});
     return StatusToAnswer(s, r.user_id);
@@ -212,7 +221,7 @@ HttpAnswer HttpApi::SendCode(const HttpRequest& request) const {
     case SendOutcome::kSent:
       return RawAnswer(200, "{\"message\":\"OTP sent successfully via SMS\",\"user_id\":" +
                                 Quoted(r.user_id) + ",\"phone\":" +
-                                Quoted(options_.expose_full_phone ? r.phone : MaskPhone(r.phone)) +
+                                Quoted(options_.Get().expose_full_phone ? r.phone : MaskPhone(r.phone)) +
                                 "}");
     case SendOutcome::kUserNotFound:
       return DetailError(404, r.user_id, "user_not_found", "User not found");
@@ -230,12 +239,18 @@ HttpAnswer HttpApi::SendCode(const HttpRequest& request) const {
 HttpAnswer HttpApi::VerifyCode(const HttpRequest& request) const {
   HttpAnswer answer;
   std::vector<std::string> v;
-  if (!ParseBody(request.body, {{"user_id", kMaxUserIdBytes}, {"passcode", options_.max_passcode_bytes}},
+  if (!ParseBody(request.body, {{"user_id", kMaxUserIdBytes}, {"passcode", options_.Get().max_passcode_bytes}},
                  &v, &answer)) {
     return answer;
   }
   VerifyCodeResult r;
   Status s = service_->VerifyCode(v[0], v[1], &r);
+  answer = VerifyAnswer(s, r);
+  answer.user_id = r.user_id;
+  return answer;
+}
+
+HttpAnswer HttpApi::VerifyAnswer(const Status& s, const VerifyCodeResult& r) {
   if (!s.ok()) {
     Log(LogLevel::kError, "verify-code failed", {{"user_id", r.user_id}, {"error", s.ToString()}});
     return StatusToAnswer(s, r.user_id);
@@ -264,6 +279,19 @@ HttpAnswer HttpApi::VerifyCode(const HttpRequest& request) const {
                          "No OTP found for this user or OTP has expired");
   }
   return StatusToAnswer(Status::Internal("unknown verify outcome"), r.user_id);
+}
+
+HttpAnswer HttpApi::MetricsPage() const {
+  int64_t active = -1;
+  Status s = storage_->CountActiveCodes(&active);
+  if (!s.ok()) {
+    active = -1;
+    Log(LogLevel::kDebug, "cannot count active codes", {{"error", s.ToString()}});
+  }
+  HttpAnswer a;
+  a.body = DefaultMetrics().Render(active);
+  a.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  return a;
 }
 
 HttpAnswer HttpApi::Ready() const {

@@ -4,7 +4,10 @@
 // It parses and validates JSON bodies (422 in FastAPI's shape), calls the
 // OtpService, and maps every outcome and Status to a status code and JSON
 // body. http_server.cpp adapts it to cpp-httplib; tests and the fuzz target
-// call Handle directly. Thread-safe: Handle is const and the service is.
+// call Handle directly. Thread-safe: Handle is const and the service is;
+// SetOptions may run while requests are served (see LiveValue).
+//
+// GET /metrics renders DefaultMetrics() with the store's active-code count.
 #ifndef OTPD_HTTP_API_H_
 #define OTPD_HTTP_API_H_
 
@@ -12,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "live_value.h"
 #include "otp_service.h"
 #include "status.h"
 #include "storage.h"
@@ -28,8 +32,11 @@ struct HttpRequest {
 struct HttpAnswer {
   int status = 200;
   std::string body;
-  std::string content_type = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;  // beyond Content-Type
+  std::string content_type = "application/json";
+  // The normalized user ID the request named, once its body validated; only
+  // for the access log ("" when none).
+  std::string user_id;
 };
 
 struct HttpApiOptions {
@@ -61,16 +68,23 @@ class HttpApi {
   // openapi.h documents exactly these (tests/openapi_test.cpp checks).
   static const std::vector<Route>& Routes();
 
+  // Replaces the options for requests that start from now on.
+  void SetOptions(const HttpApiOptions& options) { options_.Set(options); }
+
  private:
   HttpAnswer SendCode(const HttpRequest& request) const;
   HttpAnswer VerifyCode(const HttpRequest& request) const;
+  HttpAnswer SendAnswer(const Status& s, const SendResult& r) const;
+  static HttpAnswer VerifyAnswer(const Status& s, const VerifyCodeResult& r);
   HttpAnswer Ready() const;
+  HttpAnswer MetricsPage() const;
   HttpAnswer Page(const std::string& html) const;
 
   OtpService* const service_;
   Storage* const storage_;
-  const HttpApiOptions options_;
-  // Rendered once: they depend on the options only.
+  LiveValue<HttpApiOptions> options_;
+  // Rendered once, from the options at construction: base_path and
+  // api_keys_enabled take a restart to change.
   const std::string openapi_json_;
   const std::string docs_html_;
   const std::string redoc_html_;

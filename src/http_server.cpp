@@ -3,12 +3,16 @@
 #include <httplib.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
 
 #include "log.h"
+#include "metrics.h"
+#include "random.h"
 
 namespace otpd {
 namespace {
@@ -24,8 +28,50 @@ class ListeningServer : public httplib::Server {
   int listening_fd() const { return svr_sock_; }
 };
 
+// What the access log needs about the request this worker is serving. A
+// connection stays on one worker thread, and the logger runs on it right
+// after the answer is written, so thread_local state carries these from
+// the pre-routing guard and the handler to the log line.
 thread_local std::chrono::steady_clock::time_point t_request_start;
 thread_local bool t_request_started = false;
+thread_local std::string t_request_id;
+thread_local std::string t_user_id;
+
+// A client's X-Request-Id is kept when it is [A-Za-z0-9._-]{1,64}.
+bool IsSaneRequestId(const std::string& id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// 16 random hex digits per process, then a counter: unique, and cheap.
+std::string NewRequestId() {
+  static const std::string prefix = [] {
+    uint8_t bytes[8] = {};
+    if (!OpenSslRandom()->Fill(bytes, sizeof bytes).ok()) {
+      const uint64_t t = static_cast<uint64_t>(
+          std::chrono::system_clock::now().time_since_epoch().count());
+      memcpy(bytes, &t, sizeof bytes);
+    }
+    char hex[17];
+    for (size_t i = 0; i < sizeof bytes; ++i) snprintf(hex + 2 * i, 3, "%02x", bytes[i]);
+    return std::string(hex, 16);
+  }();
+  static std::atomic<uint64_t> counter{0};
+  return prefix + "-" + std::to_string(counter.fetch_add(1, std::memory_order_relaxed) + 1);
+}
+
+std::string RequestIdFor(const Request& req) {
+  if (req.get_header_value_count("X-Request-Id") == 1) {
+    std::string id = req.get_header_value("X-Request-Id");
+    if (IsSaneRequestId(id)) return id;
+  }
+  return NewRequestId();
+}
 
 bool EqualsIgnoreCase(const std::string& a, const char* b) {
   return strcasecmp(a.c_str(), b) == 0;
@@ -51,6 +97,7 @@ void ApplyAnswer(const HttpAnswer& a, Response* res) {
   res->status = a.status;
   for (const auto& h : a.headers) res->set_header(h.first.c_str(), h.second);
   res->set_content(a.body, a.content_type.c_str());
+  t_user_id = a.user_id;
 }
 
 // Answers and closes the connection: the content provider writes the body
@@ -204,6 +251,9 @@ void HttpServer::Impl::Configure() {
 Handled HttpServer::Impl::Guard(const Request& req, Response& res) const {
   t_request_start = std::chrono::steady_clock::now();
   t_request_started = true;
+  t_request_id = RequestIdFor(req);
+  t_user_id.clear();
+  res.set_header("X-Request-Id", t_request_id);
   const bool is_post = req.method == "POST";
   if (!is_post && req.method != "GET" && req.method != "HEAD") {
     HttpRequest r{req.method, req.path, std::string(), req.remote_addr};
@@ -258,19 +308,28 @@ void HttpServer::Impl::Serve(const Request& req, Response& res,
   ApplyAnswer(api_->Handle(r), &res);
 }
 
+// Counts the request and writes its access line. Requests the library
+// refused before the guard ran (a bad request line, say) have no start
+// time: they are counted without a latency and get a fresh request ID.
 void HttpServer::Impl::AccessLog(const Request& req, const Response& res) const {
-  if (!LogEnabled(LogLevel::kInfo)) return;
-  std::string latency = "-";
+  int64_t us = -1;
   if (t_request_started) {
-    auto us = std::chrono::duration_cast<std::chrono::microseconds>(
-                  std::chrono::steady_clock::now() - t_request_start)
-                  .count();
-    latency = std::to_string(us / 1000) + "." + std::to_string(us % 1000 / 100) + "ms";
+    us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
+                                                               t_request_start)
+             .count();
     t_request_started = false;
+  } else {
+    t_request_id = NewRequestId();
+    t_user_id.clear();
   }
+  DefaultMetrics().RecordRequest(req.path, res.status, us);
+  if (!LogEnabled(LogLevel::kInfo)) return;
+  const std::string latency =
+      us < 0 ? "-" : std::to_string(us / 1000) + "." + std::to_string(us % 1000 / 100) + "ms";
   Log(LogLevel::kInfo, "request",
       {{"method", req.method}, {"path", req.path}, {"status", std::to_string(res.status)},
-       {"latency", latency}, {"client", req.remote_addr}});
+       {"latency", latency}, {"client", req.remote_addr}, {"request_id", t_request_id},
+       {"user_id", t_user_id.empty() ? "-" : t_user_id}});
 }
 
 HttpServer::HttpServer(const HttpServerOptions& options, const HttpApi* api)

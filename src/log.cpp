@@ -1,11 +1,14 @@
 #include "log.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 
 namespace otpd {
@@ -100,6 +103,16 @@ std::string FormatLogLine(LogLevel level, std::string_view msg,
   }
   line.push_back('\n');
   return line;
+}
+
+Status OpenLogFile(const std::string& path) {
+  const int fd = open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+  if (fd < 0) return Status::IOError("cannot open log_file " + path + ": " + strerror(errno));
+  const bool ok = dup2(fd, STDERR_FILENO) >= 0;
+  const std::string why = strerror(errno);
+  close(fd);
+  if (!ok) return Status::IOError("cannot redirect stderr to " + path + ": " + why);
+  return Status::OK();
 }
 
 void Log(LogLevel level, std::string_view msg, std::initializer_list<LogField> fields) {

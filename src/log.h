@@ -13,6 +13,8 @@
 #include <string_view>
 #include <utility>
 
+#include "status.h"
+
 namespace otpd {
 
 enum class LogLevel { kDebug = 0, kInfo = 1, kWarn = 2, kError = 3 };
@@ -24,6 +26,13 @@ void SetLogLevel(LogLevel level);
 bool LogEnabled(LogLevel level);
 
 using LogField = std::pair<std::string_view, std::string>;
+
+// Points stderr at `path` (appending, created 0640), so log lines and
+// anything else the process writes to stderr go there. Calling it again
+// reopens the file: after logrotate moved it away, SIGHUP makes a new one.
+// The switch is one dup2(2), atomic for concurrent writers. On failure
+// stderr is left as it was and IOError names the file.
+Status OpenLogFile(const std::string& path);
 
 // Writes one line if `level` is enabled.
 void Log(LogLevel level, std::string_view msg, std::initializer_list<LogField> fields = {});

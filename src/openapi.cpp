@@ -184,6 +184,13 @@ Json Paths(const HttpApiOptions& options) {
                         {{"not_ready", Example("Not ready", {{"status", "unavailable"},
                                                              {"detail", "store is not writable"}})}},
                         /*retry_after=*/true)}});
+  p["/metrics"]["get"] = GetOperation(
+      "metrics", "Prometheus metrics",
+      "Requests by route and status, send and verify outcomes, latency histograms, active "
+      "codes, in the Prometheus text format 0.0.4.",
+      {{"200", {{"description", "The metrics"},
+                {"content", {{"text/plain",
+                              {{"schema", {{"type", "string"}}}}}}}}}});
   p["/openapi.json"]["get"] = GetOperation(
       "openapi", "This document", "The OpenAPI 3 document the pages are generated from.",
       {{"200", {{"description", "The document"},

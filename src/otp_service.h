@@ -4,6 +4,9 @@
 // RandomSource), so every rule is tested with fakes and a fake clock; it
 // includes no HTTP, SQL or JSON. Thread-safe: handlers call it from many
 // threads; it holds no lock of its own and no lock across the SMS send.
+// Each call counts its outcome in DefaultMetrics() (and the SMS provider's
+// latency). The options can be replaced while serving (SetOptions, on
+// SIGHUP); each call uses one consistent set.
 #ifndef OTPD_OTP_SERVICE_H_
 #define OTPD_OTP_SERVICE_H_
 
@@ -12,6 +15,7 @@
 
 #include "clock.h"
 #include "code_hash.h"
+#include "live_value.h"
 #include "random.h"
 #include "sms.h"
 #include "status.h"
@@ -70,10 +74,18 @@ class OtpService {
   // Removes codes expired for longer than the grace period.
   Status PurgeExpired(int64_t* purged);
 
-  const OtpOptions& options() const { return options_; }
+  // The options in force now. The reference stays valid for the life of
+  // the service.
+  const OtpOptions& options() const { return options_.Get(); }
+
+  // Replaces the options for calls that start from now on; calls already
+  // running finish with the options they started with.
+  void SetOptions(const OtpOptions& options) { options_.Set(options); }
 
  private:
-  const OtpOptions options_;
+  Status SendCodeUnmetered(const std::string& user_id, SendResult* result);
+
+  LiveValue<OtpOptions> options_;
   Storage* const storage_;
   UserDirectory* const users_;
   SmsSender* const sms_;

@@ -461,6 +461,50 @@ void SqliteLease::Reset() {
   conn_ = nullptr;
 }
 
+namespace {
+
+// Runs the backup from `src` into the open, empty `dest`, then makes the
+// copy a single self-contained file.
+Status CopyInto(sqlite3* src, sqlite3* dest) {
+  sqlite3_backup* backup = sqlite3_backup_init(dest, "main", src, "main");
+  if (backup == nullptr) return SqliteStatus(dest, sqlite3_errcode(dest), "backup");
+  // -1: every page in one step, under one read transaction, so the copy is
+  // one moment of the source even while writers commit.
+  int rc = sqlite3_backup_step(backup, -1);
+  const int finish = sqlite3_backup_finish(backup);
+  if (rc != SQLITE_DONE) return SqliteStatus(nullptr, rc, "backup step");
+  if (finish != SQLITE_OK) return SqliteStatus(dest, finish, "backup");
+  rc = sqlite3_exec(dest, "PRAGMA journal_mode=DELETE", nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) return SqliteStatus(dest, rc, "backup journal_mode");
+  return Status::OK();
+}
+
+}  // namespace
+
+Status SqliteDb::Backup(const std::string& dest_path) {
+  // Created here with O_EXCL, so an existing file is never touched and the
+  // copy is private from the first byte.
+  const int fd = ::open(dest_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    const std::string why = strerror(errno);
+    if (errno == EEXIST) return Status::AlreadyExists(dest_path + " already exists");
+    return Status::IOError("cannot create " + dest_path + ": " + why);
+  }
+  ::close(fd);
+  SqliteLease lease;
+  Status s = Acquire(&lease);
+  SqliteConnection* conn = lease.get();
+  sqlite3* dest = nullptr;
+  if (s.ok()) {
+    const int rc = sqlite3_open_v2(dest_path.c_str(), &dest, SQLITE_OPEN_READWRITE, nullptr);
+    if (rc != SQLITE_OK) s = SqliteStatus(dest, rc, "open " + dest_path);
+  }
+  if (s.ok()) s = CopyInto(conn->handle(), dest);
+  sqlite3_close_v2(dest);
+  if (!s.ok()) ::unlink(dest_path.c_str());
+  return s;
+}
+
 size_t SqliteDb::ConnectionCount() {
   std::lock_guard<std::mutex> lock(mu_);
   return all_.size();

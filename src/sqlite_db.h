@@ -209,6 +209,15 @@ class SqliteDb : public std::enable_shared_from_this<SqliteDb> {
   // the lease does not outlive this handle.
   Status Acquire(SqliteLease* lease);
 
+  // Copies the whole database to a new file at `dest_path` with SQLite's
+  // online backup API: a consistent snapshot of one moment, taken while
+  // other threads and processes go on writing (WAL readers do not block
+  // writers). The copy is mode 0600, in rollback-journal mode (one
+  // self-contained file) and passes integrity_check. AlreadyExists when
+  // dest_path exists (never overwritten); on any other failure the partial
+  // copy is removed.
+  Status Backup(const std::string& dest_path);
+
   // How many connections are open right now, over all threads.
   size_t ConnectionCount();
 

@@ -73,6 +73,14 @@ class Storage {
 
   // OK when the store accepts writes right now (for /readyz).
   virtual Status CheckWritable() = 0;
+
+  // Sets *count to the number of codes with now < expires_at (for the
+  // otpd_active_codes gauge). The default answers Unavailable: a backend
+  // that cannot count cheaply leaves the gauge out.
+  virtual Status CountActiveCodes(int64_t* count) {
+    (void)count;
+    return Status::Unavailable("this store does not count codes");
+  }
 };
 
 // A code store in the `otps` table of `db`. `clock` must outlive the result.

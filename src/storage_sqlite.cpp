@@ -22,6 +22,7 @@ constexpr char kSelectSql[] =
 constexpr char kDeleteSql[] = "DELETE FROM otps WHERE user_id = ?1";
 constexpr char kAddAttemptSql[] = "UPDATE otps SET attempts = attempts + 1 WHERE user_id = ?1";
 constexpr char kPurgeSql[] = "DELETE FROM otps WHERE expires_at <= ?1";
+constexpr char kCountActiveSql[] = "SELECT count(*) FROM otps WHERE expires_at > ?1";
 constexpr char kHealthSql[] =
     "INSERT INTO health (id, checked_at) VALUES (1, ?1)"
     " ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at";
@@ -42,6 +43,7 @@ class SqliteStorage : public Storage {
                     const VerifyLimits& limits, VerifyResult* result) override;
   Status PurgeExpired(int64_t grace_ms, int64_t* purged) override;
   Status CheckWritable() override;
+  Status CountActiveCodes(int64_t* count) override;
 
  private:
   // Runs `sql` with ?1 = user_id (and ?2 = blob, when not null).
@@ -195,6 +197,22 @@ Status SqliteStorage::CheckWritable() {
     stmt.BindInt64(1, clock_->NowMillis());
     return stmt.Run();
   });
+}
+
+// Uses the expires_at index; cheap enough for every scrape.
+Status SqliteStorage::CountActiveCodes(int64_t* count) {
+  SqliteLease lease;
+  Status s = db_->Acquire(&lease);
+  SqliteConnection* conn = lease.get();
+  if (!s.ok()) return s;
+  SqliteStatement stmt;
+  s = conn->Prepare(kCountActiveSql, &stmt);
+  if (!s.ok()) return s;
+  stmt.BindInt64(1, clock_->NowMillis());
+  bool row = false;
+  s = stmt.Step(&row);
+  if (s.ok()) *count = row ? stmt.ColumnInt64(0) : 0;
+  return s;
 }
 
 }  // namespace

@@ -35,6 +35,11 @@ class UserDirectory {
   // written, for an empty or over-long ID or a phone that is not E.164.
   virtual Status Upsert(const std::string& user_id, const std::string& phone) = 0;
 
+  // Upserts every user in one transaction: all or nothing. InvalidArgument
+  // naming the first bad entry (or two entries that are one user in
+  // different case), and nothing written.
+  virtual Status UpsertAll(const std::vector<User>& users) = 0;
+
   // Removes the user and any live code of theirs. NotFound when absent.
   virtual Status Remove(const std::string& user_id) = 0;
 

@@ -115,6 +115,7 @@ class SqliteUserDirectory : public UserDirectory {
 
   Status Lookup(const std::string& user_id, User* user) override;
   Status Upsert(const std::string& user_id, const std::string& phone) override;
+  Status UpsertAll(const std::vector<User>& users) override;
   Status Remove(const std::string& user_id) override;
   Status List(std::vector<User>* users) override;
   Status SyncFromConfig(const std::map<std::string, std::string>& users) override;
@@ -153,6 +154,31 @@ Status SqliteUserDirectory::Upsert(const std::string& user_id, const std::string
   if (!s.ok()) return s;
   return WriteTransaction(
       conn, [&] { return RunUpsert(conn, kUpsertSql, NormalizeUserId(user_id), phone); });
+}
+
+Status SqliteUserDirectory::UpsertAll(const std::vector<User>& users) {
+  std::map<std::string, std::string> first_spelling;  // normalized -> as listed
+  for (const User& u : users) {
+    Status s = ValidateUser(u.user_id, u.phone);
+    if (!s.ok()) return s;
+    auto inserted = first_spelling.emplace(NormalizeUserId(u.user_id), u.user_id);
+    if (!inserted.second) {
+      return Status::InvalidArgument("users " + Quote(inserted.first->second) + " and " +
+                                     Quote(u.user_id) +
+                                     " are the same user (IDs are case-insensitive)");
+    }
+  }
+  SqliteLease lease;
+  Status s = db_->Acquire(&lease);
+  SqliteConnection* conn = lease.get();
+  if (!s.ok()) return s;
+  SqliteTransaction txn(conn);
+  s = txn.Begin();
+  for (auto it = users.begin(); s.ok() && it != users.end(); ++it) {
+    s = RunUpsert(conn, kUpsertSql, NormalizeUserId(it->user_id), it->phone);
+  }
+  if (s.ok()) s = txn.Commit();
+  return s;  // on failure txn's destructor rolls back every change
 }
 
 Status SqliteUserDirectory::Remove(const std::string& user_id) {

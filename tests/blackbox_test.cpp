@@ -5,6 +5,9 @@
 #include <httplib.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,6 +15,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -71,11 +75,63 @@ CommandResult RunOtpd(const TempDir& dir, const std::vector<std::string>& args) 
   return r;
 }
 
-// A running `otpd serve`, stopped by PID when destroyed.
+// Every maximal run of digits in `line`.
+std::vector<std::string> DigitRuns(const std::string& line) {
+  std::vector<std::string> runs;
+  std::string run;
+  for (char c : line + " ") {
+    if (c >= '0' && c <= '9') {
+      run.push_back(c);
+    } else if (!run.empty()) {
+      runs.push_back(run);
+      run.clear();
+    }
+  }
+  return runs;
+}
+
+// Checks every log line otpd wrote in `dir`: logfmt, and no code, secret
+// or full phone. The console SMS sender's "to <masked>: <message>" lines
+// show codes on purpose (a development tool) and are the one exception.
+void CheckLogsAreClean(const TempDir& dir, const std::string& log) {
+  std::vector<std::string> codes, phones = {"+11111111111", "+12222222222"};
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
+    const std::string name = entry.path().filename().string();
+    const bool sms_log = name == "sms.log" || (name.size() > 4 && name.substr(name.size() - 4) == ".sms");
+    if (!sms_log) continue;
+    std::istringstream lines(ReadFile(entry.path()));
+    std::string line;
+    while (std::getline(lines, line)) {
+      const size_t space = line.find(' ');
+      if (line.empty() || line[0] != '+' || space == std::string::npos) continue;
+      const std::string code = FindCode(line.substr(space + 1));
+      if (!code.empty()) codes.push_back(code);
+      phones.push_back(line.substr(0, space));
+    }
+  }
+  std::string secret = ReadFile(dir.File("otpd.secret"));
+  if (!secret.empty() && secret.back() == '\n') secret.pop_back();
+  std::istringstream lines(ReadFile(log));
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.rfind("to +", 0) == 0) continue;
+    CHECK_MESSAGE((line.rfind("ts=", 0) == 0 || line.rfind("level=", 0) == 0), line);
+    for (const std::string& run : DigitRuns(line)) {
+      CHECK_MESSAGE(std::find(codes.begin(), codes.end(), run) == codes.end(), line);
+    }
+    for (const std::string& phone : phones) {
+      CHECK_MESSAGE(line.find(phone) == std::string::npos, line);
+    }
+    if (!secret.empty()) CHECK_MESSAGE(line.find(secret) == std::string::npos, line);
+  }
+}
+
+// A running `otpd serve`, stopped by PID when destroyed; its log is then
+// checked for leaked codes, secrets and phones.
 class OtpdProcess {
  public:
   OtpdProcess(const TempDir& dir, const std::string& name, const std::vector<std::string>& args)
-      : log_(dir.File(name + ".log")) {
+      : dir_(dir), log_(dir.File(name + ".log")) {
     pid_ = fork();
     REQUIRE(pid_ >= 0);
     if (pid_ == 0) ExecOtpd(args, "", log_);
@@ -86,7 +142,10 @@ class OtpdProcess {
       kill(pid_, SIGKILL);
       waitpid(pid_, nullptr, 0);
     }
+    CheckLogsAreClean(dir_, log_);
   }
+
+  pid_t pid() const { return pid_; }
 
   int port() const { return port_; }
   const std::string& log() const { return log_; }
@@ -131,6 +190,7 @@ class OtpdProcess {
     REQUIRE_MESSAGE(port_ > 0, ReadFile(log_));
   }
 
+  const TempDir& dir_;
   std::string log_;
   pid_t pid_ = -1;
   int port_ = 0;
@@ -180,7 +240,331 @@ std::map<int, int> ConcurrentWrongGuesses(const std::vector<const OtpdProcess*>&
   return counts;
 }
 
+std::map<std::string, double> Scrape(const OtpdProcess& otpd) {
+  auto res = otpd.Client().Get("/metrics");
+  REQUIRE(res);
+  REQUIRE(res->status == 200);
+  std::map<std::string, double> series;
+  std::string bad;
+  REQUIRE_MESSAGE(ParsePrometheus(res->body, &series, &bad), bad);
+  return series;
+}
+
+// Waits up to 10 s until `log` has `count` lines with msg=`msg`.
+bool WaitForLog(const std::string& log, const std::string& msg, size_t count = 1);
+
+// The log lines whose msg is `msg`.
+std::vector<std::string> LogLines(const std::string& log, const std::string& msg) {
+  std::vector<std::string> out;
+  std::istringstream lines(ReadFile(log));
+  std::string line;
+  while (std::getline(lines, line)) {
+    const size_t at = line.find(" msg=" + msg);
+    const size_t end = at + 5 + msg.size();
+    if (at != std::string::npos && (end == line.size() || line[end] == ' ')) out.push_back(line);
+  }
+  return out;
+}
+
+bool WaitForLog(const std::string& log, const std::string& msg, size_t count) {
+  for (int i = 0; i < 1000; i++) {
+    if (LogLines(log, msg).size() >= count) return true;
+    usleep(10000);
+  }
+  return false;
+}
+
+// A TCP connection to 127.0.0.1:port, or -1.
+int Connect(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+bool SendAll(int fd, const std::string& data) {
+  return send(fd, data.data(), data.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(data.size());
+}
+
+// Everything the peer sends until it closes (or 10 s pass).
+std::string ReadAll(int fd) {
+  timeval tv{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = recv(fd, buf, sizeof buf, 0)) > 0) out.append(buf, static_cast<size_t>(n));
+  return out;
+}
+
 }  // namespace
+
+TEST_CASE("otpd binary: SIGTERM answers every request in flight, then exits 0") {
+  TempDir dir;
+  OtpdProcess otpd(dir, "a", {"--config", Config(dir, "sms.log")});
+  const std::string body = R"({"user_id":"abc"})";
+  const std::string head = "POST /send-code HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                           "Content-Type: application/json\r\nContent-Length: " +
+                           std::to_string(body.size()) + "\r\n\r\n";
+  // Five requests whose bodies are only half sent when the signal comes.
+  std::vector<int> fds;
+  for (int i = 0; i < 5; i++) {
+    const int fd = Connect(otpd.port());
+    REQUIRE(fd >= 0);
+    REQUIRE(SendAll(fd, head + body.substr(0, 5)));
+    fds.push_back(fd);
+  }
+  usleep(200000);
+  REQUIRE(kill(otpd.pid(), SIGTERM) == 0);
+  REQUIRE(WaitForLog(otpd.log(), "stopping"));
+  usleep(200000);
+  CHECK(Connect(otpd.port()) < 0);  // no longer accepting
+  for (int fd : fds) {
+    REQUIRE(SendAll(fd, body.substr(5)));
+    const std::string answer = ReadAll(fd);
+    close(fd);
+    CHECK_MESSAGE(answer.rfind("HTTP/1.1 200 ", 0) == 0, answer);
+  }
+  CHECK(otpd.Terminate() == 0);
+  CHECK(WaitForLog(otpd.log(), "\"otpd stopped\""));
+}
+
+TEST_CASE("otpd binary: SIGHUP re-syncs [users] and applies live settings") {
+  TempDir dir;
+  const std::string conf = Config(dir, "sms.log");
+  OtpdProcess otpd(dir, "a", {"--config", conf});
+  auto cli = otpd.Client();
+  auto res = cli.Post("/send-code", R"({"user_id":"abc"})", "application/json");
+  REQUIRE(res);
+  CHECK(res->body.find("+1*******111") != std::string::npos);
+  CHECK(cli.Post("/send-code", R"({"user_id":"newbie"})", "application/json")->status == 404);
+
+  WriteFile(conf, "listen = \"127.0.0.1\"\nport = 0\ndatabase = \"" + dir.File("otpd.db") +
+                      "\"\nsms_log_file = \"" + dir.File("sms.log") +
+                      "\"\nthreads = 64\nexpose_phone = \"full\"\n"
+                      "message_template = \"{app} says {code}\"\n"
+                      "[users]\nabc = \"+11111111111\"\nnewbie = \"+13333333333\"\n");
+  REQUIRE(kill(otpd.pid(), SIGHUP) == 0);
+  REQUIRE(WaitForLog(otpd.log(), "reloaded"));
+  res = cli.Post("/send-code", R"({"user_id":"abc"})", "application/json");
+  REQUIRE(res);
+  CHECK(res->body.find("\"phone\":\"+11111111111\"") != std::string::npos);
+  CHECK(ReadFile(dir.File("sms.log")).find("+11111111111 otpd says ") != std::string::npos);
+  CHECK(cli.Post("/send-code", R"({"user_id":"newbie"})", "application/json")->status == 200);
+  CHECK(cli.Post("/send-code", R"({"user_id":"john.doe"})", "application/json")->status == 404);
+  const auto warn = LogLines(otpd.log(), "\"changed settings take effect at the next restart\"");
+  REQUIRE(warn.size() == 1);
+  CHECK(warn[0].find("keys=threads") != std::string::npos);
+  CHECK(otpd.Terminate() == 0);
+}
+
+TEST_CASE("otpd binary: a bad config on SIGHUP is logged and the running config kept") {
+  TempDir dir;
+  const std::string conf = Config(dir, "sms.log");
+  OtpdProcess otpd(dir, "a", {"--config", conf});
+  auto cli = otpd.Client();
+  size_t n = 0;
+  for (const std::string& bad : {std::string("code_length = 11\n"), std::string("not toml\n"),
+                                std::string("[users]\nabc = \"555\"\n")}) {
+    WriteFile(conf, bad);
+    REQUIRE(kill(otpd.pid(), SIGHUP) == 0);
+    REQUIRE(WaitForLog(otpd.log(), "\"reload failed; keeping the running config\"", ++n));
+  }
+  const auto failed = LogLines(otpd.log(), "\"reload failed; keeping the running config\"");
+  CHECK(failed[0].find("code_length") != std::string::npos);
+  CHECK(LogLines(otpd.log(), "reloaded").empty());
+  auto res = cli.Post("/send-code", R"({"user_id":"john.doe"})", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(res->body.find("+1*******222") != std::string::npos);
+  CHECK(LastCode(dir.File("sms.log"), "+12222222222").size() == 6);
+  CHECK(otpd.Terminate() == 0);
+}
+
+TEST_CASE("otpd binary: log_file is reopened on SIGHUP (logrotate)") {
+  TempDir dir;
+  // The process's stderr and log_file are the same path here, so the test
+  // harness finds the start line either way.
+  const std::string conf = Config(dir, "sms.log", "log_file = \"" + dir.File("a.log") + "\"");
+  OtpdProcess otpd(dir, "a", {"--config", conf});
+  auto cli = otpd.Client();
+  CHECK(cli.Get("/healthz")->status == 200);
+  REQUIRE(WaitForLog(otpd.log(), "request"));
+  REQUIRE(rename(dir.File("a.log").c_str(), dir.File("a.log.1").c_str()) == 0);
+  REQUIRE(kill(otpd.pid(), SIGHUP) == 0);
+  REQUIRE(WaitForLog(dir.File("a.log"), "reloaded"));
+  CHECK(cli.Get("/readyz")->status == 200);
+  REQUIRE(WaitForLog(dir.File("a.log"), "request"));
+  CHECK(ReadFile(dir.File("a.log")).find("path=/readyz") != std::string::npos);
+  CHECK(ReadFile(dir.File("a.log.1")).find("path=/readyz") == std::string::npos);
+  CHECK(ReadFile(dir.File("a.log.1")).find("\"otpd started\"") != std::string::npos);
+  struct stat st;
+  REQUIRE(stat(dir.File("a.log").c_str(), &st) == 0);
+  CHECK((st.st_mode & 0027) == 0);  // created 0640 (less with the umask)
+  CHECK(otpd.Terminate() == 0);
+}
+
+TEST_CASE("otpd users import/export: CSV and old-service lines, all or nothing, round trip") {
+  TempDir dir;
+  const std::string db = dir.File("otpd.db");
+  WriteFile(dir.File("bad.csv"), "user_id,phone\nok,+11111111111\nbad,555\nok,+12222222222\n");
+  CommandResult r = RunOtpd(dir, {"users", "import", dir.File("bad.csv"), "--database", db});
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("line 3: phone '555'") != std::string::npos);
+  CHECK(r.err.find("line 4: user 'ok' already on line 2") != std::string::npos);
+  CHECK(RunOtpd(dir, {"users", "list", "--database", db}).out.empty());  // nothing written
+
+  WriteFile(dir.File("users.csv"), "user_id,phone\nAmy,+11111111111\n\"Doe, J\",+12222222222\n");
+  WriteFile(dir.File("mock_database.py"),
+            "USER_PHONE_DATABASE = {\n    \"abc\": \"+13333333333\",\n    \"amy\": "
+            "\"+14444444444\",\n}\n");
+  CHECK(RunOtpd(dir, {"users", "import", dir.File("users.csv"), "--database", db}).exit_code == 0);
+  r = RunOtpd(dir, {"users", "import", dir.File("mock_database.py"), "--database", db});
+  CHECK(r.exit_code == 0);
+  r = RunOtpd(dir, {"users", "export", "--database", db});
+  CHECK(r.exit_code == 0);
+  CHECK(r.out == "user_id,phone\nabc,+13333333333\namy,+14444444444\n\"doe, j\",+12222222222\n");
+  WriteFile(dir.File("export.csv"), r.out);
+  const std::string db2 = dir.File("copy.db");
+  CHECK(RunOtpd(dir, {"users", "import", dir.File("export.csv"), "--database", db2}).exit_code == 0);
+  CHECK(RunOtpd(dir, {"users", "export", "--database", db2}).out == r.out);
+}
+
+TEST_CASE("otpd backup: consistent copies of a database being written, never overwriting") {
+  TempDir dir;
+  OtpdProcess otpd(dir, "a", {"--config", Config(dir, "sms.log")});
+  std::atomic<bool> stop{false};
+  std::atomic<int> answered{0};
+  std::vector<std::thread> load;
+  for (int t = 0; t < 4; t++) {
+    load.emplace_back([&] {
+      auto cli = otpd.Client();
+      while (!stop) {
+        auto res = cli.Post("/send-code", R"({"user_id":"abc"})", "application/json");
+        if (res && res->status == 200) answered++;
+        cli.Post("/verify-code", VerifyJson("abc", "000000"), "application/json");
+      }
+    });
+  }
+  for (int i = 0; i < 3; i++) {
+    usleep(100000);
+    const std::string copy = dir.File("backup" + std::to_string(i) + ".db");
+    CommandResult r = RunOtpd(dir, {"backup", copy, "--database", dir.File("otpd.db")});
+    CHECK_MESSAGE(r.exit_code == 0, r.err);
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open_v2(copy.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+    std::string check, mode, users;
+    auto text = [](void* out, int, char** v, char**) {
+      *static_cast<std::string*>(out) = v[0] ? v[0] : "";
+      return 0;
+    };
+    sqlite3_exec(db, "PRAGMA integrity_check", text, &check, nullptr);
+    sqlite3_exec(db, "PRAGMA journal_mode", text, &mode, nullptr);
+    sqlite3_exec(db, "SELECT count(*) FROM users", text, &users, nullptr);
+    sqlite3_close(db);
+    CHECK(check == "ok");
+    CHECK(mode == "delete");
+    CHECK(users == "2");
+    struct stat st;
+    REQUIRE(stat(copy.c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+  }
+  stop = true;
+  for (auto& t : load) t.join();
+  CHECK(answered > 0);
+  const std::string before = ReadFile(dir.File("backup0.db"));
+  CommandResult r = RunOtpd(dir, {"backup", dir.File("backup0.db"), "--database", dir.File("otpd.db")});
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("already exists") != std::string::npos);
+  CHECK(ReadFile(dir.File("backup0.db")) == before);
+  r = RunOtpd(dir, {"backup", dir.File("x.db"), "--database", dir.File("missing.db")});
+  CHECK(r.exit_code == 1);
+}
+
+TEST_CASE("otpd check-config: exit 0 with secrets redacted, 1 naming the bad key") {
+  TempDir dir;
+  const std::string conf = Config(dir, "sms.log", "secret = \"my-very-secret-value-42\"");
+  CommandResult r = RunOtpd(dir, {"check-config", "--config", conf});
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("my-very-secret-value-42") == std::string::npos);
+  CHECK(r.out.find("secret = \"<redacted>\"") != std::string::npos);
+  CHECK(r.out.find("twilio_auth_token = \"\"") != std::string::npos);
+  // systemd's LoadCredential= hands the Twilio token over in a directory.
+  WriteFile(dir.File("twilio_auth_token"), "from-credentials\n");
+  setenv("CREDENTIALS_DIRECTORY", dir.path().c_str(), 1);
+  r = RunOtpd(dir, {"check-config", "--config", conf});
+  unsetenv("CREDENTIALS_DIRECTORY");
+  CHECK(r.out.find("twilio_auth_token = \"<redacted>\"") != std::string::npos);
+  CHECK(r.out.find("from-credentials") == std::string::npos);
+  WriteFile(dir.File("bad.conf"), "max_attempts = 0\n");
+  r = RunOtpd(dir, {"check-config", "--config", dir.File("bad.conf")});
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("max_attempts") != std::string::npos);
+}
+
+TEST_CASE("otpd binary: metrics after a scripted sequence, and one access line per request") {
+  TempDir dir;
+  OtpdProcess otpd(dir, "a", {"--config", Config(dir, "sms.log")});
+  auto cli = otpd.Client();
+  REQUIRE(cli.Post("/send-code", R"({"user_id":"ABC"})", "application/json")->status == 200);
+  const std::string code = LastCode(dir.File("sms.log"), "+11111111111");
+  CHECK(cli.Post("/send-code", R"({"user_id":"ghost"})", "application/json")->status == 404);
+  CHECK(cli.Post("/verify-code", VerifyJson("abc", WrongCode(code)), "application/json")->status ==
+        400);
+  auto mid = Scrape(otpd);
+  CHECK(mid["otpd_active_codes"] == 1);
+  httplib::Headers id = {{"X-Request-Id", "trace-42"}};
+  auto res = cli.Post("/verify-code", id, VerifyJson("abc", code), "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(res->get_header_value("X-Request-Id") == "trace-42");
+  CHECK(cli.Post("/verify-code", VerifyJson("abc", code), "application/json")->status == 404);
+  CHECK(cli.Get("/nowhere")->status == 404);
+  // A request is counted just after its answer is written: wait for it.
+  auto m = Scrape(otpd);
+  for (int i = 0; i < 200 && m[R"(otpd_http_requests_total{route="other",status="404"})"] == 0; i++) {
+    usleep(5000);
+    m = Scrape(otpd);
+  }
+  CHECK(m[R"(otpd_sends_total{outcome="sent"})"] == 1);
+  CHECK(m[R"(otpd_sends_total{outcome="user_not_found"})"] == 1);
+  CHECK(m[R"(otpd_verifies_total{outcome="invalid"})"] == 1);
+  CHECK(m[R"(otpd_verifies_total{outcome="ok"})"] == 1);
+  CHECK(m[R"(otpd_verifies_total{outcome="not_found"})"] == 1);
+  CHECK(m[R"(otpd_http_requests_total{route="/send-code",status="200"})"] == 1);
+  CHECK(m[R"(otpd_http_requests_total{route="/verify-code",status="404"})"] == 1);
+  CHECK(m[R"(otpd_http_requests_total{route="other",status="404"})"] == 1);
+  CHECK(m[R"(otpd_http_requests_total{route="/metrics",status="200"})"] == 1);
+  CHECK(m[R"(otpd_sms_send_duration_seconds_count{result="ok"})"] == 1);
+  CHECK(m["otpd_active_codes"] == 0);
+  CHECK(otpd.Terminate() == 0);
+
+  // 8 requests, 8 access lines, each with every field.
+  const auto lines = LogLines(otpd.log(), "request");
+  REQUIRE(lines.size() == 8);
+  for (const std::string& line : lines) {
+    for (const char* field : {" method=", " path=", " status=", " latency=", " client=127.0.0.1",
+                              " request_id=", " user_id="}) {
+      CHECK_MESSAGE(line.find(field) != std::string::npos, line);
+    }
+  }
+  // Each request has its own connection, so lines may come in any order.
+  auto find = [&lines](const std::string& a, const std::string& b) {
+    return std::count_if(lines.begin(), lines.end(), [&](const std::string& l) {
+      return l.find(a) != std::string::npos && l.find(b) != std::string::npos;
+    });
+  };
+  CHECK(find("path=/send-code status=200", "user_id=abc") == 1);
+  CHECK(find("path=/send-code status=404", "user_id=ghost") == 1);
+  CHECK(find("path=/verify-code status=200", "request_id=trace-42 user_id=abc") == 1);
+  CHECK(find("path=/nowhere status=404", "user_id=-") == 1);
+}
 
 TEST_CASE("otpd binary: send and verify a code, read from sms_log_file") {
   TempDir dir;

@@ -109,6 +109,7 @@ void CheckSameSettings(const Config& a, const Config& b) {
   CHECK(a.twilio_auth_token == b.twilio_auth_token);
   CHECK(a.twilio_phone_number == b.twilio_phone_number);
   CHECK(a.log_level == b.log_level);
+  CHECK(a.log_file == b.log_file);
 }
 
 bool Contains(const std::string& text, const std::string& part) {
@@ -541,8 +542,8 @@ TEST_CASE("subcommand errors") {
   const Parsed users = Parse({"users"});
   CHECK(users.status.IsInvalidArgument());
   CHECK(users.status.message() ==
-        "otpd users: missing command; use 'otpd users add ID PHONE', 'otpd users remove ID' "
-        "or 'otpd users list'");
+        "otpd users: missing command; use 'otpd users add ID PHONE', 'otpd users remove ID', "
+        "'otpd users list', 'otpd users import FILE' or 'otpd users export'");
   const Parsed add = Parse({"users", "add", "abc"});
   CHECK(add.status.IsInvalidArgument());
   CHECK(Contains(add.status.message(), "PHONE"));
@@ -613,8 +614,60 @@ TEST_CASE("otpd.conf.example uncommented: every key, each at its default") {
     if (!key.empty()) in_file.insert(key);
   }
   const std::set<std::string> in_help = KeysInHelp();
-  CHECK(in_help.size() == 27);
+  CHECK(in_help.size() == 28);
   CHECK(in_file == in_help);
+}
+
+}  // namespace
+}  // namespace otpd
+
+namespace otpd {
+namespace {
+
+TEST_CASE("DescribeConfig: effective settings, secrets redacted, TOML that reads back") {
+  TempDir dir;
+  const std::string path = dir.File("c.conf");
+  std::ofstream(path) << "secret = \"0123456789abcdef-secret\"\ntwilio_auth_token = \"tok-123\"\n"
+                         "code_length = 8\napp_name = \"My \\\"App\\\"\"\n[users]\nabc = \"+11111111111\"\n";
+  const Parsed p = Parse({"check-config", "--config", path});
+  REQUIRE_MESSAGE(p.status.ok(), p.status.ToString());
+  CHECK(p.inv.command == Command::kCheckConfig);
+  const std::string text = DescribeConfig(p.inv.config);
+  CHECK(text.find("0123456789abcdef-secret") == std::string::npos);
+  CHECK(text.find("tok-123") == std::string::npos);
+  CHECK(text.find("secret = \"<redacted>\"\n") != std::string::npos);
+  CHECK(text.find("twilio_auth_token = \"<redacted>\"\n") != std::string::npos);
+  CHECK(text.find("secret_file = \"\"\n") != std::string::npos);
+  CHECK(text.find("code_length = 8\n") != std::string::npos);
+  CHECK(text.find("[users]\n\"abc\" = \"+11111111111\"\n") != std::string::npos);
+  for (const char* name : {"secret", "twilio_auth_token", "redis_token", "hmac_secret",
+                           "api_keys"}) {
+    CHECK_MESSAGE(IsSecretKey(name), name);
+  }
+  CHECK_FALSE(IsSecretKey("secret_file"));
+  CHECK_FALSE(IsSecretKey("code_length"));
+}
+
+TEST_CASE("ChangedKeys names the keys that differ") {
+  Config a, b;
+  CHECK(ChangedKeys(a, b).empty());
+  b.threads = 7;
+  b.expose_phone = "full";
+  b.users["x"] = "+11111111111";
+  CHECK(ChangedKeys(a, b) == std::vector<std::string>{"threads", "expose_phone"});
+}
+
+TEST_CASE("operator commands parse with their arguments") {
+  Parsed p = Parse({"users", "import", "users.csv"});
+  REQUIRE(p.status.ok());
+  CHECK(p.inv.command == Command::kUsersImport);
+  CHECK(p.inv.args == std::vector<std::string>{"users.csv"});
+  CHECK(Parse({"users", "export"}).inv.command == Command::kUsersExport);
+  p = Parse({"backup", "/tmp/copy.db"});
+  CHECK(p.inv.command == Command::kBackup);
+  CHECK(p.inv.args == std::vector<std::string>{"/tmp/copy.db"});
+  CHECK_FALSE(Parse({"backup"}).status.ok());
+  CHECK_FALSE(Parse({"users", "import"}).status.ok());
 }
 
 }  // namespace

@@ -79,3 +79,30 @@ TempDir::~TempDir() {
 }
 
 }  // namespace otpd
+
+namespace otpd {
+
+bool ParsePrometheus(const std::string& text, std::map<std::string, double>* series,
+                     std::string* error) {
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    const std::string line = text.substr(start, end - start);
+    start = end + 1;
+    if (line.empty() || line[0] == '#') continue;
+    const size_t space = line.rfind(' ');
+    const std::string name = space == std::string::npos ? "" : line.substr(0, space);
+    char* value_end = nullptr;
+    const std::string value = space == std::string::npos ? "" : line.substr(space + 1);
+    const double v = strtod(value.c_str(), &value_end);
+    const bool name_ok = !name.empty() && (name.find('{') == std::string::npos || name.back() == '}');
+    if (!name_ok || value.empty() || *value_end != '\0' || !series->emplace(name, v).second) {
+      *error = line;
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace otpd

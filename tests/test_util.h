@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
+#include <map>
 #include <string>
 
 #include <mutex>
@@ -79,6 +80,13 @@ std::string VerifyJson(const std::string& user, const std::string& code);
 
 // The first run of `length` or more digits in `text` ("" when none).
 std::string FindCode(const std::string& text);
+
+// Parses a Prometheus text exposition into series -> value, keyed by the
+// series as written: `otpd_sends_total{outcome="sent"}`. Returns false (and
+// sets *error to the bad line) on a line that is neither a # comment nor
+// `series value`, or a series given twice.
+bool ParsePrometheus(const std::string& text, std::map<std::string, double>* series,
+                     std::string* error);
 
 // A fresh directory under $TMPDIR (or /tmp); removed with its contents when
 // the object goes out of scope.

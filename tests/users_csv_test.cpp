@@ -1,0 +1,112 @@
+#include "users_csv.h"
+
+#include <doctest/doctest.h>
+
+#include "sqlite_db.h"
+#include "test_util.h"
+
+namespace otpd {
+namespace {
+
+std::vector<User> MustParse(const std::string& text) {
+  std::vector<User> users;
+  std::vector<std::string> errors;
+  Status s = ParseUsersCsv(text, &users, &errors);
+  REQUIRE_MESSAGE(s.ok(), s.ToString() << " " << (errors.empty() ? "" : errors[0]));
+  return users;
+}
+
+std::vector<std::string> Errors(const std::string& text) {
+  std::vector<User> users;
+  std::vector<std::string> errors;
+  CHECK(ParseUsersCsv(text, &users, &errors).IsInvalidArgument());
+  return errors;
+}
+
+}  // namespace
+
+// Internal linkage, in User's namespace so std::vector's == finds it.
+static bool operator==(const User& a, const User& b) {
+  return a.user_id == b.user_id && a.phone == b.phone;
+}
+
+TEST_CASE("users CSV: header optional, spaces, comments and blank lines") {
+  const std::vector<User> want = {{"abc", "+11111111111"}, {"Bob", "+12222222222"}};
+  CHECK(MustParse("abc,+11111111111\nBob,+12222222222\n") == want);
+  CHECK(MustParse("User_ID,Phone\r\nabc , +11111111111\r\n\r\n# note\r\nBob,+12222222222") ==
+        want);
+  CHECK(MustParse("\"user_id\",\"phone\"\n\"abc\",\"+11111111111\"\nBob,+12222222222\n") == want);
+  CHECK(MustParse("").empty());
+}
+
+TEST_CASE("users CSV: the old service's USER_PHONE_DATABASE lines, pasted as they are") {
+  const std::string py =
+      "USER_PHONE_DATABASE = {\n"
+      "    \"abc\": \"+11111111111\",\n"
+      "    \"user456\": \"+12345678901\",\n"
+      "    # Add more users as needed\n"
+      "    \"john_doe\": \"+19876543210\"\n"
+      "}\n";
+  const std::vector<User> want = {
+      {"abc", "+11111111111"}, {"user456", "+12345678901"}, {"john_doe", "+19876543210"}};
+  CHECK(MustParse(py) == want);
+  // A CSV ID may contain ':' when quoted.
+  CHECK(MustParse("\"a:b\",+11111111111\n") == std::vector<User>{{"a:b", "+11111111111"}});
+}
+
+TEST_CASE("users CSV: every bad line is reported with its number") {
+  const auto errors = Errors(
+      "user_id,phone\n"
+      "abc,+11111111111\n"
+      "bad,555-1234\n"
+      "ABC,+13333333333\n"
+      ",+14444444444\n"
+      "\"open,+15555555555\n"
+      "justone\n"
+      "x,+16666666666,extra\n"
+      "ok,+17777777777\n");
+  REQUIRE(errors.size() == 6);
+  CHECK(errors[0].rfind("line 3: phone '555-1234'", 0) == 0);
+  CHECK(errors[1] == "line 4: user 'ABC' already on line 2");
+  CHECK(errors[2] == "line 5: empty user ID");
+  CHECK(errors[3] == "line 6: unterminated quote");
+  CHECK(errors[4].rfind("line 7: expected", 0) == 0);
+  CHECK(errors[5] == "line 8: unexpected text after the phone");
+  CHECK(Errors(std::string(200, 'a') + ",+11111111111\n")[0].find("longer than") !=
+        std::string::npos);
+}
+
+TEST_CASE("users CSV: export round-trips through import, odd IDs included") {
+  const std::vector<User> users = {{"plain", "+11111111111"},
+                                   {"with,comma", "+12222222222"},
+                                   {"with \"quote\"", "+13333333333"},
+                                   {"#hash", "+14444444444"},
+                                   {" padded ", "+15555555555"},
+                                   {"user_id", "+16666666666"}};
+  const std::string csv = FormatUsersCsv(users);
+  CHECK(csv.rfind("user_id,phone\nplain,+11111111111\n\"with,comma\",", 0) == 0);
+  CHECK(MustParse(csv) == users);
+}
+
+TEST_CASE("UserDirectory::UpsertAll is all or nothing") {
+  TempDir dir;
+  SqliteOptions options;
+  options.path = dir.File("otpd.db");
+  std::shared_ptr<SqliteDb> db;
+  REQUIRE(OpenSqliteDb(options, &db).ok());
+  std::unique_ptr<UserDirectory> users;
+  REQUIRE(NewSqliteUserDirectory(db, &users).ok());
+  REQUIRE(users->Upsert("keep", "+19999999999").ok());
+  Status s = users->UpsertAll({{"a", "+11111111111"}, {"b", "not-a-phone"}});
+  CHECK(s.IsInvalidArgument());
+  s = users->UpsertAll({{"a", "+11111111111"}, {"A", "+12222222222"}});
+  CHECK(s.IsInvalidArgument());
+  std::vector<User> list;
+  REQUIRE(users->List(&list).ok());
+  CHECK(list.size() == 1);
+  REQUIRE(users->UpsertAll({{"Amy", "+11111111111"}, {"keep", "+12222222222"}}).ok());
+  REQUIRE(users->List(&list).ok());
+  CHECK(list == std::vector<User>{{"amy", "+11111111111"}, {"keep", "+12222222222"}});
+}
+
+}  // namespace otpd
