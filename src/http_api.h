@@ -3,7 +3,9 @@
 //
 // It parses and validates JSON bodies (422 in FastAPI's shape), calls the
 // OtpService, and maps every outcome and Status to a status code and JSON
-// body. http_server.cpp adapts it to cpp-httplib; tests and the fuzz target
+// body. It also serves /openapi.json, /docs and /redoc, rendered once at
+// construction from openapi.h (pages: docs_pages.h, text/html).
+// http_server.cpp adapts it to cpp-httplib; tests and the fuzz target
 // call Handle directly. Thread-safe: Handle is const and the service is.
 #ifndef OTPD_HTTP_API_H_
 #define OTPD_HTTP_API_H_
@@ -28,7 +30,7 @@ struct HttpRequest {
 struct HttpAnswer {
   int status = 200;
   std::string body;
-  std::string content_type = "application/json";
+  std::string content_type = "application/json";  // the pages: text/html
   std::vector<std::pair<std::string, std::string>> headers;  // beyond Content-Type
 };
 
