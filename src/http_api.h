@@ -3,11 +3,12 @@
 //
 // It parses and validates JSON bodies (422 in FastAPI's shape), calls the
 // OtpService, and maps every outcome and Status to a status code and JSON
-// body. http_server.cpp adapts it to cpp-httplib; tests and the fuzz target
+// body. It also serves /openapi.json, /docs and /redoc, rendered once at
+// construction from openapi.h (pages: docs_pages.h, text/html), and GET
+// /metrics, DefaultMetrics() with the store's active-code count.
+// http_server.cpp adapts it to cpp-httplib; tests and the fuzz target
 // call Handle directly. Thread-safe: Handle is const and the service is;
 // SetOptions may run while requests are served (see LiveValue).
-//
-// GET /metrics renders DefaultMetrics() with the store's active-code count.
 #ifndef OTPD_HTTP_API_H_
 #define OTPD_HTTP_API_H_
 
@@ -33,7 +34,7 @@ struct HttpAnswer {
   int status = 200;
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;  // beyond Content-Type
-  std::string content_type = "application/json";
+  std::string content_type = "application/json";  // the pages: text/html
   // The normalized user ID the request named, once its body validated; only
   // for the access log ("" when none).
   std::string user_id;
