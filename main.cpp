@@ -80,6 +80,38 @@ HttpServerOptions ServerOptions(const Config& c) {
   return o;
 }
 
+TwilioOptions TwilioSettings(const Config& c) {
+  TwilioOptions o;
+  o.account_sid = c.twilio_account_sid;
+  o.auth_token = c.twilio_auth_token;
+  o.api_key_sid = c.twilio_api_key_sid;
+  o.api_key_secret = c.twilio_api_key_secret;
+  o.from = c.twilio_phone_number;
+  o.messaging_service_sid = c.twilio_messaging_service_sid;
+  o.status_callback = c.twilio_status_callback;
+  o.api_base = c.twilio_api_base;
+  o.ca_file = c.twilio_ca_file;
+  o.connect_timeout_ms = c.twilio_connect_timeout_ms;
+  o.timeout_ms = c.twilio_timeout_ms;
+  return o;
+}
+
+// The sender sms_backend asks for ("auto" resolved by the config).
+Status NewSmsSender(const Config& c, std::unique_ptr<SmsSender>* sms) {
+  if (EffectiveSmsBackend(c) == "console") {
+    if (!c.twilio_account_sid.empty()) {
+      Log(LogLevel::kWarn, "twilio settings are ignored: sms_backend is console");
+    }
+    return NewConsoleSmsSender(c.sms_log_file, sms);
+  }
+  TwilioOptions o = TwilioSettings(c);
+  if (!c.twilio_auth_token_file.empty()) {
+    Status s = ReadTwilioAuthTokenFile(c.twilio_auth_token_file, &o.auth_token);
+    if (!s.ok()) return s;
+  }
+  return NewTwilioSmsSender(o, sms);
+}
+
 // SIGHUP: re-read the config file and re-sync its [users] table. Other
 // settings need a restart for now; a bad file keeps the running state.
 void Reload(int argc, char** argv, UserDirectory* users) {
@@ -131,11 +163,8 @@ int Serve(const Config& c, int argc, char** argv, std::shared_ptr<SqliteDb> db,
   Status s = NewSqliteStorage(db, SystemClock(), &storage);
   if (!s.ok()) return Fail("storage", s);
   std::unique_ptr<SmsSender> sms;
-  s = NewConsoleSmsSender(c.sms_log_file, &sms);
-  if (!s.ok()) return Fail("sms_log_file", s);
-  if (!c.twilio_account_sid.empty()) {
-    Log(LogLevel::kWarn, "twilio settings are ignored: sms_backend is console");
-  }
+  s = NewSmsSender(c, &sms);
+  if (!s.ok()) return Fail("sms", s);
 
   OtpService service(ServiceOptions(c), storage.get(), users, sms.get(), SystemClock(),
                      OpenSslRandom(), &hasher);
@@ -158,7 +187,7 @@ int Serve(const Config& c, int argc, char** argv, std::shared_ptr<SqliteDb> db,
   std::thread signals(HandleSignals, &set, &server, argc, argv, users);
   Log(LogLevel::kInfo, "otpd started",
       {{"version", OTPD_VERSION}, {"listen", c.listen}, {"port", std::to_string(server.port())},
-       {"database", c.database}, {"sms_backend", c.sms_backend}});
+       {"database", c.database}, {"sms_backend", EffectiveSmsBackend(c)}});
   server.Run();
   kill(getpid(), SIGTERM);  // wakes the signal thread if Run ended on its own
   signals.join();

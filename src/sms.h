@@ -49,8 +49,8 @@ struct TwilioOptions {
   std::string status_callback;  // optional URL Twilio posts delivery status to
   std::string api_base = "https://api.twilio.com";  // https:// only; no path
   std::string ca_file;          // PEM bundle; empty: the system store
-  int connect_timeout_ms = 3000;  // per TCP+TLS connect
-  int timeout_ms = 5000;          // whole Send, retries and backoff included
+  int connect_timeout_ms = 1500;  // per TCP+TLS connect
+  int timeout_ms = 6000;          // whole Send, retries and backoff included
   int max_idle_connections = 4;   // keep-alive connections kept for reuse
 };
 
