@@ -64,6 +64,8 @@ OtpOptions ServiceOptions(const Config& c) {
   o.expired_grace_ms = int64_t{c.expired_grace} * 1000;
   o.app_name = c.app_name;
   o.message_template = c.message_template;
+  o.templates = c.templates;
+  o.webotp_domain = c.webotp_domain;
   return o;
 }
 
@@ -168,6 +170,13 @@ int Serve(const Config& c, int argc, char** argv, std::shared_ptr<SqliteDb> db,
 
   OtpService service(ServiceOptions(c), storage.get(), users, sms.get(), SystemClock(),
                      OpenSslRandom(), &hasher);
+  for (const OversizedTemplate& t : service.OversizedTemplates()) {
+    Log(LogLevel::kWarn, "SMS template may not fit one segment; long messages cost more",
+        {{"template", t.locale.empty() ? "message_template" : "templates." + t.locale},
+         {"characters", std::to_string(t.length.units)},
+         {"limit", std::to_string(t.length.limit)},
+         {"encoding", t.length.gsm7 ? "GSM-7" : "UCS-2"}});
+  }
   HttpApiOptions api_options;
   api_options.expose_full_phone = c.expose_phone == "full";
   HttpApi api(&service, storage.get(), api_options);

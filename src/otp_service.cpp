@@ -42,11 +42,7 @@ Status OtpService::SendCode(const std::string& user_id, SendResult* result) {
   s = storage_->PutCode(stored);
   if (!s.ok()) return s;
 
-  // Rounded up, so "expires in 0 minutes" is never sent.
-  const int minutes = static_cast<int>((options_.expiry_ms + 59999) / 60000);
-  const std::string body =
-      RenderSmsTemplate(options_.message_template, code, minutes, options_.app_name);
-  s = sms_->Send(user.phone, body, &result->receipt);
+  s = sms_->Send(user.phone, Message(user.locale, code), &result->receipt);
   if (!s.ok()) {
     Log(LogLevel::kError, "sms send failed",
         {{"user_id", result->user_id}, {"phone", MaskPhone(user.phone)},
@@ -78,6 +74,27 @@ Status OtpService::VerifyCode(const std::string& user_id, const std::string& pas
     result->retry_after_s = ms <= 0 ? 1 : (ms + 999) / 1000;
   }
   return s;
+}
+
+std::string OtpService::Message(const std::string& locale, const std::string& code) const {
+  // Rounded up, so "expires in 0 minutes" is never sent.
+  const int minutes = static_cast<int>((options_.expiry_ms + 59999) / 60000);
+  const std::string& tmpl =
+      SelectSmsTemplate(options_.templates, options_.message_template, locale);
+  return AppendWebOtpLine(RenderSmsTemplate(tmpl, code, minutes, options_.app_name),
+                          options_.webotp_domain, code);
+}
+
+std::vector<OversizedTemplate> OtpService::OversizedTemplates() const {
+  const std::string longest_code(static_cast<size_t>(options_.code_length), '9');
+  std::vector<OversizedTemplate> out;
+  std::vector<std::string> locales = {""};
+  for (const auto& entry : options_.templates) locales.push_back(entry.first);
+  for (const std::string& locale : locales) {
+    const SmsLength length = MeasureSms(Message(locale, longest_code));
+    if (!length.fits()) out.push_back({locale, length});
+  }
+  return out;
 }
 
 Status OtpService::PurgeExpired(int64_t* purged) {

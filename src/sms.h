@@ -77,6 +77,28 @@ Status ReadTwilioAuthTokenFile(const std::string& path, std::string* token);
 std::string RenderSmsTemplate(const std::string& tmpl, const std::string& code, int minutes,
                               const std::string& app);
 
+// The template for a user's `locale`: the exact tag (case-insensitive, '_'
+// same as '-'), then its language ("es-MX" -> "es"), then `default_template`.
+const std::string& SelectSmsTemplate(const std::map<std::string, std::string>& templates,
+                                     const std::string& default_template,
+                                     const std::string& locale);
+
+// `body` + "\n\n@<domain> #<code>", the origin-bound line that WebOTP and
+// Android's SMS Retriever read; `body` unchanged when `domain` is empty.
+std::string AppendWebOtpLine(const std::string& body, const std::string& domain,
+                             const std::string& code);
+
+// How a UTF-8 text is encoded in an SMS: GSM-7 when every character is in
+// the GSM 03.38 basic set or its extension (which count 2), else UCS-2
+// (characters outside the BMP count 2). One segment holds `limit` units.
+struct SmsLength {
+  bool gsm7 = true;
+  int units = 0;
+  int limit = 160;  // 160 GSM-7, 70 UCS-2
+  bool fits() const { return units <= limit; }
+};
+SmsLength MeasureSms(const std::string& text);
+
 }  // namespace otpd
 
 #endif  // OTPD_SMS_H_

@@ -71,7 +71,7 @@ TEST_CASE("Users: upsert and lookup ignore case; IDs are stored lower-case") {
 
 TEST_CASE("Users: looking up an unknown user is NotFound") {
   Directory d;
-  User user{"untouched", "untouched"};
+  User user{"untouched", "untouched", "untouched"};
   Status s = d.users->Lookup("nobody", &user);
   CHECK(s.IsNotFound());
   CHECK(Contains(s.message(), "nobody"));
