@@ -891,6 +891,10 @@ struct CommandLine {
   CLI::App* users_add = nullptr;
   CLI::App* users_remove = nullptr;
   CLI::App* users_list = nullptr;
+  CLI::App* sms = nullptr;
+  CLI::App* sms_test = nullptr;
+  CLI::App* check_config = nullptr;
+  std::string sms_phone;
   std::string add_id, add_phone, remove_id;
 };
 
@@ -938,6 +942,16 @@ void AddCommands(CommandLine* cl) {
   cl->users_remove->footer(kGlobal);
   cl->users_list = cl->users->add_subcommand("list", "List the users and their phones");
   cl->users_list->footer(kGlobal);
+  cl->sms = app.add_subcommand("sms", "Check the SMS backend");
+  cl->sms->require_subcommand(0, 1)->footer(kGlobal);
+  cl->sms_test = cl->sms->add_subcommand(
+      "test", "Send one test message with the configured backend and print the answer");
+  cl->sms_test->add_option("PHONE", cl->sms_phone, "Phone number, E.164: +15551234567")
+      ->required();
+  cl->sms_test->footer(kGlobal);
+  cl->check_config = app.add_subcommand(
+      "check-config", "Validate the configuration and print the effective settings, secrets hidden");
+  cl->check_config->footer(kGlobal);
 }
 
 // Set up before any subcommand exists: subcommands copy the formatter and
@@ -1001,7 +1015,15 @@ Status RunCommandLine(CommandLine* cl, int argc, const char* const* argv, Invoca
 }
 
 Status ReadCommand(const CommandLine& cl, Invocation* inv) {
-  if (!cl.users->parsed()) {
+  if (cl.check_config->parsed()) {
+    inv->command = Command::kCheckConfig;
+  } else if (cl.sms->parsed()) {
+    if (!cl.sms_test->parsed()) {
+      return Status::InvalidArgument("otpd sms: missing command; use 'otpd sms test PHONE'");
+    }
+    inv->command = Command::kSmsTest;
+    inv->args = {cl.sms_phone};
+  } else if (!cl.users->parsed()) {
     inv->command = Command::kServe;
   } else if (cl.users_add->parsed()) {
     inv->command = Command::kUsersAdd;
@@ -1096,6 +1118,25 @@ Status ValidateConfig(const Config& config) {
     if (!error.empty()) return Status::InvalidArgument(error);
   }
   return Status::OK();
+}
+
+std::string EffectiveSettingsText(const Config& config) {
+  std::string out;
+  for (const KeySpec& key : Keys()) {
+    const std::string value = ValueText(key, config);
+    std::string shown = key.IsInteger() ? value : "\"" + value + "\"";
+    if (key.sensitive && !value.empty()) shown = "(set, hidden)";
+    out += std::string(key.name) + " = " + shown + "\n";
+  }
+  out += "# sms_backend in effect: " + EffectiveSmsBackend(config) + "\n";
+  if (!config.twilio_auth_token_file.empty()) {
+    out += "# the Twilio auth token is read from twilio_auth_token_file at start\n";
+  }
+  out += "# users in the config file: " + std::to_string(config.users.size()) + "\n";
+  for (const auto& [locale, text] : config.templates) {
+    out += "# template " + locale + ": \"" + text + "\"\n";
+  }
+  return out;
 }
 
 std::string EffectiveSmsBackend(const Config& config) {

@@ -90,6 +90,8 @@ enum class Command {
   kUsersAdd,     // otpd users add ID PHONE
   kUsersRemove,  // otpd users remove ID
   kUsersList,    // otpd users list
+  kSmsTest,      // otpd sms test PHONE
+  kCheckConfig,  // otpd check-config
   kExit,         // --help or --version was printed: exit with exit_code
 };
 
@@ -113,6 +115,10 @@ struct Invocation {
 // filled: ignore it.
 Status ParseInvocation(int argc, const char* const* argv, const std::vector<std::string>* env,
                        Invocation* inv);
+
+// Every key with its effective value, one "key = value" line each, in
+// config-file syntax; secrets that are set show as "(set, hidden)".
+std::string EffectiveSettingsText(const Config& config);
 
 // "console" or "twilio": sms_backend with "auto" resolved.
 std::string EffectiveSmsBackend(const Config& config);

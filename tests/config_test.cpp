@@ -694,3 +694,38 @@ TEST_CASE("otpd.conf.example uncommented: every key, each at its default") {
 
 }  // namespace
 }  // namespace otpd
+
+namespace otpd {
+namespace {
+
+TEST_CASE("commands: sms test and check-config; secrets hidden in the settings text") {
+  Parsed p = Parse({"sms", "test", "+15551234567"});
+  REQUIRE(p.status.ok());
+  CHECK(p.inv.command == Command::kSmsTest);
+  CHECK(p.inv.args == std::vector<std::string>{"+15551234567"});
+  p = Parse({"sms"});
+  CHECK(p.status.IsInvalidArgument());
+  CHECK(Contains(p.status.message(), "otpd sms test PHONE"));
+  p = Parse({"check-config", "--twilio-api-key-secret=hidden-key-1"},
+            {"TWILIO_AUTH_TOKEN=hidden-token-1", "TWILIO_ACCOUNT_SID=AC77",
+             "TWILIO_PHONE_NUMBER=+15550000001", "OTPD_SECRET=hidden-secret-0123456789"});
+  CHECK(p.status.IsInvalidArgument());  // API key secret without its SID
+  CHECK(!Contains(p.status.message(), "hidden"));
+  p = Parse({"check-config"}, {"TWILIO_AUTH_TOKEN=hidden-token-1", "TWILIO_ACCOUNT_SID=AC77",
+                               "TWILIO_PHONE_NUMBER=+15550000001",
+                               "OTPD_SECRET=hidden-secret-0123456789"});
+  REQUIRE_MESSAGE(p.status.ok(), p.status.ToString());
+  CHECK(p.inv.command == Command::kCheckConfig);
+  const std::string text = EffectiveSettingsText(p.inv.config);
+  CHECK(Contains(text, "twilio_account_sid = \"AC77\"\n"));
+  CHECK(Contains(text, "twilio_auth_token = (set, hidden)\n"));
+  CHECK(Contains(text, "secret = (set, hidden)\n"));
+  CHECK(Contains(text, "twilio_api_key_secret = \"\"\n"));
+  CHECK(Contains(text, "# sms_backend in effect: twilio\n"));
+  CHECK(!Contains(text, "hidden-"));
+  // --help lists no secret value either.
+  CHECK(!Contains(Parse({"--help"}, {"TWILIO_AUTH_TOKEN=hidden-token-1"}).inv.output, "hidden-"));
+}
+
+}  // namespace
+}  // namespace otpd

@@ -1,19 +1,15 @@
 // The Twilio sender against a fake Twilio: an in-process HTTPS server on
 // 127.0.0.1 with certificates made at run time (tests/test_tls.h).
+#include <doctest/doctest.h>
 #include <httplib.h>
 #include <openssl/evp.h>
 
-#include <chrono>
-#include <condition_variable>
 #include <atomic>
-#include <functional>
-#include <map>
-#include <mutex>
-#include <set>
+#include <chrono>
 #include <thread>
 #include <vector>
 
-#include <doctest/doctest.h>
+#include "fake_twilio.h"
 #include "otp_stack.h"
 #include "sms.h"
 #include "test_tls.h"
@@ -24,99 +20,6 @@ namespace {
 
 constexpr char kSid[] = "AC0123456789abcdef0123456789abcdef";
 constexpr char kToken[] = "token-0123456789abcdef";
-constexpr char kCreated[] = R"({"sid":"SM0123456789abcdef0123456789abcdef","status":"queued"})";
-
-std::string ErrorJson(int code, int status) {
-  return "{\"code\":" + std::to_string(code) + ",\"message\":\"The 'To' number +15551234567 is "
-         "not valid\",\"more_info\":\"https://www.twilio.com/docs/errors/" +
-         std::to_string(code) + "\",\"status\":" + std::to_string(status) + "}";
-}
-
-struct Recorded {
-  std::string method, path, authorization, content_type, body;
-  std::map<std::string, std::string> form;
-};
-
-// A fake Twilio. `respond` answers request number n (0-based); by default
-// every request gets 201. Records each request and each TCP connection
-// (distinct client ports seen by the logger).
-class FakeTwilio {
- public:
-  using Responder = std::function<void(int n, httplib::Response& res)>;
-
-  FakeTwilio(const PemFiles& pem) : server_(pem.cert.c_str(), pem.key.c_str()) {
-    server_.set_keep_alive_max_count(1000);
-    server_.set_keep_alive_timeout(1);
-    server_.set_tcp_nodelay(true);
-    server_.Post(R"(/2010-04-01/Accounts/([^/]+)/Messages\.json)",
-                 [this](const httplib::Request& req, httplib::Response& res) { Handle(req, res); });
-    server_.set_logger([this](const httplib::Request& req, const httplib::Response&) {
-      std::lock_guard<std::mutex> lock(mu_);
-      ports_.insert(req.remote_port);
-    });
-    port_ = server_.bind_to_any_port("127.0.0.1");
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
-    while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-
-  ~FakeTwilio() {
-    Release();
-    server_.stop();
-    thread_.join();
-  }
-
-  void Respond(Responder r) {
-    std::lock_guard<std::mutex> lock(mu_);
-    responder_ = std::move(r);
-  }
-  // Handlers block until Release (or 10 s).
-  void Hang() {
-    std::lock_guard<std::mutex> lock(mu_);
-    hang_ = true;
-  }
-  void Release() {
-    std::lock_guard<std::mutex> lock(mu_);
-    hang_ = false;
-    cv_.notify_all();
-  }
-
-  int port() const { return port_; }
-  std::string base() const { return "https://127.0.0.1:" + std::to_string(port_); }
-  std::vector<Recorded> requests() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return requests_;
-  }
-  size_t connections() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return ports_.size();
-  }
-
- private:
-  void Handle(const httplib::Request& req, httplib::Response& res) {
-    Recorded r{req.method, req.path, req.get_header_value("Authorization"),
-               req.get_header_value("Content-Type"), req.body, {}};
-    for (const auto& [k, v] : req.params) r.form[k] = v;
-    std::unique_lock<std::mutex> lock(mu_);
-    const int n = static_cast<int>(requests_.size());
-    requests_.push_back(r);
-    if (hang_) cv_.wait_for(lock, std::chrono::seconds(10), [this] { return !hang_; });
-    Responder responder = responder_;
-    lock.unlock();
-    res.status = 201;
-    res.set_content(kCreated, "application/json");
-    if (responder) responder(n, res);
-  }
-
-  httplib::SSLServer server_;
-  std::thread thread_;
-  int port_ = 0;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool hang_ = false;
-  Responder responder_;
-  std::vector<Recorded> requests_;
-  std::set<int> ports_;
-};
 
 // One CA, a good server certificate, a certificate from another CA and
 // one with the wrong host name, made once per test.
@@ -215,7 +118,7 @@ TEST_CASE("twilio: 4xx errors are answered at once with Twilio's code, never ret
     const size_t before = fake.requests().size();
     fake.Respond([code = code, http = http](int, httplib::Response& res) {
       res.status = http;
-      res.set_content(ErrorJson(code, http), "application/json");
+      res.set_content(TwilioErrorJson(code, http), "application/json");
     });
     auto sender = MustSender(Options(fake, certs));
     SmsReceipt receipt;
@@ -237,7 +140,7 @@ TEST_CASE("twilio: 429 and 5xx are retried, at most twice") {
     fake.Respond([](int n, httplib::Response& res) {
       if (n == 0) {
         res.status = 429;
-        res.set_content(ErrorJson(20429, 429), "application/json");
+        res.set_content(TwilioErrorJson(20429, 429), "application/json");
       } else if (n == 1) {
         res.status = 503;
         res.set_content("busy", "text/plain");
@@ -252,7 +155,7 @@ TEST_CASE("twilio: 429 and 5xx are retried, at most twice") {
   SUBCASE("always 500: three requests, then the failure") {
     fake.Respond([](int, httplib::Response& res) {
       res.status = 500;
-      res.set_content(ErrorJson(20500, 500), "application/json");
+      res.set_content(TwilioErrorJson(20500, 500), "application/json");
     });
     SmsReceipt receipt;
     CHECK_FALSE(sender->Send("+15551234567", "code 1", &receipt).ok());
@@ -407,7 +310,7 @@ TEST_CASE("twilio: the provider code reaches the /send-code answer and no code s
   FakeTwilio fake(certs.good);
   fake.Respond([](int, httplib::Response& res) {
     res.status = 400;
-    res.set_content(ErrorJson(21211, 400), "application/json");
+    res.set_content(TwilioErrorJson(21211, 400), "application/json");
   });
   auto sender = MustSender(Options(fake, certs));
   OtpStack stack;
