@@ -366,9 +366,10 @@ std::string CheckUsers(const std::map<std::string, std::string>& users) {
 // "" if the templates table is acceptable, else one line naming the locale.
 std::string CheckTemplates(const std::map<std::string, std::string>& templates) {
   for (const auto& [locale, text] : templates) {
+    static const char kTagChars[] =
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_";
     const bool name_ok = !locale.empty() && locale.size() <= 35 &&
-                         locale.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                                  "0123456789-_") == std::string::npos;
+                         locale.find_first_not_of(kTagChars) == std::string::npos;
     if (!name_ok) {
       return "templates: locale '" + locale + "' must be a language tag such as es or pt-BR";
     }
@@ -950,7 +951,8 @@ void AddCommands(CommandLine* cl) {
       ->required();
   cl->sms_test->footer(kGlobal);
   cl->check_config = app.add_subcommand(
-      "check-config", "Validate the configuration and print the effective settings, secrets hidden");
+      "check-config",
+      "Validate the configuration and print the effective settings, secrets hidden");
   cl->check_config->footer(kGlobal);
 }
 

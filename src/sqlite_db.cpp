@@ -55,7 +55,8 @@ CREATE TABLE health (
     // Users' language for the SMS template ("es", "pt-BR"); NULL: default.
     R"sql(
 ALTER TABLE users ADD COLUMN locale TEXT
-  CHECK (locale IS NULL OR (length(locale) BETWEEN 1 AND 35 AND locale NOT GLOB '*[^A-Za-z0-9_-]*'));
+  CHECK (locale IS NULL OR (length(locale) BETWEEN 1 AND 35
+                            AND locale NOT GLOB '*[^A-Za-z0-9_-]*'));
 )sql",
 };
 

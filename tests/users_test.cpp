@@ -238,3 +238,29 @@ TEST_CASE("Users: edits made with plain SQL are seen by the next call") {
 
 }  // namespace
 }  // namespace otpd
+
+namespace otpd {
+namespace {
+
+TEST_CASE("Users: the locale column is read by Lookup and List, kept by Upsert, checked") {
+  Directory d;
+  REQUIRE(d.users->Upsert("maria", kPhoneA).ok());
+  User user;
+  REQUIRE(d.users->Lookup("maria", &user).ok());
+  CHECK(user.locale.empty());  // NULL: the default template
+  REQUIRE(d.RawExec("UPDATE users SET locale = 'es-MX' WHERE user_id = 'maria'") == SQLITE_OK);
+  REQUIRE(d.users->Lookup("MARIA", &user).ok());
+  CHECK(user.locale == "es-MX");
+  REQUIRE(d.users->Upsert("maria", kPhoneB).ok());  // a phone change keeps the locale
+  std::vector<User> all;
+  REQUIRE(d.users->List(&all).ok());
+  REQUIRE(all.size() == 1);
+  CHECK(all[0].phone == kPhoneB);
+  CHECK(all[0].locale == "es-MX");
+  CHECK(d.RawExec("UPDATE users SET locale = 'es MX' WHERE user_id = 'maria'") ==
+        SQLITE_CONSTRAINT);
+  CHECK(d.RawExec("UPDATE users SET locale = '' WHERE user_id = 'maria'") == SQLITE_CONSTRAINT);
+}
+
+}  // namespace
+}  // namespace otpd
