@@ -70,7 +70,8 @@ Status NewTwilioSmsSender(const TwilioOptions& options, std::unique_ptr<SmsSende
 
 // Reads the auth token from `path` (systemd LoadCredential): the whole file
 // without a trailing newline. IOError when unreadable; InvalidArgument when
-// empty or holding control characters.
+// empty or holding control characters. Logs a warning when the file is
+// readable by group or others.
 Status ReadTwilioAuthTokenFile(const std::string& path, std::string* token);
 
 // Fills {code}, {minutes} and {app} in `tmpl`; other text is kept as is.

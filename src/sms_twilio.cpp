@@ -6,6 +6,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
+#include <sys/stat.h>
 
 #include <httplib.h>
 
@@ -38,6 +39,8 @@ using Millis = std::chrono::milliseconds;
 constexpr int kMaxRetries = 2;
 constexpr int kBackoffMs[kMaxRetries] = {100, 300};
 constexpr int kTooManyRequestsCode = 20429;
+// Twilio's answers are under 2 KiB; the library itself sets no limit.
+constexpr size_t kMaxAnswerBytes = 64 * 1024;
 
 struct Endpoint {
   std::string host;
@@ -160,6 +163,10 @@ Status TransportStatus(httplib::Error err, long verify_result, bool* retryable) 
                                 : "host name does not match the certificate";
     return Status::Unavailable("twilio TLS certificate rejected: " + why);
   }
+  if (err == Error::Canceled) {
+    return Status::Unavailable("twilio answer larger than " + std::to_string(kMaxAnswerBytes) +
+                               " bytes; dropped");
+  }
   if (err == Error::SSLLoadingCerts) {
     return Status::Unavailable("twilio: cannot load the CA certificates (twilio_ca_file)");
   }
@@ -251,12 +258,25 @@ Status TwilioSmsSender::Attempt(const std::string& form, Steady::time_point dead
   client->set_connection_timeout(Millis(connect_ms));
   client->set_read_timeout(Millis(io_ms));
   client->set_write_timeout(Millis(io_ms));
-  const httplib::Headers headers = {{"Accept", "application/json"},
-                                    {"User-Agent", "otpd/" OTPD_VERSION}};
-  httplib::Result res =
-      client->Post(path_.c_str(), headers, form, "application/x-www-form-urlencoded");
-  if (!res) return TransportStatus(res.error(), client->get_openssl_verify_result(), retryable);
-  Status s = TwilioAnswerStatus(res->status, res->body, receipt, retryable);
+  httplib::Request req;
+  req.method = "POST";
+  req.path = path_;
+  req.headers = {{"Accept", "application/json"},
+                 {"User-Agent", "otpd/" OTPD_VERSION},
+                 {"Content-Type", "application/x-www-form-urlencoded"}};
+  req.body = form;
+  std::string answer;
+  req.content_receiver = [&answer](const char* data, size_t n, uint64_t, uint64_t) {
+    if (answer.size() + n > kMaxAnswerBytes) return false;  // ends the request: Canceled
+    answer.append(data, n);
+    return true;
+  };
+  httplib::Response res;
+  httplib::Error err = httplib::Error::Success;
+  if (!client->send(req, res, err)) {
+    return TransportStatus(err, client->get_openssl_verify_result(), retryable);
+  }
+  Status s = TwilioAnswerStatus(res.status, answer, receipt, retryable);
   if (s.ok() || !*retryable) Release(std::move(client));
   return s;
 }
@@ -355,6 +375,11 @@ Status ReadTwilioAuthTokenFile(const std::string& path, std::string* token) {
   if (t.empty() || HasControl(t)) {
     return Status::InvalidArgument("twilio_auth_token_file " + path +
                                    ": must hold the token on one line");
+  }
+  struct stat st;
+  if (stat(path.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+    Log(LogLevel::kWarn, "twilio_auth_token_file is readable by other users; make it 0600",
+        {{"path", path}});
   }
   *token = std::move(t);
   return Status::OK();

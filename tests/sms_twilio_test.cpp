@@ -164,6 +164,21 @@ TEST_CASE("twilio: 429 and 5xx are retried, at most twice") {
   }
 }
 
+TEST_CASE("twilio: an oversized answer is dropped, not read whole") {
+  Certs certs;
+  FakeTwilio fake(certs.good);
+  fake.Respond([](int, httplib::Response& res) {
+    res.status = 400;
+    res.set_content(std::string(1 << 20, 'x'), "application/json");
+  });
+  auto sender = MustSender(Options(fake, certs));
+  SmsReceipt receipt;
+  Status s = sender->Send("+15551234567", "code 1", &receipt);
+  CHECK_FALSE(s.ok());
+  CHECK(s.message().find("larger than") != std::string::npos);
+  CHECK(fake.requests().size() == 1);
+}
+
 TEST_CASE("twilio: a refused connection is retried, then fails within the deadline") {
   Certs certs;
   int port = 0;
