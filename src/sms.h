@@ -52,6 +52,7 @@ struct TwilioOptions {
   int connect_timeout_ms = 1500;  // per TCP+TLS connect
   int timeout_ms = 6000;          // whole Send, retries and backoff included
   int max_idle_connections = 4;   // keep-alive connections kept for reuse
+  int max_idle_ms = 20000;        // an idle connection older than this is closed
 };
 
 // Twilio's Programmable Messaging API. Send posts one form-encoded message

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -196,8 +197,12 @@ class TwilioSmsSender : public SmsSender {
   const TwilioOptions options_;
   const Endpoint ep_;
   std::string path_, user_, password_;
+  struct Idle {
+    std::unique_ptr<httplib::SSLClient> client;
+    Steady::time_point since;
+  };
   std::mutex mu_;
-  std::vector<std::unique_ptr<httplib::SSLClient>> idle_;  // guarded by mu_
+  std::vector<Idle> idle_;  // guarded by mu_; the most recently used last
 };
 
 std::unique_ptr<httplib::SSLClient> TwilioSmsSender::NewClient() const {
@@ -211,22 +216,31 @@ std::unique_ptr<httplib::SSLClient> TwilioSmsSender::NewClient() const {
   return client;
 }
 
+// Connections idle longer than max_idle_ms are dropped rather than reused:
+// the server has likely closed them, and a request written into a closed
+// connection can fail in a way that is not safe to retry.
 std::unique_ptr<httplib::SSLClient> TwilioSmsSender::Acquire() {
+  std::unique_ptr<httplib::SSLClient> client;
+  std::vector<Idle> stale;  // closed outside the lock
   {
     std::lock_guard<std::mutex> lock(mu_);
+    const Steady::time_point oldest = Steady::now() - Millis(options_.max_idle_ms);
+    auto fresh = std::find_if(idle_.begin(), idle_.end(),
+                              [oldest](const Idle& i) { return i.since >= oldest; });
+    std::move(idle_.begin(), fresh, std::back_inserter(stale));
+    idle_.erase(idle_.begin(), fresh);
     if (!idle_.empty()) {
-      std::unique_ptr<httplib::SSLClient> client = std::move(idle_.back());
+      client = std::move(idle_.back().client);
       idle_.pop_back();
-      return client;
     }
   }
-  return NewClient();
+  return client != nullptr ? std::move(client) : NewClient();
 }
 
 void TwilioSmsSender::Release(std::unique_ptr<httplib::SSLClient> client) {
   std::lock_guard<std::mutex> lock(mu_);
   if (static_cast<int>(idle_.size()) < options_.max_idle_connections) {
-    idle_.push_back(std::move(client));
+    idle_.push_back(Idle{std::move(client), Steady::now()});
   }
 }
 

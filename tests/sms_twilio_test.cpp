@@ -265,6 +265,28 @@ TEST_CASE("twilio: one thread's sends share one keep-alive connection") {
   CHECK(fake.connections() == 1);
 }
 
+TEST_CASE("twilio: a pooled connection the server closed is replaced, not failed") {
+  Certs certs;
+  FakeTwilio fake(certs.good);  // closes idle connections after 1 s
+  TwilioOptions o = Options(fake, certs);
+  bool expect_retry = false;
+  SUBCASE("dropped from the pool before the server closes it") { o.max_idle_ms = 500; }
+  SUBCASE("still pooled: the failed write is retried") {
+    o.max_idle_ms = 60000;
+    expect_retry = true;
+  }
+  auto sender = MustSender(o);
+  SmsReceipt receipt;
+  REQUIRE(sender->Send("+15551234567", "code 1", &receipt).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  const auto start = std::chrono::steady_clock::now();
+  CHECK(sender->Send("+15551234567", "code 2", &receipt).ok());
+  // A retry first waits 100 ms; a fresh connection takes a few.
+  CHECK((MillisSince(start) >= 100) == expect_retry);
+  CHECK(fake.requests().size() == 2);
+  CHECK(fake.connections() == 2);
+}
+
 TEST_CASE("twilio: keep-alive connections are reused across sends") {
   Certs certs;
   FakeTwilio fake(certs.good);
