@@ -358,24 +358,31 @@ TEST_CASE("twilio: the auth token file is read without its newline") {
 TEST_CASE("twilio: the provider code reaches the /send-code answer and no code stays") {
   Certs certs;
   FakeTwilio fake(certs.good);
-  fake.Respond([](int, httplib::Response& res) {
-    res.status = 400;
-    res.set_content(TwilioErrorJson(21211, 400), "application/json");
-  });
   auto sender = MustSender(Options(fake, certs));
   OtpStack stack;
   OtpService service(OtpOptions(), stack.storage.get(), stack.users.get(), sender.get(),
                      &stack.clock, &stack.random, &stack.hasher);
   HttpApi api(&service, stack.storage.get(), HttpApiOptions());
-  HttpAnswer a = api.Handle(HttpRequest{"POST", "/send-code", R"({"user_id":"abc"})", "127.0.0.1"});
-  CHECK(a.status == 500);
-  CHECK(a.body.find("sms_failed") != std::string::npos);
-  CHECK(a.body.find("\"provider_code\":21211") != std::string::npos);
-  CHECK(fake.requests().size() == 1);
-  // No live code: any guess is "not found".
-  HttpAnswer v = api.Handle(
-      HttpRequest{"POST", "/verify-code", R"({"user_id":"abc","passcode":"000000"})", "127.0.0.1"});
-  CHECK(v.status == 404);
+  for (auto [code, http] : std::vector<std::pair<int, int>>{
+           {21211, 400}, {21408, 400}, {21608, 400}, {21610, 400}, {20003, 401}}) {
+    CAPTURE(code);
+    fake.Respond([code = code, http = http](int, httplib::Response& res) {
+      res.status = http;
+      res.set_content(TwilioErrorJson(code, http), "application/json");
+    });
+    const size_t before = fake.requests().size();
+    HttpAnswer a =
+        api.Handle(HttpRequest{"POST", "/send-code", R"({"user_id":"abc"})", "127.0.0.1"});
+    CHECK(a.status == 500);
+    CHECK(a.body.find("\"error_type\":\"sms_failed\"") != std::string::npos);
+    CHECK(a.body.find("\"provider_code\":" + std::to_string(code)) != std::string::npos);
+    CHECK(fake.requests().size() - before == 1);
+    // No live code: any guess is "not found".
+    HttpAnswer v = api.Handle(HttpRequest{"POST", "/verify-code",
+                                          R"({"user_id":"abc","passcode":"000000"})",
+                                          "127.0.0.1"});
+    CHECK(v.status == 404);
+  }
 }
 
 }  // namespace
