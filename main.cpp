@@ -99,6 +99,8 @@ OtpOptions ServiceOptions(const Config& c) {
   o.expired_grace_ms = int64_t{c.expired_grace} * 1000;
   o.app_name = c.app_name;
   o.message_template = c.message_template;
+  o.templates = c.templates;
+  o.webotp_domain = c.webotp_domain;
   return o;
 }
 
@@ -125,7 +127,8 @@ HttpApiOptions ApiOptions(const Config& c) {
 // What SIGHUP may change while serving. Every other key needs a restart.
 bool IsLiveKey(const std::string& key) {
   for (const char* live : {"log_level", "log_file", "code_length", "expiry", "max_attempts",
-                           "expired_grace", "expose_phone", "app_name", "message_template"}) {
+                           "expired_grace", "expose_phone", "app_name", "message_template",
+                           "webotp_domain"}) {
     if (key == live) return true;
   }
   return false;
@@ -154,6 +157,60 @@ void ApplyLiveSettings(const Config& c, LiveParts* live) {
   SetLogLevel(level);
   live->service->SetOptions(ServiceOptions(c));
   live->api->SetOptions(ApiOptions(c));
+}
+
+TwilioOptions TwilioSettings(const Config& c) {
+  TwilioOptions o;
+  o.account_sid = c.twilio_account_sid;
+  o.auth_token = c.twilio_auth_token;
+  o.api_key_sid = c.twilio_api_key_sid;
+  o.api_key_secret = c.twilio_api_key_secret;
+  o.from = c.twilio_phone_number;
+  o.messaging_service_sid = c.twilio_messaging_service_sid;
+  o.status_callback = c.twilio_status_callback;
+  o.api_base = c.twilio_api_base;
+  o.ca_file = c.twilio_ca_file;
+  o.connect_timeout_ms = c.twilio_connect_timeout_ms;
+  o.timeout_ms = c.twilio_timeout_ms;
+  return o;
+}
+
+// The sender sms_backend asks for ("auto" resolved by the config).
+Status NewSmsSender(const Config& c, std::unique_ptr<SmsSender>* sms) {
+  if (EffectiveSmsBackend(c) == "console") {
+    if (!c.twilio_account_sid.empty()) {
+      Log(LogLevel::kWarn, "twilio settings are ignored: sms_backend is console");
+    }
+    return NewConsoleSmsSender(c.sms_log_file, sms);
+  }
+  TwilioOptions o = TwilioSettings(c);
+  if (!c.twilio_auth_token_file.empty()) {
+    Status s = ReadTwilioAuthTokenFile(c.twilio_auth_token_file, &o.auth_token);
+    if (!s.ok()) return s;
+  }
+  return NewTwilioSmsSender(o, sms);
+}
+
+// otpd sms test PHONE: one message through the configured backend, so an
+// operator can check the credentials before going live.
+int RunSmsTest(const Config& c, const std::string& phone) {
+  if (!IsE164(phone)) {
+    fprintf(stderr, "otpd: sms test: '%s' is not E.164, like +15551234567\n", phone.c_str());
+    return 2;
+  }
+  std::unique_ptr<SmsSender> sms;
+  Status s = NewSmsSender(c, &sms);
+  if (!s.ok()) return Fail("sms", s);
+  SmsReceipt receipt;
+  s = sms->Send(phone, "This is a test message from " + c.app_name + " (otpd).", &receipt);
+  if (!s.ok()) {
+    printf("failed: backend=%s provider_code=%d %s\n", EffectiveSmsBackend(c).c_str(),
+           receipt.provider_code, s.message().c_str());
+    return 1;
+  }
+  printf("sent: backend=%s id=%s\n", EffectiveSmsBackend(c).c_str(),
+         receipt.provider_id.c_str());
+  return 0;
 }
 
 // SIGHUP: re-read the config file; re-sync its [users] table, apply the
@@ -220,14 +277,18 @@ int Serve(const Config& c, int argc, char** argv, std::shared_ptr<SqliteDb> db,
   Status s = NewSqliteStorage(db, SystemClock(), &storage);
   if (!s.ok()) return Fail("storage", s);
   std::unique_ptr<SmsSender> sms;
-  s = NewConsoleSmsSender(c.sms_log_file, &sms);
-  if (!s.ok()) return Fail("sms_log_file", s);
-  if (!c.twilio_account_sid.empty()) {
-    Log(LogLevel::kWarn, "twilio settings are ignored: sms_backend is console");
-  }
+  s = NewSmsSender(c, &sms);
+  if (!s.ok()) return Fail("sms", s);
 
   OtpService service(ServiceOptions(c), storage.get(), users, sms.get(), SystemClock(),
                      OpenSslRandom(), &hasher);
+  for (const OversizedTemplate& t : service.OversizedTemplates()) {
+    Log(LogLevel::kWarn, "SMS template may not fit one segment; long messages cost more",
+        {{"template", t.locale.empty() ? "message_template" : "templates." + t.locale},
+         {"characters", std::to_string(t.length.units)},
+         {"limit", std::to_string(t.length.limit)},
+         {"encoding", t.length.gsm7 ? "GSM-7" : "UCS-2"}});
+  }
   HttpApi api(&service, storage.get(), ApiOptions(c));
   LiveParts live{&service, &api, users, c};
   HttpServer server(ServerOptions(c), &api);
@@ -246,7 +307,7 @@ int Serve(const Config& c, int argc, char** argv, std::shared_ptr<SqliteDb> db,
   std::thread signals(HandleSignals, &set, &server, argc, argv, &live);
   Log(LogLevel::kInfo, "otpd started",
       {{"version", OTPD_VERSION}, {"listen", c.listen}, {"port", std::to_string(server.port())},
-       {"database", c.database}, {"sms_backend", c.sms_backend}});
+       {"database", c.database}, {"sms_backend", EffectiveSmsBackend(c)}});
   server.Run();
   kill(getpid(), SIGTERM);  // wakes the signal thread if Run ended on its own
   signals.join();
@@ -285,6 +346,8 @@ int Main(int argc, char** argv) {
   for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&set, sig);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
+
+  if (inv.command == Command::kSmsTest) return RunSmsTest(inv.config, inv.args[0]);
 
   struct stat st;
   if (inv.command == Command::kBackup && stat(inv.config.database.c_str(), &st) != 0) {

@@ -96,7 +96,46 @@ std::string CheckExposePhone(const std::string& value) {
 }
 
 std::string CheckSmsBackend(const std::string& value) {
-  return value == "console" ? "" : "must be console (the only SMS backend in this version)";
+  return value == "auto" || value == "console" || value == "twilio"
+             ? ""
+             : "must be auto, console or twilio";
+}
+
+// Header values and URL parts: a CR or LF would split an HTTP header.
+std::string CheckOneLine(const std::string& value) {
+  for (char c : value) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) return "must not contain control characters";
+  }
+  return "";
+}
+
+std::string CheckApiBase(const std::string& value) {
+  const std::string scheme = "https://";
+  if (value.compare(0, scheme.size(), scheme) != 0 || value.size() == scheme.size()) {
+    return "must be an https:// URL (verification cannot be turned off)";
+  }
+  const std::string rest = value.substr(scheme.size());
+  const size_t slash = rest.find('/');
+  if (slash != std::string::npos && slash != rest.size() - 1) return "must not have a path";
+  return rest.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                "0123456789.-:/") == std::string::npos
+             ? ""
+             : "must be https://HOST[:PORT]";
+}
+
+std::string CheckStatusCallback(const std::string& value) {
+  if (value.empty()) return "";
+  const bool url = value.compare(0, 8, "https://") == 0 || value.compare(0, 7, "http://") == 0;
+  return url ? CheckOneLine(value) : "must be an http:// or https:// URL";
+}
+
+// A bare host name: the WebOTP line is "@host #code".
+std::string CheckWebOtpDomain(const std::string& value) {
+  return value.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                 "0123456789.-") == std::string::npos
+             ? ""
+             : "must be a bare host name such as example.com";
 }
 
 std::string CheckLogLevel(const std::string& value) {
@@ -190,23 +229,46 @@ const std::vector<KeySpec>& Keys() {
              &Config::expired_grace, 0, 604800),
       StringKey("expose_phone", kCodes, "Phone in /send-code answers: masked or full",
                 &Config::expose_phone, CheckExposePhone),
-      StringKey("sms_backend", kSms, "How codes are sent: console", &Config::sms_backend,
+      StringKey("sms_backend", kSms, "How codes are sent: auto, console or twilio",
+                &Config::sms_backend,
                 CheckSmsBackend),
       StringKey("sms_log_file", kSms, "console backend: also append messages to this file",
                 &Config::sms_log_file),
       StringKey("app_name", kSms, "{app} in the message template", &Config::app_name),
       StringKey("message_template", kSms, "SMS text; {app}, {code} and {minutes} are replaced",
                 &Config::message_template, CheckMessageTemplate),
-      Legacy(
-          StringKey("twilio_account_sid", kSms, "Twilio account SID", &Config::twilio_account_sid),
-          "TWILIO_ACCOUNT_SID"),
+      StringKey("webotp_domain", kSms, "Append the WebOTP line '@DOMAIN #code' to messages",
+                &Config::webotp_domain, CheckWebOtpDomain),
+      Legacy(StringKey("twilio_account_sid", kSms, "Twilio account SID",
+                       &Config::twilio_account_sid, CheckOneLine),
+             "TWILIO_ACCOUNT_SID"),
       Legacy(Sensitive(StringKey("twilio_auth_token", kSms,
-                                 "Twilio auth token. Flags show in ps: prefer the environment",
-                                 &Config::twilio_auth_token)),
+                                 "Twilio auth token. Flags show in ps: prefer the token file",
+                                 &Config::twilio_auth_token, CheckOneLine)),
              "TWILIO_AUTH_TOKEN"),
-      Legacy(StringKey("twilio_phone_number", kSms, "Twilio sender number",
-                       &Config::twilio_phone_number),
+      StringKey("twilio_auth_token_file", kSms,
+                "File holding the auth token, read at start (systemd LoadCredential)",
+                &Config::twilio_auth_token_file),
+      StringKey("twilio_api_key_sid", kSms, "Twilio API key SID (instead of the auth token)",
+                &Config::twilio_api_key_sid, CheckOneLine),
+      Sensitive(StringKey("twilio_api_key_secret", kSms, "Twilio API key secret",
+                          &Config::twilio_api_key_secret, CheckOneLine)),
+      Legacy(StringKey("twilio_phone_number", kSms, "Twilio sender: number or alphanumeric ID",
+                       &Config::twilio_phone_number, CheckOneLine),
              "TWILIO_PHONE_NUMBER"),
+      StringKey("twilio_messaging_service_sid", kSms,
+                "Twilio Messaging Service SID (used instead of the sender number)",
+                &Config::twilio_messaging_service_sid, CheckOneLine),
+      StringKey("twilio_status_callback", kSms, "URL Twilio posts delivery status to",
+                &Config::twilio_status_callback, CheckStatusCallback),
+      StringKey("twilio_api_base", kSms, "Twilio API base URL, https:// only (regional hosts)",
+                &Config::twilio_api_base, CheckApiBase),
+      StringKey("twilio_ca_file", kSms, "PEM CA bundle for Twilio; unset: the system store",
+                &Config::twilio_ca_file),
+      IntKey("twilio_connect_timeout_ms", kSms, "Milliseconds per connect to Twilio",
+             &Config::twilio_connect_timeout_ms, 1, 60000),
+      IntKey("twilio_timeout_ms", kSms, "Milliseconds a whole send may take, retries included",
+             &Config::twilio_timeout_ms, 100, 120000),
       StringKey("log_level", kLog, "debug, info, warn or error", &Config::log_level, CheckLogLevel),
       StringKey("log_file", kLog, "Also append log lines to this file; SIGHUP reopens it",
                 &Config::log_file),
@@ -312,6 +374,54 @@ std::string CheckUsers(const std::map<std::string, std::string>& users) {
     if (!IsE164(phone)) {
       return "users: " + id + " = '" + phone + "': phone must be E.164, like +15551234567";
     }
+  }
+  return "";
+}
+
+// "" if the templates table is acceptable, else one line naming the locale.
+std::string CheckTemplates(const std::map<std::string, std::string>& templates) {
+  for (const auto& [locale, text] : templates) {
+    static const char kTagChars[] =
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_";
+    const bool name_ok = !locale.empty() && locale.size() <= 35 &&
+                         locale.find_first_not_of(kTagChars) == std::string::npos;
+    if (!name_ok) {
+      return "templates: locale '" + locale + "' must be a language tag such as es or pt-BR";
+    }
+    if (text.find("{code}") == std::string::npos) {
+      return "templates: " + locale + ": must contain {code}";
+    }
+  }
+  return "";
+}
+
+bool HasTwilioCredential(const Config& c) {
+  return !c.twilio_account_sid.empty() || !c.twilio_auth_token.empty() ||
+         !c.twilio_auth_token_file.empty() || !c.twilio_api_key_sid.empty() ||
+         !c.twilio_api_key_secret.empty();
+}
+
+// "" if the Twilio settings are complete, else what is missing (key names
+// only: never a value, some are secrets).
+std::string CheckTwilio(const Config& c) {
+  const std::string prefix = "sms_backend is twilio but ";
+  if (c.twilio_account_sid.empty()) return prefix + "twilio_account_sid is not set";
+  const bool key_sid = !c.twilio_api_key_sid.empty();
+  const bool key_secret = !c.twilio_api_key_secret.empty();
+  if (key_sid != key_secret) {
+    return prefix + "only one of twilio_api_key_sid and twilio_api_key_secret is set";
+  }
+  const bool token = !c.twilio_auth_token.empty();
+  const bool token_file = !c.twilio_auth_token_file.empty();
+  if (token && token_file) {
+    return "twilio_auth_token and twilio_auth_token_file are both set; keep one";
+  }
+  if (!key_sid && !token && !token_file) {
+    return prefix + "no credential is set: twilio_auth_token, twilio_auth_token_file, or "
+                    "twilio_api_key_sid with twilio_api_key_secret";
+  }
+  if (c.twilio_phone_number.empty() && c.twilio_messaging_service_sid.empty()) {
+    return prefix + "no sender is set: twilio_phone_number or twilio_messaging_service_sid";
   }
   return "";
 }
@@ -613,8 +723,9 @@ bool TomlLine::ParseUnicode(size_t digits, std::string* out) {
   return true;
 }
 
-// Reads the lines of an open file into entries. Only the [users] table is
-// allowed, once; a key may appear once per table (as TOML requires).
+// Reads the lines of an open file into entries. Only the [users] and
+// [templates] tables are allowed, once each; a key may appear once per
+// table (as TOML requires).
 Status ReadTomlLines(const std::string& path, std::istream& in, std::vector<TomlEntry>* entries) {
   const std::string prefix = "config file " + path + ": ";
   std::string line, table;
@@ -629,7 +740,9 @@ Status ReadTomlLines(const std::string& path, std::istream& in, std::vector<Toml
       error = parsed.error();
     } else if (kind == LineKind::kTable) {
       table = parsed.table();
-      if (table != "users") error = "unknown section [" + table + "]; only [users] is allowed";
+      if (table != "users" && table != "templates") {
+        error = "unknown section [" + table + "]; only [users] and [templates] are allowed";
+      }
       if (!tables_seen.insert(table).second) error = "[" + table + "] appears twice";
     } else if (kind == LineKind::kKeyValue) {
       if (!keys_seen.insert(table + '\0' + parsed.key()).second) {
@@ -704,15 +817,31 @@ Status AddFileUser(const std::string& path, const TomlEntry& entry,
   return Status::OK();
 }
 
-// Reads `path` into settings (top-level keys) and users ([users] table).
-Status ReadConfigFile(const std::string& path, Settings* settings,
-                      std::map<std::string, std::string>* users) {
+Status AddFileTemplate(const std::string& path, const TomlEntry& entry,
+                       std::map<std::string, std::string>* templates) {
+  if (entry.type != TomlType::kString) {
+    return Status::InvalidArgument("config file " + path + ": templates: '" + entry.key +
+                                   "' must be a quoted string" + LineSuffix(entry.line));
+  }
+  (*templates)[entry.key] = entry.value;
+  return Status::OK();
+}
+
+// Reads `path` into settings (top-level keys), users ([users] table) and
+// templates ([templates] table).
+Status ReadConfigFile(const std::string& path, Settings* settings, Config* config) {
   std::vector<TomlEntry> entries;
   Status status = ReadToml(path, &entries);
   std::map<std::string, std::string> normalized;
   for (size_t i = 0; status.ok() && i < entries.size(); ++i) {
-    status = entries[i].table.empty() ? AddFileKey(path, entries[i], settings)
-                                      : AddFileUser(path, entries[i], &normalized, users);
+    const TomlEntry& entry = entries[i];
+    if (entry.table.empty()) {
+      status = AddFileKey(path, entry, settings);
+    } else if (entry.table == "templates") {
+      status = AddFileTemplate(path, entry, &config->templates);
+    } else {
+      status = AddFileUser(path, entry, &normalized, &config->users);
+    }
   }
   return status;
 }
@@ -783,6 +912,9 @@ struct CommandLine {
   CLI::App* check_config = nullptr;
   CLI::App* backup = nullptr;
   std::string add_id, add_phone, remove_id, import_file, backup_file;
+  CLI::App* sms = nullptr;
+  CLI::App* sms_test = nullptr;
+  std::string sms_phone;
 };
 
 std::string OptionHelp(const KeySpec& key) {
@@ -843,6 +975,13 @@ void AddCommands(CommandLine* cl) {
   cl->backup->add_option("FILE", cl->backup_file, "Where to write the copy (must not exist)")
       ->required();
   cl->backup->footer(kGlobal);
+  cl->sms = app.add_subcommand("sms", "Check the SMS backend");
+  cl->sms->require_subcommand(0, 1)->footer(kGlobal);
+  cl->sms_test = cl->sms->add_subcommand(
+      "test", "Send one test message with the configured backend and print the answer");
+  cl->sms_test->add_option("PHONE", cl->sms_phone, "Phone number, E.164: +15551234567")
+      ->required();
+  cl->sms_test->footer(kGlobal);
 }
 
 // Set up before any subcommand exists: subcommands copy the formatter and
@@ -911,6 +1050,12 @@ Status ReadCommand(const CommandLine& cl, Invocation* inv) {
   } else if (cl.backup->parsed()) {
     inv->command = Command::kBackup;
     inv->args = {cl.backup_file};
+  } else if (cl.sms->parsed()) {
+    if (!cl.sms_test->parsed()) {
+      return Status::InvalidArgument("otpd sms: missing command; use 'otpd sms test PHONE'");
+    }
+    inv->command = Command::kSmsTest;
+    inv->args = {cl.sms_phone};
   } else if (!cl.users->parsed()) {
     inv->command = Command::kServe;
   } else if (cl.users_import->parsed()) {
@@ -974,7 +1119,7 @@ Status ParseInvocationOrThrow(int argc, const char* const* argv,
   const std::string path = ConfigPath(cl, env_map);
   Settings settings;
   if (!path.empty()) {
-    status = ReadConfigFile(path, &settings, &inv->config.users);
+    status = ReadConfigFile(path, &settings, &inv->config);
     if (!status.ok()) return status;
     inv->config.config_file = path;
   }
@@ -1034,11 +1179,18 @@ std::string DescribeConfig(const Config& config) {
   out += config.config_file.empty() ? " (no config file)\n" : " (" + config.config_file + ")\n";
   for (const KeySpec& key : Keys()) {
     std::string value = ValueText(key, config);
-    if (!key.IsInteger() && IsSecretKey(key.name) && !value.empty()) value = "<redacted>";
+    if (!key.IsInteger() && (key.sensitive || IsSecretKey(key.name)) && !value.empty()) {
+      value = "<redacted>";
+    }
     out += std::string(key.name) + " = " + (key.IsInteger() ? value : TomlString(value)) + "\n";
   }
+  out += "# sms_backend in effect: " + EffectiveSmsBackend(config) + "\n";
   out += "\n[users]\n";
   for (const auto& [id, phone] : config.users) out += TomlString(id) + " = " + TomlString(phone) + "\n";
+  out += "\n[templates]\n";
+  for (const auto& [locale, text] : config.templates) {
+    out += TomlString(locale) + " = " + TomlString(text) + "\n";
+  }
   return out;
 }
 
@@ -1057,9 +1209,17 @@ Status ValidateConfig(const Config& config) {
       return Status::InvalidArgument(KeyIs(key, ValueText(key, config)) + ": " + what);
     }
   }
-  const std::string users_error = CheckUsers(config.users);
-  if (!users_error.empty()) return Status::InvalidArgument(users_error);
+  for (const std::string& error :
+       {CheckUsers(config.users), CheckTemplates(config.templates),
+        EffectiveSmsBackend(config) == "twilio" ? CheckTwilio(config) : std::string()}) {
+    if (!error.empty()) return Status::InvalidArgument(error);
+  }
   return Status::OK();
+}
+
+std::string EffectiveSmsBackend(const Config& config) {
+  if (config.sms_backend != "auto") return config.sms_backend;
+  return HasTwilioCredential(config) ? "twilio" : "console";
 }
 
 }  // namespace otpd

@@ -47,14 +47,27 @@ struct Config {
   std::string expose_phone = "masked";  // "masked" | "full"
 
   // --- SMS ---------------------------------------------------------------
-  std::string sms_backend = "console";  // "console"
+  // "auto" | "console" | "twilio". auto: twilio when a Twilio credential
+  // (account SID, auth token or its file, API key) is set, else console.
+  std::string sms_backend = "auto";
   std::string sms_log_file;             // console: also append messages here
   std::string app_name = "otpd";        // {app} in the template
   std::string message_template =
       "Your {app} code is {code}. It expires in {minutes} minutes.";
+  // Appends "\n\n@<domain> #<code>" (WebOTP / SMS Retriever); empty: none.
+  std::string webotp_domain;
   std::string twilio_account_sid;   // also TWILIO_ACCOUNT_SID
   std::string twilio_auth_token;    // also TWILIO_AUTH_TOKEN (secret)
-  std::string twilio_phone_number;  // also TWILIO_PHONE_NUMBER
+  std::string twilio_auth_token_file;  // token read from this file at start
+  std::string twilio_api_key_sid;      // API key auth instead of the token
+  std::string twilio_api_key_secret;   // (secret)
+  std::string twilio_phone_number;  // also TWILIO_PHONE_NUMBER: From
+  std::string twilio_messaging_service_sid;  // instead of (or beating) From
+  std::string twilio_status_callback;        // delivery status URL, optional
+  std::string twilio_api_base = "https://api.twilio.com";  // https:// only
+  std::string twilio_ca_file;            // PEM CA bundle; empty: system store
+  int twilio_connect_timeout_ms = 1500;  // per connect, 1..60000
+  int twilio_timeout_ms = 6000;          // whole send with retries, 100..120000
 
   // --- logging -----------------------------------------------------------
   std::string log_level = "info";  // "debug" | "info" | "warn" | "error"
@@ -64,6 +77,11 @@ struct Config {
   // The [users] table of the config file: user ID -> E.164 phone. Synced
   // into the database at start. Not settable by flag or environment.
   std::map<std::string, std::string> users;
+
+  // --- templates -----------------------------------------------------------
+  // The [templates] table of the config file: locale ("es", "pt-BR") ->
+  // message template, chosen by the user's locale. File only.
+  std::map<std::string, std::string> templates;
 
   // Where the settings came from (empty: no file).
   std::string config_file;
@@ -78,6 +96,7 @@ enum class Command {
   kUsersExport,  // otpd users export
   kCheckConfig,  // otpd check-config
   kBackup,       // otpd backup FILE
+  kSmsTest,      // otpd sms test PHONE
   kExit,         // --help or --version was printed: exit with exit_code
 };
 
@@ -96,8 +115,9 @@ struct Invocation {
 // the environment or the file. Only the winning value of a key is checked,
 // so a flag can override a bad value in the file. Unknown OTPD_* variables
 // are ignored (other tools may share the prefix); unknown flags, file keys
-// and sections other than [users] are errors. `--config=` reads no file,
-// even when OTPD_CONFIG is set. On error *inv is partly filled: ignore it.
+// and sections other than [users] and [templates] are errors. `--config=`
+// reads no file, even when OTPD_CONFIG is set. On error *inv is partly
+// filled: ignore it.
 Status ParseInvocation(int argc, const char* const* argv, const std::vector<std::string>* env,
                        Invocation* inv);
 
@@ -114,7 +134,11 @@ bool IsSecretKey(const std::string& name);
 // [users] table is not a key), in the order of config.h.
 std::vector<std::string> ChangedKeys(const Config& a, const Config& b);
 
-// Checks every field's range and enumeration. InvalidArgument names the
+// "console" or "twilio": sms_backend with "auto" resolved.
+std::string EffectiveSmsBackend(const Config& config);
+
+// Checks every field's range and enumeration, and that a Twilio backend
+// has its account SID, a credential and a sender. InvalidArgument names the
 // first bad key: "code_length = 11: must be between 4 and 10".
 Status ValidateConfig(const Config& config);
 

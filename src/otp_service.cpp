@@ -79,10 +79,7 @@ Status OtpService::SendCodeUnmetered(const std::string& user_id, SendResult* res
   s = storage_->PutCode(stored);
   if (!s.ok()) return s;
 
-  // Rounded up, so "expires in 0 minutes" is never sent.
-  const int minutes = static_cast<int>((options.expiry_ms + 59999) / 60000);
-  const std::string body =
-      RenderSmsTemplate(options.message_template, code, minutes, options.app_name);
+  const std::string body = Message(options, user.locale, code);
   const auto sms_start = std::chrono::steady_clock::now();
   s = sms_->Send(user.phone, body, &result->receipt);
   DefaultMetrics().RecordSmsLatency(std::chrono::duration_cast<std::chrono::microseconds>(
@@ -122,6 +119,29 @@ Status OtpService::VerifyCode(const std::string& user_id, const std::string& pas
   }
   DefaultMetrics().RecordVerify(ToMetric(s, result->store.outcome));
   return s;
+}
+
+std::string OtpService::Message(const OtpOptions& options, const std::string& locale,
+                                const std::string& code) {
+  // Rounded up, so "expires in 0 minutes" is never sent.
+  const int minutes = static_cast<int>((options.expiry_ms + 59999) / 60000);
+  const std::string& tmpl =
+      SelectSmsTemplate(options.templates, options.message_template, locale);
+  return AppendWebOtpLine(RenderSmsTemplate(tmpl, code, minutes, options.app_name),
+                          options.webotp_domain, code);
+}
+
+std::vector<OversizedTemplate> OtpService::OversizedTemplates() const {
+  const OtpOptions& options = options_.Get();
+  const std::string longest_code(static_cast<size_t>(options.code_length), '9');
+  std::vector<OversizedTemplate> out;
+  std::vector<std::string> locales = {""};
+  for (const auto& entry : options.templates) locales.push_back(entry.first);
+  for (const std::string& locale : locales) {
+    const SmsLength length = MeasureSms(Message(options, locale, longest_code));
+    if (!length.fits()) out.push_back({locale, length});
+  }
+  return out;
 }
 
 Status OtpService::PurgeExpired(int64_t* purged) {

@@ -11,7 +11,9 @@
 #define OTPD_OTP_SERVICE_H_
 
 #include <cstdint>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "clock.h"
 #include "code_hash.h"
@@ -31,6 +33,14 @@ struct OtpOptions {
   int64_t expired_grace_ms = 600 * 1000;  // how long an expired code answers kExpired
   std::string app_name = "otpd";
   std::string message_template = "Your {app} code is {code}. It expires in {minutes} minutes.";
+  std::map<std::string, std::string> templates;  // locale -> template (SelectSmsTemplate)
+  std::string webotp_domain;  // non-empty: "@domain #code" ends each message
+};
+
+// A template whose message may not fit one SMS segment.
+struct OversizedTemplate {
+  std::string locale;  // "" for message_template
+  SmsLength length;    // with the longest code and the app name filled in
 };
 
 enum class SendOutcome {
@@ -71,6 +81,10 @@ class OtpService {
   Status VerifyCode(const std::string& user_id, const std::string& passcode,
                     VerifyCodeResult* result);
 
+  // The templates (default and per locale) whose message, WebOTP line
+  // included, exceeds one SMS segment. For a warning at start.
+  std::vector<OversizedTemplate> OversizedTemplates() const;
+
   // Removes codes expired for longer than the grace period.
   Status PurgeExpired(int64_t* purged);
 
@@ -84,6 +98,10 @@ class OtpService {
 
  private:
   Status SendCodeUnmetered(const std::string& user_id, SendResult* result);
+
+  // The SMS text for a user with `locale`.
+  static std::string Message(const OtpOptions& options, const std::string& locale,
+                             const std::string& code);
 
   LiveValue<OtpOptions> options_;
   Storage* const storage_;

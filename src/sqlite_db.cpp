@@ -53,6 +53,12 @@ CREATE TABLE health (
   checked_at INTEGER NOT NULL
 );
 )sql",
+    // Users' language for the SMS template ("es", "pt-BR"); NULL: default.
+    R"sql(
+ALTER TABLE users ADD COLUMN locale TEXT
+  CHECK (locale IS NULL OR (length(locale) BETWEEN 1 AND 35
+                            AND locale NOT GLOB '*[^A-Za-z0-9_-]*'));
+)sql",
 };
 
 constexpr int kSchemaVersion = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));

@@ -22,13 +22,15 @@ class SqliteDb;
 struct User {
   std::string user_id;  // as stored
   std::string phone;    // E.164, or empty when the user has no phone on record
+  std::string locale = {};  // language tag for the SMS template ("es-MX"); empty: default
 };
 
 class UserDirectory {
  public:
   virtual ~UserDirectory() = default;
 
-  // Finds the user (case-insensitive). NotFound when there is none.
+  // Finds the user (case-insensitive), locale included. NotFound when
+  // there is none.
   virtual Status Lookup(const std::string& user_id, User* user) = 0;
 
   // Adds the user or changes their phone. InvalidArgument, and nothing

@@ -12,8 +12,8 @@
 namespace otpd {
 namespace {
 
-constexpr char kLookupSql[] = "SELECT user_id, phone FROM users WHERE user_id = ?1";
-constexpr char kListSql[] = "SELECT user_id, phone FROM users ORDER BY user_id";
+constexpr char kLookupSql[] = "SELECT user_id, phone, locale FROM users WHERE user_id = ?1";
+constexpr char kListSql[] = "SELECT user_id, phone, locale FROM users ORDER BY user_id";
 constexpr char kUpsertSql[] =
     "INSERT INTO users (user_id, phone, from_config) VALUES (?1, ?2, 0)"
     " ON CONFLICT (user_id) DO UPDATE SET phone = excluded.phone, from_config = 0,"
@@ -27,7 +27,7 @@ constexpr char kSyncUpsertSql[] =
     " ON CONFLICT (user_id) DO UPDATE SET phone = excluded.phone,"
     " updated_at = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
     " WHERE users.phone IS NOT excluded.phone";
-constexpr char kConfigUsersSql[] = "SELECT user_id, phone FROM users WHERE from_config = 1";
+constexpr char kConfigUsersSql[] = "SELECT user_id, phone, locale FROM users WHERE from_config = 1";
 constexpr char kDeleteUserSql[] = "DELETE FROM users WHERE user_id = ?1";
 constexpr char kDeleteCodeSql[] = "DELETE FROM otps WHERE user_id = ?1";
 
@@ -104,7 +104,7 @@ Status ReadUsers(SqliteConnection* conn, const char* sql, std::vector<User>* use
   while (s.ok()) {
     s = stmt.Step(&row);
     if (!s.ok() || !row) break;
-    users->push_back(User{stmt.ColumnText(0), stmt.ColumnText(1)});
+    users->push_back(User{stmt.ColumnText(0), stmt.ColumnText(1), stmt.ColumnText(2)});
   }
   return s;
 }
@@ -142,7 +142,7 @@ Status SqliteUserDirectory::Lookup(const std::string& user_id, User* user) {
   s = stmt.Step(&row);
   if (!s.ok()) return s;
   if (!row) return Status::NotFound("user " + Quote(user_id) + " not found");
-  *user = User{stmt.ColumnText(0), stmt.ColumnText(1)};
+  *user = User{stmt.ColumnText(0), stmt.ColumnText(1), stmt.ColumnText(2)};
   return Status::OK();
 }
 

@@ -22,6 +22,8 @@
 #include <thread>
 #include <vector>
 
+#include "fake_twilio.h"
+#include "test_tls.h"
 #include "test_util.h"
 
 namespace otpd {
@@ -39,12 +41,19 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
-// In a forked child: points stdout/stderr at the given files (empty: keep)
-// and execs otpd with `args`. Never returns.
+// Adds "NAME=value" strings to the environment of a child before exec.
+void PutEnv(const std::vector<std::string>& env) {
+  for (const std::string& e : env) putenv(strdup(e.c_str()));
+}
+
+// In a forked child: points stdout/stderr at the given files (empty: keep),
+// adds `env` ("NAME=value") to the environment and execs otpd with `args`.
+// Never returns.
 [[noreturn]] void ExecOtpd(const std::vector<std::string>& args, const std::string& out,
-                           const std::string& err) {
+                           const std::string& err, const std::vector<std::string>& env) {
   if (!out.empty()) dup2(open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600), 1);
   if (!err.empty()) dup2(open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600), 2);
+  PutEnv(env);
   std::string bin = Binary();
   std::vector<char*> argv;
   argv.push_back(&bin[0]);
@@ -60,12 +69,15 @@ struct CommandResult {
   std::string err;
 };
 
-// Runs otpd with `args` to completion, capturing stdout and stderr.
-CommandResult RunOtpd(const TempDir& dir, const std::vector<std::string>& args) {
+
+// Runs otpd with `args` (and `env` added to the environment) to completion,
+// capturing stdout and stderr.
+CommandResult RunOtpd(const TempDir& dir, const std::vector<std::string>& args,
+                      const std::vector<std::string>& env = {}) {
   const std::string out = dir.File("cmd.out"), err = dir.File("cmd.err");
   pid_t pid = fork();
   REQUIRE(pid >= 0);
-  if (pid == 0) ExecOtpd(args, out, err);
+  if (pid == 0) ExecOtpd(args, out, err, env);
   int status = 0;
   waitpid(pid, &status, 0);
   CommandResult r;
@@ -130,11 +142,12 @@ void CheckLogsAreClean(const TempDir& dir, const std::string& log) {
 // checked for leaked codes, secrets and phones.
 class OtpdProcess {
  public:
-  OtpdProcess(const TempDir& dir, const std::string& name, const std::vector<std::string>& args)
+  OtpdProcess(const TempDir& dir, const std::string& name, const std::vector<std::string>& args,
+              const std::vector<std::string>& env = {})
       : dir_(dir), log_(dir.File(name + ".log")) {
     pid_ = fork();
     REQUIRE(pid_ >= 0);
-    if (pid_ == 0) ExecOtpd(args, "", log_);
+    if (pid_ == 0) ExecOtpd(args, "", log_, env);
     WaitForPort();
   }
   ~OtpdProcess() {
@@ -590,6 +603,61 @@ TEST_CASE("otpd binary: send and verify a code, read from sms_log_file") {
   CHECK(log.find("msg=request") != std::string::npos);
   CHECK(otpd.Terminate() == 0);
   CHECK(ReadFile(otpd.log()).find("otpd stopped") != std::string::npos);
+}
+
+// The old service's environment names, plus the fake's address and CA.
+std::vector<std::string> TwilioEnv(const FakeTwilio& fake, const TestCa& ca) {
+  return {"TWILIO_ACCOUNT_SID=AC0123456789abcdef0123456789abcdef",
+          "TWILIO_AUTH_TOKEN=bb-token-0123456789", "TWILIO_PHONE_NUMBER=+15550001111",
+          "OTPD_TWILIO_API_BASE=" + fake.base(), "OTPD_TWILIO_CA_FILE=" + ca.cert_file()};
+}
+
+TEST_CASE("otpd binary: Twilio through the old service's environment names") {
+  TempDir dir;
+  TestCa ca(dir.path(), "bb");
+  FakeTwilio fake(ca.Issue("server", "IP:127.0.0.1,DNS:localhost"));
+  const std::vector<std::string> env = TwilioEnv(fake, ca);
+
+  CommandResult r = RunOtpd(dir, {"sms", "test", "+15551234567"}, env);
+  CHECK(r.exit_code == 0);
+  CHECK(r.out == "sent: backend=twilio id=SM0123456789abcdef0123456789abcdef\n");
+  REQUIRE(fake.requests().size() == 1);
+  CHECK(fake.requests()[0].form["From"] == "+15550001111");
+
+  r = RunOtpd(dir, {"check-config"}, env);
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("sms_backend in effect: twilio") != std::string::npos);
+  CHECK(r.out.find("bb-token") == std::string::npos);
+
+  // sms_log_file is set, but auto picks Twilio: the code goes to the fake.
+  OtpdProcess otpd(dir, "a", {"serve", "--config", Config(dir, "sms.log")}, env);
+  auto cli = otpd.Client();
+  auto res = cli.Post("/send-code", R"({"user_id":"abc"})", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  REQUIRE(fake.requests().size() == 2);
+  CHECK(fake.requests()[1].form["To"] == "+11111111111");
+  const std::string code = FindCode(fake.requests()[1].form["Body"]);
+  REQUIRE(code.size() == 6);
+  res = cli.Post("/verify-code", VerifyJson("abc", code), "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+
+  // Twilio refuses: 500 sms_failed with provider_code, and no code left.
+  fake.Respond([](int, httplib::Response& r400) {
+    r400.status = 400;
+    r400.set_content(TwilioErrorJson(21608, 400), "application/json");
+  });
+  res = cli.Post("/send-code", R"({"user_id":"abc"})", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 500);
+  CHECK(res->body.find("\"sms_failed\"") != std::string::npos);
+  CHECK(res->body.find("\"provider_code\":21608") != std::string::npos);
+  const std::string log = ReadFile(otpd.log());
+  CHECK(log.find("twilio_code=21608") != std::string::npos);
+  CHECK(log.find("bb-token") == std::string::npos);
+  CHECK(log.find("code is") == std::string::npos);  // no message body in the log
+  CHECK(otpd.Terminate() == 0);
 }
 
 TEST_CASE("otpd binary: 64 concurrent wrong guesses consume exactly max_attempts") {

@@ -67,14 +67,15 @@ std::string KeyOfLine(const std::string& line) {
   return key_like ? key : "";
 }
 
-// Uncomments every "# key = value" line and "# [users]". No <regex>: GCC 12
+// Uncomments every "# key = value" line, "# [users]" and "# [templates]". No <regex>: GCC 12
 // warns inside it under the sanitizers, and CI builds with -Werror.
 std::string Uncomment(const std::string& text) {
   std::istringstream in(text);
   std::string out;
   for (std::string line; std::getline(in, line);) {
-    const bool commented = line.compare(0, 2, "# ") == 0 &&
-                           (line == "# [users]" || !KeyOfLine(line.substr(2)).empty());
+    const bool table = line == "# [users]" || line == "# [templates]";
+    const bool commented =
+        line.compare(0, 2, "# ") == 0 && (table || !KeyOfLine(line.substr(2)).empty());
     out += (commented ? line.substr(2) : line) + "\n";
   }
   return out;
@@ -108,6 +109,16 @@ void CheckSameSettings(const Config& a, const Config& b) {
   CHECK(a.twilio_account_sid == b.twilio_account_sid);
   CHECK(a.twilio_auth_token == b.twilio_auth_token);
   CHECK(a.twilio_phone_number == b.twilio_phone_number);
+  CHECK(a.webotp_domain == b.webotp_domain);
+  CHECK(a.twilio_auth_token_file == b.twilio_auth_token_file);
+  CHECK(a.twilio_api_key_sid == b.twilio_api_key_sid);
+  CHECK(a.twilio_api_key_secret == b.twilio_api_key_secret);
+  CHECK(a.twilio_messaging_service_sid == b.twilio_messaging_service_sid);
+  CHECK(a.twilio_status_callback == b.twilio_status_callback);
+  CHECK(a.twilio_api_base == b.twilio_api_base);
+  CHECK(a.twilio_ca_file == b.twilio_ca_file);
+  CHECK(a.twilio_connect_timeout_ms == b.twilio_connect_timeout_ms);
+  CHECK(a.twilio_timeout_ms == b.twilio_timeout_ms);
   CHECK(a.log_level == b.log_level);
   CHECK(a.log_file == b.log_file);
 }
@@ -216,6 +227,81 @@ TEST_CASE("an empty --key= value does not swallow the next argument") {
   const Parsed db = Parse({"--database=", "serve"});
   CHECK(db.status.IsInvalidArgument());
   CHECK(Contains(db.status.message(), "database must not be empty"));
+}
+
+TEST_CASE("sms_backend auto: twilio with credentials, console without") {
+  CHECK(Parse({}).inv.config.sms_backend == "auto");
+  CHECK(EffectiveSmsBackend(Parse({}).inv.config) == "console");
+  const std::vector<std::string> old_names = {"TWILIO_ACCOUNT_SID=AC1", "TWILIO_AUTH_TOKEN=tok1",
+                                              "TWILIO_PHONE_NUMBER=+15550000001"};
+  Parsed p = Parse({}, old_names);
+  REQUIRE(p.status.ok());
+  CHECK(EffectiveSmsBackend(p.inv.config) == "twilio");
+  p = Parse({"--sms-backend=console"}, old_names);
+  REQUIRE(p.status.ok());
+  CHECK(EffectiveSmsBackend(p.inv.config) == "console");
+  // A sender number alone is not a credential.
+  p = Parse({"--twilio-phone-number=+15550000001"});
+  REQUIRE(p.status.ok());
+  CHECK(EffectiveSmsBackend(p.inv.config) == "console");
+  // API key and messaging service instead of token and number.
+  p = Parse({"--twilio-account-sid=AC1", "--twilio-api-key-sid=SK1",
+             "--twilio-messaging-service-sid=MG1"},
+            {"OTPD_TWILIO_API_KEY_SECRET=keysecret1"});
+  REQUIRE_MESSAGE(p.status.ok(), p.status.ToString());
+  CHECK(EffectiveSmsBackend(p.inv.config) == "twilio");
+}
+
+TEST_CASE("a partial Twilio setup stops the start naming the missing key, never a secret") {
+  struct Case {
+    std::vector<std::string> env;
+    const char* message;
+  };
+  const Case cases[] = {
+      {{"TWILIO_AUTH_TOKEN=supersecret1", "TWILIO_PHONE_NUMBER=+15550000001"},
+       "twilio_account_sid is not set"},
+      {{"TWILIO_ACCOUNT_SID=AC1", "TWILIO_PHONE_NUMBER=+15550000001"},
+       "no credential is set"},
+      {{"TWILIO_ACCOUNT_SID=AC1", "TWILIO_AUTH_TOKEN=supersecret1"}, "no sender is set"},
+      {{"TWILIO_ACCOUNT_SID=AC1", "OTPD_TWILIO_API_KEY_SECRET=supersecret1",
+        "TWILIO_PHONE_NUMBER=+15550000001"},
+       "only one of twilio_api_key_sid and twilio_api_key_secret"},
+      {{"TWILIO_ACCOUNT_SID=AC1", "TWILIO_AUTH_TOKEN=supersecret1",
+        "OTPD_TWILIO_AUTH_TOKEN_FILE=/run/x", "TWILIO_PHONE_NUMBER=+15550000001"},
+       "both set"},
+      {{"TWILIO_ACCOUNT_SID=AC1", "TWILIO_AUTH_TOKEN=supersecret1\r\nX: y",
+        "TWILIO_PHONE_NUMBER=+15550000001"},
+       "must not contain control characters"},
+      {{"OTPD_TWILIO_API_BASE=http://api.twilio.com"}, "must be an https:// URL"},
+      {{"OTPD_TWILIO_API_BASE=https://api.twilio.com/x"}, "must not have a path"},
+      {{"OTPD_WEBOTP_DOMAIN=example.com #1"}, "must be a bare host name"},
+  };
+  for (const Case& c : cases) {
+    const Parsed p = Parse({}, c.env);
+    CHECK_MESSAGE(p.status.IsInvalidArgument(), c.message);
+    CHECK_MESSAGE(Contains(p.status.message(), c.message), p.status.message());
+    CHECK_MESSAGE(!Contains(p.status.message(), "supersecret1"), p.status.message());
+  }
+  // The same setups with sms_backend = console start (settings kept, unused).
+  CHECK(Parse({"--sms-backend=console"}, cases[0].env).status.ok());
+}
+
+TEST_CASE("config file: the [templates] table") {
+  Parsed p = ParseFile(
+      "app_name = \"Acme\"\n[users]\nabc = \"+11111111111\"\n[templates]\n"
+      "es = \"Tu c\u00f3digo es {code}\"\n\"pt-BR\" = \"Seu c\u00f3digo \u00e9 {code}\"\n");
+  REQUIRE_MESSAGE(p.status.ok(), p.status.ToString());
+  CHECK(p.inv.config.users.size() == 1);
+  CHECK(p.inv.config.templates.size() == 2);
+  CHECK(p.inv.config.templates.at("es") == "Tu c\xC3\xB3" "digo es {code}");
+  CHECK(p.inv.config.templates.count("pt-BR") == 1);
+  p = ParseFile("[templates]\nes = \"sin c\u00f3digo\"\n");
+  CHECK(p.status.IsInvalidArgument());
+  CHECK(Contains(p.status.message(), "templates: es: must contain {code}"));
+  p = ParseFile("[templates]\nes = 5\n");
+  CHECK(Contains(p.status.message(), "templates: 'es' must be a quoted string"));
+  p = ParseFile("[templates]\n\"e s\" = \"{code}\"\n");
+  CHECK(Contains(p.status.message(), "locale 'e s' must be a language tag"));
 }
 
 TEST_CASE("the old service's TWILIO_* names, and OTPD_TWILIO_* over them") {
@@ -340,7 +426,8 @@ TEST_CASE("config file: syntax and type errors name the key and line") {
       {"port = 1\nport = 2\n", "'port' appears twice (line 2)"},
       {"port\n", "expected '=' after 'port'"},
       {"= 5\n", "expected a key"},
-      {"[other]\nk = 1\n", "unknown section [other]; only [users] is allowed (line 1)"},
+      {"[other]\nk = 1\n",
+       "unknown section [other]; only [users] and [templates] are allowed (line 1)"},
       {"[users.extra]\n", "unknown section [users.extra]"},
       {"[[users]]\n", "arrays of tables ([[...]]) are not supported"},
       {"[users\n", "expected ']' after the table name"},
@@ -477,7 +564,9 @@ TEST_CASE("string keys: enumerations and forms, with the key in every message") 
       {"--expose-phone=full", true, ""},
       {"--expose-phone=partial", false, "expose_phone must be masked or full"},
       {"--sms-backend=console", true, ""},
-      {"--sms-backend=twilio", false, "sms_backend must be console"},
+      {"--sms-backend=auto", true, ""},
+      {"--sms-backend=sms", false, "sms_backend must be auto, console or twilio"},
+      {"--sms-backend=twilio", false, "sms_backend is twilio but twilio_account_sid is not set"},
       {"--log-level=debug", true, ""},
       {"--log-level=warn", true, ""},
       {"--log-level=error", true, ""},
@@ -605,6 +694,9 @@ TEST_CASE("otpd.conf.example uncommented: every key, each at its default") {
   const std::map<std::string, std::string> users = {{"abc", "+11111111111"},
                                                     {"john.doe", "+12222222222"}};
   CHECK(p.inv.config.users == users);
+  CHECK(p.inv.config.templates.size() == 2);
+  CHECK(p.inv.config.templates.at("es") ==
+        "Tu c\xC3\xB3" "digo de {app} es {code}. Caduca en {minutes} minutos.");
 
   // The uncommented top-level keys are exactly the keys --help lists.
   std::set<std::string> in_file;
@@ -614,7 +706,7 @@ TEST_CASE("otpd.conf.example uncommented: every key, each at its default") {
     if (!key.empty()) in_file.insert(key);
   }
   const std::set<std::string> in_help = KeysInHelp();
-  CHECK(in_help.size() == 28);
+  CHECK(in_help.size() == 38);
   CHECK(in_file == in_help);
 }
 
@@ -628,6 +720,7 @@ TEST_CASE("DescribeConfig: effective settings, secrets redacted, TOML that reads
   TempDir dir;
   const std::string path = dir.File("c.conf");
   std::ofstream(path) << "secret = \"0123456789abcdef-secret\"\ntwilio_auth_token = \"tok-123\"\n"
+                         "twilio_account_sid = \"AC1\"\ntwilio_phone_number = \"+15550000000\"\n"
                          "code_length = 8\napp_name = \"My \\\"App\\\"\"\n[users]\nabc = \"+11111111111\"\n";
   const Parsed p = Parse({"check-config", "--config", path});
   REQUIRE_MESSAGE(p.status.ok(), p.status.ToString());
@@ -668,6 +761,35 @@ TEST_CASE("operator commands parse with their arguments") {
   CHECK(p.inv.args == std::vector<std::string>{"/tmp/copy.db"});
   CHECK_FALSE(Parse({"backup"}).status.ok());
   CHECK_FALSE(Parse({"users", "import"}).status.ok());
+}
+
+TEST_CASE("commands: sms test and check-config; Twilio secrets redacted, backend resolved") {
+  Parsed p = Parse({"sms", "test", "+15551234567"});
+  REQUIRE(p.status.ok());
+  CHECK(p.inv.command == Command::kSmsTest);
+  CHECK(p.inv.args == std::vector<std::string>{"+15551234567"});
+  p = Parse({"sms"});
+  CHECK(p.status.IsInvalidArgument());
+  CHECK(Contains(p.status.message(), "otpd sms test PHONE"));
+  p = Parse({"check-config", "--twilio-api-key-secret=hidden-key-1"},
+            {"TWILIO_AUTH_TOKEN=hidden-token-1", "TWILIO_ACCOUNT_SID=AC77",
+             "TWILIO_PHONE_NUMBER=+15550000001", "OTPD_SECRET=hidden-secret-0123456789"});
+  CHECK(p.status.IsInvalidArgument());  // API key secret without its SID
+  CHECK(!Contains(p.status.message(), "hidden"));
+  p = Parse({"check-config"}, {"TWILIO_AUTH_TOKEN=hidden-token-1", "TWILIO_ACCOUNT_SID=AC77",
+                               "TWILIO_PHONE_NUMBER=+15550000001",
+                               "OTPD_SECRET=hidden-secret-0123456789"});
+  REQUIRE_MESSAGE(p.status.ok(), p.status.ToString());
+  CHECK(p.inv.command == Command::kCheckConfig);
+  const std::string text = DescribeConfig(p.inv.config);
+  CHECK(Contains(text, "twilio_account_sid = \"AC77\"\n"));
+  CHECK(Contains(text, "twilio_auth_token = \"<redacted>\"\n"));
+  CHECK(Contains(text, "\nsecret = \"<redacted>\"\n"));
+  CHECK(Contains(text, "twilio_api_key_secret = \"\"\n"));
+  CHECK(Contains(text, "# sms_backend in effect: twilio\n"));
+  CHECK(!Contains(text, "hidden-"));
+  // --help lists no secret value either.
+  CHECK(!Contains(Parse({"--help"}, {"TWILIO_AUTH_TOKEN=hidden-token-1"}).inv.output, "hidden-"));
 }
 
 }  // namespace

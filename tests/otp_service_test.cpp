@@ -170,3 +170,50 @@ TEST_CASE("PurgeExpired removes codes past expiry plus grace only") {
 }
 
 }  // namespace otpd
+
+namespace otpd {
+namespace {
+
+TEST_CASE("OtpService: the user's locale picks the template, with the WebOTP line") {
+  OtpOptions options;
+  options.app_name = "Acme";
+  options.templates = {{"es", "Tu c\xC3\xB3" "digo de {app} es {code}"}};
+  options.webotp_domain = "login.example.com";
+  OtpStack s(options);
+  REQUIRE(s.users->Upsert("maria", "+34600000001").ok());
+  RawSql(s.dir.File("otpd.db"), "UPDATE users SET locale = 'es-MX' WHERE user_id = 'maria'");
+  User maria;
+  REQUIRE(s.users->Lookup("MARIA", &maria).ok());
+  CHECK(maria.locale == "es-MX");
+
+  REQUIRE(Send(s, "maria").outcome == SendOutcome::kSent);
+  const std::string code = s.sms.LastCode();
+  CHECK(s.sms.messages().back().body ==
+        "Tu c\xC3\xB3" "digo de Acme es " + code + "\n\n@login.example.com #" + code);
+  REQUIRE(Send(s, "abc").outcome == SendOutcome::kSent);  // no locale: the default
+  const std::string code2 = s.sms.LastCode();
+  CHECK(s.sms.messages().back().body == "Your Acme code is " + code2 +
+                                            ". It expires in 5 minutes.\n\n@login.example.com #" +
+                                            code2);
+}
+
+TEST_CASE("OtpService: templates that cannot fit one segment are reported") {
+  OtpOptions options;
+  options.code_length = 10;
+  options.templates = {{"es", "{code}"}, {"ru", std::string(60, 'x') + "\xD0\x96 {code}"}};
+  options.message_template = std::string(150, 'a') + " {code}";  // 161 GSM-7 characters
+  OtpStack s(options);
+  const std::vector<OversizedTemplate> over = s.service->OversizedTemplates();
+  REQUIRE(over.size() == 2);
+  CHECK(over[0].locale == "");
+  CHECK(over[0].length.gsm7);
+  CHECK(over[0].length.units == 161);
+  CHECK(over[1].locale == "ru");
+  CHECK_FALSE(over[1].length.gsm7);
+  CHECK(over[1].length.units == 72);
+  OtpStack fine{OtpOptions()};
+  CHECK(fine.service->OversizedTemplates().empty());
+}
+
+}  // namespace
+}  // namespace otpd

@@ -71,7 +71,7 @@ TEST_CASE("Users: upsert and lookup ignore case; IDs are stored lower-case") {
 
 TEST_CASE("Users: looking up an unknown user is NotFound") {
   Directory d;
-  User user{"untouched", "untouched"};
+  User user{"untouched", "untouched", "untouched"};
   Status s = d.users->Lookup("nobody", &user);
   CHECK(s.IsNotFound());
   CHECK(Contains(s.message(), "nobody"));
@@ -234,6 +234,32 @@ TEST_CASE("Users: edits made with plain SQL are seen by the next call") {
 
   REQUIRE(d.RawExec("DELETE FROM users WHERE user_id = 'sam'") == SQLITE_OK);
   CHECK(d.users->Lookup("sam", &user).IsNotFound());
+}
+
+}  // namespace
+}  // namespace otpd
+
+namespace otpd {
+namespace {
+
+TEST_CASE("Users: the locale column is read by Lookup and List, kept by Upsert, checked") {
+  Directory d;
+  REQUIRE(d.users->Upsert("maria", kPhoneA).ok());
+  User user;
+  REQUIRE(d.users->Lookup("maria", &user).ok());
+  CHECK(user.locale.empty());  // NULL: the default template
+  REQUIRE(d.RawExec("UPDATE users SET locale = 'es-MX' WHERE user_id = 'maria'") == SQLITE_OK);
+  REQUIRE(d.users->Lookup("MARIA", &user).ok());
+  CHECK(user.locale == "es-MX");
+  REQUIRE(d.users->Upsert("maria", kPhoneB).ok());  // a phone change keeps the locale
+  std::vector<User> all;
+  REQUIRE(d.users->List(&all).ok());
+  REQUIRE(all.size() == 1);
+  CHECK(all[0].phone == kPhoneB);
+  CHECK(all[0].locale == "es-MX");
+  CHECK(d.RawExec("UPDATE users SET locale = 'es MX' WHERE user_id = 'maria'") ==
+        SQLITE_CONSTRAINT);
+  CHECK(d.RawExec("UPDATE users SET locale = '' WHERE user_id = 'maria'") == SQLITE_CONSTRAINT);
 }
 
 }  // namespace
