@@ -33,7 +33,7 @@ LIB_OBJS  := $(LIB_SRCS:%.cpp=$(BUILD)/%.o)
 TEST_OBJS := $(TEST_SRCS:%.cpp=$(BUILD)/%.o)
 MAIN_OBJ  := $(BUILD)/main.o
 
-.PHONY: all deps run test check asan clean install uninstall
+.PHONY: all deps test-deps run test check asan clean install uninstall
 
 PREFIX     ?= /usr/local
 BINDIR     ?= $(PREFIX)/bin
@@ -45,6 +45,10 @@ all: otpd otpd_test
 
 deps:
 	@./third_party/install.sh
+
+# The build's packages plus those only tests use (nginx).
+test-deps:
+	@./third_party/install.sh third_party/packages.txt third_party/packages-test.txt
 
 $(BUILD)/%.o: %.cpp
 	@mkdir -p $(dir $@)
@@ -71,10 +75,11 @@ run: deps
 	./otpd users add abc +11111111111 --database var/otpd.db
 	./otpd serve --database var/otpd.db --sms-log-file var/sms.log
 
-test: deps
+test: test-deps
 	@$(MAKE) --no-print-directory otpd otpd_test
 	./otpd_test
 	sh tests/install_test.sh
+	sh tests/nginx_test.sh
 
 check: test
 
