@@ -628,6 +628,23 @@ TEST_CASE("otpd binary: kill -9 under load loses no answered code and no attempt
   CHECK(again.Terminate() == 0);
 }
 
+TEST_CASE("otpd check-config: the old service's .env variables work unchanged") {
+  TempDir dir;
+  // env.example of the old service, as systemd's EnvironmentFile= passes it.
+  const std::vector<std::pair<const char*, const char*>> env = {
+      {"TWILIO_ACCOUNT_SID", "ACold0123"}, {"TWILIO_AUTH_TOKEN", "old-token-value"},
+      {"TWILIO_PHONE_NUMBER", "+1234567890"}, {"REDIS_HOST", "localhost"},
+      {"REDIS_PORT", "6379"}, {"REDIS_DB", "0"}};
+  for (const auto& [name, value] : env) setenv(name, value, 1);
+  CommandResult r = RunOtpd(dir, {"check-config", "--database", dir.File("x.db")});
+  for (const auto& kv : env) unsetenv(kv.first);
+  CHECK_MESSAGE(r.exit_code == 0, r.err);
+  CHECK(r.out.find("twilio_account_sid = \"ACold0123\"") != std::string::npos);
+  CHECK(r.out.find("twilio_phone_number = \"+1234567890\"") != std::string::npos);
+  CHECK(r.out.find("twilio_auth_token = \"<redacted>\"") != std::string::npos);
+  CHECK(r.out.find("old-token-value") == std::string::npos);
+}
+
 TEST_CASE("otpd binary: metrics after a scripted sequence, and one access line per request") {
   TempDir dir;
   OtpdProcess otpd(dir, "a", {"--config", Config(dir, "sms.log")});
