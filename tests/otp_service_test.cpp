@@ -170,3 +170,21 @@ TEST_CASE("PurgeExpired removes codes past expiry plus grace only") {
 }
 
 }  // namespace otpd
+
+namespace otpd {
+
+TEST_CASE("SetOptions: later sends use the new template and length, live") {
+  OtpStack s;
+  OtpOptions o = s.service->options();
+  o.code_length = 8;
+  o.message_template = "code {code} from {app}";
+  o.app_name = "shop";
+  s.service->SetOptions(o);
+  Send(s, "abc");
+  const std::string code = s.sms.LastCode();
+  CHECK(code.size() == 8);
+  CHECK(s.sms.messages().back().body == "code " + code + " from shop");
+  CHECK(Verify(s, "abc", code).store.outcome == VerifyOutcome::kOk);
+}
+
+}  // namespace otpd
