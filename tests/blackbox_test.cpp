@@ -349,6 +349,24 @@ TEST_CASE("otpd binary: SIGTERM answers every request in flight, then exits 0") 
   CHECK(WaitForLog(otpd.log(), "\"otpd stopped\""));
 }
 
+TEST_CASE("otpd binary: under journald no ts= field; SIGINT stops it with exit 0") {
+  TempDir dir;
+  setenv("JOURNAL_STREAM", "8:12345", 1);
+  OtpdProcess otpd(dir, "a", {"--config", Config(dir, "sms.log")});
+  unsetenv("JOURNAL_STREAM");
+  CHECK(otpd.Client().Get("/healthz")->status == 200);
+  REQUIRE(WaitForLog(otpd.log(), "request"));
+  REQUIRE(kill(otpd.pid(), SIGINT) == 0);
+  REQUIRE(WaitForLog(otpd.log(), "\"otpd stopped\""));
+  const auto stopping = LogLines(otpd.log(), "stopping");
+  REQUIRE(stopping.size() == 1);
+  CHECK(stopping[0] == "level=info msg=stopping signal=INT");
+  for (const std::string& line : LogLines(otpd.log(), "request")) {
+    CHECK(line.rfind("level=info msg=request ", 0) == 0);
+  }
+  CHECK(otpd.Terminate() == 0);
+}
+
 TEST_CASE("otpd binary: SIGHUP re-syncs [users] and applies live settings") {
   TempDir dir;
   const std::string conf = Config(dir, "sms.log");
