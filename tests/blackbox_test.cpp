@@ -347,6 +347,11 @@ TEST_CASE("otpd binary: SIGTERM answers every request in flight, then exits 0") 
   }
   CHECK(otpd.Terminate() == 0);
   CHECK(WaitForLog(otpd.log(), "\"otpd stopped\""));
+  // The database was closed cleanly: the last connection checkpointed and
+  // removed the write-ahead log.
+  struct stat st;
+  CHECK(stat(dir.File("otpd.db-wal").c_str(), &st) != 0);
+  CHECK(stat(dir.File("otpd.db").c_str(), &st) == 0);
 }
 
 TEST_CASE("otpd binary: under journald no ts= field; SIGINT stops it with exit 0") {
