@@ -38,7 +38,7 @@ DOCS_ASSETS := src/docs/docs.css src/docs/docs.js
 DOCS_GEN    := $(BUILD)/gen/docs_assets.cpp
 DOCS_OBJ    := $(BUILD)/gen/docs_assets.o
 
-.PHONY: all deps run test test-browser check asan bench clean install uninstall
+.PHONY: all deps test-deps run test test-browser check asan bench clean install uninstall
 
 PREFIX     ?= /usr/local
 BINDIR     ?= $(PREFIX)/bin
@@ -50,6 +50,10 @@ all: otpd otpd_test
 
 deps:
 	@./third_party/install.sh
+
+# The build's packages plus those only tests use (nginx).
+test-deps:
+	@./third_party/install.sh third_party/packages.txt third_party/packages-test.txt
 
 $(BUILD)/%.o: %.cpp
 	@mkdir -p $(dir $@)
@@ -84,10 +88,11 @@ run: deps
 	./otpd users add abc +11111111111 --database var/otpd.db
 	./otpd serve --database var/otpd.db --sms-log-file var/sms.log
 
-test: deps
+test: test-deps
 	@$(MAKE) --no-print-directory otpd otpd_test
 	./otpd_test
 	sh tests/install_test.sh
+	sh tests/nginx_test.sh
 
 check: test
 

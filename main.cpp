@@ -315,6 +315,31 @@ int Serve(const Config& c, int argc, char** argv, std::shared_ptr<SqliteDb> db,
   return 0;
 }
 
+// The commands that open the database: serve, users, backup.
+int RunWithDatabase(const Invocation& inv, int argc, char** argv) {
+  struct stat st;
+  if (inv.command == Command::kBackup && stat(inv.config.database.c_str(), &st) != 0) {
+    return Fail("backup", Status::NotFound("no database at " + inv.config.database));
+  }
+  SqliteOptions db_options;
+  db_options.path = inv.config.database;
+  db_options.busy_timeout_ms = inv.config.busy_timeout_ms;
+  std::shared_ptr<SqliteDb> db;
+  Status s = OpenSqliteDb(db_options, &db);
+  if (!s.ok()) return Fail("database " + inv.config.database, s);
+  std::unique_ptr<UserDirectory> users;
+  s = NewSqliteUserDirectory(db, &users);
+  if (!s.ok()) return Fail("users", s);
+  if (inv.command == Command::kBackup) {
+    s = db->Backup(inv.args[0]);
+    if (!s.ok()) return Fail("backup", s);
+    fprintf(stderr, "otpd: backup: %s written\n", inv.args[0].c_str());
+    return 0;
+  }
+  if (inv.command != Command::kServe) return RunUsersCommand(inv, users.get());
+  return Serve(inv.config, argc, argv, db, users.get());
+}
+
 int Main(int argc, char** argv) {
   Invocation inv;
   Status s = ParseInvocation(argc, argv, nullptr, &inv);
@@ -348,28 +373,7 @@ int Main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
 
   if (inv.command == Command::kSmsTest) return RunSmsTest(inv.config, inv.args[0]);
-
-  struct stat st;
-  if (inv.command == Command::kBackup && stat(inv.config.database.c_str(), &st) != 0) {
-    return Fail("backup", Status::NotFound("no database at " + inv.config.database));
-  }
-  SqliteOptions db_options;
-  db_options.path = inv.config.database;
-  db_options.busy_timeout_ms = inv.config.busy_timeout_ms;
-  std::shared_ptr<SqliteDb> db;
-  s = OpenSqliteDb(db_options, &db);
-  if (!s.ok()) return Fail("database " + inv.config.database, s);
-  std::unique_ptr<UserDirectory> users;
-  s = NewSqliteUserDirectory(db, &users);
-  if (!s.ok()) return Fail("users", s);
-  if (inv.command == Command::kBackup) {
-    s = db->Backup(inv.args[0]);
-    if (!s.ok()) return Fail("backup", s);
-    fprintf(stderr, "otpd: backup: %s written\n", inv.args[0].c_str());
-    return 0;
-  }
-  if (inv.command != Command::kServe) return RunUsersCommand(inv, users.get());
-  return Serve(inv.config, argc, argv, db, users.get());
+  return RunWithDatabase(inv, argc, argv);
 }
 
 }  // namespace

@@ -5,6 +5,12 @@
 // unsafe requests before their body is read, closing the connection so an
 // unread body can never be taken for the next request.
 //
+// Every request gets an ID (the client's X-Request-Id when it is
+// [A-Za-z0-9._-]{1,64}, else a generated one), echoed in the X-Request-Id
+// response header; after the answer is written it is counted in
+// DefaultMetrics() and logged as one access line (method, path, status,
+// latency, client, request_id, user_id).
+//
 // Thread-safety: Bind, then Run on one thread; Stop and port() from any.
 #ifndef OTPD_HTTP_SERVER_H_
 #define OTPD_HTTP_SERVER_H_

@@ -1,6 +1,13 @@
 #include "log.h"
 
 #include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "test_util.h"
 
 namespace otpd {
 
@@ -29,6 +36,38 @@ TEST_CASE("ParseLogLevel and SetLogLevel filter levels") {
   CHECK(LogEnabled(LogLevel::kError));
   SetLogLevel(LogLevel::kInfo);
   CHECK(LogEnabled(LogLevel::kInfo));
+}
+
+namespace {
+
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+TEST_CASE("OpenLogFile sends stderr to a file and reopens it after a rename") {
+  TempDir dir;
+  const int saved = dup(STDERR_FILENO);
+  REQUIRE(saved >= 0);
+  const std::string path = dir.File("otpd.log");
+  REQUIRE(OpenLogFile(path).ok());
+  Log(LogLevel::kWarn, "first");
+  REQUIRE(rename(path.c_str(), (path + ".1").c_str()) == 0);
+  REQUIRE(OpenLogFile(path).ok());
+  Log(LogLevel::kWarn, "second");
+  const Status bad = OpenLogFile(dir.File("no/such/dir/otpd.log"));
+  Log(LogLevel::kWarn, "third");
+  dup2(saved, STDERR_FILENO);
+  close(saved);
+  CHECK(bad.code() == Status::Code::kIOError);
+  CHECK(Slurp(path + ".1").find("msg=first") != std::string::npos);
+  CHECK(Slurp(path + ".1").find("msg=second") == std::string::npos);
+  CHECK(Slurp(path).find("msg=second") != std::string::npos);
+  CHECK(Slurp(path).find("msg=third") != std::string::npos);  // a failed reopen keeps the file
 }
 
 }  // namespace otpd

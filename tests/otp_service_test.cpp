@@ -216,4 +216,19 @@ TEST_CASE("OtpService: templates that cannot fit one segment are reported") {
 }
 
 }  // namespace
+
+TEST_CASE("SetOptions: later sends use the new template and length, live") {
+  OtpStack s;
+  OtpOptions o = s.service->options();
+  o.code_length = 8;
+  o.message_template = "code {code} from {app}";
+  o.app_name = "shop";
+  s.service->SetOptions(o);
+  Send(s, "abc");
+  const std::string code = s.sms.LastCode();
+  CHECK(code.size() == 8);
+  CHECK(s.sms.messages().back().body == "code " + code + " from shop");
+  CHECK(Verify(s, "abc", code).store.outcome == VerifyOutcome::kOk);
+}
+
 }  // namespace otpd

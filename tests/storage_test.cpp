@@ -250,6 +250,22 @@ TEST_CASE("Storage: CheckWritable is OK on a healthy store") {
   });
 }
 
+TEST_CASE("Storage: CountActiveCodes counts unexpired codes only") {
+  ForEachBackend([](Storage* storage, FakeClock* clock) {
+    int64_t n = -1;
+    REQUIRE(storage->CountActiveCodes(&n).ok());
+    CHECK(n == 0);
+    REQUIRE(storage->PutCode(CodeFor("a", "111111", clock)).ok());
+    REQUIRE(storage->PutCode(CodeFor("b", "222222", clock, 1000)).ok());
+    REQUIRE(storage->PutCode(CodeFor("a", "333333", clock)).ok());  // replaces a's
+    REQUIRE(storage->CountActiveCodes(&n).ok());
+    CHECK(n == 2);
+    clock->Advance(1000);  // b's code expires now
+    REQUIRE(storage->CountActiveCodes(&n).ok());
+    CHECK(n == 1);
+  });
+}
+
 // ---------------------------------------------------------------------------
 // SQLite: exact attempt counting under concurrency
 
