@@ -9,35 +9,6 @@
 namespace otpd {
 namespace {
 
-std::string Header(const HttpAnswer& a, const std::string& name) {
-  for (const auto& h : a.headers) {
-    if (h.first == name) return h.second;
-  }
-  return "";
-}
-
-// Forwards to a real store until told to fail (leveldb's ErrorEnv).
-class FailingStorage : public Storage {
- public:
-  explicit FailingStorage(Storage* target) : target_(target) {}
-  Status fail;
-  Status PutCode(const StoredCode& c) override { return fail.ok() ? target_->PutCode(c) : fail; }
-  Status DeleteCode(const std::string& u, const std::string& h) override {
-    return fail.ok() ? target_->DeleteCode(u, h) : fail;
-  }
-  Status VerifyCode(const std::string& u, const std::string& h, const VerifyLimits& l,
-                    VerifyResult* r) override {
-    return fail.ok() ? target_->VerifyCode(u, h, l, r) : fail;
-  }
-  Status PurgeExpired(int64_t g, int64_t* n) override {
-    return fail.ok() ? target_->PurgeExpired(g, n) : fail;
-  }
-  Status CheckWritable() override { return fail.ok() ? target_->CheckWritable() : fail; }
-
- private:
-  Storage* target_;
-};
-
 // The contract tests below go over a real loopback socket to an in-process
 // server on an ephemeral port, so they see exactly what a client sees.
 struct HttpStack : OtpStack {
@@ -119,7 +90,7 @@ TEST_CASE("POST /verify-code 400 x3 counting down, then 429 with Retry-After") {
   CHECK(a.status == 429);
   CHECK(a.body == R"({"detail":{"success":false,"message":"Too many failed attempts",)"
                   R"("user_id":"abc","error_type":"too_many_attempts","retry_after":300}})");
-  CHECK(Header(a, "Retry-After") == "300");
+  CHECK(HeaderValue(a, "Retry-After") == "300");
 }
 
 TEST_CASE("POST /verify-code 410 while an expired code is remembered, then 404") {
@@ -205,10 +176,10 @@ TEST_CASE("Unknown path 404 and wrong method 405, both JSON") {
   a = s.Get("/send-code");
   CHECK(a.status == 405);
   CHECK(a.body == R"({"detail":"Method Not Allowed"})");
-  CHECK(Header(a, "Allow") == "POST");
+  CHECK(HeaderValue(a, "Allow") == "POST");
   a = s.Request("DELETE", "/healthz");
   CHECK(a.status == 405);
-  CHECK(Header(a, "Allow") == "GET, HEAD");
+  CHECK(HeaderValue(a, "Allow") == "GET, HEAD");
 }
 
 TEST_CASE("/healthz and /readyz") {
@@ -227,7 +198,7 @@ TEST_CASE("Store failures answer 503 with Retry-After (or 500), never a contract
   failing.fail = Status::Busy("database is locked");
   HttpAnswer a = api.Handle(HttpRequest{"POST", "/verify-code", VerifyJson("abc", "123456"), ""});
   CHECK(a.status == 503);
-  CHECK(Header(a, "Retry-After") == "1");
+  CHECK(HeaderValue(a, "Retry-After") == "1");
   CHECK(a.body.find("locked") == std::string::npos);  // no internals leak
   CHECK(api.Handle(HttpRequest{"POST", "/send-code", R"({"user_id":"abc"})", ""}).status == 503);
   CHECK(api.Handle(HttpRequest{"GET", "/readyz", "", ""}).status == 503);

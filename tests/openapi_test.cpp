@@ -66,38 +66,9 @@ std::string Mismatch(const Json& doc, const Json& schema, const Json& v, const s
   return "";
 }
 
-std::string Header(const HttpAnswer& a, const std::string& name) {
-  for (const auto& h : a.headers) {
-    if (h.first == name) return h.second;
-  }
-  return "";
-}
-
 HttpAnswer Get(OtpStack* s, const std::string& path) {
   return s->api->Handle(HttpRequest{"GET", path, "", "127.0.0.1"});
 }
-
-// Forwards to the real store until told to fail.
-class FailingStorage : public Storage {
- public:
-  explicit FailingStorage(Storage* target) : target_(target) {}
-  Status fail;
-  Status PutCode(const StoredCode& c) override { return fail.ok() ? target_->PutCode(c) : fail; }
-  Status DeleteCode(const std::string& u, const std::string& h) override {
-    return fail.ok() ? target_->DeleteCode(u, h) : fail;
-  }
-  Status VerifyCode(const std::string& u, const std::string& h, const VerifyLimits& l,
-                    VerifyResult* r) override {
-    return fail.ok() ? target_->VerifyCode(u, h, l, r) : fail;
-  }
-  Status PurgeExpired(int64_t g, int64_t* n) override {
-    return fail.ok() ? target_->PurgeExpired(g, n) : fail;
-  }
-  Status CheckWritable() override { return fail.ok() ? target_->CheckWritable() : fail; }
-
- private:
-  Storage* target_;
-};
 
 using Reproducer = std::function<HttpAnswer(OtpStack*)>;
 
@@ -225,7 +196,7 @@ TEST_CASE("Every OpenAPI example matches its schema and the real answer") {
             CHECK(Mismatch(doc, schema, real, "answer") == "");
             CHECK(real.dump() == ex.value()["value"].dump());
             if (resp.value().contains("headers") && resp.value()["headers"].contains("Retry-After")) {
-              CHECK(!Header(a, "Retry-After").empty());
+              CHECK(!HeaderValue(a, "Retry-After").empty());
             }
             checked++;
           }

@@ -55,6 +55,13 @@ HttpAnswer OtpStack::Request(const std::string& method, const std::string& path,
   return a;
 }
 
+std::string HeaderValue(const HttpAnswer& a, const std::string& name) {
+  for (const auto& h : a.headers) {
+    if (h.first == name) return h.second;
+  }
+  return "";
+}
+
 HttpAnswer OtpStack::Post(const std::string& path, const std::string& body) {
   return Request("POST", path, body);
 }

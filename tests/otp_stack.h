@@ -24,6 +24,32 @@ namespace otpd {
 // loopback socket to an in-process HttpServer on an ephemeral port.
 enum class Transport { kDirect, kHttp };
 
+// Forwards to a real store until told to fail (leveldb's ErrorEnv): set
+// `fail` to a non-OK Status and every call returns it.
+class FailingStorage : public Storage {
+ public:
+  explicit FailingStorage(Storage* target) : target_(target) {}
+  Status fail;
+  Status PutCode(const StoredCode& c) override { return fail.ok() ? target_->PutCode(c) : fail; }
+  Status DeleteCode(const std::string& u, const std::string& h) override {
+    return fail.ok() ? target_->DeleteCode(u, h) : fail;
+  }
+  Status VerifyCode(const std::string& u, const std::string& h, const VerifyLimits& l,
+                    VerifyResult* r) override {
+    return fail.ok() ? target_->VerifyCode(u, h, l, r) : fail;
+  }
+  Status PurgeExpired(int64_t g, int64_t* n) override {
+    return fail.ok() ? target_->PurgeExpired(g, n) : fail;
+  }
+  Status CheckWritable() override { return fail.ok() ? target_->CheckWritable() : fail; }
+
+ private:
+  Storage* target_;
+};
+
+// The value of the first header called `name` in `a` ("" when none).
+std::string HeaderValue(const HttpAnswer& a, const std::string& name);
+
 struct OtpStack {
   explicit OtpStack(const OtpOptions& options = OtpOptions(),
                     const HttpApiOptions& api_options = HttpApiOptions(),
