@@ -324,6 +324,9 @@ int RunWithDatabase(const Invocation& inv, int argc, char** argv) {
   SqliteOptions db_options;
   db_options.path = inv.config.database;
   db_options.busy_timeout_ms = inv.config.busy_timeout_ms;
+  // The server checkpoints in the background; the CLI commands, short-lived,
+  // keep SQLite's automatic checkpoints.
+  if (inv.command == Command::kServe) db_options.checkpoint_interval_ms = 100;
   std::shared_ptr<SqliteDb> db;
   Status s = OpenSqliteDb(db_options, &db);
   if (!s.ok()) return Fail("database " + inv.config.database, s);

@@ -341,7 +341,8 @@ Status SqliteConnection::Configure(const SqliteOptions& options) {
   const std::string pragmas =
       "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA mmap_size = " +
       std::to_string(options.mmap_size) + "; PRAGMA cache_size = -" +
-      std::to_string(options.cache_kib) + ";";
+      std::to_string(options.cache_kib) + "; PRAGMA wal_autocheckpoint = " +
+      (options.checkpoint_interval_ms > 0 ? "0" : "1000") + ";";
   rc = sqlite3_exec(db_, pragmas.c_str(), nullptr, nullptr, nullptr);
   if (rc != SQLITE_OK) return SqliteStatus(db_, rc, "cannot open database " + options.path);
   return Status::OK();
@@ -415,7 +416,33 @@ Status WriteTransaction(SqliteConnection* conn, const std::function<Status()>& b
 // ---------------------------------------------------------------------------
 // SqliteDb
 
-SqliteDb::~SqliteDb() = default;
+SqliteDb::~SqliteDb() {
+  if (checkpointer_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(checkpoint_mu_);
+      stopping_ = true;
+    }
+    checkpoint_cv_.notify_all();
+    checkpointer_.join();
+  }
+}
+
+// PASSIVE: copies what it can without waiting for, or blocking, readers and
+// writers; the fsync of the database file happens here, not in a commit.
+void SqliteDb::CheckpointLoop() {
+  std::unique_lock<std::mutex> lock(checkpoint_mu_);
+  const auto interval = std::chrono::milliseconds(options_.checkpoint_interval_ms);
+  while (!checkpoint_cv_.wait_for(lock, interval, [this] { return stopping_; })) {
+    lock.unlock();
+    SqliteLease lease;
+    if (Acquire(&lease).ok()) {
+      sqlite3_wal_checkpoint_v2(lease->handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr,
+                                nullptr);
+    }
+    lease.Reset();
+    lock.lock();
+  }
+}
 
 // Lends an idle connection, opens a new one while fewer than pool_size
 // exist, or waits for one to come back (up to busy_timeout_ms). Opening
@@ -540,6 +567,7 @@ Status SqliteDb::Initialize() {
   }
   dev_ = st.st_dev;
   ino_ = st.st_ino;
+  if (options_.checkpoint_interval_ms > 0) checkpointer_ = std::thread([this] { CheckpointLoop(); });
   return Status::OK();
 }
 

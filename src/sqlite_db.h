@@ -20,6 +20,7 @@
 #include <memory>
 #include <condition_variable>
 #include <mutex>
+#include <thread>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -40,6 +41,12 @@ struct SqliteOptions {
   int64_t mmap_size = 0;
   int cache_kib = 2000;         // page cache per connection (SQLite's default)
   size_t pool_size = 8;         // connections at most; writers are serialized anyway
+  // > 0: a background thread checkpoints the WAL this often (PASSIVE, so it
+  // never blocks a writer) and request connections never checkpoint; an
+  // automatic checkpoint would otherwise run, fsync included, inside a
+  // commit, stalling every writer queued behind it. 0: SQLite's automatic
+  // checkpoints (every 1000 pages), for short-lived tools.
+  int checkpoint_interval_ms = 0;
 };
 
 class SqliteDb;
@@ -194,7 +201,8 @@ class SqliteLease {
 // UserDirectory built on it. Thread-safe; see the top of this file.
 class SqliteDb : public std::enable_shared_from_this<SqliteDb> {
  public:
-  // Closes every connection, whichever thread opened it.
+  // Stops the checkpointer and closes every connection, whichever thread
+  // opened it.
   // REQUIRES: no thread is inside a call on this handle or its connections.
   ~SqliteDb();
   SqliteDb(const SqliteDb&) = delete;
@@ -244,6 +252,12 @@ class SqliteDb : public std::enable_shared_from_this<SqliteDb> {
   std::vector<std::unique_ptr<SqliteConnection>> all_;
   std::vector<SqliteConnection*> idle_;
   size_t opening_ = 0;  // connections being opened outside the lock
+
+  void CheckpointLoop();
+  std::mutex checkpoint_mu_;
+  std::condition_variable checkpoint_cv_;
+  bool stopping_ = false;
+  std::thread checkpointer_;  // runs while checkpoint_interval_ms > 0
 };
 
 }  // namespace otpd
