@@ -64,6 +64,9 @@ class Storage {
   // >= max_attempts -> kLocked; hash equal (constant time) -> row deleted,
   // kOk; else attempts + 1 -> kInvalid with max_attempts - attempts left.
   // "now" is the storage's Clock. A non-OK Status means nothing changed.
+  // Answers that change nothing (kNotFound without a row, kExpired,
+  // kLocked) may come from a read without the write lock; every comparison
+  // and change is serialized, so the counter stays exact.
   virtual Status VerifyCode(const std::string& user_id, const std::string& code_hash,
                             const VerifyLimits& limits, VerifyResult* result) = 0;
 

@@ -51,6 +51,10 @@ class SqliteStorage : public Storage {
                            const std::string* blob = nullptr);
   static Status ReadCode(SqliteConnection* conn, const std::string& user_id, bool* found,
                          CodeRow* row);
+  // VerifyCode's answers that need no write; *answered false: go on to
+  // VerifyLocked.
+  Status VerifyReadOnly(SqliteConnection* conn, const std::string& user_id,
+                        const VerifyLimits& limits, VerifyResult* result, bool* answered);
   // VerifyCode's decision and write, inside its open transaction.
   Status VerifyLocked(SqliteConnection* conn, const std::string& user_id,
                       const std::string& code_hash, const VerifyLimits& limits,
@@ -157,9 +161,45 @@ Status SqliteStorage::VerifyCode(const std::string& user_id, const std::string& 
   SqliteConnection* conn = lease.get();
   if (!s.ok()) return s;
   VerifyResult decided;
-  s = WriteTransaction(conn, [&] { return VerifyLocked(conn, user_id, code_hash, limits, &decided); });
+  bool answered = false;
+  s = VerifyReadOnly(conn, user_id, limits, &decided, &answered);
+  if (s.ok() && !answered) {
+    s = WriteTransaction(conn,
+                         [&] { return VerifyLocked(conn, user_id, code_hash, limits, &decided); });
+  }
   if (s.ok()) *result = decided;
   return s;
+}
+
+// The answers that change nothing (no code, expired within the grace
+// period, locked) come from a plain read, without the write lock: a
+// concurrent send or verify can only move such a code to a state that a
+// verify ordered before it would not see. A hash comparison, and every
+// change, happens in VerifyLocked's transaction only.
+Status SqliteStorage::VerifyReadOnly(SqliteConnection* conn, const std::string& user_id,
+                                     const VerifyLimits& limits, VerifyResult* result,
+                                     bool* answered) {
+  bool found = false;
+  CodeRow row;
+  Status s = ReadCode(conn, user_id, &found, &row);
+  if (!s.ok()) return s;
+  const int64_t now = clock_->NowMillis();
+  *result = VerifyResult();
+  *answered = true;
+  if (!found) {
+    result->outcome = VerifyOutcome::kNotFound;
+    return Status::OK();
+  }
+  result->expires_at_ms = row.expires_at_ms;
+  const bool expired = now >= row.expires_at_ms;
+  if (expired && now - row.expires_at_ms < limits.expired_grace_ms) {
+    result->outcome = VerifyOutcome::kExpired;
+  } else if (!expired && row.attempts >= limits.max_attempts) {
+    result->outcome = VerifyOutcome::kLocked;
+  } else {
+    *answered = false;  // a guess to compare, or a row to delete
+  }
+  return Status::OK();
 }
 
 Status SqliteStorage::PurgeExpired(int64_t grace_ms, int64_t* purged) {
