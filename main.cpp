@@ -64,6 +64,17 @@ OtpOptions ServiceOptions(const Config& c) {
   o.expired_grace_ms = int64_t{c.expired_grace} * 1000;
   o.app_name = c.app_name;
   o.message_template = c.message_template;
+  o.send_limits.cooldown_ms = int64_t{c.send_cooldown} * 1000;
+  o.send_limits.per_user = c.send_user_cap;
+  o.send_limits.per_phone = c.send_phone_cap;
+  o.send_limits.per_ip = c.send_ip_cap;
+  o.send_limits.global = c.sms_budget_per_hour;
+  // Validated by ParseInvocation, so this cannot fail here.
+  if (!c.allowed_country_codes.empty()) {
+    ParseCountryCodes(c.allowed_country_codes, &o.allowed_country_codes);
+  }
+  o.max_failures = c.verify_failure_cap;
+  o.failure_window_ms = int64_t{c.verify_failure_window} * 1000;
   return o;
 }
 

@@ -96,6 +96,14 @@ std::string CheckLogLevel(const std::string& value) {
   return "must be one of debug, info, warn, error";
 }
 
+// "1,44,358": country calling codes, 1 to 3 digits, not starting with 0.
+std::string CheckCountryCodes(const std::string& value) {
+  if (value.empty()) return "";
+  std::vector<std::string> codes;
+  Status s = ParseCountryCodes(value, &codes);
+  return s.ok() ? "" : s.message();
+}
+
 std::string CheckMessageTemplate(const std::string& value) {
   return value.find("{code}") == std::string::npos ? "must contain {code}" : "";
 }
@@ -141,7 +149,7 @@ KeySpec Legacy(KeySpec key, const char* env_name) {
 // in config.h; otpd.conf.example repeats them for people.
 const std::vector<KeySpec>& Keys() {
   static const char kNet[] = "Network", kStore[] = "Storage", kCodes[] = "Codes", kSms[] = "SMS",
-                    kLog[] = "Logging";
+                    kLog[] = "Logging", kAbuse[] = "Abuse limits";
   static const auto* const keys = new std::vector<KeySpec>{
       StringKey("listen", kNet, "Address to bind: an IPv4 or IPv6 literal", &Config::listen,
                 CheckListen),
@@ -177,6 +185,25 @@ const std::vector<KeySpec>& Keys() {
              &Config::expired_grace, 0, 604800),
       StringKey("expose_phone", kCodes, "Phone in /send-code answers: masked or full",
                 &Config::expose_phone, CheckExposePhone),
+      StringKey("allowed_country_codes", kAbuse,
+                "Country calling codes codes may be sent to, comma-separated (\"1,44\"); "
+                "unset: every country. Set this first",
+                &Config::allowed_country_codes, CheckCountryCodes),
+      IntKey("send_cooldown", kAbuse, "Seconds between two sends to one user (0: off)",
+             &Config::send_cooldown, 0, 86400),
+      IntKey("send_user_cap", kAbuse, "Sends per user per hour (0: off)", &Config::send_user_cap,
+             0, 1000000),
+      IntKey("send_phone_cap", kAbuse, "Sends per phone number per hour (0: off)",
+             &Config::send_phone_cap, 0, 1000000),
+      IntKey("send_ip_cap", kAbuse, "Sends per client IP per hour (0: off)",
+             &Config::send_ip_cap, 0, 1000000),
+      IntKey("sms_budget_per_hour", kAbuse, "Sends over all users per hour (0: off)",
+             &Config::sms_budget_per_hour, 0, 100000000),
+      IntKey("verify_failure_cap", kAbuse,
+             "Failed verifications per user across codes per window (0: off)",
+             &Config::verify_failure_cap, 0, 100),
+      IntKey("verify_failure_window", kAbuse, "Seconds of the verify_failure_cap window",
+             &Config::verify_failure_window, 60, 86400),
       StringKey("sms_backend", kSms, "How codes are sent: console", &Config::sms_backend,
                 CheckSmsBackend),
       StringKey("sms_log_file", kSms, "console backend: also append messages to this file",

@@ -45,6 +45,18 @@ struct Config {
   int expired_grace = 600;    // seconds an expired code answers 410, 0..604800
   std::string expose_phone = "masked";  // "masked" | "full"
 
+  // --- abuse limits --------------------------------------------------------
+  // Kept in the database: they survive restarts and hold across processes.
+  // Every refused send answers 429 rate_limited with Retry-After; no SMS.
+  std::string allowed_country_codes;  // "1,44": calling codes allowed; "" all
+  int send_cooldown = 30;         // seconds between two sends to a user, 0..86400
+  int send_user_cap = 5;          // sends per user per hour, 0 (off)..1000000
+  int send_phone_cap = 10;        // sends per phone number per hour, 0..1000000
+  int send_ip_cap = 30;           // sends per client IP per hour, 0..1000000
+  int sms_budget_per_hour = 1000; // sends over all users per hour, 0..100000000
+  int verify_failure_cap = 10;    // failed verifies per user per window, 0..100
+  int verify_failure_window = 3600;  // seconds of that window, 60..86400
+
   // --- SMS ---------------------------------------------------------------
   std::string sms_backend = "console";  // "console"
   std::string sms_log_file;             // console: also append messages here

@@ -94,6 +94,18 @@ void AddRetryAfter(HttpAnswer* a, int64_t seconds) {
 
 }  // namespace
 
+HttpAnswer RateLimited(const std::string& user_id, int64_t retry_after_s) {
+  Json detail = {{"success", false},
+                 {"message", "Too many requests. Try again in " +
+                                 std::to_string(retry_after_s) + " seconds"},
+                 {"user_id", user_id},
+                 {"error_type", "rate_limited"},
+                 {"retry_after", retry_after_s}};
+  HttpAnswer a = JsonAnswer(429, Json{{"detail", detail}});
+  AddRetryAfter(&a, retry_after_s);
+  return a;
+}
+
 HttpAnswer PlainError(int status, const std::string& detail) {
   return JsonAnswer(status, Json{{"detail", detail}});
 }
@@ -151,7 +163,7 @@ HttpAnswer HttpApi::SendCode(const HttpRequest& request) const {
   std::vector<std::string> v;
   if (!ParseBody(request.body, {{"user_id", kMaxUserIdBytes}}, &v, &answer)) return answer;
   SendResult r;
-  Status s = service_->SendCode(v[0], &r);
+  Status s = service_->SendCode(v[0], request.client_ip, &r);
   if (!s.ok()) {
     Log(LogLevel::kError, "send-code failed", {{"user_id", r.user_id}, {"error", s.ToString()}});
     return StatusToAnswer(s, r.user_id);
@@ -166,6 +178,8 @@ HttpAnswer HttpApi::SendCode(const HttpRequest& request) const {
       return DetailError(404, r.user_id, "user_not_found", "User not found");
     case SendOutcome::kPhoneNotFound:
       return DetailError(404, r.user_id, "phone_not_found", "Phone number not found for user");
+    case SendOutcome::kRateLimited:
+      return RateLimited(r.user_id, r.retry_after_s);
     case SendOutcome::kSmsFailed: {
       HttpAnswer a = DetailError(500, r.user_id, "sms_failed", "Failed to send SMS");
       if (r.receipt.provider_code != 0) {
@@ -205,7 +219,8 @@ HttpAnswer HttpApi::VerifyCode(const HttpRequest& request) const {
                      {"attempts_remaining", left}};
       return JsonAnswer(400, Json{{"detail", detail}});
     }
-    case VerifyOutcome::kLocked: {
+    case VerifyOutcome::kLocked:
+    case VerifyOutcome::kThrottled: {
       const int64_t retry = r.retry_after_s;
       Json detail = {{"success", false}, {"message", "Too many failed attempts"},
                      {"user_id", r.user_id}, {"error_type", "too_many_attempts"},

@@ -66,6 +66,10 @@ class HttpApi {
 // {"detail": "<text>"}: the shape FastAPI used for 404, 405, 413 and the like.
 HttpAnswer PlainError(int status, const std::string& detail);
 
+// 429 rate_limited in the contract's detail shape, with the Retry-After
+// header and the retry_after field. `user_id` may be empty (per-IP limit).
+HttpAnswer RateLimited(const std::string& user_id, int64_t retry_after_s);
+
 // The single mapping of an internal failure (a non-OK Status from the
 // service) to an answer: Busy/Unavailable/IOError -> 503 with Retry-After,
 // anything else -> 500. The message never carries internals.

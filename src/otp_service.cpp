@@ -1,5 +1,7 @@
 #include "otp_service.h"
 
+#include <algorithm>
+
 #include "log.h"
 #include "phone.h"
 
@@ -16,7 +18,22 @@ OtpService::OtpService(const OtpOptions& options, Storage* storage, UserDirector
       random_(random),
       hasher_(hasher) {}
 
-Status OtpService::SendCode(const std::string& user_id, SendResult* result) {
+namespace {
+
+int64_t CeilSeconds(int64_t ms) { return ms <= 0 ? 1 : (ms + 999) / 1000; }
+
+}  // namespace
+
+bool OtpService::CountryAllowed(const std::string& phone) const {
+  if (options_.allowed_country_codes.empty()) return true;
+  for (const std::string& cc : options_.allowed_country_codes) {
+    if (phone.size() > cc.size() + 1 && phone.compare(1, cc.size(), cc) == 0) return true;
+  }
+  return false;
+}
+
+Status OtpService::SendCode(const std::string& user_id, const std::string& client_ip,
+                            SendResult* result) {
   result->user_id = NormalizeUserId(user_id);
   User user;
   Status s = users_->Lookup(result->user_id, &user);
@@ -30,9 +47,41 @@ Status OtpService::SendCode(const std::string& user_id, SendResult* result) {
     return Status::OK();
   }
   result->phone = user.phone;
+  bool allowed = false;
+  s = Reserve(client_ip, result, &allowed);
+  if (!s.ok() || !allowed) return s;
+  return StoreAndText(result);
+}
 
+Status OtpService::Reserve(const std::string& client_ip, SendResult* result, bool* allowed) {
+  *allowed = false;
+  if (!CountryAllowed(result->phone)) {
+    // Not a rate at all, but answered like one (CONTRACT.md): the client
+    // learns nothing new, and the window is the honest wait for a retry.
+    Log(LogLevel::kWarn, "send refused: country not allowed",
+        {{"user_id", result->user_id}, {"phone", MaskPhone(result->phone)}});
+    result->outcome = SendOutcome::kRateLimited;
+    result->limit = SendLimit::kNone;
+    result->retry_after_s = CeilSeconds(options_.send_limits.window_ms);
+    return Status::OK();
+  }
+  SendDecision decision;
+  Status s = storage_->ReserveSend(SendRequest{result->user_id, result->phone, client_ip},
+                                   options_.send_limits, &decision);
+  if (!s.ok()) return s;
+  if (!decision.allowed) {
+    result->outcome = SendOutcome::kRateLimited;
+    result->limit = decision.limit;
+    result->retry_after_s = CeilSeconds(decision.retry_after_ms);
+    return Status::OK();
+  }
+  *allowed = true;
+  return Status::OK();
+}
+
+Status OtpService::StoreAndText(SendResult* result) {
   std::string code;
-  s = GenerateCode(random_, options_.code_length, &code);
+  Status s = GenerateCode(random_, options_.code_length, &code);
   if (!s.ok()) return s;
   StoredCode stored;
   stored.user_id = result->user_id;
@@ -46,10 +95,10 @@ Status OtpService::SendCode(const std::string& user_id, SendResult* result) {
   const int minutes = static_cast<int>((options_.expiry_ms + 59999) / 60000);
   const std::string body =
       RenderSmsTemplate(options_.message_template, code, minutes, options_.app_name);
-  s = sms_->Send(user.phone, body, &result->receipt);
+  s = sms_->Send(result->phone, body, &result->receipt);
   if (!s.ok()) {
     Log(LogLevel::kError, "sms send failed",
-        {{"user_id", result->user_id}, {"phone", MaskPhone(user.phone)},
+        {{"user_id", result->user_id}, {"phone", MaskPhone(result->phone)},
          {"provider_code", std::to_string(result->receipt.provider_code)},
          {"error", s.ToString()}});
     Status undo = storage_->DeleteCode(stored.user_id, stored.code_hash);
@@ -71,17 +120,25 @@ Status OtpService::VerifyCode(const std::string& user_id, const std::string& pas
   VerifyLimits limits;
   limits.max_attempts = options_.max_attempts;
   limits.expired_grace_ms = options_.expired_grace_ms;
+  limits.max_failures = options_.max_failures;
+  limits.failure_window_ms = options_.failure_window_ms;
   Status s = storage_->VerifyCode(result->user_id, hasher_->Hash(result->user_id, passcode),
                                  limits, &result->store);
   if (s.ok() && result->store.outcome == VerifyOutcome::kLocked) {
-    const int64_t ms = result->store.expires_at_ms - clock_->NowMillis();
-    result->retry_after_s = ms <= 0 ? 1 : (ms + 999) / 1000;
+    result->retry_after_s = CeilSeconds(result->store.expires_at_ms - clock_->NowMillis());
+  }
+  if (s.ok() && result->store.outcome == VerifyOutcome::kThrottled) {
+    result->retry_after_s = CeilSeconds(result->store.retry_after_ms);
   }
   return s;
 }
 
 Status OtpService::PurgeExpired(int64_t* purged) {
-  return storage_->PurgeExpired(options_.expired_grace_ms, purged);
+  // History is kept as long as any limit can still count it.
+  const int64_t history_ms =
+      std::max({options_.send_limits.window_ms, options_.send_limits.cooldown_ms,
+                options_.failure_window_ms});
+  return storage_->PurgeExpired(options_.expired_grace_ms, history_ms, purged);
 }
 
 }  // namespace otpd

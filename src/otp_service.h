@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "clock.h"
 #include "code_hash.h"
@@ -27,6 +28,16 @@ struct OtpOptions {
   int64_t expired_grace_ms = 600 * 1000;  // how long an expired code answers kExpired
   std::string app_name = "otpd";
   std::string message_template = "Your {app} code is {code}. It expires in {minutes} minutes.";
+  // Send limits, checked and recorded in the store before a code is made.
+  // A send whose SMS then fails still counts: it cost money or probed.
+  SendLimits send_limits;
+  // Country calling codes ("1", "44", ...) a code may be sent to; empty:
+  // every country.
+  std::vector<std::string> allowed_country_codes;
+  // Failed verifications per user across codes in a rolling window before
+  // every verify answers kThrottled; 0 turns the cap off.
+  int max_failures = 10;
+  int64_t failure_window_ms = 3600 * 1000;
 };
 
 enum class SendOutcome {
@@ -34,6 +45,8 @@ enum class SendOutcome {
   kUserNotFound,   // no such user: nothing stored, nothing sent
   kPhoneNotFound,  // the user has no phone on record: nothing stored or sent
   kSmsFailed,      // the provider refused: the new code was removed again
+  kRateLimited,    // a send limit or the country allow-list refused:
+                   // nothing stored, nothing sent; see retry_after_s
 };
 
 struct SendResult {
@@ -41,12 +54,16 @@ struct SendResult {
   std::string user_id;  // normalized
   std::string phone;    // as stored, when the user was found
   SmsReceipt receipt;   // the provider's message ID or error code
+  SendLimit limit = SendLimit::kNone;  // kRateLimited: which limit
+  int64_t retry_after_s = 0;           // kRateLimited: whole seconds (>= 1)
 };
 
 struct VerifyCodeResult {
   VerifyResult store;   // outcome, attempts left, expiry
   std::string user_id;  // normalized
-  int64_t retry_after_s = 0;  // kLocked: whole seconds until the code expires (>= 1)
+  // kLocked: whole seconds until the code expires; kThrottled: until the
+  // oldest counted failure leaves the window (>= 1 for both).
+  int64_t retry_after_s = 0;
 };
 
 class OtpService {
@@ -56,10 +73,12 @@ class OtpService {
   OtpService(const OtpOptions& options, Storage* storage, UserDirectory* users,
              SmsSender* sms, Clock* clock, RandomSource* random, const CodeHasher* hasher);
 
-  // Looks the user up, stores a fresh code (replacing the user's earlier
-  // one) and texts it. A non-OK Status means a store or randomness failure:
-  // then no new code is active (the earlier one may have been replaced).
-  Status SendCode(const std::string& user_id, SendResult* result);
+  // Looks the user up, checks the country allow-list, reserves the send
+  // against the send limits (Storage::ReserveSend; `client_ip` may be empty),
+  // stores a fresh code (replacing the user's earlier one) and texts it.
+  // A non-OK Status means a store or randomness failure: then no new code is
+  // active (the earlier one may have been replaced).
+  Status SendCode(const std::string& user_id, const std::string& client_ip, SendResult* result);
 
   // Checks `passcode` against the user's live code in one atomic store step
   // (see Storage::VerifyCode). Any string is accepted; a non-digit one is
@@ -67,12 +86,21 @@ class OtpService {
   Status VerifyCode(const std::string& user_id, const std::string& passcode,
                     VerifyCodeResult* result);
 
-  // Removes codes expired for longer than the grace period.
+  // Removes codes expired for longer than the grace period, and history the
+  // limits no longer count.
   Status PurgeExpired(int64_t* purged);
+
+  // Whether `phone` (E.164) starts with one of the allowed country codes.
+  bool CountryAllowed(const std::string& phone) const;
 
   const OtpOptions& options() const { return options_; }
 
  private:
+  // Reserves the send; false (with *result filled) when a limit refused it.
+  Status Reserve(const std::string& client_ip, SendResult* result, bool* allowed);
+  // Stores a fresh code and texts it (the second half of SendCode).
+  Status StoreAndText(SendResult* result);
+
   const OtpOptions options_;
   Storage* const storage_;
   UserDirectory* const users_;

@@ -52,6 +52,27 @@ CREATE TABLE health (
   checked_at INTEGER NOT NULL
 );
 )sql",
+    // Send history and failed verifications, which the abuse limits count
+    // (Storage::ReserveSend, Storage::VerifyCode). Pruned by PurgeExpired.
+    R"sql(
+CREATE TABLE sends (
+  user_id TEXT NOT NULL COLLATE NOCASE,
+  phone TEXT NOT NULL,
+  client_ip TEXT NOT NULL,  -- '' when unknown
+  at INTEGER NOT NULL
+);
+CREATE INDEX sends_user_at ON sends (user_id, at);
+CREATE INDEX sends_phone_at ON sends (phone, at);
+CREATE INDEX sends_ip_at ON sends (client_ip, at);
+CREATE INDEX sends_at ON sends (at);
+
+CREATE TABLE verify_failures (
+  user_id TEXT NOT NULL COLLATE NOCASE,
+  at INTEGER NOT NULL
+);
+CREATE INDEX verify_failures_user_at ON verify_failures (user_id, at);
+CREATE INDEX verify_failures_at ON verify_failures (at);
+)sql",
 };
 
 constexpr int kSchemaVersion = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));

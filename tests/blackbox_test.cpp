@@ -242,8 +242,8 @@ TEST_CASE("otpd binary: 64 concurrent wrong guesses consume exactly max_attempts
 
 TEST_CASE("otpd binary: two processes on one database file share codes and counters") {
   TempDir dir;
-  OtpdProcess a(dir, "a", {"--config", Config(dir, "a.sms")});
-  OtpdProcess b(dir, "b", {"--config", Config(dir, "b.sms")});
+  OtpdProcess a(dir, "a", {"--config", Config(dir, "a.sms", "send_cooldown = 0")});
+  OtpdProcess b(dir, "b", {"--config", Config(dir, "b.sms", "send_cooldown = 0")});
   REQUIRE(a.port() != b.port());
   auto ca = a.Client();
   auto cb = b.Client();
@@ -340,6 +340,44 @@ TEST_CASE("otpd binary: the secret file is created 0600 beside the database") {
   REQUIRE(stat(dir.File("otpd.secret").c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0600);
   CHECK(otpd.Terminate() == 0);
+}
+
+TEST_CASE("otpd binary: a resend answers 429 with Retry-After, across processes and restarts") {
+  TempDir dir;
+  const std::string config = Config(dir, "sms.log", "send_cooldown = 600");
+  {
+    OtpdProcess a(dir, "a", {"--config", config});
+    auto res = a.Client().Post("/send-code", R"({"user_id":"abc"})", "application/json");
+    REQUIRE(res);
+    CHECK(res->status == 200);
+    OtpdProcess b(dir, "b", {"--config", config});
+    res = b.Client().Post("/send-code", R"({"user_id":"abc"})", "application/json");
+    REQUIRE(res);
+    CHECK(res->status == 429);
+  }
+  const std::string texted = ReadFile(dir.File("sms.log"));
+  OtpdProcess c(dir, "c", {"--config", config});  // after both stopped
+  auto res = c.Client().Post("/send-code", R"({"user_id":"ABC"})", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 429);
+  const int retry = atoi(res->get_header_value("Retry-After").c_str());
+  CHECK(retry > 590);
+  CHECK(retry <= 600);
+  CHECK(res->body.find("\"error_type\":\"rate_limited\"") != std::string::npos);
+  CHECK(res->body.find("\"retry_after\":" + std::to_string(retry) + "}") != std::string::npos);
+  CHECK(ReadFile(dir.File("sms.log")) == texted);  // nothing more was sent
+}
+
+TEST_CASE("otpd binary: allowed_country_codes refuses other countries; a bad list stops the start") {
+  TempDir dir;
+  OtpdProcess otpd(dir, "a", {"--config", Config(dir, "sms.log", "allowed_country_codes = \"44\"")});
+  auto res = otpd.Client().Post("/send-code", R"({"user_id":"abc"})", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 429);
+  CHECK(res->get_header_value("Retry-After") == "3600");
+  CommandResult r = RunOtpd(dir, {"--config", Config(dir, "x", "allowed_country_codes = \"+1\"")});
+  CHECK(r.exit_code != 0);
+  CHECK(r.err.find("allowed_country_codes") != std::string::npos);
 }
 
 }  // namespace otpd

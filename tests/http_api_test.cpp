@@ -38,8 +38,11 @@ class FailingStorage : public Storage {
                     VerifyResult* r) override {
     return fail.ok() ? target_->VerifyCode(u, h, l, r) : fail;
   }
-  Status PurgeExpired(int64_t g, int64_t* n) override {
-    return fail.ok() ? target_->PurgeExpired(g, n) : fail;
+  Status ReserveSend(const SendRequest& q, const SendLimits& l, SendDecision* d) override {
+    return fail.ok() ? target_->ReserveSend(q, l, d) : fail;
+  }
+  Status PurgeExpired(int64_t g, int64_t h, int64_t* n) override {
+    return fail.ok() ? target_->PurgeExpired(g, h, n) : fail;
   }
   Status CheckWritable() override { return fail.ok() ? target_->CheckWritable() : fail; }
 
@@ -122,6 +125,46 @@ TEST_CASE("POST /verify-code 400 x3 counting down, then 429 with Retry-After") {
   CHECK(a.body == R"({"detail":{"success":false,"message":"Too many failed attempts",)"
                   R"("user_id":"abc","error_type":"too_many_attempts","retry_after":300}})");
   CHECK(Header(a, "Retry-After") == "300");
+}
+
+TEST_CASE("POST /send-code 429 rate_limited with Retry-After and retry_after; no SMS") {
+  OtpStack s;
+  s.SendAndRead("abc");
+  s.clock.Advance(10500);
+  HttpAnswer a = s.Post("/send-code", R"({"user_id":"ABC"})");
+  CHECK(a.status == 429);
+  CHECK(a.body == R"({"detail":{"success":false,"message":"Too many requests. Try again in 20 )"
+                  R"(seconds","user_id":"abc","error_type":"rate_limited","retry_after":20}})");
+  CHECK(Header(a, "Retry-After") == "20");
+  CHECK(s.sms.count() == 1);
+}
+
+TEST_CASE("POST /send-code: the per-IP cap uses the request's client IP") {
+  OtpOptions options;
+  options.send_limits.per_ip = 1;
+  OtpStack s(options);
+  REQUIRE(s.users->Upsert("def", "+12222222222").ok());
+  HttpRequest request{"POST", "/send-code", R"({"user_id":"abc"})", "192.0.2.7"};
+  CHECK(s.api->Handle(request).status == 200);
+  request.body = R"({"user_id":"def"})";
+  CHECK(s.api->Handle(request).status == 429);
+  request.client_ip = "192.0.2.8";
+  CHECK(s.api->Handle(request).status == 200);
+}
+
+TEST_CASE("POST /verify-code 429 too_many_attempts once the user's failure cap is reached") {
+  OtpOptions options;
+  options.max_failures = 2;
+  OtpStack s(options);
+  const std::string code = s.SendAndRead("abc");
+  CHECK(s.Post("/verify-code", VerifyBody("abc", Wrong(code))).status == 400);
+  CHECK(s.Post("/verify-code", VerifyBody("abc", Wrong(code))).status == 400);
+  s.clock.AdvanceSeconds(100);
+  HttpAnswer a = s.Post("/verify-code", VerifyBody("abc", code));
+  CHECK(a.status == 429);
+  CHECK(a.body == R"({"detail":{"success":false,"message":"Too many failed attempts",)"
+                  R"("user_id":"abc","error_type":"too_many_attempts","retry_after":3500}})");
+  CHECK(Header(a, "Retry-After") == "3500");
 }
 
 TEST_CASE("POST /verify-code 410 while an expired code is remembered, then 404") {

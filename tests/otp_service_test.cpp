@@ -10,7 +10,7 @@ namespace {
 
 SendResult Send(OtpStack& s, const std::string& user) {
   SendResult r;
-  REQUIRE(s.service->SendCode(user, &r).ok());
+  REQUIRE(s.service->SendCode(user, "127.0.0.1", &r).ok());
   return r;
 }
 
@@ -78,7 +78,8 @@ TEST_CASE("A new send replaces the earlier code and its attempt counter") {
   Send(s, "abc");
   const std::string first = s.sms.LastCode();
   CHECK(Verify(s, "abc", Wrong(first)).store.attempts_remaining == 2);
-  Send(s, "abc");
+  s.clock.AdvanceSeconds(30);
+  CHECK(Send(s, "abc").outcome == SendOutcome::kSent);
   const std::string second = s.sms.LastCode();
   if (first != second) {
     VerifyCodeResult old = Verify(s, "abc", first);
@@ -137,11 +138,13 @@ TEST_CASE("An SMS failure leaves no code active, not even the earlier one") {
   Send(s, "abc");
   const std::string earlier = s.sms.LastCode();
   s.failing.FailWith(21211);
+  s.clock.AdvanceSeconds(30);  // past the resend cooldown
   SendResult r = Send(s, "abc");
   CHECK(r.outcome == SendOutcome::kSmsFailed);
   CHECK(r.receipt.provider_code == 21211);
   CHECK(Verify(s, "abc", earlier).store.outcome == VerifyOutcome::kNotFound);
   s.failing.Heal();
+  s.clock.AdvanceSeconds(30);
   CHECK(Send(s, "abc").outcome == SendOutcome::kSent);
   CHECK(Verify(s, "abc", s.sms.LastCode()).store.outcome == VerifyOutcome::kOk);
 }
@@ -178,6 +181,91 @@ TEST_CASE("PurgeExpired removes codes past expiry plus grace only") {
   REQUIRE(s.service->PurgeExpired(&purged).ok());
   CHECK(purged == 1);
   CHECK(Verify(s, "def", "000000").store.outcome == VerifyOutcome::kExpired);
+}
+
+// ---------------------------------------------------------------------------
+// Abuse limits
+
+TEST_CASE("A send refused by a limit stores nothing and texts nothing") {
+  OtpStack s;
+  Send(s, "abc");
+  const std::string first = s.sms.LastCode();
+  s.clock.AdvanceSeconds(10);
+  SendResult r = Send(s, "abc");
+  CHECK(r.outcome == SendOutcome::kRateLimited);
+  CHECK(r.limit == SendLimit::kCooldown);
+  CHECK(r.retry_after_s == 20);
+  CHECK(s.sms.count() == 1);
+  CHECK(Verify(s, "abc", first).store.outcome == VerifyOutcome::kOk);  // not replaced
+}
+
+TEST_CASE("The hourly cap counts failed SMS too, and retry_after rounds up") {
+  OtpOptions options;
+  options.send_limits.cooldown_ms = 0;
+  options.send_limits.per_user = 2;
+  OtpStack s(options);
+  s.failing.FailWith(30003);
+  CHECK(Send(s, "abc").outcome == SendOutcome::kSmsFailed);
+  s.failing.Heal();
+  s.clock.Advance(1500);
+  CHECK(Send(s, "abc").outcome == SendOutcome::kSent);
+  SendResult r = Send(s, "abc");
+  CHECK(r.outcome == SendOutcome::kRateLimited);
+  CHECK(r.limit == SendLimit::kUser);
+  CHECK(r.retry_after_s == 3599);  // 3598.5 s until the failed send is an hour old
+}
+
+TEST_CASE("allowed_country_codes: other countries are refused without a send") {
+  OtpOptions options;
+  options.allowed_country_codes = {"44", "33"};
+  OtpStack s(options);
+  REQUIRE(s.users->Upsert("uk", "+447700900123").ok());
+  REQUIRE(s.users->Upsert("tricky", "+14433333333").ok());  // +1, not +44
+  SendResult r = Send(s, "abc");
+  CHECK(r.outcome == SendOutcome::kRateLimited);
+  CHECK(r.retry_after_s == 3600);
+  CHECK(Send(s, "tricky").outcome == SendOutcome::kRateLimited);
+  CHECK(s.sms.count() == 0);
+  CHECK(Send(s, "uk").outcome == SendOutcome::kSent);
+  CHECK(s.sms.count() == 1);
+  CHECK(s.service->CountryAllowed("+33612345678"));
+  CHECK_FALSE(s.service->CountryAllowed("+4"));
+}
+
+TEST_CASE("Failed verifications across resends throttle the user; retry_after in seconds") {
+  OtpOptions options;
+  options.max_failures = 4;
+  options.send_limits.cooldown_ms = 0;
+  OtpStack s(options);
+  for (int i = 0; i < 2; i++) {
+    const std::string code = (Send(s, "abc"), s.sms.LastCode());
+    CHECK(Verify(s, "abc", Wrong(code)).store.outcome == VerifyOutcome::kInvalid);
+    CHECK(Verify(s, "abc", Wrong(code)).store.outcome == VerifyOutcome::kInvalid);
+  }
+  s.clock.Advance(500);
+  Send(s, "abc");  // a resend does not reset the count
+  VerifyCodeResult r = Verify(s, "abc", s.sms.LastCode());
+  CHECK(r.store.outcome == VerifyOutcome::kThrottled);
+  CHECK(r.retry_after_s == 3600);  // 3599.5 s, rounded up
+  s.clock.Advance(3599499);
+  Send(s, "abc");
+  CHECK(Verify(s, "abc", s.sms.LastCode()).store.outcome == VerifyOutcome::kThrottled);
+  s.clock.Advance(1);  // the first failure leaves the window
+  CHECK(Verify(s, "abc", s.sms.LastCode()).store.outcome == VerifyOutcome::kOk);
+}
+
+TEST_CASE("PurgeExpired keeps history for the longest window") {
+  OtpOptions options;
+  options.send_limits.per_user = 1;
+  OtpStack s(options);
+  Send(s, "abc");
+  s.clock.AdvanceSeconds(3599);
+  int64_t purged = 0;
+  REQUIRE(s.service->PurgeExpired(&purged).ok());
+  CHECK(Send(s, "abc").outcome == SendOutcome::kRateLimited);  // still counted
+  s.clock.AdvanceSeconds(1);
+  REQUIRE(s.service->PurgeExpired(&purged).ok());
+  CHECK(Send(s, "abc").outcome == SendOutcome::kSent);
 }
 
 }  // namespace otpd
