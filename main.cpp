@@ -18,6 +18,7 @@
 #include "periodic.h"
 #include "phone.h"
 #include "random.h"
+#include "rate_limiter.h"
 #include "sms.h"
 #include "sqlite_db.h"
 #include "storage.h"
@@ -88,6 +89,8 @@ HttpServerOptions ServerOptions(const Config& c) {
   o.write_timeout_s = c.write_timeout;
   o.keepalive_timeout_s = c.keepalive_timeout;
   o.keepalive_max = c.keepalive_max;
+  // Validated by ParseInvocation, so this cannot fail here.
+  TrustedProxies::Parse(c.trusted_proxies, &o.trusted_proxies);
   return o;
 }
 
@@ -152,7 +155,13 @@ int Serve(const Config& c, int argc, char** argv, std::shared_ptr<SqliteDb> db,
                      OpenSslRandom(), &hasher);
   HttpApiOptions api_options;
   api_options.expose_full_phone = c.expose_phone == "full";
-  HttpApi api(&service, storage.get(), api_options);
+  std::unique_ptr<RateLimiter> limiter;
+  if (c.ip_requests_per_minute > 0) {
+    limiter.reset(new RateLimiter(
+        RateLimiterOptions{c.ip_requests_per_minute, c.ip_burst, static_cast<size_t>(c.ip_table_size)},
+        SystemClock()));
+  }
+  HttpApi api(&service, storage.get(), api_options, limiter.get());
   HttpServer server(ServerOptions(c), &api);
   s = server.Bind();
   if (!s.ok()) return Fail("listen", s);

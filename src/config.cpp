@@ -27,6 +27,7 @@
 #include <system_error>
 #include <utility>
 
+#include "client_ip.h"
 #include "phone.h"
 
 extern char** environ;
@@ -101,6 +102,12 @@ std::string CheckCountryCodes(const std::string& value) {
   if (value.empty()) return "";
   std::vector<std::string> codes;
   Status s = ParseCountryCodes(value, &codes);
+  return s.ok() ? "" : s.message();
+}
+
+std::string CheckTrustedProxies(const std::string& value) {
+  TrustedProxies proxies;
+  Status s = TrustedProxies::Parse(value, &proxies);
   return s.ok() ? "" : s.message();
 }
 
@@ -204,6 +211,16 @@ const std::vector<KeySpec>& Keys() {
              &Config::verify_failure_cap, 0, 100),
       IntKey("verify_failure_window", kAbuse, "Seconds of the verify_failure_cap window",
              &Config::verify_failure_window, 60, 86400),
+      IntKey("ip_requests_per_minute", kAbuse,
+             "Requests per client IP per minute, any endpoint (0: off)",
+             &Config::ip_requests_per_minute, 0, 1000000),
+      IntKey("ip_burst", kAbuse, "Requests a client IP may make at once", &Config::ip_burst, 1,
+             1000000),
+      IntKey("ip_table_size", kAbuse, "Client IPs the request limit remembers at most",
+             &Config::ip_table_size, 16, 10000000),
+      StringKey("trusted_proxies", kAbuse,
+                "Proxies whose X-Forwarded-For is believed: IPs and CIDR blocks, comma-separated",
+                &Config::trusted_proxies, CheckTrustedProxies),
       StringKey("sms_backend", kSms, "How codes are sent: console", &Config::sms_backend,
                 CheckSmsBackend),
       StringKey("sms_log_file", kSms, "console backend: also append messages to this file",

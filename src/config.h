@@ -56,6 +56,13 @@ struct Config {
   int sms_budget_per_hour = 1000; // sends over all users per hour, 0..100000000
   int verify_failure_cap = 10;    // failed verifies per user per window, 0..100
   int verify_failure_window = 3600;  // seconds of that window, 60..86400
+  // Per client IP (per /64 for IPv6), in memory, on every endpoint: a token
+  // bucket of ip_burst requests refilled at ip_requests_per_minute.
+  int ip_requests_per_minute = 300;  // 0 (off)..1000000
+  int ip_burst = 100;                // 1..1000000
+  int ip_table_size = 65536;         // client IPs remembered at most, 16..10000000
+  // Peers whose X-Forwarded-For names the client: "10.0.0.1, 192.168.0.0/16".
+  std::string trusted_proxies;
 
   // --- SMS ---------------------------------------------------------------
   std::string sms_backend = "console";  // "console"

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "client_ip.h"
 #include "log.h"
 #include "phone.h"
 
@@ -125,8 +126,9 @@ HttpAnswer StatusToAnswer(const Status& status, const std::string& user_id) {
   }
 }
 
-HttpApi::HttpApi(OtpService* service, Storage* storage, const HttpApiOptions& options)
-    : service_(service), storage_(storage), options_(options) {}
+HttpApi::HttpApi(OtpService* service, Storage* storage, const HttpApiOptions& options,
+                 RateLimiter* limiter)
+    : service_(service), storage_(storage), options_(options), limiter_(limiter) {}
 
 const std::vector<Route>& HttpApi::Routes() {
   static const std::vector<Route> routes = {
@@ -139,6 +141,14 @@ const std::vector<Route>& HttpApi::Routes() {
 }
 
 HttpAnswer HttpApi::Handle(const HttpRequest& request) const {
+  int64_t retry_ms = 0;
+  if (limiter_ != nullptr && !limiter_->Allow(LimitKey(request.client_ip), &retry_ms)) {
+    return RateLimited("", (retry_ms + 999) / 1000);
+  }
+  return Dispatch(request);
+}
+
+HttpAnswer HttpApi::Dispatch(const HttpRequest& request) const {
   std::string allow;
   for (const Route& r : Routes()) {
     if (request.path != r.path) continue;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "otp_service.h"
+#include "rate_limiter.h"
 #include "status.h"
 #include "storage.h"
 
@@ -22,7 +23,8 @@ struct HttpRequest {
   std::string method;     // "GET", "POST", ...
   std::string path;       // without the query string
   std::string body;
-  std::string client_ip;  // the socket peer
+  std::string client_ip;  // canonical; the socket peer or, behind a trusted
+                          // proxy, from X-Forwarded-For (client_ip.h)
 };
 
 struct HttpAnswer {
@@ -43,8 +45,11 @@ struct Route {
 
 class HttpApi {
  public:
-  // `service` and `storage` must outlive the object.
-  HttpApi(OtpService* service, Storage* storage, const HttpApiOptions& options);
+  // `service`, `storage` and `limiter` must outlive the object. With a
+  // limiter, every request first takes a token for its client IP (per /64
+  // for IPv6) and answers 429 rate_limited when there is none.
+  HttpApi(OtpService* service, Storage* storage, const HttpApiOptions& options,
+          RateLimiter* limiter = nullptr);
 
   // Routes and answers one request. Unknown paths answer 404, known paths
   // with another method 405 (with Allow). Never throws for any input.
@@ -57,10 +62,12 @@ class HttpApi {
   HttpAnswer SendCode(const HttpRequest& request) const;
   HttpAnswer VerifyCode(const HttpRequest& request) const;
   HttpAnswer Ready() const;
+  HttpAnswer Dispatch(const HttpRequest& request) const;
 
   OtpService* const service_;
   Storage* const storage_;
   const HttpApiOptions options_;
+  RateLimiter* const limiter_;
 };
 
 // {"detail": "<text>"}: the shape FastAPI used for 404, 405, 413 and the like.

@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
+#include <vector>
 
 #include "log.h"
 
@@ -45,6 +46,16 @@ int64_t ContentLength(const Request& req) {
     len = len * 10 + (c - '0');
   }
   return len;
+}
+
+// The client as client_ip.h defines it.
+std::string ClientOf(const Request& req, const TrustedProxies& trusted) {
+  std::vector<std::string> forwarded;
+  if (!trusted.empty()) {
+    const size_t n = req.get_header_value_count("X-Forwarded-For");
+    for (size_t i = 0; i < n; i++) forwarded.push_back(req.get_header_value("X-Forwarded-For", i));
+  }
+  return ClientIp(req.remote_addr, forwarded, trusted);
 }
 
 void ApplyAnswer(const HttpAnswer& a, Response* res) {
@@ -206,7 +217,7 @@ Handled HttpServer::Impl::Guard(const Request& req, Response& res) const {
   t_request_started = true;
   const bool is_post = req.method == "POST";
   if (!is_post && req.method != "GET" && req.method != "HEAD") {
-    HttpRequest r{req.method, req.path, std::string(), req.remote_addr};
+    HttpRequest r{req.method, req.path, std::string(), ClientOf(req, options_.trusted_proxies)};
     AnswerAndClose(api_->Handle(r), &res);
     return Handled::Handled;
   }
@@ -236,7 +247,7 @@ Handled HttpServer::Impl::Guard(const Request& req, Response& res) const {
 
 void HttpServer::Impl::Serve(const Request& req, Response& res,
                              const httplib::ContentReader* reader) const {
-  HttpRequest r{req.method, req.path, std::string(), req.remote_addr};
+  HttpRequest r{req.method, req.path, std::string(), ClientOf(req, options_.trusted_proxies)};
   if (reader != nullptr) {
     // Bounded even for chunked bodies, which the library does not limit.
     bool too_large = false;
@@ -270,7 +281,7 @@ void HttpServer::Impl::AccessLog(const Request& req, const Response& res) const 
   }
   Log(LogLevel::kInfo, "request",
       {{"method", req.method}, {"path", req.path}, {"status", std::to_string(res.status)},
-       {"latency", latency}, {"client", req.remote_addr}});
+       {"latency", latency}, {"client", ClientOf(req, options_.trusted_proxies)}});
 }
 
 HttpServer::HttpServer(const HttpServerOptions& options, const HttpApi* api)

@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 
+#include "client_ip.h"
 #include "http_api.h"
 #include "status.h"
 
@@ -29,6 +30,8 @@ struct HttpServerOptions {
   int keepalive_max = 100;         // requests per connection
   int backlog = 1024;              // listen(2) backlog (the library's is 5)
   int shutdown_deadline_ms = 5000; // Stop waits this long for in-flight requests
+  // Peers whose X-Forwarded-For is believed (client_ip.h); empty: none.
+  TrustedProxies trusted_proxies;
 };
 
 class HttpServer {

@@ -380,4 +380,35 @@ TEST_CASE("otpd binary: allowed_country_codes refuses other countries; a bad lis
   CHECK(r.err.find("allowed_country_codes") != std::string::npos);
 }
 
+// GET /healthz from 127.0.0.1 claiming to forward for `xff` ("" for none).
+int HealthzVia(const OtpdProcess& otpd, const std::string& xff, std::string* retry_after) {
+  httplib::Headers headers;
+  if (!xff.empty()) headers.emplace("X-Forwarded-For", xff);
+  auto res = otpd.Client().Get("/healthz", headers);
+  REQUIRE(res);
+  if (retry_after != nullptr) *retry_after = res->get_header_value("Retry-After");
+  return res->status;
+}
+
+TEST_CASE("otpd binary: per-IP limit, X-Forwarded-For believed only from trusted_proxies") {
+  TempDir dir;
+  const std::string limits = "ip_requests_per_minute = 1\nip_burst = 2\n";
+  OtpdProcess trusting(dir, "t", {"--config", Config(dir, "t", limits +
+                                                     "trusted_proxies = \"127.0.0.1\"")});
+  std::string retry;
+  CHECK(HealthzVia(trusting, "6.6.6.6, 198.51.100.1", nullptr) == 200);
+  CHECK(HealthzVia(trusting, "198.51.100.1", nullptr) == 200);
+  CHECK(HealthzVia(trusting, "7.7.7.7,198.51.100.1", &retry) == 429);  // same client
+  CHECK(retry == "60");
+  CHECK(HealthzVia(trusting, "198.51.100.2", nullptr) == 200);  // another client
+  CHECK(ReadFile(trusting.log()).find("client=198.51.100.2") != std::string::npos);
+
+  OtpdProcess plain(dir, "p", {"--config", Config(dir, "p", limits)});
+  CHECK(HealthzVia(plain, "198.51.100.1", nullptr) == 200);
+  CHECK(HealthzVia(plain, "198.51.100.2", nullptr) == 200);
+  CHECK(HealthzVia(plain, "198.51.100.3", &retry) == 429);  // all count as 127.0.0.1
+  CHECK(retry == "60");
+  CHECK(ReadFile(plain.log()).find("client=198.51.100") == std::string::npos);
+}
+
 }  // namespace otpd

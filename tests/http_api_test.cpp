@@ -152,6 +152,26 @@ TEST_CASE("POST /send-code: the per-IP cap uses the request's client IP") {
   CHECK(s.api->Handle(request).status == 200);
 }
 
+TEST_CASE("Per-IP limit: every endpoint takes a token; 429 rate_limited before any work") {
+  OtpStack s;
+  RateLimiter limiter(RateLimiterOptions{60, 2, 1024}, &s.clock);
+  HttpApi api(s.service.get(), s.storage.get(), HttpApiOptions(), &limiter);
+  HttpRequest health{"GET", "/healthz", "", "192.0.2.1"};
+  HttpRequest send{"POST", "/send-code", R"({"user_id":"abc"})", "192.0.2.1"};
+  CHECK(api.Handle(health).status == 200);
+  CHECK(api.Handle(send).status == 200);
+  HttpAnswer a = api.Handle(send);
+  CHECK(a.status == 429);
+  CHECK(a.body == R"({"detail":{"success":false,"message":"Too many requests. Try again in 1 )"
+                  R"(seconds","user_id":"","error_type":"rate_limited","retry_after":1}})");
+  CHECK(Header(a, "Retry-After") == "1");
+  CHECK(api.Handle(HttpRequest{"GET", "/nowhere", "", "192.0.2.1"}).status == 429);
+  CHECK(s.sms.count() == 1);
+  CHECK(api.Handle(HttpRequest{"GET", "/healthz", "", "192.0.2.2"}).status == 200);
+  s.clock.AdvanceSeconds(1);
+  CHECK(api.Handle(health).status == 200);
+}
+
 TEST_CASE("POST /verify-code 429 too_many_attempts once the user's failure cap is reached") {
   OtpOptions options;
   options.max_failures = 2;
