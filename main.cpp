@@ -155,6 +155,8 @@ int Serve(const Config& c, int argc, char** argv, std::shared_ptr<SqliteDb> db,
                      OpenSslRandom(), &hasher);
   HttpApiOptions api_options;
   api_options.expose_full_phone = c.expose_phone == "full";
+  s = ApiKeys::Load(c.api_keys, c.api_keys_file, &api_options.api_keys);
+  if (!s.ok()) return Fail("api keys", s);
   std::unique_ptr<RateLimiter> limiter;
   if (c.ip_requests_per_minute > 0) {
     limiter.reset(new RateLimiter(

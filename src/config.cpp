@@ -27,6 +27,7 @@
 #include <system_error>
 #include <utility>
 
+#include "api_keys.h"
 #include "client_ip.h"
 #include "phone.h"
 
@@ -111,6 +112,11 @@ std::string CheckTrustedProxies(const std::string& value) {
   return s.ok() ? "" : s.message();
 }
 
+std::string CheckApiKeys(const std::string& value) {
+  Status s = ApiKeys::CheckList(value);
+  return s.ok() ? "" : s.message();
+}
+
 std::string CheckMessageTemplate(const std::string& value) {
   return value.find("{code}") == std::string::npos ? "must contain {code}" : "";
 }
@@ -156,7 +162,7 @@ KeySpec Legacy(KeySpec key, const char* env_name) {
 // in config.h; otpd.conf.example repeats them for people.
 const std::vector<KeySpec>& Keys() {
   static const char kNet[] = "Network", kStore[] = "Storage", kCodes[] = "Codes", kSms[] = "SMS",
-                    kLog[] = "Logging", kAbuse[] = "Abuse limits";
+                    kLog[] = "Logging", kAbuse[] = "Abuse limits", kAccess[] = "Access";
   static const auto* const keys = new std::vector<KeySpec>{
       StringKey("listen", kNet, "Address to bind: an IPv4 or IPv6 literal", &Config::listen,
                 CheckListen),
@@ -221,6 +227,12 @@ const std::vector<KeySpec>& Keys() {
       StringKey("trusted_proxies", kAbuse,
                 "Proxies whose X-Forwarded-For is believed: IPs and CIDR blocks, comma-separated",
                 &Config::trusted_proxies, CheckTrustedProxies),
+      Sensitive(StringKey("api_keys", kAccess,
+                          "API keys, comma-separated; when set (or api_keys_file), every "
+                          "endpoint but /healthz needs Authorization: Bearer KEY",
+                          &Config::api_keys, CheckApiKeys)),
+      StringKey("api_keys_file", kAccess, "File with one API key per line, mode 0600",
+                &Config::api_keys_file),
       StringKey("sms_backend", kSms, "How codes are sent: console", &Config::sms_backend,
                 CheckSmsBackend),
       StringKey("sms_log_file", kSms, "console backend: also append messages to this file",

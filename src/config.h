@@ -64,6 +64,12 @@ struct Config {
   // Peers whose X-Forwarded-For names the client: "10.0.0.1, 192.168.0.0/16".
   std::string trusted_proxies;
 
+  // --- access --------------------------------------------------------------
+  // When either is set, every endpoint but /healthz needs
+  // "Authorization: Bearer KEY" (401 otherwise). Keys: 16+ characters.
+  std::string api_keys;       // comma-separated keys (secret)
+  std::string api_keys_file;  // one key per line; must be mode 0600
+
   // --- SMS ---------------------------------------------------------------
   std::string sms_backend = "console";  // "console"
   std::string sms_log_file;             // console: also append messages here

@@ -145,6 +145,15 @@ HttpAnswer HttpApi::Handle(const HttpRequest& request) const {
   if (limiter_ != nullptr && !limiter_->Allow(LimitKey(request.client_ip), &retry_ms)) {
     return RateLimited("", (retry_ms + 999) / 1000);
   }
+  if (!options_.api_keys.empty() && request.path != "/healthz" &&
+      !options_.api_keys.Allows(request.authorization)) {
+    Json detail = {{"success", false},
+                   {"message", "Missing or invalid API key"},
+                   {"error_type", "unauthorized"}};
+    HttpAnswer a = JsonAnswer(401, Json{{"detail", detail}});
+    a.headers.emplace_back("WWW-Authenticate", "Bearer");
+    return a;
+  }
   return Dispatch(request);
 }
 

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "api_keys.h"
 #include "otp_service.h"
 #include "rate_limiter.h"
 #include "status.h"
@@ -25,6 +26,7 @@ struct HttpRequest {
   std::string body;
   std::string client_ip;  // canonical; the socket peer or, behind a trusted
                           // proxy, from X-Forwarded-For (client_ip.h)
+  std::string authorization = {};  // the Authorization header, "" when absent
 };
 
 struct HttpAnswer {
@@ -36,6 +38,9 @@ struct HttpAnswer {
 struct HttpApiOptions {
   bool expose_full_phone = false;  // expose_phone = "full"
   size_t max_passcode_bytes = 64;  // longer passcodes are a 422
+  // When not empty, every path but /healthz needs "Authorization: Bearer
+  // KEY" and answers 401 unauthorized (with WWW-Authenticate) otherwise.
+  ApiKeys api_keys;
 };
 
 struct Route {
@@ -47,7 +52,8 @@ class HttpApi {
  public:
   // `service`, `storage` and `limiter` must outlive the object. With a
   // limiter, every request first takes a token for its client IP (per /64
-  // for IPv6) and answers 429 rate_limited when there is none.
+  // for IPv6) and answers 429 rate_limited when there is none; then the API
+  // key is checked (so guessing keys is rate limited too).
   HttpApi(OtpService* service, Storage* storage, const HttpApiOptions& options,
           RateLimiter* limiter = nullptr);
 

@@ -217,7 +217,8 @@ Handled HttpServer::Impl::Guard(const Request& req, Response& res) const {
   t_request_started = true;
   const bool is_post = req.method == "POST";
   if (!is_post && req.method != "GET" && req.method != "HEAD") {
-    HttpRequest r{req.method, req.path, std::string(), ClientOf(req, options_.trusted_proxies)};
+    HttpRequest r{req.method, req.path, std::string(), ClientOf(req, options_.trusted_proxies),
+                  req.get_header_value("Authorization")};
     AnswerAndClose(api_->Handle(r), &res);
     return Handled::Handled;
   }
@@ -247,7 +248,8 @@ Handled HttpServer::Impl::Guard(const Request& req, Response& res) const {
 
 void HttpServer::Impl::Serve(const Request& req, Response& res,
                              const httplib::ContentReader* reader) const {
-  HttpRequest r{req.method, req.path, std::string(), ClientOf(req, options_.trusted_proxies)};
+  HttpRequest r{req.method, req.path, std::string(), ClientOf(req, options_.trusted_proxies),
+                req.get_header_value("Authorization")};
   if (reader != nullptr) {
     // Bounded even for chunked bodies, which the library does not limit.
     bool too_large = false;

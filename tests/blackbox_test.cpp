@@ -380,6 +380,16 @@ TEST_CASE("otpd binary: allowed_country_codes refuses other countries; a bad lis
   CHECK(r.err.find("allowed_country_codes") != std::string::npos);
 }
 
+// Whether otpd's log shows `text` within two seconds (the access log line
+// is written after the answer has gone out).
+bool LogShows(const OtpdProcess& otpd, const std::string& text) {
+  for (int i = 0; i < 200; i++) {
+    if (ReadFile(otpd.log()).find(text) != std::string::npos) return true;
+    usleep(10000);
+  }
+  return false;
+}
+
 // GET /healthz from 127.0.0.1 claiming to forward for `xff` ("" for none).
 int HealthzVia(const OtpdProcess& otpd, const std::string& xff, std::string* retry_after) {
   httplib::Headers headers;
@@ -401,14 +411,41 @@ TEST_CASE("otpd binary: per-IP limit, X-Forwarded-For believed only from trusted
   CHECK(HealthzVia(trusting, "7.7.7.7,198.51.100.1", &retry) == 429);  // same client
   CHECK(retry == "60");
   CHECK(HealthzVia(trusting, "198.51.100.2", nullptr) == 200);  // another client
-  CHECK(ReadFile(trusting.log()).find("client=198.51.100.2") != std::string::npos);
+  CHECK(LogShows(trusting, "client=198.51.100.2"));
 
   OtpdProcess plain(dir, "p", {"--config", Config(dir, "p", limits)});
   CHECK(HealthzVia(plain, "198.51.100.1", nullptr) == 200);
   CHECK(HealthzVia(plain, "198.51.100.2", nullptr) == 200);
   CHECK(HealthzVia(plain, "198.51.100.3", &retry) == 429);  // all count as 127.0.0.1
   CHECK(retry == "60");
+  REQUIRE(LogShows(plain, "status=429"));
   CHECK(ReadFile(plain.log()).find("client=198.51.100") == std::string::npos);
+}
+
+TEST_CASE("otpd binary: api_keys_file: 401 without the key, /healthz open, 0644 file refused") {
+  TempDir dir;
+  const std::string keys = dir.File("keys");
+  WriteFile(keys, "# keys\nsecret-key-0123456789\n");
+  REQUIRE(chmod(keys.c_str(), 0600) == 0);
+  OtpdProcess otpd(dir, "a", {"--config", Config(dir, "sms.log", "api_keys_file = \"" + keys + "\"")});
+  auto cli = otpd.Client();
+  auto res = cli.Post("/send-code", R"({"user_id":"abc"})", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 401);
+  CHECK(res->get_header_value("WWW-Authenticate") == "Bearer");
+  CHECK(res->body.find("\"error_type\":\"unauthorized\"") != std::string::npos);
+  res = cli.Get("/healthz");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  res = cli.Post("/send-code", {{"Authorization", "Bearer secret-key-0123456789"}},
+                 R"({"user_id":"abc"})", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+
+  REQUIRE(chmod(keys.c_str(), 0644) == 0);
+  CommandResult r = RunOtpd(dir, {"--config", Config(dir, "x", "api_keys_file = \"" + keys + "\"")});
+  CHECK(r.exit_code != 0);
+  CHECK(r.err.find("chmod 600") != std::string::npos);
 }
 
 }  // namespace otpd

@@ -172,6 +172,26 @@ TEST_CASE("Per-IP limit: every endpoint takes a token; 429 rate_limited before a
   CHECK(api.Handle(health).status == 200);
 }
 
+TEST_CASE("API keys: 401 unauthorized with WWW-Authenticate, except /healthz") {
+  HttpApiOptions options;
+  REQUIRE(ApiKeys::Load("k1k1k1k1k1k1k1k1k1k1", "", &options.api_keys).ok());
+  OtpStack s(OtpOptions(), options);
+  HttpRequest send{"POST", "/send-code", R"({"user_id":"abc"})", "127.0.0.1"};
+  HttpAnswer a = s.api->Handle(send);
+  CHECK(a.status == 401);
+  CHECK(a.body == R"({"detail":{"success":false,"message":"Missing or invalid API key",)"
+                  R"("error_type":"unauthorized"}})");
+  CHECK(Header(a, "WWW-Authenticate") == "Bearer");
+  CHECK(s.sms.count() == 0);
+  send.authorization = "Bearer k1k1k1k1k1k1k1k1k1k2";
+  CHECK(s.api->Handle(send).status == 401);
+  send.authorization = "Bearer k1k1k1k1k1k1k1k1k1k1";
+  CHECK(s.api->Handle(send).status == 200);
+  CHECK(s.api->Handle(HttpRequest{"GET", "/healthz", "", "127.0.0.1"}).status == 200);
+  CHECK(s.api->Handle(HttpRequest{"GET", "/readyz", "", "127.0.0.1"}).status == 401);
+  CHECK(s.api->Handle(HttpRequest{"GET", "/nowhere", "", "127.0.0.1"}).status == 401);
+}
+
 TEST_CASE("POST /verify-code 429 too_many_attempts once the user's failure cap is reached") {
   OtpOptions options;
   options.max_failures = 2;
