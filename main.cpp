@@ -76,6 +76,7 @@ OtpOptions ServiceOptions(const Config& c) {
   }
   o.max_failures = c.verify_failure_cap;
   o.failure_window_ms = int64_t{c.verify_failure_window} * 1000;
+  o.conceal_unknown_users = c.conceal_unknown_users;
   return o;
 }
 

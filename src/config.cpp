@@ -46,7 +46,8 @@ namespace {
 using StringCheck = std::string (*)(const std::string& value);
 
 // One key of Config: its name everywhere, its help line, where it lives in
-// the struct and which values it accepts. Exactly one of str/i32/i64 is set.
+// the struct and which values it accepts. Exactly one of str/i32/i64/flag
+// is set.
 struct KeySpec {
   const char* name = nullptr;        // "code_length": file key, flag, env
   const char* group = nullptr;       // heading in --help
@@ -55,12 +56,14 @@ struct KeySpec {
   std::string Config::*str = nullptr;
   int Config::*i32 = nullptr;
   int64_t Config::*i64 = nullptr;
+  bool Config::*flag = nullptr;  // true or false
   int64_t min = 0;  // integers: inclusive range
   int64_t max = 0;
   StringCheck check = nullptr;  // strings: "" if fine, else what is wrong
   bool sensitive = false;       // never echoed in messages or --help
 
-  bool IsInteger() const { return str == nullptr; }
+  bool IsInteger() const { return str == nullptr && flag == nullptr; }
+  bool IsBool() const { return flag != nullptr; }
 };
 
 std::string CheckListen(const std::string& value) {
@@ -145,6 +148,12 @@ KeySpec Int64Key(const char* name, const char* group, const char* help, int64_t 
                  int64_t min, int64_t max) {
   KeySpec key = IntKey(name, group, help, nullptr, min, max);
   key.i64 = field;
+  return key;
+}
+
+KeySpec BoolKey(const char* name, const char* group, const char* help, bool Config::*field) {
+  KeySpec key = StringKey(name, group, help, nullptr);
+  key.flag = field;
   return key;
 }
 
@@ -233,6 +242,10 @@ const std::vector<KeySpec>& Keys() {
                           &Config::api_keys, CheckApiKeys)),
       StringKey("api_keys_file", kAccess, "File with one API key per line, mode 0600",
                 &Config::api_keys_file),
+      BoolKey("conceal_unknown_users", kAbuse,
+              "Answer unknown users like known ones (200, a stable fake masked phone), "
+              "sending nothing",
+              &Config::conceal_unknown_users),
       StringKey("sms_backend", kSms, "How codes are sent: console", &Config::sms_backend,
                 CheckSmsBackend),
       StringKey("sms_log_file", kSms, "console backend: also append messages to this file",
@@ -282,6 +295,7 @@ std::string EnvName(const KeySpec& key) {
 
 std::string ValueText(const KeySpec& key, const Config& config) {
   if (key.str != nullptr) return config.*key.str;
+  if (key.flag != nullptr) return config.*key.flag ? "true" : "false";
   if (key.i32 != nullptr) return std::to_string(config.*key.i32);
   return std::to_string(config.*key.i64);
 }
@@ -307,6 +321,7 @@ std::string RangeText(const KeySpec& key) {
 // "" if the key's current value in `config` is acceptable, else what is wrong.
 std::string CheckValue(const KeySpec& key, const Config& config) {
   if (key.str != nullptr) return key.check != nullptr ? key.check(config.*key.str) : "";
+  if (key.flag != nullptr) return "";
   const int64_t value = key.i32 != nullptr ? config.*key.i32 : config.*key.i64;
   return value < key.min || value > key.max ? RangeText(key) : "";
 }
@@ -316,6 +331,11 @@ std::string AssignValue(const KeySpec& key, const std::string& text, Config* con
   if (key.str != nullptr) {
     config->*key.str = text;
     return CheckValue(key, *config);
+  }
+  if (key.flag != nullptr) {
+    if (text != "true" && text != "false") return "must be true or false";
+    config->*key.flag = text == "true";
+    return "";
   }
   int64_t value = 0;
   const IntParse parsed = ParseInteger(text, &value);
@@ -334,7 +354,7 @@ std::string AssignValue(const KeySpec& key, const std::string& text, Config* con
 // "code_length = 11", "expose_phone = 'partial'", or just "secret".
 std::string KeyIs(const KeySpec& key, const std::string& value) {
   if (key.sensitive) return key.name;
-  return std::string(key.name) + " = " + (key.IsInteger() ? value : "'" + value + "'");
+  return std::string(key.name) + " = " + (key.str == nullptr ? value : "'" + value + "'");
 }
 
 // "" if the users table is acceptable, else one line naming the user.
@@ -713,12 +733,15 @@ Status AddFileKey(const std::string& path, const TomlEntry& entry, Settings* set
   const std::string prefix = "config file " + path + ": ";
   const KeySpec* key = FindKey(entry.key);
   if (key == nullptr) return Status::InvalidArgument(UnknownKeyError(prefix, entry));
-  const TomlType want = key->IsInteger() ? TomlType::kInteger : TomlType::kString;
+  const TomlType want = key->IsBool()      ? TomlType::kBoolean
+                        : key->IsInteger() ? TomlType::kInteger
+                                           : TomlType::kString;
   if (entry.type != want) {
     const std::string shown =
         entry.type == TomlType::kString ? "\"" + entry.value + "\"" : entry.value;
-    const std::string what = want == TomlType::kInteger ? "must be an integer, without quotes"
-                                                        : "must be a quoted string";
+    const std::string what = want == TomlType::kInteger   ? "must be an integer, without quotes"
+                             : want == TomlType::kBoolean ? "must be true or false, without quotes"
+                                                          : "must be a quoted string";
     const std::string key_is = key->sensitive ? entry.key : entry.key + " = " + shown;
     return Status::InvalidArgument(prefix + key_is + ": " + what + LineSuffix(entry.line));
   }
@@ -839,7 +862,7 @@ void AddKeyOptions(CommandLine* cl) {
     if (dashed != key.name) names += std::string(",--") + key.name;
     CLI::Option* opt = cl->app.add_option(names, cl->values[i], OptionHelp(key));
     opt->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-    opt->type_name(key.IsInteger() ? "INT" : "TEXT")->group(key.group);
+    opt->type_name(key.IsBool() ? "BOOL" : key.IsInteger() ? "INT" : "TEXT")->group(key.group);
     const std::string default_text = ValueText(key, defaults);
     if (!key.sensitive && !default_text.empty() && default_text.size() < 30) {
       opt->default_str(default_text);

@@ -61,6 +61,10 @@ struct Config {
   int ip_requests_per_minute = 300;  // 0 (off)..1000000
   int ip_burst = 100;                // 1..1000000
   int ip_table_size = 65536;         // client IPs remembered at most, 16..10000000
+  // Unknown users (and users without a phone) get the same 200 body as
+  // known ones, with a stable fake phone, about the same latency, and no
+  // SMS; the send limits apply to them too. Off: 404 as the old service.
+  bool conceal_unknown_users = false;
   // Peers whose X-Forwarded-For names the client: "10.0.0.1, 192.168.0.0/16".
   std::string trusted_proxies;
 

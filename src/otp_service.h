@@ -7,6 +7,7 @@
 #ifndef OTPD_OTP_SERVICE_H_
 #define OTPD_OTP_SERVICE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -38,6 +39,9 @@ struct OtpOptions {
   // every verify answers kThrottled; 0 turns the cap off.
   int max_failures = 10;
   int64_t failure_window_ms = 3600 * 1000;
+  // Unknown users and users without a phone answer kSent with a stable
+  // fake phone instead of kUserNotFound/kPhoneNotFound (see SendCode).
+  bool conceal_unknown_users = false;
 };
 
 enum class SendOutcome {
@@ -56,6 +60,7 @@ struct SendResult {
   SmsReceipt receipt;   // the provider's message ID or error code
   SendLimit limit = SendLimit::kNone;  // kRateLimited: which limit
   int64_t retry_after_s = 0;           // kRateLimited: whole seconds (>= 1)
+  bool concealed = false;  // kSent for an unknown user: phone is fake, nothing sent
 };
 
 struct VerifyCodeResult {
@@ -78,6 +83,11 @@ class OtpService {
   // stores a fresh code (replacing the user's earlier one) and texts it.
   // A non-OK Status means a store or randomness failure: then no new code is
   // active (the earlier one may have been replaced).
+  // With conceal_unknown_users, an unknown user (or one without a phone)
+  // goes through the same limits and store writes as a known one, under a
+  // fake phone derived from the user ID (so repeated answers agree); a code
+  // nobody knows is stored so verify answers as for a known user; no SMS is
+  // sent, and the call waits about as long as recent SMS sends took.
   Status SendCode(const std::string& user_id, const std::string& client_ip, SendResult* result);
 
   // Checks `passcode` against the user's live code in one atomic store step
@@ -100,6 +110,10 @@ class OtpService {
   Status Reserve(const std::string& client_ip, SendResult* result, bool* allowed);
   // Stores a fresh code and texts it (the second half of SendCode).
   Status StoreAndText(SendResult* result);
+  // SendCode for an unknown user under conceal_unknown_users.
+  Status SendConcealed(const std::string& client_ip, SendResult* result);
+  // A plausible E.164 number for `user_id`, the same every time.
+  std::string FakePhone(const std::string& user_id) const;
 
   const OtpOptions options_;
   Storage* const storage_;
@@ -108,6 +122,8 @@ class OtpService {
   Clock* const clock_;
   RandomSource* const random_;
   const CodeHasher* const hasher_;
+  // Moving average of SMS send time, which concealed sends imitate.
+  std::atomic<int64_t> sms_latency_us_{0};
 };
 
 }  // namespace otpd

@@ -172,6 +172,21 @@ TEST_CASE("Per-IP limit: every endpoint takes a token; 429 rate_limited before a
   CHECK(api.Handle(health).status == 200);
 }
 
+TEST_CASE("conceal_unknown_users: an unknown user gets a 200 shaped like a known user's") {
+  OtpOptions options;
+  options.conceal_unknown_users = true;
+  OtpStack s(options);
+  HttpAnswer known = s.Post("/send-code", R"({"user_id":"abc"})");
+  HttpAnswer unknown = s.Post("/send-code", R"({"user_id":"nobody"})");
+  CHECK(known.status == 200);
+  CHECK(unknown.status == 200);
+  const std::string shape = R"({"message":"OTP sent successfully via SMS","user_id":")";
+  CHECK(unknown.body.rfind(shape + "nobody\",\"phone\":\"+1*******", 0) == 0);
+  CHECK(unknown.body.size() == known.body.size() + std::string("nobody").size() - 3);
+  CHECK(unknown.headers == known.headers);
+  CHECK(s.sms.count() == 1);
+}
+
 TEST_CASE("API keys: 401 unauthorized with WWW-Authenticate, except /healthz") {
   HttpApiOptions options;
   REQUIRE(ApiKeys::Load("k1k1k1k1k1k1k1k1k1k1", "", &options.api_keys).ok());

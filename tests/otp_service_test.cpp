@@ -3,7 +3,11 @@
 #include <doctest/doctest.h>
 #include <sqlite3.h>
 
+#include <chrono>
+#include <thread>
+
 #include "otp_stack.h"
+#include "phone.h"
 
 namespace otpd {
 namespace {
@@ -266,6 +270,86 @@ TEST_CASE("PurgeExpired keeps history for the longest window") {
   s.clock.AdvanceSeconds(1);
   REQUIRE(s.service->PurgeExpired(&purged).ok());
   CHECK(Send(s, "abc").outcome == SendOutcome::kSent);
+}
+
+TEST_CASE("conceal_unknown_users: unknown users look sent, with a stable fake phone") {
+  OtpOptions options;
+  options.conceal_unknown_users = true;
+  OtpStack s(options);
+  RawSql(s.dir.File("otpd.db"), "INSERT INTO users(user_id, phone) VALUES ('nophone', NULL)");
+  SendResult r = Send(s, "Nobody");
+  CHECK(r.outcome == SendOutcome::kSent);
+  CHECK(r.concealed);
+  CHECK(r.user_id == "nobody");
+  CHECK(IsE164(r.phone));
+  CHECK(r.phone.size() == std::string("+11111111111").size());
+  CHECK(s.sms.count() == 0);
+  // Verify answers as for a known user with a code: 400, counting down.
+  VerifyCodeResult v = Verify(s, "nobody", "123456");
+  CHECK(v.store.outcome == VerifyOutcome::kInvalid);
+  CHECK(v.store.attempts_remaining == 2);
+  // The limits apply, then the same phone comes back.
+  CHECK(Send(s, "nobody").outcome == SendOutcome::kRateLimited);
+  s.clock.AdvanceSeconds(30);
+  CHECK(Send(s, "nobody").phone == r.phone);
+  CHECK(Send(s, "other").phone != r.phone);
+  SendResult np = Send(s, "nophone");
+  CHECK(np.outcome == SendOutcome::kSent);
+  CHECK(np.concealed);
+  CHECK(s.sms.count() == 0);
+  // Known users are unaffected.
+  SendResult known = Send(s, "abc");
+  CHECK(known.outcome == SendOutcome::kSent);
+  CHECK_FALSE(known.concealed);
+  CHECK(s.sms.count() == 1);
+}
+
+TEST_CASE("conceal_unknown_users: the fake phone is in the first allowed country") {
+  OtpOptions options;
+  options.conceal_unknown_users = true;
+  options.allowed_country_codes = {"44"};
+  OtpStack s(options);
+  SendResult r = Send(s, "nobody");
+  CHECK(r.outcome == SendOutcome::kSent);
+  CHECK(r.phone.rfind("+44", 0) == 0);
+}
+
+namespace {
+
+// An SMS provider that takes 40 ms per message.
+class SlowSmsSender : public SmsSender {
+ public:
+  Status Send(const std::string&, const std::string&, SmsReceipt*) override {
+    std::this_thread::sleep_for(std::chrono::milliseconds(40));
+    return Status::OK();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("conceal_unknown_users: a concealed send takes about as long as a real one") {
+  OtpOptions options;
+  options.conceal_unknown_users = true;
+  OtpStack s(options);
+  SlowSmsSender slow;
+  OtpService service(options, s.storage.get(), s.users.get(), &slow, &s.clock, &s.random,
+                     &s.hasher);
+  SendResult r;
+  const auto elapsed_ms = [&service, &r](const std::string& user) {
+    const auto start = std::chrono::steady_clock::now();
+    REQUIRE(service.SendCode(user, "", &r).ok());
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now() - start)
+        .count();
+  };
+  CHECK(elapsed_ms("nobody") < 30);  // nothing measured yet: no wait
+  s.clock.AdvanceSeconds(30);
+  CHECK(elapsed_ms("abc") >= 40);
+  CHECK_FALSE(r.concealed);
+  const int64_t concealed = elapsed_ms("nobody");
+  CHECK(r.concealed);
+  CHECK(concealed >= 35);
+  CHECK(concealed < 1000);
 }
 
 }  // namespace otpd
