@@ -8,6 +8,7 @@
 #include <string>
 #include <thread>
 
+#include "audit.h"
 #include "clock.h"
 #include "code_hash.h"
 #include "config.h"
@@ -53,6 +54,23 @@ int RunUsersCommand(const Invocation& inv, UserDirectory* users) {
     s = users->List(&list);
     if (!s.ok()) return Fail("users list", s);
     for (const User& u : list) printf("%s\t%s\n", u.user_id.c_str(), u.phone.c_str());
+  }
+  return 0;
+}
+
+int RunAuditCommand(const Invocation& inv, AuditLog* audit) {
+  AuditQuery query;
+  query.user_id = NormalizeUserId(inv.args[0]);
+  query.limit = 100000;
+  Status s = ParseSince(inv.args[1], SystemClock()->NowMillis(), &query.since_ms);
+  if (!s.ok()) return Fail("audit", s);
+  std::vector<AuditEvent> events;
+  s = audit->Query(query, &events);
+  if (!s.ok()) return Fail("audit", s);
+  for (const AuditEvent& e : events) {
+    printf("%s\t%s\t%s\t%s\t%s\t%s\n", FormatUtc(e.at_ms).c_str(), e.user_id.c_str(),
+           e.masked_phone.empty() ? "-" : e.masked_phone.c_str(),
+           e.client_ip.empty() ? "-" : e.client_ip.c_str(), e.event.c_str(), e.outcome.c_str());
   }
   return 0;
 }
@@ -131,7 +149,7 @@ void HandleSignals(const sigset_t* set, HttpServer* server, int argc, char** arg
 }
 
 int Serve(const Config& c, int argc, char** argv, std::shared_ptr<SqliteDb> db,
-          UserDirectory* users) {
+          UserDirectory* users, AuditLog* audit) {
   if (!c.config_file.empty()) {
     Status s = users->SyncFromConfig(c.users);
     if (!s.ok()) return Fail("config [users]", s);
@@ -153,7 +171,7 @@ int Serve(const Config& c, int argc, char** argv, std::shared_ptr<SqliteDb> db,
   }
 
   OtpService service(ServiceOptions(c), storage.get(), users, sms.get(), SystemClock(),
-                     OpenSslRandom(), &hasher);
+                     OpenSslRandom(), &hasher, audit);
   HttpApiOptions api_options;
   api_options.expose_full_phone = c.expose_phone == "full";
   s = ApiKeys::Load(c.api_keys, c.api_keys_file, &api_options.api_keys);
@@ -169,11 +187,14 @@ int Serve(const Config& c, int argc, char** argv, std::shared_ptr<SqliteDb> db,
   s = server.Bind();
   if (!s.ok()) return Fail("listen", s);
 
-  PeriodicTask purge(int64_t{c.purge_interval} * 1000, [&service] {
+  const int64_t retention_ms = int64_t{c.audit_retention_days} * 86400 * 1000;
+  PeriodicTask purge(int64_t{c.purge_interval} * 1000, [&service, audit, retention_ms] {
     int64_t n = 0;
     Status ps = service.PurgeExpired(&n);
     if (!ps.ok()) Log(LogLevel::kWarn, "purge failed", {{"error", ps.ToString()}});
     if (n > 0) Log(LogLevel::kDebug, "purged expired codes", {{"count", std::to_string(n)}});
+    ps = audit->Purge(retention_ms, &n);
+    if (!ps.ok()) Log(LogLevel::kWarn, "audit purge failed", {{"error", ps.ToString()}});
   });
   sigset_t set;
   sigemptyset(&set);
@@ -221,8 +242,12 @@ int Main(int argc, char** argv) {
   std::unique_ptr<UserDirectory> users;
   s = NewSqliteUserDirectory(db, &users);
   if (!s.ok()) return Fail("users", s);
+  std::unique_ptr<AuditLog> audit;
+  s = NewSqliteAuditLog(db, SystemClock(), &audit);
+  if (!s.ok()) return Fail("audit", s);
+  if (inv.command == Command::kAudit) return RunAuditCommand(inv, audit.get());
   if (inv.command != Command::kServe) return RunUsersCommand(inv, users.get());
-  return Serve(inv.config, argc, argv, db, users.get());
+  return Serve(inv.config, argc, argv, db, users.get(), audit.get());
 }
 
 }  // namespace

@@ -199,6 +199,8 @@ const std::vector<KeySpec>& Keys() {
              &Config::busy_timeout_ms, 1, 60000),
       IntKey("purge_interval", kStore, "Seconds between sweeps of expired codes",
              &Config::purge_interval, 1, 86400),
+      IntKey("audit_retention_days", kStore, "Days the audit trail keeps send and verify events",
+             &Config::audit_retention_days, 1, 3650),
       IntKey("code_length", kCodes, "Digits per code", &Config::code_length, 4, 10),
       IntKey("expiry", kCodes, "Seconds a code stays valid", &Config::expiry, 10, 86400),
       IntKey("max_attempts", kCodes, "Wrong guesses allowed per code", &Config::max_attempts, 1,
@@ -842,7 +844,8 @@ struct CommandLine {
   CLI::App* users_add = nullptr;
   CLI::App* users_remove = nullptr;
   CLI::App* users_list = nullptr;
-  std::string add_id, add_phone, remove_id;
+  CLI::App* audit = nullptr;
+  std::string add_id, add_phone, remove_id, audit_user, audit_since;
 };
 
 std::string OptionHelp(const KeySpec& key) {
@@ -889,6 +892,12 @@ void AddCommands(CommandLine* cl) {
   cl->users_remove->footer(kGlobal);
   cl->users_list = cl->users->add_subcommand("list", "List the users and their phones");
   cl->users_list->footer(kGlobal);
+  cl->audit = app.add_subcommand("audit", "Print the audit trail of sends and verifications");
+  cl->audit->add_option("--user", cl->audit_user, "Only this user ID (case-insensitive)");
+  cl->audit->add_option("--since", cl->audit_since,
+                        "From this UTC time (2026-11-24T01:02:03Z), date (2026-11-24) or "
+                        "age (30m, 12h, 7d); default 24h");
+  cl->audit->footer(kGlobal);
 }
 
 // Set up before any subcommand exists: subcommands copy the formatter and
@@ -952,7 +961,10 @@ Status RunCommandLine(CommandLine* cl, int argc, const char* const* argv, Invoca
 }
 
 Status ReadCommand(const CommandLine& cl, Invocation* inv) {
-  if (!cl.users->parsed()) {
+  if (cl.audit->parsed()) {
+    inv->command = Command::kAudit;
+    inv->args = {cl.audit_user, cl.audit_since.empty() ? "24h" : cl.audit_since};
+  } else if (!cl.users->parsed()) {
     inv->command = Command::kServe;
   } else if (cl.users_add->parsed()) {
     inv->command = Command::kUsersAdd;

@@ -37,6 +37,7 @@ struct Config {
   std::string secret_file;  // empty: "otpd.secret" beside the database
   int busy_timeout_ms = 5000;       // SQLite lock wait, 1..60000
   int purge_interval = 60;          // seconds between sweeps of expired codes, 1..86400
+  int audit_retention_days = 90;    // days the audit trail keeps events, 1..3650
 
   // --- codes -------------------------------------------------------------
   int code_length = 6;        // digits, 4..10
@@ -101,6 +102,7 @@ enum class Command {
   kUsersAdd,     // otpd users add ID PHONE
   kUsersRemove,  // otpd users remove ID
   kUsersList,    // otpd users list
+  kAudit,        // otpd audit [--user ID] [--since TIME]: args = {user, since}
   kExit,         // --help or --version was printed: exit with exit_code
 };
 

@@ -220,7 +220,7 @@ HttpAnswer HttpApi::VerifyCode(const HttpRequest& request) const {
     return answer;
   }
   VerifyCodeResult r;
-  Status s = service_->VerifyCode(v[0], v[1], &r);
+  Status s = service_->VerifyCode(v[0], v[1], request.client_ip, &r);
   if (!s.ok()) {
     Log(LogLevel::kError, "verify-code failed", {{"user_id", r.user_id}, {"error", s.ToString()}});
     return StatusToAnswer(s, r.user_id);

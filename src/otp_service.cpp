@@ -11,18 +11,54 @@ namespace otpd {
 
 OtpService::OtpService(const OtpOptions& options, Storage* storage, UserDirectory* users,
                        SmsSender* sms, Clock* clock, RandomSource* random,
-                       const CodeHasher* hasher)
+                       const CodeHasher* hasher, AuditLog* audit)
     : options_(options),
       storage_(storage),
       users_(users),
       sms_(sms),
       clock_(clock),
       random_(random),
-      hasher_(hasher) {}
+      hasher_(hasher),
+      audit_(audit) {}
 
 namespace {
 
 int64_t CeilSeconds(int64_t ms) { return ms <= 0 ? 1 : (ms + 999) / 1000; }
+
+const char* LimitName(SendLimit limit) {
+  switch (limit) {
+    case SendLimit::kNone: return "country";
+    case SendLimit::kCooldown: return "cooldown";
+    case SendLimit::kUser: return "user";
+    case SendLimit::kPhone: return "phone";
+    case SendLimit::kIp: return "ip";
+    case SendLimit::kGlobal: return "global";
+  }
+  return "unknown";
+}
+
+std::string SendOutcomeName(const SendResult& r) {
+  switch (r.outcome) {
+    case SendOutcome::kSent: return r.concealed ? "concealed" : "sent";
+    case SendOutcome::kUserNotFound: return "user_not_found";
+    case SendOutcome::kPhoneNotFound: return "phone_not_found";
+    case SendOutcome::kSmsFailed: return "sms_failed";
+    case SendOutcome::kRateLimited: return std::string("rate_limited:") + LimitName(r.limit);
+  }
+  return "unknown";
+}
+
+const char* VerifyOutcomeName(VerifyOutcome outcome) {
+  switch (outcome) {
+    case VerifyOutcome::kOk: return "ok";
+    case VerifyOutcome::kInvalid: return "invalid_code";
+    case VerifyOutcome::kLocked: return "too_many_attempts";
+    case VerifyOutcome::kThrottled: return "throttled";
+    case VerifyOutcome::kExpired: return "expired";
+    case VerifyOutcome::kNotFound: return "not_found";
+  }
+  return "unknown";
+}
 
 }  // namespace
 
@@ -34,10 +70,29 @@ bool OtpService::CountryAllowed(const std::string& phone) const {
   return false;
 }
 
+void OtpService::Audit(const std::string& user_id, const std::string& phone,
+                       const std::string& client_ip, const char* event,
+                       const std::string& outcome) {
+  if (audit_ == nullptr) return;
+  Status s = audit_->Record(AuditEvent{0, user_id, phone.empty() ? "" : MaskPhone(phone),
+                                       client_ip, event, outcome});
+  if (!s.ok()) {
+    Log(LogLevel::kWarn, "cannot write audit record",
+        {{"user_id", user_id}, {"event", event}, {"error", s.ToString()}});
+  }
+}
+
 Status OtpService::SendCode(const std::string& user_id, const std::string& client_ip,
                             SendResult* result) {
   *result = SendResult();
   result->user_id = NormalizeUserId(user_id);
+  Status s = SendUnaudited(client_ip, result);
+  Audit(result->user_id, result->phone, client_ip, "send",
+        s.ok() ? SendOutcomeName(*result) : "error");
+  return s;
+}
+
+Status OtpService::SendUnaudited(const std::string& client_ip, SendResult* result) {
   User user;
   Status s = users_->Lookup(result->user_id, &user);
   if (!s.ok() && !s.IsNotFound()) return s;
@@ -159,8 +214,17 @@ Status OtpService::SendConcealed(const std::string& client_ip, SendResult* resul
 }
 
 Status OtpService::VerifyCode(const std::string& user_id, const std::string& passcode,
-                              VerifyCodeResult* result) {
+                              const std::string& client_ip, VerifyCodeResult* result) {
+  *result = VerifyCodeResult();
   result->user_id = NormalizeUserId(user_id);
+  Status s = VerifyUnaudited(passcode, result);
+  // The phone is not looked up for a verify: the send rows carry it.
+  Audit(result->user_id, "", client_ip, "verify",
+        s.ok() ? VerifyOutcomeName(result->store.outcome) : "error");
+  return s;
+}
+
+Status OtpService::VerifyUnaudited(const std::string& passcode, VerifyCodeResult* result) {
   VerifyLimits limits;
   limits.max_attempts = options_.max_attempts;
   limits.expired_grace_ms = options_.expired_grace_ms;

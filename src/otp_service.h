@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "audit.h"
 #include "clock.h"
 #include "code_hash.h"
 #include "random.h"
@@ -74,9 +75,12 @@ struct VerifyCodeResult {
 class OtpService {
  public:
   // Every pointer must outlive the service. `hasher` must use the same
-  // secret in every process that shares the store.
+  // secret in every process that shares the store. With `audit`, every
+  // send and verify outcome is recorded there (a failed record is logged,
+  // never fails the request).
   OtpService(const OtpOptions& options, Storage* storage, UserDirectory* users,
-             SmsSender* sms, Clock* clock, RandomSource* random, const CodeHasher* hasher);
+             SmsSender* sms, Clock* clock, RandomSource* random, const CodeHasher* hasher,
+             AuditLog* audit = nullptr);
 
   // Looks the user up, checks the country allow-list, reserves the send
   // against the send limits (Storage::ReserveSend; `client_ip` may be empty),
@@ -94,7 +98,7 @@ class OtpService {
   // (see Storage::VerifyCode). Any string is accepted; a non-digit one is
   // simply wrong. A non-OK Status means the store failed and nothing changed.
   Status VerifyCode(const std::string& user_id, const std::string& passcode,
-                    VerifyCodeResult* result);
+                    const std::string& client_ip, VerifyCodeResult* result);
 
   // Removes codes expired for longer than the grace period, and history the
   // limits no longer count.
@@ -106,6 +110,10 @@ class OtpService {
   const OtpOptions& options() const { return options_; }
 
  private:
+  Status SendUnaudited(const std::string& client_ip, SendResult* result);
+  Status VerifyUnaudited(const std::string& passcode, VerifyCodeResult* result);
+  void Audit(const std::string& user_id, const std::string& phone, const std::string& client_ip,
+             const char* event, const std::string& outcome);
   // Reserves the send; false (with *result filled) when a limit refused it.
   Status Reserve(const std::string& client_ip, SendResult* result, bool* allowed);
   // Stores a fresh code and texts it (the second half of SendCode).
@@ -122,6 +130,7 @@ class OtpService {
   Clock* const clock_;
   RandomSource* const random_;
   const CodeHasher* const hasher_;
+  AuditLog* const audit_;
   // Moving average of SMS send time, which concealed sends imitate.
   std::atomic<int64_t> sms_latency_us_{0};
 };

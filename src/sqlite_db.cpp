@@ -73,6 +73,19 @@ CREATE TABLE verify_failures (
 CREATE INDEX verify_failures_user_at ON verify_failures (user_id, at);
 CREATE INDEX verify_failures_at ON verify_failures (at);
 )sql",
+    // The audit trail (audit.h): no codes, masked phones only.
+    R"sql(
+CREATE TABLE audit (
+  at INTEGER NOT NULL,
+  user_id TEXT NOT NULL COLLATE NOCASE,
+  phone TEXT NOT NULL,  -- masked
+  client_ip TEXT NOT NULL,
+  event TEXT NOT NULL,
+  outcome TEXT NOT NULL
+);
+CREATE INDEX audit_user_at ON audit (user_id, at);
+CREATE INDEX audit_at ON audit (at);
+)sql",
 };
 
 constexpr int kSchemaVersion = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));

@@ -448,4 +448,29 @@ TEST_CASE("otpd binary: api_keys_file: 401 without the key, /healthz open, 0644 
   CHECK(r.err.find("chmod 600") != std::string::npos);
 }
 
+TEST_CASE("otpd audit: prints the trail of the running server's sends and verifies") {
+  TempDir dir;
+  const std::string config = Config(dir, "sms.log");
+  {
+    OtpdProcess otpd(dir, "a", {"--config", config});
+    auto cli = otpd.Client();
+    REQUIRE(cli.Post("/send-code", R"({"user_id":"abc"})", "application/json"));
+    REQUIRE(cli.Post("/verify-code", VerifyBody("abc", "000000x"), "application/json"));
+    REQUIRE(cli.Post("/send-code", R"({"user_id":"john.doe"})", "application/json"));
+  }
+  CommandResult r = RunOtpd(dir, {"audit", "--user", "ABC", "--config", config});
+  CHECK(r.exit_code == 0);
+  std::istringstream lines(r.out);
+  std::vector<std::string> rows;
+  for (std::string line; std::getline(lines, line);) rows.push_back(line);
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0].find("\tabc\t+1*******111\t127.0.0.1\tsend\tsent") != std::string::npos);
+  CHECK(rows[1].find("\tabc\t-\t127.0.0.1\tverify\tinvalid_code") != std::string::npos);
+  r = RunOtpd(dir, {"audit", "--since", "2000-01-01", "--config", config});
+  CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 3);
+  r = RunOtpd(dir, {"audit", "--since", "soon", "--config", config});
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("--since 'soon'") != std::string::npos);
+}
+
 }  // namespace otpd

@@ -20,7 +20,7 @@ SendResult Send(OtpStack& s, const std::string& user) {
 
 VerifyCodeResult Verify(OtpStack& s, const std::string& user, const std::string& code) {
   VerifyCodeResult r;
-  REQUIRE(s.service->VerifyCode(user, code, &r).ok());
+  REQUIRE(s.service->VerifyCode(user, code, "127.0.0.1", &r).ok());
   return r;
 }
 
@@ -350,6 +350,39 @@ TEST_CASE("conceal_unknown_users: a concealed send takes about as long as a real
   CHECK(r.concealed);
   CHECK(concealed >= 35);
   CHECK(concealed < 1000);
+}
+
+TEST_CASE("Every send and verify outcome is audited, with a masked phone and no code") {
+  OtpStack s;
+  Send(s, "ABC");
+  const std::string code = s.sms.LastCode();
+  Verify(s, "abc", Wrong(code));
+  Verify(s, "abc", code);
+  Send(s, "abc");  // within the cooldown
+  Send(s, "nobody");
+  std::vector<AuditEvent> events;
+  REQUIRE(s.audit->Query(AuditQuery{"", 0, 100}, &events).ok());
+  REQUIRE(events.size() == 5);
+  const char* const expected[][2] = {{"send", "sent"},
+                                     {"verify", "invalid_code"},
+                                     {"verify", "ok"},
+                                     {"send", "rate_limited:cooldown"},
+                                     {"send", "user_not_found"}};
+  for (size_t i = 0; i < events.size(); i++) {
+    INFO(i);
+    CHECK(events[i].event == expected[i][0]);
+    CHECK(events[i].outcome == expected[i][1]);
+    CHECK(events[i].client_ip == "127.0.0.1");
+    CHECK(events[i].at_ms == s.clock.NowMillis());
+  }
+  CHECK(events[0].user_id == "abc");
+  CHECK(events[0].masked_phone == "+1*******111");
+  CHECK(events[1].masked_phone == "");
+  CHECK(events[4].masked_phone == "");
+  // The code appears nowhere in the trail.
+  std::string raw;
+  for (const AuditEvent& e : events) raw += e.user_id + e.masked_phone + e.outcome;
+  CHECK(raw.find(code) == std::string::npos);
 }
 
 }  // namespace otpd

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "audit.h"
 #include "code_hash.h"
 #include "http_api.h"
 #include "otp_service.h"
@@ -36,6 +37,7 @@ struct OtpStack {
   std::shared_ptr<SqliteDb> db;
   std::unique_ptr<Storage> storage;
   std::unique_ptr<UserDirectory> users;
+  std::unique_ptr<AuditLog> audit;
   std::unique_ptr<OtpService> service;
   std::unique_ptr<HttpApi> api;
 };
