@@ -24,7 +24,7 @@ struct Config {
   // --- network -----------------------------------------------------------
   std::string listen = "127.0.0.1";  // address to bind (IPv4 or IPv6 literal)
   int port = 8000;                   // TCP port, 1..65535
-  int threads = 128;                 // HTTP worker threads, 1..4096
+  int threads = 1024;                // HTTP worker threads, 1..4096
   int64_t max_body_bytes = 16384;    // request body limit (413 above), 64..1048576
   int read_timeout = 5;              // seconds to wait for a request's bytes, 1..300
   int write_timeout = 5;             // seconds to wait while writing an answer, 1..300

@@ -22,7 +22,7 @@ namespace otpd {
 struct HttpServerOptions {
   std::string host = "127.0.0.1";  // IPv4 or IPv6 literal
   int port = 8000;                 // 0: an ephemeral port (tests)
-  int threads = 128;               // worker threads; each connection holds one
+  int threads = 1024;              // worker threads; each connection holds one
   size_t max_body_bytes = 16384;   // larger bodies answer 413
   int read_timeout_s = 5;
   int write_timeout_s = 5;
