@@ -108,6 +108,8 @@ HttpServerOptions ServerOptions(const Config& c) {
   o.write_timeout_s = c.write_timeout;
   o.keepalive_timeout_s = c.keepalive_timeout;
   o.keepalive_max = c.keepalive_max;
+  o.tls_cert = c.tls_cert;
+  o.tls_key = c.tls_key;
   // Validated by ParseInvocation, so this cannot fail here.
   TrustedProxies::Parse(c.trusted_proxies, &o.trusted_proxies);
   return o;
@@ -202,7 +204,8 @@ int Serve(const Config& c, int argc, char** argv, std::shared_ptr<SqliteDb> db,
   std::thread signals(HandleSignals, &set, &server, argc, argv, users);
   Log(LogLevel::kInfo, "otpd started",
       {{"version", OTPD_VERSION}, {"listen", c.listen}, {"port", std::to_string(server.port())},
-       {"database", c.database}, {"sms_backend", c.sms_backend}});
+       {"database", c.database}, {"sms_backend", c.sms_backend},
+       {"scheme", c.tls_cert.empty() ? "http" : "https"}});
   server.Run();
   kill(getpid(), SIGTERM);  // wakes the signal thread if Run ended on its own
   signals.join();

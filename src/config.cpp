@@ -187,6 +187,9 @@ const std::vector<KeySpec>& Keys() {
              &Config::keepalive_timeout, 0, 300),
       IntKey("keepalive_max", kNet, "Requests per connection before it is closed",
              &Config::keepalive_max, 1, 100000),
+      StringKey("tls_cert", kNet, "PEM certificate chain; with tls_key, serve HTTPS only",
+                &Config::tls_cert),
+      StringKey("tls_key", kNet, "PEM private key of tls_cert", &Config::tls_key),
       StringKey("database", kStore, "SQLite database file", &Config::database, CheckNotEmpty),
       Sensitive(StringKey("secret", kStore,
                           "HMAC key for code hashes, 16+ characters; unset: use secret_file. "
@@ -1052,6 +1055,10 @@ Status ValidateConfig(const Config& config) {
     if (!what.empty()) {
       return Status::InvalidArgument(KeyIs(key, ValueText(key, config)) + ": " + what);
     }
+  }
+  if (config.tls_cert.empty() != config.tls_key.empty()) {
+    return Status::InvalidArgument(
+        "tls_cert and tls_key: set both to serve HTTPS, or neither for HTTP");
   }
   const std::string users_error = CheckUsers(config.users);
   if (!users_error.empty()) return Status::InvalidArgument(users_error);

@@ -30,6 +30,8 @@ struct Config {
   int write_timeout = 5;             // seconds to wait while writing an answer, 1..300
   int keepalive_timeout = 5;         // seconds an idle keep-alive connection is kept, 0..300
   int keepalive_max = 100;           // requests per connection before it is closed, 1..100000
+  std::string tls_cert;  // PEM certificate (chain); set with tls_key to serve HTTPS only
+  std::string tls_key;   // PEM private key of tls_cert
 
   // --- storage -----------------------------------------------------------
   std::string database = "/var/lib/otpd/otpd.db";  // SQLite file

@@ -19,11 +19,19 @@ using httplib::Response;
 using Handled = httplib::Server::HandlerResponse;
 
 // cpp-httplib keeps its listening socket protected; we need it to set a
-// real backlog (the library's is 5).
-class ListeningServer : public httplib::Server {
- public:
-  int listening_fd() const { return svr_sock_; }
+// real backlog (the library's is 5). A pointer to the protected member,
+// taken inside a derived class, reads it from any Server or SSLServer.
+struct SocketPeek : httplib::Server {
+  static socket_t ListeningFd(const httplib::Server& server) {
+    return server.*(&SocketPeek::svr_sock_);
+  }
 };
+
+// A plain server, or an HTTPS one when a certificate is configured.
+std::unique_ptr<httplib::Server> MakeServer(const HttpServerOptions& options) {
+  if (options.tls_cert.empty()) return std::make_unique<httplib::Server>();
+  return std::make_unique<httplib::SSLServer>(options.tls_cert.c_str(), options.tls_key.c_str());
+}
 
 thread_local std::chrono::steady_clock::time_point t_request_start;
 thread_local bool t_request_started = false;
@@ -101,11 +109,16 @@ const char* ReasonText(int status) {
 
 class HttpServer::Impl {
  public:
-  Impl(const HttpServerOptions& options, const HttpApi* api) : options_(options), api_(api) {
+  Impl(const HttpServerOptions& options, const HttpApi* api)
+      : owned_(MakeServer(options)), server(*owned_), options_(options), api_(api) {
     Configure();
   }
 
-  ListeningServer server;
+ private:
+  std::unique_ptr<httplib::Server> owned_;
+
+ public:
+  httplib::Server& server;
 
   void RunLoop() {
     {
@@ -128,7 +141,7 @@ class HttpServer::Impl {
     std::unique_lock<std::mutex> lock(mu_);
     stop_requested_ = true;
     while (running_) {
-      if (server.is_running() && server.listening_fd() != INVALID_SOCKET) {
+      if (server.is_running() && SocketPeek::ListeningFd(server) != INVALID_SOCKET) {
         lock.unlock();
         server.stop();
         lock.lock();
@@ -141,6 +154,10 @@ class HttpServer::Impl {
 
   Status Bind(int* port) {
     const std::string where = options_.host + ":" + std::to_string(options_.port);
+    if (!server.is_valid()) {
+      return Status::InvalidArgument("cannot load the TLS certificate " + options_.tls_cert +
+                                     " or its key " + options_.tls_key);
+    }
     if (options_.port == 0) {
       *port = server.bind_to_any_port(options_.host);
       if (*port <= 0) return Status::IOError("cannot listen on " + options_.host + ": " + strerror(errno));
@@ -151,7 +168,7 @@ class HttpServer::Impl {
       *port = options_.port;
     }
     // The library listens with a backlog of 5; widen it on the same socket.
-    if (::listen(server.listening_fd(), options_.backlog) != 0) {
+    if (::listen(SocketPeek::ListeningFd(server), options_.backlog) != 0) {
       return Status::IOError("listen(" + where + "): " + strerror(errno));
     }
     return Status::OK();

@@ -598,8 +598,16 @@ TEST_CASE("otpd.conf.example uncommented: every key, each at its default") {
     if (!key.empty()) in_file.insert(key);
   }
   const std::set<std::string> in_help = KeysInHelp();
-  CHECK(in_help.size() == 42);
+  CHECK(in_help.size() == 44);
   CHECK(in_file == in_help);
+}
+
+TEST_CASE("tls_cert and tls_key come together") {
+  CHECK(Parse({"--tls-cert", "c.pem", "--tls-key", "k.pem"}).status.ok());
+  Parsed p = Parse({"--tls-cert", "c.pem"});
+  CHECK(p.status.message().find("tls_cert and tls_key") != std::string::npos);
+  p = Parse({"--tls-key", "k.pem"});
+  CHECK(p.status.IsInvalidArgument());
 }
 
 TEST_CASE("A boolean key: true/false in the file, flag and environment; nothing else") {

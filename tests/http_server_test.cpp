@@ -361,4 +361,43 @@ TEST_CASE("Server: a request line or header line over 8 KiB is refused, not serv
   CHECK(TimedHealthz(f.server->port()) >= 0);  // and the server is still fine
 }
 
+TEST_CASE("Server: HTTPS with tls_cert and tls_key; plain HTTP is not served on it") {
+  TempDir dir;
+  const std::string cert = dir.File("cert.pem"), key = dir.File("key.pem");
+  const std::string cmd = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
+                          " -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 -days 1"
+                          " -keyout " + key + " -out " + cert + " >/dev/null 2>&1";
+  REQUIRE(system(cmd.c_str()) == 0);
+  HttpServerOptions o;
+  o.tls_cert = cert;
+  o.tls_key = key;
+  ServerFixture f(o);
+  httplib::SSLClient tls("127.0.0.1", f.server->port());
+  tls.set_ca_cert_path(cert.c_str());
+  tls.enable_server_certificate_verification(true);
+  tls.set_connection_timeout(3);
+  auto res = tls.Post("/send-code", R"({"user_id":"abc"})", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(f.stack.sms.count() == 1);
+  httplib::Client plain("127.0.0.1", f.server->port());
+  plain.set_read_timeout(2);
+  auto res2 = plain.Get("/healthz");
+  CHECK((!res2 || res2->status != 200));
+}
+
+TEST_CASE("Server: Bind fails clearly when the TLS files cannot be loaded") {
+  TempDir dir;
+  HttpServerOptions o;
+  o.host = "127.0.0.1";
+  o.port = 0;
+  o.tls_cert = dir.File("missing-cert.pem");
+  o.tls_key = dir.File("missing-key.pem");
+  OtpStack stack;
+  HttpServer server(o, stack.api.get());
+  Status s = server.Bind();
+  CHECK(s.IsInvalidArgument());
+  CHECK(s.message().find("missing-cert.pem") != std::string::npos);
+}
+
 }  // namespace otpd
