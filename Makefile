@@ -3,6 +3,8 @@
 #   make run        install what is missing, build, start a dev otpd on 127.0.0.1:8000
 #   make test       install what is missing, build, run every test
 #   make asan       build and run the tests under AddressSanitizer + UBSan
+#   make fuzz       build the libFuzzer target (clang) and run it FUZZ_TIME s
+#   make fuzz-ci    the same for 60 s: what CI runs
 # CI sets WERROR=1 to turn warnings into errors.
 
 CXX      ?= g++
@@ -21,7 +23,7 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
-CPPFLAGS += -Isrc -DOTPD_VERSION='"$(VERSION)"' -MMD -MP
+CPPFLAGS += -Isrc $(CPPFLAGS_EXTRA) -DOTPD_VERSION='"$(VERSION)"' -MMD -MP
 CXXFLAGS += $(CXXSTD) $(OPT) $(WARN) $(SAN) $(PKG_CFLAGS)
 LDFLAGS  += $(SAN)
 LDLIBS   += $(PKG_LIBS) -lpthread
@@ -32,7 +34,7 @@ LIB_OBJS  := $(LIB_SRCS:%.cpp=$(BUILD)/%.o)
 TEST_OBJS := $(TEST_SRCS:%.cpp=$(BUILD)/%.o)
 MAIN_OBJ  := $(BUILD)/main.o
 
-.PHONY: all deps run test check asan clean
+.PHONY: all deps run test check asan fuzz fuzz-ci clean
 all: otpd otpd_test
 
 deps:
@@ -76,7 +78,31 @@ asan: deps
 	  build-asan/otpd build-asan/otpd_test
 	OTPD_BIN=build-asan/otpd ASAN_OPTIONS=detect_leaks=1 build-asan/otpd_test
 
+# The fuzz target: every object built by clang with coverage for libFuzzer
+# (build-fuzz/), linked with the fuzzer's main. New inputs it finds go to
+# build-fuzz/corpus; the seeds in tests/fuzz/corpus stay as they are.
+FUZZ_CXX  ?= clang++
+FUZZ_TIME ?= 300
+FUZZ_SAN  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_OBJS := build-fuzz/tests/otp_stack.o build-fuzz/tests/test_util.o \
+             build-fuzz/tests/fuzz/http_api_fuzz.o build-fuzz/libotpd.a
+
+build-fuzz/http_api_fuzz: FORCE
+	@$(MAKE) --no-print-directory BUILD=build-fuzz CXX=$(FUZZ_CXX) OPT='-O1 -g' \
+	  SAN='$(FUZZ_SAN) -fsanitize=fuzzer-no-link' CPPFLAGS_EXTRA=-Itests $(FUZZ_OBJS)
+	$(FUZZ_CXX) $(FUZZ_SAN) -fsanitize=fuzzer $(FUZZ_OBJS) $(PKG_LIBS) -lpthread -o $@
+
+fuzz: build-fuzz/http_api_fuzz
+	@mkdir -p build-fuzz/corpus
+	build-fuzz/http_api_fuzz -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=2048 \
+	  build-fuzz/corpus tests/fuzz/corpus
+
+fuzz-ci:
+	@$(MAKE) --no-print-directory fuzz FUZZ_TIME=60
+
+FORCE:
+
 clean:
-	rm -rf build build-asan otpd otpd_test libotpd.a
+	rm -rf build build-asan build-fuzz otpd otpd_test libotpd.a
 
 -include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(MAIN_OBJ:.o=.d)
