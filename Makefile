@@ -3,6 +3,7 @@
 #   make run        install what is missing, build, start a dev otpd on 127.0.0.1:8000
 #   make test       install what is missing, build, run every test
 #   make asan       build and run the tests under AddressSanitizer + UBSan
+#   make tsan       ThreadSanitizer over the concurrency tests
 #   make fuzz       build the libFuzzer target (clang) and run it FUZZ_TIME s
 #   make fuzz-ci    the same for 60 s: what CI runs
 # CI sets WERROR=1 to turn warnings into errors.
@@ -34,7 +35,7 @@ LIB_OBJS  := $(LIB_SRCS:%.cpp=$(BUILD)/%.o)
 TEST_OBJS := $(TEST_SRCS:%.cpp=$(BUILD)/%.o)
 MAIN_OBJ  := $(BUILD)/main.o
 
-.PHONY: all deps run test check asan fuzz fuzz-ci clean
+.PHONY: all deps run test check asan tsan fuzz fuzz-ci clean
 all: otpd otpd_test
 
 deps:
@@ -78,6 +79,14 @@ asan: deps
 	  build-asan/otpd build-asan/otpd_test
 	OTPD_BIN=build-asan/otpd ASAN_OPTIONS=detect_leaks=1 build-asan/otpd_test
 
+# ThreadSanitizer over the tests that race on purpose (build-tsan/).
+TSAN_TESTS ?= *parallel*,*concurren*,*two handles*,*two processes*,*forked*,*slowloris*,*RateLimiter*
+tsan: deps
+	@$(MAKE) --no-print-directory BUILD=build-tsan OUT=build-tsan OPT='-O1 -g' \
+	  SAN='-fsanitize=thread' build-tsan/otpd build-tsan/otpd_test
+	OTPD_BIN=build-tsan/otpd TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" \
+	  timeout 300 build-tsan/otpd_test -tc='$(TSAN_TESTS)'
+
 # The fuzz target: every object built by clang with coverage for libFuzzer
 # (build-fuzz/), linked with the fuzzer's main. New inputs it finds go to
 # build-fuzz/corpus; the seeds in tests/fuzz/corpus stay as they are.
@@ -103,6 +112,6 @@ fuzz-ci:
 FORCE:
 
 clean:
-	rm -rf build build-asan build-fuzz otpd otpd_test libotpd.a
+	rm -rf build build-asan build-tsan build-fuzz otpd otpd_test libotpd.a
 
 -include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(MAIN_OBJ:.o=.d)

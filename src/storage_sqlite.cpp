@@ -35,6 +35,7 @@ constexpr char kNthSendToPhoneSql[] =
     "SELECT at FROM sends WHERE phone = ?1 AND at > ?2 ORDER BY at DESC LIMIT 1 OFFSET ?3";
 constexpr char kNthSendFromIpSql[] =
     "SELECT at FROM sends WHERE client_ip = ?1 AND at > ?2 ORDER BY at DESC LIMIT 1 OFFSET ?3";
+// Over all sends; ?1 is bound like the others and matches everything.
 constexpr char kNthSendSql[] =
     "SELECT at FROM sends WHERE ?1 = ?1 AND at > ?2 ORDER BY at DESC LIMIT 1 OFFSET ?3";
 constexpr char kNthFailureSql[] =
