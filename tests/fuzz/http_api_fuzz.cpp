@@ -10,6 +10,7 @@
 //   make fuzz-ci    run for 60 seconds: any crash, leak or UB fails
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -64,7 +65,12 @@ void FuzzParsers(const std::string& text) {
 }  // namespace otpd
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static otpd::Target* target = new otpd::Target();
+  static otpd::Target* target = [] {
+    static otpd::Target* t = new otpd::Target();
+    // libFuzzer ends with exit(): remove the temporary database then.
+    std::atexit([] { delete t; });
+    return t;
+  }();
   if (size == 0) return 0;
   const uint8_t selector = data[0];
   std::string rest(reinterpret_cast<const char*>(data) + 1, size - 1);
