@@ -5,6 +5,9 @@
 #   make asan       build and run the tests under AddressSanitizer + UBSan
 #   make test-browser  the /docs page end to end in headless Chromium
 #   make install    install otpd, its config and its systemd unit (PREFIX, DESTDIR)
+#   make tsan       ThreadSanitizer over the concurrency tests
+#   make fuzz       build the libFuzzer target (clang) and run it FUZZ_TIME s
+#   make fuzz-ci    the same for 60 s: what CI runs
 # CI sets WERROR=1 to turn warnings into errors.
 
 CXX      ?= g++
@@ -23,7 +26,7 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
-CPPFLAGS += -Isrc -DOTPD_VERSION='"$(VERSION)"' -MMD -MP
+CPPFLAGS += -Isrc $(CPPFLAGS_EXTRA) -DOTPD_VERSION='"$(VERSION)"' -MMD -MP
 CXXFLAGS += $(CXXSTD) $(OPT) $(WARN) $(SAN) $(PKG_CFLAGS)
 LDFLAGS  += $(SAN)
 LDLIBS   += $(PKG_LIBS) -lpthread
@@ -38,7 +41,8 @@ DOCS_ASSETS := src/docs/docs.css src/docs/docs.js
 DOCS_GEN    := $(BUILD)/gen/docs_assets.cpp
 DOCS_OBJ    := $(BUILD)/gen/docs_assets.o
 
-.PHONY: all deps test-deps run test test-browser check asan bench clean install uninstall
+.PHONY: all deps test-deps run test test-browser check asan tsan fuzz fuzz-ci bench clean \
+        install uninstall
 
 PREFIX     ?= /usr/local
 BINDIR     ?= $(PREFIX)/bin
@@ -150,7 +154,40 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/otpd $(DESTDIR)$(UNITDIR)/otpd.service \
 	  $(DESTDIR)$(SYSUSERSDIR)/otpd.conf
 
+# ThreadSanitizer over the tests that race on purpose (build-tsan/).
+TSAN_TESTS ?= *parallel*,*concurren*,*two handles*,*two processes*,*forked*,*slowloris*,*RateLimiter*
+tsan: deps
+	@$(MAKE) --no-print-directory BUILD=build-tsan OUT=build-tsan OPT='-O1 -g' \
+	  SAN='-fsanitize=thread' build-tsan/otpd build-tsan/otpd_test
+	OTPD_BIN=build-tsan/otpd TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" \
+	  timeout 300 build-tsan/otpd_test -tc='$(TSAN_TESTS)'
+
+# The fuzz target: every object built by clang with coverage for libFuzzer
+# (build-fuzz/), linked with the fuzzer's main. New inputs it finds go to
+# build-fuzz/corpus; the seeds in tests/fuzz/corpus stay as they are.
+FUZZ_CXX  ?= clang++
+FUZZ_TIME ?= 300
+FUZZ_SAN  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_OBJS := build-fuzz/tests/otp_stack.o build-fuzz/tests/test_util.o \
+             build-fuzz/tests/fuzz/http_api_fuzz.o build-fuzz/libotpd.a
+
+build-fuzz/http_api_fuzz: FORCE
+	@$(MAKE) --no-print-directory BUILD=build-fuzz CXX=$(FUZZ_CXX) OPT='-O1 -g' \
+	  SAN='$(FUZZ_SAN) -fsanitize=fuzzer-no-link' CPPFLAGS_EXTRA=-Itests $(FUZZ_OBJS)
+	$(FUZZ_CXX) $(FUZZ_SAN) -fsanitize=fuzzer $(FUZZ_OBJS) $(PKG_LIBS) -lpthread -o $@
+
+fuzz: build-fuzz/http_api_fuzz
+	@mkdir -p build-fuzz/corpus
+	build-fuzz/http_api_fuzz -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=2048 \
+	  build-fuzz/corpus tests/fuzz/corpus
+
+fuzz-ci:
+	@$(MAKE) --no-print-directory fuzz FUZZ_TIME=60
+
+FORCE:
+
 clean:
-	rm -rf build build-asan build-bench otpd otpd_test libotpd.a tests/browser/node_modules
+	rm -rf build build-asan build-tsan build-fuzz build-bench otpd otpd_test libotpd.a \
+	  tests/browser/node_modules
 
 -include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(MAIN_OBJ:.o=.d)

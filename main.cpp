@@ -12,6 +12,7 @@
 #include <string>
 #include <thread>
 
+#include "audit.h"
 #include "clock.h"
 #include "code_hash.h"
 #include "config.h"
@@ -22,6 +23,7 @@
 #include "periodic.h"
 #include "phone.h"
 #include "random.h"
+#include "rate_limiter.h"
 #include "sms.h"
 #include "sqlite_db.h"
 #include "storage.h"
@@ -91,6 +93,23 @@ int RunUsersCommand(const Invocation& inv, UserDirectory* users) {
   return 0;
 }
 
+int RunAuditCommand(const Invocation& inv, AuditLog* audit) {
+  AuditQuery query;
+  query.user_id = NormalizeUserId(inv.args[0]);
+  query.limit = 100000;
+  Status s = ParseSince(inv.args[1], SystemClock()->NowMillis(), &query.since_ms);
+  if (!s.ok()) return Fail("audit", s);
+  std::vector<AuditEvent> events;
+  s = audit->Query(query, &events);
+  if (!s.ok()) return Fail("audit", s);
+  for (const AuditEvent& e : events) {
+    printf("%s\t%s\t%s\t%s\t%s\t%s\n", FormatUtc(e.at_ms).c_str(), e.user_id.c_str(),
+           e.masked_phone.empty() ? "-" : e.masked_phone.c_str(),
+           e.client_ip.empty() ? "-" : e.client_ip.c_str(), e.event.c_str(), e.outcome.c_str());
+  }
+  return 0;
+}
+
 OtpOptions ServiceOptions(const Config& c) {
   OtpOptions o;
   o.code_length = c.code_length;
@@ -101,6 +120,18 @@ OtpOptions ServiceOptions(const Config& c) {
   o.message_template = c.message_template;
   o.templates = c.templates;
   o.webotp_domain = c.webotp_domain;
+  o.send_limits.cooldown_ms = int64_t{c.send_cooldown} * 1000;
+  o.send_limits.per_user = c.send_user_cap;
+  o.send_limits.per_phone = c.send_phone_cap;
+  o.send_limits.per_ip = c.send_ip_cap;
+  o.send_limits.global = c.sms_budget_per_hour;
+  // Validated by ParseInvocation, so this cannot fail here.
+  if (!c.allowed_country_codes.empty()) {
+    ParseCountryCodes(c.allowed_country_codes, &o.allowed_country_codes);
+  }
+  o.max_failures = c.verify_failure_cap;
+  o.failure_window_ms = int64_t{c.verify_failure_window} * 1000;
+  o.conceal_unknown_users = c.conceal_unknown_users;
   return o;
 }
 
@@ -114,13 +145,19 @@ HttpServerOptions ServerOptions(const Config& c) {
   o.write_timeout_s = c.write_timeout;
   o.keepalive_timeout_s = c.keepalive_timeout;
   o.keepalive_max = c.keepalive_max;
+  o.tls_cert = c.tls_cert;
+  o.tls_key = c.tls_key;
+  // Validated by ParseInvocation, so this cannot fail here.
+  TrustedProxies::Parse(c.trusted_proxies, &o.trusted_proxies);
   return o;
 }
 
-HttpApiOptions ApiOptions(const Config& c) {
+// `keys` are loaded once at start (a reload keeps them: they need a restart).
+HttpApiOptions ApiOptions(const Config& c, const ApiKeys& keys) {
   HttpApiOptions o;
   o.expose_full_phone = c.expose_phone == "full";
   o.base_path = c.base_path;
+  o.api_keys = keys;
   return o;
 }
 
@@ -149,6 +186,7 @@ struct LiveParts {
   HttpApi* api;
   UserDirectory* users;
   Config started;  // the config the process started with
+  ApiKeys keys;    // loaded at start; not reloaded
 };
 
 void ApplyLiveSettings(const Config& c, LiveParts* live) {
@@ -156,7 +194,7 @@ void ApplyLiveSettings(const Config& c, LiveParts* live) {
   ParseLogLevel(c.log_level, &level);
   SetLogLevel(level);
   live->service->SetOptions(ServiceOptions(c));
-  live->api->SetOptions(ApiOptions(c));
+  live->api->SetOptions(ApiOptions(c, live->keys));
 }
 
 TwilioOptions TwilioSettings(const Config& c) {
@@ -262,7 +300,7 @@ void HandleSignals(const sigset_t* set, HttpServer* server, int argc, char** arg
 }
 
 int Serve(const Config& c, int argc, char** argv, std::shared_ptr<SqliteDb> db,
-          UserDirectory* users) {
+          UserDirectory* users, AuditLog* audit) {
   if (!c.config_file.empty()) {
     Status s = users->SyncFromConfig(c.users);
     if (!s.ok()) return Fail("config [users]", s);
@@ -281,7 +319,7 @@ int Serve(const Config& c, int argc, char** argv, std::shared_ptr<SqliteDb> db,
   if (!s.ok()) return Fail("sms", s);
 
   OtpService service(ServiceOptions(c), storage.get(), users, sms.get(), SystemClock(),
-                     OpenSslRandom(), &hasher);
+                     OpenSslRandom(), &hasher, audit);
   for (const OversizedTemplate& t : service.OversizedTemplates()) {
     Log(LogLevel::kWarn, "SMS template may not fit one segment; long messages cost more",
         {{"template", t.locale.empty() ? "message_template" : "templates." + t.locale},
@@ -289,17 +327,29 @@ int Serve(const Config& c, int argc, char** argv, std::shared_ptr<SqliteDb> db,
          {"limit", std::to_string(t.length.limit)},
          {"encoding", t.length.gsm7 ? "GSM-7" : "UCS-2"}});
   }
-  HttpApi api(&service, storage.get(), ApiOptions(c));
-  LiveParts live{&service, &api, users, c};
+  ApiKeys keys;
+  s = ApiKeys::Load(c.api_keys, c.api_keys_file, &keys);
+  if (!s.ok()) return Fail("api keys", s);
+  std::unique_ptr<RateLimiter> limiter;
+  if (c.ip_requests_per_minute > 0) {
+    limiter.reset(new RateLimiter(
+        RateLimiterOptions{c.ip_requests_per_minute, c.ip_burst, static_cast<size_t>(c.ip_table_size)},
+        SystemClock()));
+  }
+  HttpApi api(&service, storage.get(), ApiOptions(c, keys), limiter.get());
+  LiveParts live{&service, &api, users, c, keys};
   HttpServer server(ServerOptions(c), &api);
   s = server.Bind();
   if (!s.ok()) return Fail("listen", s);
 
-  PeriodicTask purge(int64_t{c.purge_interval} * 1000, [&service] {
+  const int64_t retention_ms = int64_t{c.audit_retention_days} * 86400 * 1000;
+  PeriodicTask purge(int64_t{c.purge_interval} * 1000, [&service, audit, retention_ms] {
     int64_t n = 0;
     Status ps = service.PurgeExpired(&n);
     if (!ps.ok()) Log(LogLevel::kWarn, "purge failed", {{"error", ps.ToString()}});
     if (n > 0) Log(LogLevel::kDebug, "purged expired codes", {{"count", std::to_string(n)}});
+    ps = audit->Purge(retention_ms, &n);
+    if (!ps.ok()) Log(LogLevel::kWarn, "audit purge failed", {{"error", ps.ToString()}});
   });
   sigset_t set;
   sigemptyset(&set);
@@ -307,7 +357,8 @@ int Serve(const Config& c, int argc, char** argv, std::shared_ptr<SqliteDb> db,
   std::thread signals(HandleSignals, &set, &server, argc, argv, &live);
   Log(LogLevel::kInfo, "otpd started",
       {{"version", OTPD_VERSION}, {"listen", c.listen}, {"port", std::to_string(server.port())},
-       {"database", c.database}, {"sms_backend", EffectiveSmsBackend(c)}});
+       {"database", c.database}, {"sms_backend", EffectiveSmsBackend(c)},
+       {"scheme", c.tls_cert.empty() ? "http" : "https"}});
   server.Run();
   kill(getpid(), SIGTERM);  // wakes the signal thread if Run ended on its own
   signals.join();
@@ -339,8 +390,12 @@ int RunWithDatabase(const Invocation& inv, int argc, char** argv) {
     fprintf(stderr, "otpd: backup: %s written\n", inv.args[0].c_str());
     return 0;
   }
+  std::unique_ptr<AuditLog> audit;
+  s = NewSqliteAuditLog(db, SystemClock(), &audit);
+  if (!s.ok()) return Fail("audit", s);
+  if (inv.command == Command::kAudit) return RunAuditCommand(inv, audit.get());
   if (inv.command != Command::kServe) return RunUsersCommand(inv, users.get());
-  return Serve(inv.config, argc, argv, db, users.get());
+  return Serve(inv.config, argc, argv, db, users.get(), audit.get());
 }
 
 int Main(int argc, char** argv) {

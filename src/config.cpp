@@ -28,6 +28,8 @@
 #include <system_error>
 #include <utility>
 
+#include "api_keys.h"
+#include "client_ip.h"
 #include "phone.h"
 
 extern char** environ;
@@ -45,7 +47,8 @@ namespace {
 using StringCheck = std::string (*)(const std::string& value);
 
 // One key of Config: its name everywhere, its help line, where it lives in
-// the struct and which values it accepts. Exactly one of str/i32/i64 is set.
+// the struct and which values it accepts. Exactly one of str/i32/i64/flag
+// is set.
 struct KeySpec {
   const char* name = nullptr;        // "code_length": file key, flag, env
   const char* group = nullptr;       // heading in --help
@@ -54,12 +57,14 @@ struct KeySpec {
   std::string Config::*str = nullptr;
   int Config::*i32 = nullptr;
   int64_t Config::*i64 = nullptr;
+  bool Config::*flag = nullptr;  // true or false
   int64_t min = 0;  // integers: inclusive range
   int64_t max = 0;
   StringCheck check = nullptr;  // strings: "" if fine, else what is wrong
   bool sensitive = false;       // never echoed in messages or --help
 
-  bool IsInteger() const { return str == nullptr; }
+  bool IsInteger() const { return str == nullptr && flag == nullptr; }
+  bool IsBool() const { return flag != nullptr; }
 };
 
 std::string CheckListen(const std::string& value) {
@@ -145,6 +150,25 @@ std::string CheckLogLevel(const std::string& value) {
   return "must be one of debug, info, warn, error";
 }
 
+// "1,44,358": country calling codes, 1 to 3 digits, not starting with 0.
+std::string CheckCountryCodes(const std::string& value) {
+  if (value.empty()) return "";
+  std::vector<std::string> codes;
+  Status s = ParseCountryCodes(value, &codes);
+  return s.ok() ? "" : s.message();
+}
+
+std::string CheckTrustedProxies(const std::string& value) {
+  TrustedProxies proxies;
+  Status s = TrustedProxies::Parse(value, &proxies);
+  return s.ok() ? "" : s.message();
+}
+
+std::string CheckApiKeys(const std::string& value) {
+  Status s = ApiKeys::CheckList(value);
+  return s.ok() ? "" : s.message();
+}
+
 std::string CheckMessageTemplate(const std::string& value) {
   return value.find("{code}") == std::string::npos ? "must contain {code}" : "";
 }
@@ -176,6 +200,12 @@ KeySpec Int64Key(const char* name, const char* group, const char* help, int64_t 
   return key;
 }
 
+KeySpec BoolKey(const char* name, const char* group, const char* help, bool Config::*field) {
+  KeySpec key = StringKey(name, group, help, nullptr);
+  key.flag = field;
+  return key;
+}
+
 KeySpec Sensitive(KeySpec key) {
   key.sensitive = true;
   return key;
@@ -190,7 +220,7 @@ KeySpec Legacy(KeySpec key, const char* env_name) {
 // in config.h; otpd.conf.example repeats them for people.
 const std::vector<KeySpec>& Keys() {
   static const char kNet[] = "Network", kStore[] = "Storage", kCodes[] = "Codes", kSms[] = "SMS",
-                    kLog[] = "Logging";
+                    kLog[] = "Logging", kAbuse[] = "Abuse limits", kAccess[] = "Access";
   static const auto* const keys = new std::vector<KeySpec>{
       StringKey("listen", kNet, "Address to bind: an IPv4 or IPv6 literal", &Config::listen,
                 CheckListen),
@@ -209,6 +239,9 @@ const std::vector<KeySpec>& Keys() {
       StringKey("base_path", kNet,
                 "Path prefix a reverse proxy serves otpd under, e.g. /otp (docs links)",
                 &Config::base_path, CheckBasePath),
+      StringKey("tls_cert", kNet, "PEM certificate chain; with tls_key, serve HTTPS only",
+                &Config::tls_cert),
+      StringKey("tls_key", kNet, "PEM private key of tls_cert", &Config::tls_key),
       StringKey("database", kStore, "SQLite database file", &Config::database, CheckNotEmpty),
       Sensitive(StringKey("secret", kStore,
                           "HMAC key for code hashes, 16+ characters; unset: use secret_file. "
@@ -221,6 +254,8 @@ const std::vector<KeySpec>& Keys() {
              &Config::busy_timeout_ms, 1, 60000),
       IntKey("purge_interval", kStore, "Seconds between sweeps of expired codes",
              &Config::purge_interval, 1, 86400),
+      IntKey("audit_retention_days", kStore, "Days the audit trail keeps send and verify events",
+             &Config::audit_retention_days, 1, 3650),
       IntKey("code_length", kCodes, "Digits per code", &Config::code_length, 4, 10),
       IntKey("expiry", kCodes, "Seconds a code stays valid", &Config::expiry, 10, 86400),
       IntKey("max_attempts", kCodes, "Wrong guesses allowed per code", &Config::max_attempts, 1,
@@ -229,6 +264,45 @@ const std::vector<KeySpec>& Keys() {
              &Config::expired_grace, 0, 604800),
       StringKey("expose_phone", kCodes, "Phone in /send-code answers: masked or full",
                 &Config::expose_phone, CheckExposePhone),
+      StringKey("allowed_country_codes", kAbuse,
+                "Country calling codes codes may be sent to, comma-separated (\"1,44\"); "
+                "unset: every country. Set this first",
+                &Config::allowed_country_codes, CheckCountryCodes),
+      IntKey("send_cooldown", kAbuse, "Seconds between two sends to one user (0: off)",
+             &Config::send_cooldown, 0, 86400),
+      IntKey("send_user_cap", kAbuse, "Sends per user per hour (0: off)", &Config::send_user_cap,
+             0, 1000000),
+      IntKey("send_phone_cap", kAbuse, "Sends per phone number per hour (0: off)",
+             &Config::send_phone_cap, 0, 1000000),
+      IntKey("send_ip_cap", kAbuse, "Sends per client IP per hour (0: off)",
+             &Config::send_ip_cap, 0, 1000000),
+      IntKey("sms_budget_per_hour", kAbuse, "Sends over all users per hour (0: off)",
+             &Config::sms_budget_per_hour, 0, 100000000),
+      IntKey("verify_failure_cap", kAbuse,
+             "Failed verifications per user across codes per window (0: off)",
+             &Config::verify_failure_cap, 0, 100),
+      IntKey("verify_failure_window", kAbuse, "Seconds of the verify_failure_cap window",
+             &Config::verify_failure_window, 60, 86400),
+      IntKey("ip_requests_per_minute", kAbuse,
+             "Requests per client IP per minute, any endpoint (0: off)",
+             &Config::ip_requests_per_minute, 0, 1000000),
+      IntKey("ip_burst", kAbuse, "Requests a client IP may make at once", &Config::ip_burst, 1,
+             1000000),
+      IntKey("ip_table_size", kAbuse, "Client IPs the request limit remembers at most",
+             &Config::ip_table_size, 16, 10000000),
+      StringKey("trusted_proxies", kAbuse,
+                "Proxies whose X-Forwarded-For is believed: IPs and CIDR blocks, comma-separated",
+                &Config::trusted_proxies, CheckTrustedProxies),
+      Sensitive(StringKey("api_keys", kAccess,
+                          "API keys, comma-separated; when set (or api_keys_file), every "
+                          "endpoint but /healthz needs Authorization: Bearer KEY",
+                          &Config::api_keys, CheckApiKeys)),
+      StringKey("api_keys_file", kAccess, "File with one API key per line, mode 0600",
+                &Config::api_keys_file),
+      BoolKey("conceal_unknown_users", kAbuse,
+              "Answer unknown users like known ones (200, a stable fake masked phone), "
+              "sending nothing",
+              &Config::conceal_unknown_users),
       StringKey("sms_backend", kSms, "How codes are sent: auto, console or twilio",
                 &Config::sms_backend,
                 CheckSmsBackend),
@@ -303,6 +377,7 @@ std::string EnvName(const KeySpec& key) {
 
 std::string ValueText(const KeySpec& key, const Config& config) {
   if (key.str != nullptr) return config.*key.str;
+  if (key.flag != nullptr) return config.*key.flag ? "true" : "false";
   if (key.i32 != nullptr) return std::to_string(config.*key.i32);
   return std::to_string(config.*key.i64);
 }
@@ -328,6 +403,7 @@ std::string RangeText(const KeySpec& key) {
 // "" if the key's current value in `config` is acceptable, else what is wrong.
 std::string CheckValue(const KeySpec& key, const Config& config) {
   if (key.str != nullptr) return key.check != nullptr ? key.check(config.*key.str) : "";
+  if (key.flag != nullptr) return "";
   const int64_t value = key.i32 != nullptr ? config.*key.i32 : config.*key.i64;
   return value < key.min || value > key.max ? RangeText(key) : "";
 }
@@ -337,6 +413,11 @@ std::string AssignValue(const KeySpec& key, const std::string& text, Config* con
   if (key.str != nullptr) {
     config->*key.str = text;
     return CheckValue(key, *config);
+  }
+  if (key.flag != nullptr) {
+    if (text != "true" && text != "false") return "must be true or false";
+    config->*key.flag = text == "true";
+    return "";
   }
   int64_t value = 0;
   const IntParse parsed = ParseInteger(text, &value);
@@ -355,7 +436,7 @@ std::string AssignValue(const KeySpec& key, const std::string& text, Config* con
 // "code_length = 11", "expose_phone = 'partial'", or just "secret".
 std::string KeyIs(const KeySpec& key, const std::string& value) {
   if (key.sensitive) return key.name;
-  return std::string(key.name) + " = " + (key.IsInteger() ? value : "'" + value + "'");
+  return std::string(key.name) + " = " + (key.str == nullptr ? value : "'" + value + "'");
 }
 
 // "" if the users table is acceptable, else one line naming the user.
@@ -785,12 +866,15 @@ Status AddFileKey(const std::string& path, const TomlEntry& entry, Settings* set
   const std::string prefix = "config file " + path + ": ";
   const KeySpec* key = FindKey(entry.key);
   if (key == nullptr) return Status::InvalidArgument(UnknownKeyError(prefix, entry));
-  const TomlType want = key->IsInteger() ? TomlType::kInteger : TomlType::kString;
+  const TomlType want = key->IsBool()      ? TomlType::kBoolean
+                        : key->IsInteger() ? TomlType::kInteger
+                                           : TomlType::kString;
   if (entry.type != want) {
     const std::string shown =
         entry.type == TomlType::kString ? "\"" + entry.value + "\"" : entry.value;
-    const std::string what = want == TomlType::kInteger ? "must be an integer, without quotes"
-                                                        : "must be a quoted string";
+    const std::string what = want == TomlType::kInteger   ? "must be an integer, without quotes"
+                             : want == TomlType::kBoolean ? "must be true or false, without quotes"
+                                                          : "must be a quoted string";
     const std::string key_is = key->sensitive ? entry.key : entry.key + " = " + shown;
     return Status::InvalidArgument(prefix + key_is + ": " + what + LineSuffix(entry.line));
   }
@@ -915,6 +999,8 @@ struct CommandLine {
   CLI::App* sms = nullptr;
   CLI::App* sms_test = nullptr;
   std::string sms_phone;
+  CLI::App* audit = nullptr;
+  std::string audit_user, audit_since;
 };
 
 std::string OptionHelp(const KeySpec& key) {
@@ -934,7 +1020,7 @@ void AddKeyOptions(CommandLine* cl) {
     if (dashed != key.name) names += std::string(",--") + key.name;
     CLI::Option* opt = cl->app.add_option(names, cl->values[i], OptionHelp(key));
     opt->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-    opt->type_name(key.IsInteger() ? "INT" : "TEXT")->group(key.group);
+    opt->type_name(key.IsBool() ? "BOOL" : key.IsInteger() ? "INT" : "TEXT")->group(key.group);
     const std::string default_text = ValueText(key, defaults);
     if (!key.sensitive && !default_text.empty() && default_text.size() < 30) {
       opt->default_str(default_text);
@@ -982,6 +1068,12 @@ void AddCommands(CommandLine* cl) {
   cl->sms_test->add_option("PHONE", cl->sms_phone, "Phone number, E.164: +15551234567")
       ->required();
   cl->sms_test->footer(kGlobal);
+  cl->audit = app.add_subcommand("audit", "Print the audit trail of sends and verifications");
+  cl->audit->add_option("--user", cl->audit_user, "Only this user ID (case-insensitive)");
+  cl->audit->add_option("--since", cl->audit_since,
+                        "From this UTC time (2026-11-24T01:02:03Z), date (2026-11-24) or "
+                        "age (30m, 12h, 7d); default 24h");
+  cl->audit->footer(kGlobal);
 }
 
 // Set up before any subcommand exists: subcommands copy the formatter and
@@ -1045,7 +1137,10 @@ Status RunCommandLine(CommandLine* cl, int argc, const char* const* argv, Invoca
 }
 
 Status ReadCommand(const CommandLine& cl, Invocation* inv) {
-  if (cl.check_config->parsed()) {
+  if (cl.audit->parsed()) {
+    inv->command = Command::kAudit;
+    inv->args = {cl.audit_user, cl.audit_since.empty() ? "24h" : cl.audit_since};
+  } else if (cl.check_config->parsed()) {
     inv->command = Command::kCheckConfig;
   } else if (cl.backup->parsed()) {
     inv->command = Command::kBackup;
@@ -1208,6 +1303,10 @@ Status ValidateConfig(const Config& config) {
     if (!what.empty()) {
       return Status::InvalidArgument(KeyIs(key, ValueText(key, config)) + ": " + what);
     }
+  }
+  if (config.tls_cert.empty() != config.tls_key.empty()) {
+    return Status::InvalidArgument(
+        "tls_cert and tls_key: set both to serve HTTPS, or neither for HTTP");
   }
   for (const std::string& error :
        {CheckUsers(config.users), CheckTemplates(config.templates),

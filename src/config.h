@@ -24,13 +24,15 @@ struct Config {
   // --- network -----------------------------------------------------------
   std::string listen = "127.0.0.1";  // address to bind (IPv4 or IPv6 literal)
   int port = 8000;                   // TCP port, 1..65535
-  int threads = 128;                 // HTTP worker threads, 1..4096
+  int threads = 1024;                // HTTP worker threads, 1..4096
   int64_t max_body_bytes = 16384;    // request body limit (413 above), 64..1048576
   int read_timeout = 5;              // seconds to wait for a request's bytes, 1..300
   int write_timeout = 5;             // seconds to wait while writing an answer, 1..300
   int keepalive_timeout = 5;         // seconds an idle keep-alive connection is kept, 0..300
   int keepalive_max = 100;           // requests per connection before it is closed, 1..100000
   std::string base_path;  // prefix a reverse proxy serves otpd under ("/otp"); docs links
+  std::string tls_cert;  // PEM certificate (chain); set with tls_key to serve HTTPS only
+  std::string tls_key;   // PEM private key of tls_cert
 
   // --- storage -----------------------------------------------------------
   std::string database = "/var/lib/otpd/otpd.db";  // SQLite file
@@ -38,6 +40,7 @@ struct Config {
   std::string secret_file;  // empty: "otpd.secret" beside the database
   int busy_timeout_ms = 5000;       // SQLite lock wait, 1..60000
   int purge_interval = 60;          // seconds between sweeps of expired codes, 1..86400
+  int audit_retention_days = 90;    // days the audit trail keeps events, 1..3650
 
   // --- codes -------------------------------------------------------------
   int code_length = 6;        // digits, 4..10
@@ -45,6 +48,35 @@ struct Config {
   int max_attempts = 3;       // wrong guesses per code, 1..100
   int expired_grace = 600;    // seconds an expired code answers 410, 0..604800
   std::string expose_phone = "masked";  // "masked" | "full"
+
+  // --- abuse limits --------------------------------------------------------
+  // Kept in the database: they survive restarts and hold across processes.
+  // Every refused send answers 429 rate_limited with Retry-After; no SMS.
+  std::string allowed_country_codes;  // "1,44": calling codes allowed; "" all
+  int send_cooldown = 30;         // seconds between two sends to a user, 0..86400
+  int send_user_cap = 5;          // sends per user per hour, 0 (off)..1000000
+  int send_phone_cap = 10;        // sends per phone number per hour, 0..1000000
+  int send_ip_cap = 30;           // sends per client IP per hour, 0..1000000
+  int sms_budget_per_hour = 1000; // sends over all users per hour, 0..100000000
+  int verify_failure_cap = 10;    // failed verifies per user per window, 0..100
+  int verify_failure_window = 3600;  // seconds of that window, 60..86400
+  // Per client IP (per /64 for IPv6), in memory, on every endpoint: a token
+  // bucket of ip_burst requests refilled at ip_requests_per_minute.
+  int ip_requests_per_minute = 300;  // 0 (off)..1000000
+  int ip_burst = 100;                // 1..1000000
+  int ip_table_size = 65536;         // client IPs remembered at most, 16..10000000
+  // Unknown users (and users without a phone) get the same 200 body as
+  // known ones, with a stable fake phone, about the same latency, and no
+  // SMS; the send limits apply to them too. Off: 404 as the old service.
+  bool conceal_unknown_users = false;
+  // Peers whose X-Forwarded-For names the client: "10.0.0.1, 192.168.0.0/16".
+  std::string trusted_proxies;
+
+  // --- access --------------------------------------------------------------
+  // When either is set, every endpoint but /healthz needs
+  // "Authorization: Bearer KEY" (401 otherwise). Keys: 16+ characters.
+  std::string api_keys;       // comma-separated keys (secret)
+  std::string api_keys_file;  // one key per line; must be mode 0600
 
   // --- SMS ---------------------------------------------------------------
   // "auto" | "console" | "twilio". auto: twilio when a Twilio credential
@@ -97,6 +129,7 @@ enum class Command {
   kCheckConfig,  // otpd check-config
   kBackup,       // otpd backup FILE
   kSmsTest,      // otpd sms test PHONE
+  kAudit,        // otpd audit [--user ID] [--since TIME]: args = {user, since}
   kExit,         // --help or --version was printed: exit with exit_code
 };
 

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "client_ip.h"
 #include "docs_pages.h"
 #include "log.h"
 #include "openapi.h"
@@ -132,6 +133,18 @@ void AddRetryAfter(HttpAnswer* a, int64_t seconds) {
 
 }  // namespace
 
+HttpAnswer RateLimited(const std::string& user_id, int64_t retry_after_s) {
+  Json detail = {{"success", false},
+                 {"message", "Too many requests. Try again in " +
+                                 std::to_string(retry_after_s) + " seconds"},
+                 {"user_id", user_id},
+                 {"error_type", "rate_limited"},
+                 {"retry_after", retry_after_s}};
+  HttpAnswer a = JsonAnswer(429, Json{{"detail", detail}});
+  AddRetryAfter(&a, retry_after_s);
+  return a;
+}
+
 HttpAnswer PlainError(int status, const std::string& detail) {
   return JsonAnswer(status, Json{{"detail", detail}});
 }
@@ -151,15 +164,27 @@ HttpAnswer StatusToAnswer(const Status& status, const std::string& user_id) {
   }
 }
 
-HttpApi::HttpApi(OtpService* service, Storage* storage, const HttpApiOptions& options)
+namespace {
+
+// The API-key setting the docs describe: configured keys, or the flag.
+HttpApiOptions WithKeysFlag(HttpApiOptions options) {
+  options.api_keys_enabled = options.api_keys_enabled || !options.api_keys.empty();
+  return options;
+}
+
+}  // namespace
+
+HttpApi::HttpApi(OtpService* service, Storage* storage, const HttpApiOptions& options,
+                 RateLimiter* limiter)
     : service_(service),
       storage_(storage),
-      options_(options),
-      openapi_json_(Dump(OpenApiDocument(options))),
-      docs_html_(RenderDocsPage(OpenApiDocument(options), DocsStyle::kInteractive,
-                                options.base_path, options.api_keys_enabled)),
-      redoc_html_(RenderDocsPage(OpenApiDocument(options), DocsStyle::kReference,
-                                 options.base_path, options.api_keys_enabled)) {}
+      options_(WithKeysFlag(options)),
+      limiter_(limiter),
+      openapi_json_(Dump(OpenApiDocument(WithKeysFlag(options)))),
+      docs_html_(RenderDocsPage(OpenApiDocument(WithKeysFlag(options)), DocsStyle::kInteractive,
+                                options.base_path, WithKeysFlag(options).api_keys_enabled)),
+      redoc_html_(RenderDocsPage(OpenApiDocument(WithKeysFlag(options)), DocsStyle::kReference,
+                                 options.base_path, WithKeysFlag(options).api_keys_enabled)) {}
 
 const std::vector<Route>& HttpApi::Routes() {
   static const std::vector<Route> routes = {
@@ -175,7 +200,35 @@ const std::vector<Route>& HttpApi::Routes() {
   return routes;
 }
 
+namespace {
+
+// What answers without an API key: liveness, and the documentation, which
+// holds no secret and whose /docs page has a field to enter the key.
+bool OpenWithoutKey(const std::string& path) {
+  return path == "/healthz" || path == "/docs" || path == "/redoc" || path == "/openapi.json";
+}
+
+}  // namespace
+
 HttpAnswer HttpApi::Handle(const HttpRequest& request) const {
+  int64_t retry_ms = 0;
+  if (limiter_ != nullptr && !limiter_->Allow(LimitKey(request.client_ip), &retry_ms)) {
+    return RateLimited("", (retry_ms + 999) / 1000);
+  }
+  const HttpApiOptions& options = options_.Get();
+  if (!options.api_keys.empty() && !OpenWithoutKey(request.path) &&
+      !options.api_keys.Allows(request.authorization)) {
+    Json detail = {{"success", false},
+                   {"message", "Missing or invalid API key"},
+                   {"error_type", "unauthorized"}};
+    HttpAnswer a = JsonAnswer(401, Json{{"detail", detail}});
+    a.headers.emplace_back("WWW-Authenticate", "Bearer");
+    return a;
+  }
+  return Dispatch(request);
+}
+
+HttpAnswer HttpApi::Dispatch(const HttpRequest& request) const {
   std::string allow;
   for (const Route& r : Routes()) {
     if (request.path != r.path) continue;
@@ -206,7 +259,7 @@ HttpAnswer HttpApi::SendCode(const HttpRequest& request) const {
   std::vector<std::string> v;
   if (!ParseBody(request.body, {{"user_id", kMaxUserIdBytes}}, &v, &answer)) return answer;
   SendResult r;
-  Status s = service_->SendCode(v[0], &r);
+  Status s = service_->SendCode(v[0], request.client_ip, &r);
   answer = SendAnswer(s, r);
   answer.user_id = r.user_id;
   return answer;
@@ -227,6 +280,8 @@ HttpAnswer HttpApi::SendAnswer(const Status& s, const SendResult& r) const {
       return DetailError(404, r.user_id, "user_not_found", "User not found");
     case SendOutcome::kPhoneNotFound:
       return DetailError(404, r.user_id, "phone_not_found", "Phone number not found for user");
+    case SendOutcome::kRateLimited:
+      return RateLimited(r.user_id, r.retry_after_s);
     case SendOutcome::kSmsFailed:
       return DetailError(500, r.user_id, "sms_failed", "Failed to send SMS",
                          r.receipt.provider_code == 0
@@ -244,7 +299,7 @@ HttpAnswer HttpApi::VerifyCode(const HttpRequest& request) const {
     return answer;
   }
   VerifyCodeResult r;
-  Status s = service_->VerifyCode(v[0], v[1], &r);
+  Status s = service_->VerifyCode(v[0], v[1], request.client_ip, &r);
   answer = VerifyAnswer(s, r);
   answer.user_id = r.user_id;
   return answer;
@@ -265,7 +320,8 @@ HttpAnswer HttpApi::VerifyAnswer(const Status& s, const VerifyCodeResult& r) {
                          "Invalid OTP. " + left + " attempts remaining",
                          ",\"attempts_remaining\":" + left);
     }
-    case VerifyOutcome::kLocked: {
+    case VerifyOutcome::kLocked:
+    case VerifyOutcome::kThrottled: {
       const std::string retry = std::to_string(r.retry_after_s);
       HttpAnswer a = DetailError(429, r.user_id, "too_many_attempts", "Too many failed attempts",
                                  ",\"retry_after\":" + retry);

@@ -16,8 +16,10 @@
 #include <utility>
 #include <vector>
 
+#include "api_keys.h"
 #include "live_value.h"
 #include "otp_service.h"
+#include "rate_limiter.h"
 #include "status.h"
 #include "storage.h"
 
@@ -27,7 +29,9 @@ struct HttpRequest {
   std::string method;     // "GET", "POST", ...
   std::string path;       // without the query string
   std::string body;
-  std::string client_ip;  // the socket peer
+  std::string client_ip;  // canonical; the socket peer or, behind a trusted
+                          // proxy, from X-Forwarded-For (client_ip.h)
+  std::string authorization = {};  // the Authorization header, "" when absent
 };
 
 struct HttpAnswer {
@@ -49,6 +53,9 @@ struct HttpApiOptions {
   // The path prefix a reverse proxy serves otpd under ("" or "/otp"): the
   // OpenAPI `servers` entry and the pages' links use it.
   std::string base_path;
+  // When not empty, every path but /healthz needs "Authorization: Bearer
+  // KEY" and answers 401 unauthorized (with WWW-Authenticate) otherwise.
+  ApiKeys api_keys;
 };
 
 struct Route {
@@ -58,8 +65,12 @@ struct Route {
 
 class HttpApi {
  public:
-  // `service` and `storage` must outlive the object.
-  HttpApi(OtpService* service, Storage* storage, const HttpApiOptions& options);
+  // `service`, `storage` and `limiter` must outlive the object. With a
+  // limiter, every request first takes a token for its client IP (per /64
+  // for IPv6) and answers 429 rate_limited when there is none; then the API
+  // key is checked (so guessing keys is rate limited too).
+  HttpApi(OtpService* service, Storage* storage, const HttpApiOptions& options,
+          RateLimiter* limiter = nullptr);
 
   // Routes and answers one request. Unknown paths answer 404, known paths
   // with another method 405 (with Allow). Never throws for any input.
@@ -80,12 +91,14 @@ class HttpApi {
   HttpAnswer Ready() const;
   HttpAnswer MetricsPage() const;
   HttpAnswer Page(const std::string& html) const;
+  HttpAnswer Dispatch(const HttpRequest& request) const;
 
   OtpService* const service_;
   Storage* const storage_;
   LiveValue<HttpApiOptions> options_;
-  // Rendered once, from the options at construction: base_path and
-  // api_keys_enabled take a restart to change.
+  RateLimiter* const limiter_;
+  // Rendered once, from the options at construction: base_path and the
+  // API-key setting take a restart to change.
   const std::string openapi_json_;
   const std::string docs_html_;
   const std::string redoc_html_;
@@ -93,6 +106,10 @@ class HttpApi {
 
 // {"detail": "<text>"}: the shape FastAPI used for 404, 405, 413 and the like.
 HttpAnswer PlainError(int status, const std::string& detail);
+
+// 429 rate_limited in the contract's detail shape, with the Retry-After
+// header and the retry_after field. `user_id` may be empty (per-IP limit).
+HttpAnswer RateLimited(const std::string& user_id, int64_t retry_after_s);
 
 // The single mapping of an internal failure (a non-OK Status from the
 // service) to an answer: Busy/Unavailable/IOError -> 503 with Retry-After,

@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
+#include <vector>
 
 #include "log.h"
 #include "metrics.h"
@@ -22,11 +23,19 @@ using httplib::Response;
 using Handled = httplib::Server::HandlerResponse;
 
 // cpp-httplib keeps its listening socket protected; we need it to set a
-// real backlog (the library's is 5).
-class ListeningServer : public httplib::Server {
- public:
-  int listening_fd() const { return svr_sock_; }
+// real backlog (the library's is 5). A pointer to the protected member,
+// taken inside a derived class, reads it from any Server or SSLServer.
+struct SocketPeek : httplib::Server {
+  static socket_t ListeningFd(const httplib::Server& server) {
+    return server.*(&SocketPeek::svr_sock_);
+  }
 };
+
+// A plain server, or an HTTPS one when a certificate is configured.
+std::unique_ptr<httplib::Server> MakeServer(const HttpServerOptions& options) {
+  if (options.tls_cert.empty()) return std::make_unique<httplib::Server>();
+  return std::make_unique<httplib::SSLServer>(options.tls_cert.c_str(), options.tls_key.c_str());
+}
 
 // What the access log needs about the request this worker is serving. A
 // connection stays on one worker thread, and the logger runs on it right
@@ -93,6 +102,16 @@ int64_t ContentLength(const Request& req) {
   return len;
 }
 
+// The client as client_ip.h defines it.
+std::string ClientOf(const Request& req, const TrustedProxies& trusted) {
+  std::vector<std::string> forwarded;
+  if (!trusted.empty()) {
+    const size_t n = req.get_header_value_count("X-Forwarded-For");
+    for (size_t i = 0; i < n; i++) forwarded.push_back(req.get_header_value("X-Forwarded-For", i));
+  }
+  return ClientIp(req.remote_addr, forwarded, trusted);
+}
+
 void ApplyAnswer(const HttpAnswer& a, Response* res) {
   res->status = a.status;
   for (const auto& h : a.headers) res->set_header(h.first.c_str(), h.second);
@@ -137,11 +156,16 @@ const char* ReasonText(int status) {
 
 class HttpServer::Impl {
  public:
-  Impl(const HttpServerOptions& options, const HttpApi* api) : options_(options), api_(api) {
+  Impl(const HttpServerOptions& options, const HttpApi* api)
+      : owned_(MakeServer(options)), server(*owned_), options_(options), api_(api) {
     Configure();
   }
 
-  ListeningServer server;
+ private:
+  std::unique_ptr<httplib::Server> owned_;
+
+ public:
+  httplib::Server& server;
 
   void RunLoop() {
     {
@@ -164,7 +188,7 @@ class HttpServer::Impl {
     std::unique_lock<std::mutex> lock(mu_);
     stop_requested_ = true;
     while (running_) {
-      if (server.is_running() && server.listening_fd() != INVALID_SOCKET) {
+      if (server.is_running() && SocketPeek::ListeningFd(server) != INVALID_SOCKET) {
         lock.unlock();
         server.stop();
         lock.lock();
@@ -177,6 +201,10 @@ class HttpServer::Impl {
 
   Status Bind(int* port) {
     const std::string where = options_.host + ":" + std::to_string(options_.port);
+    if (!server.is_valid()) {
+      return Status::InvalidArgument("cannot load the TLS certificate " + options_.tls_cert +
+                                     " or its key " + options_.tls_key);
+    }
     if (options_.port == 0) {
       *port = server.bind_to_any_port(options_.host);
       if (*port <= 0) return Status::IOError("cannot listen on " + options_.host + ": " + strerror(errno));
@@ -187,7 +215,7 @@ class HttpServer::Impl {
       *port = options_.port;
     }
     // The library listens with a backlog of 5; widen it on the same socket.
-    if (::listen(server.listening_fd(), options_.backlog) != 0) {
+    if (::listen(SocketPeek::ListeningFd(server), options_.backlog) != 0) {
       return Status::IOError("listen(" + where + "): " + strerror(errno));
     }
     return Status::OK();
@@ -256,7 +284,8 @@ Handled HttpServer::Impl::Guard(const Request& req, Response& res) const {
   res.set_header("X-Request-Id", t_request_id);
   const bool is_post = req.method == "POST";
   if (!is_post && req.method != "GET" && req.method != "HEAD") {
-    HttpRequest r{req.method, req.path, std::string(), req.remote_addr};
+    HttpRequest r{req.method, req.path, std::string(), ClientOf(req, options_.trusted_proxies),
+                  req.get_header_value("Authorization")};
     AnswerAndClose(api_->Handle(r), &res);
     return Handled::Handled;
   }
@@ -286,7 +315,8 @@ Handled HttpServer::Impl::Guard(const Request& req, Response& res) const {
 
 void HttpServer::Impl::Serve(const Request& req, Response& res,
                              const httplib::ContentReader* reader) const {
-  HttpRequest r{req.method, req.path, std::string(), req.remote_addr};
+  HttpRequest r{req.method, req.path, std::string(), ClientOf(req, options_.trusted_proxies),
+                req.get_header_value("Authorization")};
   if (reader != nullptr) {
     // Bounded even for chunked bodies, which the library does not limit.
     bool too_large = false;
@@ -328,8 +358,8 @@ void HttpServer::Impl::AccessLog(const Request& req, const Response& res) const 
       us < 0 ? "-" : std::to_string(us / 1000) + "." + std::to_string(us % 1000 / 100) + "ms";
   Log(LogLevel::kInfo, "request",
       {{"method", req.method}, {"path", req.path}, {"status", std::to_string(res.status)},
-       {"latency", latency}, {"client", req.remote_addr}, {"request_id", t_request_id},
-       {"user_id", t_user_id.empty() ? "-" : t_user_id}});
+       {"latency", latency}, {"client", ClientOf(req, options_.trusted_proxies)},
+       {"request_id", t_request_id}, {"user_id", t_user_id.empty() ? "-" : t_user_id}});
 }
 
 HttpServer::HttpServer(const HttpServerOptions& options, const HttpApi* api)

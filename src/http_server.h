@@ -1,5 +1,5 @@
-// HttpServer: serves an HttpApi over cpp-httplib 0.11.4 (Debian), configured
-// as ../shared/HTTPLIB.md measured it must be: TCP_NODELAY, a large worker
+// HttpServer: serves an HttpApi over cpp-httplib 0.11.4 (Debian), over
+// HTTPS when a certificate is given, configured as ../shared/HTTPLIB.md measured it must be: TCP_NODELAY, a large worker
 // pool, a real listen backlog, short read/write/keep-alive timeouts, JSON
 // error bodies, an exception handler, and a framing guard that refuses
 // unsafe requests before their body is read, closing the connection so an
@@ -19,6 +19,7 @@
 #include <memory>
 #include <string>
 
+#include "client_ip.h"
 #include "http_api.h"
 #include "status.h"
 
@@ -27,7 +28,7 @@ namespace otpd {
 struct HttpServerOptions {
   std::string host = "127.0.0.1";  // IPv4 or IPv6 literal
   int port = 8000;                 // 0: an ephemeral port (tests)
-  int threads = 128;               // worker threads; each connection holds one
+  int threads = 1024;              // worker threads; each connection holds one
   size_t max_body_bytes = 16384;   // larger bodies answer 413
   int read_timeout_s = 5;
   int write_timeout_s = 5;
@@ -35,6 +36,11 @@ struct HttpServerOptions {
   int keepalive_max = 100;         // requests per connection
   int backlog = 1024;              // listen(2) backlog (the library's is 5)
   int shutdown_deadline_ms = 5000; // Stop waits this long for in-flight requests
+  // PEM files: when tls_cert is set, the server speaks HTTPS only.
+  std::string tls_cert;
+  std::string tls_key;
+  // Peers whose X-Forwarded-For is believed (client_ip.h); empty: none.
+  TrustedProxies trusted_proxies;
 };
 
 class HttpServer {
@@ -45,7 +51,8 @@ class HttpServer {
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
-  // Binds and listens. IOError naming the address when it cannot.
+  // Binds and listens. IOError naming the address when it cannot;
+  // InvalidArgument when the TLS certificate or key cannot be loaded.
   Status Bind();
 
   // The bound port (useful with port 0). REQUIRES: Bind() succeeded.

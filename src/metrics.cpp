@@ -5,9 +5,9 @@
 namespace otpd {
 namespace {
 
-constexpr const char* kSendNames[] = {"sent", "user_not_found", "phone_not_found", "sms_failed",
+constexpr const char* kSendNames[] = {"sent", "user_not_found", "phone_not_found", "sms_failed", "rate_limited",
                                       "error"};
-constexpr const char* kVerifyNames[] = {"ok", "invalid", "expired", "not_found", "locked",
+constexpr const char* kVerifyNames[] = {"ok", "invalid", "expired", "not_found", "locked", "throttled",
                                         "error"};
 static_assert(sizeof kSendNames / sizeof *kSendNames == static_cast<size_t>(SendMetric::kCount));
 static_assert(sizeof kVerifyNames / sizeof *kVerifyNames ==

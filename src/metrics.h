@@ -24,10 +24,14 @@ namespace otpd {
 
 // Outcomes of POST /send-code (rate-limited sends count in
 // otpd_rate_limited_total instead, by limit).
-enum class SendMetric { kSent, kUserNotFound, kPhoneNotFound, kSmsFailed, kError, kCount };
+enum class SendMetric {
+  kSent, kUserNotFound, kPhoneNotFound, kSmsFailed, kRateLimited, kError, kCount
+};
 
 // Outcomes of POST /verify-code.
-enum class VerifyMetric { kOk, kInvalid, kExpired, kNotFound, kLocked, kError, kCount };
+enum class VerifyMetric {
+  kOk, kInvalid, kExpired, kNotFound, kLocked, kThrottled, kError, kCount
+};
 
 // A cumulative histogram of durations with fixed bucket bounds (seconds).
 class LatencyHistogram {

@@ -28,4 +28,25 @@ std::string NormalizeUserId(std::string_view user_id) {
   return out;
 }
 
+Status ParseCountryCodes(std::string_view text, std::vector<std::string>* codes) {
+  codes->clear();
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t comma = text.find(',', start);
+    if (comma == std::string_view::npos) comma = text.size();
+    std::string_view item = text.substr(start, comma - start);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    bool ok = !item.empty() && item.size() <= 3 && item[0] != '0';
+    for (char c : item) ok = ok && c >= '0' && c <= '9';
+    if (!ok) {
+      return Status::InvalidArgument("'" + std::string(item) +
+                                     "' is not a country calling code (1 to 3 digits, like 1 or 44)");
+    }
+    codes->emplace_back(item);
+    start = comma + 1;
+  }
+  return Status::OK();
+}
+
 }  // namespace otpd

@@ -4,6 +4,9 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "status.h"
 
 namespace otpd {
 
@@ -19,6 +22,11 @@ std::string MaskPhone(std::string_view phone);
 // is kept (so UTF-8 stays valid). SQLite's NOCASE collation folds the same
 // set, so the table and this function agree.
 std::string NormalizeUserId(std::string_view user_id);
+
+// Parses "1, 44,358" into {"1", "44", "358"}: country calling codes of 1
+// to 3 digits not starting with 0, separated by commas (spaces allowed).
+// InvalidArgument naming the bad entry; *codes is then unspecified.
+Status ParseCountryCodes(std::string_view text, std::vector<std::string>* codes);
 
 // The longest user ID accepted anywhere, in bytes.
 constexpr size_t kMaxUserIdBytes = 128;

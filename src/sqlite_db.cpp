@@ -59,6 +59,40 @@ ALTER TABLE users ADD COLUMN locale TEXT
   CHECK (locale IS NULL OR (length(locale) BETWEEN 1 AND 35
                             AND locale NOT GLOB '*[^A-Za-z0-9_-]*'));
 )sql",
+    // Send history and failed verifications, which the abuse limits count
+    // (Storage::ReserveSend, Storage::VerifyCode). Pruned by PurgeExpired.
+    R"sql(
+CREATE TABLE sends (
+  user_id TEXT NOT NULL COLLATE NOCASE,
+  phone TEXT NOT NULL,
+  client_ip TEXT NOT NULL,  -- '' when unknown
+  at INTEGER NOT NULL
+);
+CREATE INDEX sends_user_at ON sends (user_id, at);
+CREATE INDEX sends_phone_at ON sends (phone, at);
+CREATE INDEX sends_ip_at ON sends (client_ip, at);
+CREATE INDEX sends_at ON sends (at);
+
+CREATE TABLE verify_failures (
+  user_id TEXT NOT NULL COLLATE NOCASE,
+  at INTEGER NOT NULL
+);
+CREATE INDEX verify_failures_user_at ON verify_failures (user_id, at);
+CREATE INDEX verify_failures_at ON verify_failures (at);
+)sql",
+    // The audit trail (audit.h): no codes, masked phones only.
+    R"sql(
+CREATE TABLE audit (
+  at INTEGER NOT NULL,
+  user_id TEXT NOT NULL COLLATE NOCASE,
+  phone TEXT NOT NULL,  -- masked
+  client_ip TEXT NOT NULL,
+  event TEXT NOT NULL,
+  outcome TEXT NOT NULL
+);
+CREATE INDEX audit_user_at ON audit (user_id, at);
+CREATE INDEX audit_at ON audit (at);
+)sql",
 };
 
 constexpr int kSchemaVersion = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));

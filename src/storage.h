@@ -1,6 +1,9 @@
 // Storage: the code store. One row per user: the hash of the user's live
 // code, when it was issued, when it expires, and how many wrong guesses it
-// has taken.
+// has taken. Beside the codes, the history the abuse limits count: every
+// send reserved (user, phone, client IP, time) and every failed
+// verification (user, time). The limits live here, not in memory, so they
+// survive a restart and hold across processes sharing the store.
 //
 // Backends are suffix variants: storage_sqlite.cpp (default), later
 // storage_redis.cpp. Every method is thread-safe and atomic with respect to
@@ -34,17 +37,49 @@ enum class VerifyOutcome {
   kLocked,    // attempts already at the limit: nothing compared, nothing changed
   kExpired,   // past expires_at but within the grace period: nothing changed
   kNotFound,  // no code, or expired beyond the grace period (then removed)
+  kThrottled, // the user's failed verifications (across codes) reached
+              // max_failures within failure_window_ms: nothing compared
 };
 
 struct VerifyResult {
   VerifyOutcome outcome = VerifyOutcome::kNotFound;
   int attempts_remaining = 0;  // meaningful for kInvalid only
   int64_t expires_at_ms = 0;   // the code's expiry, for kInvalid/kLocked/kExpired
+  int64_t retry_after_ms = 0;  // kThrottled: until a failure leaves the window (> 0)
 };
 
 struct VerifyLimits {
   int max_attempts = 3;           // wrong guesses a code takes before kLocked
   int64_t expired_grace_ms = 0;   // how long an expired code answers kExpired
+  // Failed verifications per user across codes in a rolling window before
+  // kThrottled. 0 turns the check off.
+  int max_failures = 0;
+  int64_t failure_window_ms = 3600 * 1000;
+};
+
+// One send about to happen. client_ip may be empty (then no per-IP cap).
+struct SendRequest {
+  std::string user_id;  // normalized
+  std::string phone;    // E.164
+  std::string client_ip;
+};
+
+// Caps on sends in a rolling window; 0 turns one off.
+struct SendLimits {
+  int64_t cooldown_ms = 30 * 1000;  // least time between two sends to a user
+  int per_user = 5;                 // sends per user per window
+  int per_phone = 10;               // sends per phone number per window
+  int per_ip = 30;                  // sends per client IP per window
+  int global = 1000;                // sends over all users per window
+  int64_t window_ms = 3600 * 1000;
+};
+
+enum class SendLimit { kNone, kCooldown, kUser, kPhone, kIp, kGlobal };
+
+struct SendDecision {
+  bool allowed = false;
+  SendLimit limit = SendLimit::kNone;  // the limit that refused (when !allowed)
+  int64_t retry_after_ms = 0;          // when every limit hit has cleared (> 0)
 };
 
 class Storage {
@@ -63,16 +98,28 @@ class Storage {
   // grace -> row deleted, kNotFound; now >= expires_at -> kExpired; attempts
   // >= max_attempts -> kLocked; hash equal (constant time) -> row deleted,
   // kOk; else attempts + 1 -> kInvalid with max_attempts - attempts left.
-  // "now" is the storage's Clock. A non-OK Status means nothing changed.
-  // Answers that change nothing (kNotFound without a row, kExpired,
-  // kLocked) may come from a read without the write lock; every comparison
-  // and change is serialized, so the counter stays exact.
+  // Before all of that, when max_failures > 0 and the user has that many
+  // failures within failure_window_ms: kThrottled. A kInvalid records a
+  // failure in the same step; a kOk clears the user's failures (the cap
+  // counts consecutive failures, as NIST SP 800-63B does); a new code
+  // (PutCode) does not. "now" is the storage's Clock. A non-OK Status
+  // means nothing changed.
   virtual Status VerifyCode(const std::string& user_id, const std::string& code_hash,
                             const VerifyLimits& limits, VerifyResult* result) = 0;
 
-  // Deletes every code with expires_at + grace_ms <= now. Sets *purged to
-  // the number of rows removed.
-  virtual Status PurgeExpired(int64_t grace_ms, int64_t* purged) = 0;
+  // One atomic step: checks every limit in `limits` against the send
+  // history and, when none is reached, records the send (at the storage
+  // Clock's now) so it counts against every later request. Concurrent
+  // calls, in any process sharing the store, never exceed a cap. When a
+  // limit is reached nothing is recorded and *decision says which one and
+  // when to retry. A non-OK Status means nothing was recorded.
+  virtual Status ReserveSend(const SendRequest& request, const SendLimits& limits,
+                             SendDecision* decision) = 0;
+
+  // Deletes every code with expires_at + grace_ms <= now, and send and
+  // failure history older than history_ms. Sets *purged to the number of
+  // codes removed.
+  virtual Status PurgeExpired(int64_t grace_ms, int64_t history_ms, int64_t* purged) = 0;
 
   // OK when the store accepts writes right now (for /readyz).
   virtual Status CheckWritable() = 0;

@@ -225,6 +225,11 @@ class OtpdProcess {
 
 void WriteFile(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
 
+// For tests that send several codes to one user quickly: the send limits
+// are off (their own tests turn them on).
+const char kNoSendLimits[] =
+    "send_cooldown = 0\nsend_user_cap = 0\nsend_phone_cap = 0\nsend_ip_cap = 0\n";
+
 std::string Config(const TempDir& dir, const std::string& sms_log, const std::string& extra = "") {
   const std::string path = dir.File(sms_log + ".conf");
   WriteFile(path, "listen = \"127.0.0.1\"\nport = 0\ndatabase = \"" + dir.File("otpd.db") +
@@ -334,7 +339,7 @@ std::string ReadAll(int fd) {
 
 TEST_CASE("otpd binary: SIGTERM answers every request in flight, then exits 0") {
   TempDir dir;
-  OtpdProcess otpd(dir, "a", {"--config", Config(dir, "sms.log")});
+  OtpdProcess otpd(dir, "a", {"--config", Config(dir, "sms.log", kNoSendLimits)});
   const std::string body = R"({"user_id":"abc"})";
   const std::string head = "POST /send-code HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
                            "Content-Type: application/json\r\nContent-Length: " +
@@ -387,7 +392,7 @@ TEST_CASE("otpd binary: under journald no ts= field; SIGINT stops it with exit 0
 
 TEST_CASE("otpd binary: SIGHUP re-syncs [users] and applies live settings") {
   TempDir dir;
-  const std::string conf = Config(dir, "sms.log");
+  const std::string conf = Config(dir, "sms.log", kNoSendLimits);
   OtpdProcess otpd(dir, "a", {"--config", conf});
   auto cli = otpd.Client();
   auto res = cli.Post("/send-code", R"({"user_id":"abc"})", "application/json");
@@ -397,7 +402,7 @@ TEST_CASE("otpd binary: SIGHUP re-syncs [users] and applies live settings") {
 
   WriteFile(conf, "listen = \"127.0.0.1\"\nport = 0\ndatabase = \"" + dir.File("otpd.db") +
                       "\"\nsms_log_file = \"" + dir.File("sms.log") +
-                      "\"\nthreads = 64\nexpose_phone = \"full\"\n"
+                      "\"\nthreads = 64\nexpose_phone = \"full\"\n" + std::string(kNoSendLimits) +
                       "message_template = \"{app} says {code}\"\n"
                       "[users]\nabc = \"+11111111111\"\nnewbie = \"+13333333333\"\n");
   REQUIRE(kill(otpd.pid(), SIGHUP) == 0);
@@ -790,7 +795,7 @@ TEST_CASE("otpd binary: Twilio through the old service's environment names") {
   CHECK(r.out.find("bb-token") == std::string::npos);
 
   // sms_log_file is set, but auto picks Twilio: the code goes to the fake.
-  OtpdProcess otpd(dir, "a", {"serve", "--config", Config(dir, "sms.log")}, env);
+  OtpdProcess otpd(dir, "a", {"serve", "--config", Config(dir, "sms.log", kNoSendLimits)}, env);
   auto cli = otpd.Client();
   auto res = cli.Post("/send-code", R"({"user_id":"abc"})", "application/json");
   REQUIRE(res);
@@ -837,8 +842,8 @@ TEST_CASE("otpd binary: 64 concurrent wrong guesses consume exactly max_attempts
 
 TEST_CASE("otpd binary: two processes on one database file share codes and counters") {
   TempDir dir;
-  OtpdProcess a(dir, "a", {"--config", Config(dir, "a.sms")});
-  OtpdProcess b(dir, "b", {"--config", Config(dir, "b.sms")});
+  OtpdProcess a(dir, "a", {"--config", Config(dir, "a.sms", "send_cooldown = 0")});
+  OtpdProcess b(dir, "b", {"--config", Config(dir, "b.sms", "send_cooldown = 0")});
   REQUIRE(a.port() != b.port());
   auto ca = a.Client();
   auto cb = b.Client();
@@ -935,6 +940,137 @@ TEST_CASE("otpd binary: the secret file is created 0600 beside the database") {
   REQUIRE(stat(dir.File("otpd.secret").c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0600);
   CHECK(otpd.Terminate() == 0);
+}
+
+TEST_CASE("otpd binary: a resend answers 429 with Retry-After, across processes and restarts") {
+  TempDir dir;
+  const std::string config = Config(dir, "sms.log", "send_cooldown = 600");
+  {
+    OtpdProcess a(dir, "a", {"--config", config});
+    auto res = a.Client().Post("/send-code", R"({"user_id":"abc"})", "application/json");
+    REQUIRE(res);
+    CHECK(res->status == 200);
+    OtpdProcess b(dir, "b", {"--config", config});
+    res = b.Client().Post("/send-code", R"({"user_id":"abc"})", "application/json");
+    REQUIRE(res);
+    CHECK(res->status == 429);
+  }
+  const std::string texted = ReadFile(dir.File("sms.log"));
+  OtpdProcess c(dir, "c", {"--config", config});  // after both stopped
+  auto res = c.Client().Post("/send-code", R"({"user_id":"ABC"})", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 429);
+  const int retry = atoi(res->get_header_value("Retry-After").c_str());
+  CHECK(retry > 590);
+  CHECK(retry <= 600);
+  CHECK(res->body.find("\"error_type\":\"rate_limited\"") != std::string::npos);
+  CHECK(res->body.find("\"retry_after\":" + std::to_string(retry) + "}") != std::string::npos);
+  CHECK(ReadFile(dir.File("sms.log")) == texted);  // nothing more was sent
+}
+
+TEST_CASE("otpd binary: allowed_country_codes refuses other countries; a bad list stops the start") {
+  TempDir dir;
+  OtpdProcess otpd(dir, "a", {"--config", Config(dir, "sms.log", "allowed_country_codes = \"44\"")});
+  auto res = otpd.Client().Post("/send-code", R"({"user_id":"abc"})", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 429);
+  CHECK(res->get_header_value("Retry-After") == "3600");
+  CommandResult r = RunOtpd(dir, {"--config", Config(dir, "x", "allowed_country_codes = \"+1\"")});
+  CHECK(r.exit_code != 0);
+  CHECK(r.err.find("allowed_country_codes") != std::string::npos);
+}
+
+// Whether otpd's log shows `text` within two seconds (the access log line
+// is written after the answer has gone out).
+bool LogShows(const OtpdProcess& otpd, const std::string& text) {
+  for (int i = 0; i < 200; i++) {
+    if (ReadFile(otpd.log()).find(text) != std::string::npos) return true;
+    usleep(10000);
+  }
+  return false;
+}
+
+// GET /healthz from 127.0.0.1 claiming to forward for `xff` ("" for none).
+int HealthzVia(const OtpdProcess& otpd, const std::string& xff, std::string* retry_after) {
+  httplib::Headers headers;
+  if (!xff.empty()) headers.emplace("X-Forwarded-For", xff);
+  auto res = otpd.Client().Get("/healthz", headers);
+  REQUIRE(res);
+  if (retry_after != nullptr) *retry_after = res->get_header_value("Retry-After");
+  return res->status;
+}
+
+TEST_CASE("otpd binary: per-IP limit, X-Forwarded-For believed only from trusted_proxies") {
+  TempDir dir;
+  const std::string limits = "ip_requests_per_minute = 1\nip_burst = 2\n";
+  OtpdProcess trusting(dir, "t", {"--config", Config(dir, "t", limits +
+                                                     "trusted_proxies = \"127.0.0.1\"")});
+  std::string retry;
+  CHECK(HealthzVia(trusting, "6.6.6.6, 198.51.100.1", nullptr) == 200);
+  CHECK(HealthzVia(trusting, "198.51.100.1", nullptr) == 200);
+  CHECK(HealthzVia(trusting, "7.7.7.7,198.51.100.1", &retry) == 429);  // same client
+  CHECK(retry == "60");
+  CHECK(HealthzVia(trusting, "198.51.100.2", nullptr) == 200);  // another client
+  CHECK(LogShows(trusting, "client=198.51.100.2"));
+
+  OtpdProcess plain(dir, "p", {"--config", Config(dir, "p", limits)});
+  CHECK(HealthzVia(plain, "198.51.100.1", nullptr) == 200);
+  CHECK(HealthzVia(plain, "198.51.100.2", nullptr) == 200);
+  CHECK(HealthzVia(plain, "198.51.100.3", &retry) == 429);  // all count as 127.0.0.1
+  CHECK(retry == "60");
+  REQUIRE(LogShows(plain, "status=429"));
+  CHECK(ReadFile(plain.log()).find("client=198.51.100") == std::string::npos);
+}
+
+TEST_CASE("otpd binary: api_keys_file: 401 without the key, /healthz open, 0644 file refused") {
+  TempDir dir;
+  const std::string keys = dir.File("keys");
+  WriteFile(keys, "# keys\nsecret-key-0123456789\n");
+  REQUIRE(chmod(keys.c_str(), 0600) == 0);
+  OtpdProcess otpd(dir, "a", {"--config", Config(dir, "sms.log", "api_keys_file = \"" + keys + "\"")});
+  auto cli = otpd.Client();
+  auto res = cli.Post("/send-code", R"({"user_id":"abc"})", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 401);
+  CHECK(res->get_header_value("WWW-Authenticate") == "Bearer");
+  CHECK(res->body.find("\"error_type\":\"unauthorized\"") != std::string::npos);
+  res = cli.Get("/healthz");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  res = cli.Post("/send-code", {{"Authorization", "Bearer secret-key-0123456789"}},
+                 R"({"user_id":"abc"})", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+
+  REQUIRE(chmod(keys.c_str(), 0644) == 0);
+  CommandResult r = RunOtpd(dir, {"--config", Config(dir, "x", "api_keys_file = \"" + keys + "\"")});
+  CHECK(r.exit_code != 0);
+  CHECK(r.err.find("chmod 600") != std::string::npos);
+}
+
+TEST_CASE("otpd audit: prints the trail of the running server's sends and verifies") {
+  TempDir dir;
+  const std::string config = Config(dir, "sms.log");
+  {
+    OtpdProcess otpd(dir, "a", {"--config", config});
+    auto cli = otpd.Client();
+    REQUIRE(cli.Post("/send-code", R"({"user_id":"abc"})", "application/json"));
+    REQUIRE(cli.Post("/verify-code", VerifyJson("abc", "000000x"), "application/json"));
+    REQUIRE(cli.Post("/send-code", R"({"user_id":"john.doe"})", "application/json"));
+  }
+  CommandResult r = RunOtpd(dir, {"audit", "--user", "ABC", "--config", config});
+  CHECK(r.exit_code == 0);
+  std::istringstream lines(r.out);
+  std::vector<std::string> rows;
+  for (std::string line; std::getline(lines, line);) rows.push_back(line);
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0].find("\tabc\t+1*******111\t127.0.0.1\tsend\tsent") != std::string::npos);
+  CHECK(rows[1].find("\tabc\t-\t127.0.0.1\tverify\tinvalid_code") != std::string::npos);
+  r = RunOtpd(dir, {"audit", "--since", "2000-01-01", "--config", config});
+  CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 3);
+  r = RunOtpd(dir, {"audit", "--since", "soon", "--config", config});
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("--since 'soon'") != std::string::npos);
 }
 
 }  // namespace otpd

@@ -706,8 +706,35 @@ TEST_CASE("otpd.conf.example uncommented: every key, each at its default") {
     if (!key.empty()) in_file.insert(key);
   }
   const std::set<std::string> in_help = KeysInHelp();
-  CHECK(in_help.size() == 38);
+  CHECK(in_help.size() == 56);
   CHECK(in_file == in_help);
+}
+
+TEST_CASE("tls_cert and tls_key come together") {
+  CHECK(Parse({"--tls-cert", "c.pem", "--tls-key", "k.pem"}).status.ok());
+  Parsed p = Parse({"--tls-cert", "c.pem"});
+  CHECK(p.status.message().find("tls_cert and tls_key") != std::string::npos);
+  p = Parse({"--tls-key", "k.pem"});
+  CHECK(p.status.IsInvalidArgument());
+}
+
+TEST_CASE("A boolean key: true/false in the file, flag and environment; nothing else") {
+  CHECK_FALSE(Config().conceal_unknown_users);
+  Parsed p = ParseFile("conceal_unknown_users = true\n");
+  REQUIRE_MESSAGE(p.status.ok(), p.status.ToString());
+  CHECK(p.inv.config.conceal_unknown_users);
+  p = ParseFile("conceal_unknown_users = \"true\"\n");
+  CHECK(p.status.message().find("must be true or false, without quotes") != std::string::npos);
+  p = ParseFile("conceal_unknown_users = 1\n");
+  CHECK(p.status.IsInvalidArgument());
+  p = Parse({"--conceal-unknown-users", "true"});
+  REQUIRE_MESSAGE(p.status.ok(), p.status.ToString());
+  CHECK(p.inv.config.conceal_unknown_users);
+  p = Parse({"--conceal-unknown-users", "yes"});
+  CHECK(p.status.message().find("must be true or false") != std::string::npos);
+  p = Parse({}, {"OTPD_CONCEAL_UNKNOWN_USERS=true"});
+  REQUIRE_MESSAGE(p.status.ok(), p.status.ToString());
+  CHECK(p.inv.config.conceal_unknown_users);
 }
 
 }  // namespace

@@ -93,6 +93,101 @@ TEST_CASE("POST /verify-code 400 x3 counting down, then 429 with Retry-After") {
   CHECK(HeaderValue(a, "Retry-After") == "300");
 }
 
+TEST_CASE("POST /send-code 429 rate_limited with Retry-After and retry_after; no SMS") {
+  OtpStack s;
+  s.SendAndRead("abc");
+  s.clock.Advance(10500);
+  HttpAnswer a = s.Post("/send-code", R"({"user_id":"ABC"})");
+  CHECK(a.status == 429);
+  CHECK(a.body == R"({"detail":{"success":false,"message":"Too many requests. Try again in 20 )"
+                  R"(seconds","user_id":"abc","error_type":"rate_limited","retry_after":20}})");
+  CHECK(HeaderValue(a, "Retry-After") == "20");
+  CHECK(s.sms.count() == 1);
+}
+
+TEST_CASE("POST /send-code: the per-IP cap uses the request's client IP") {
+  OtpOptions options;
+  options.send_limits.per_ip = 1;
+  OtpStack s(options);
+  REQUIRE(s.users->Upsert("def", "+12222222222").ok());
+  HttpRequest request{"POST", "/send-code", R"({"user_id":"abc"})", "192.0.2.7"};
+  CHECK(s.api->Handle(request).status == 200);
+  request.body = R"({"user_id":"def"})";
+  CHECK(s.api->Handle(request).status == 429);
+  request.client_ip = "192.0.2.8";
+  CHECK(s.api->Handle(request).status == 200);
+}
+
+TEST_CASE("Per-IP limit: every endpoint takes a token; 429 rate_limited before any work") {
+  OtpStack s;
+  RateLimiter limiter(RateLimiterOptions{60, 2, 1024}, &s.clock);
+  HttpApi api(s.service.get(), s.storage.get(), HttpApiOptions(), &limiter);
+  HttpRequest health{"GET", "/healthz", "", "192.0.2.1"};
+  HttpRequest send{"POST", "/send-code", R"({"user_id":"abc"})", "192.0.2.1"};
+  CHECK(api.Handle(health).status == 200);
+  CHECK(api.Handle(send).status == 200);
+  HttpAnswer a = api.Handle(send);
+  CHECK(a.status == 429);
+  CHECK(a.body == R"({"detail":{"success":false,"message":"Too many requests. Try again in 1 )"
+                  R"(seconds","user_id":"","error_type":"rate_limited","retry_after":1}})");
+  CHECK(HeaderValue(a, "Retry-After") == "1");
+  CHECK(api.Handle(HttpRequest{"GET", "/nowhere", "", "192.0.2.1"}).status == 429);
+  CHECK(s.sms.count() == 1);
+  CHECK(api.Handle(HttpRequest{"GET", "/healthz", "", "192.0.2.2"}).status == 200);
+  s.clock.AdvanceSeconds(1);
+  CHECK(api.Handle(health).status == 200);
+}
+
+TEST_CASE("conceal_unknown_users: an unknown user gets a 200 shaped like a known user's") {
+  OtpOptions options;
+  options.conceal_unknown_users = true;
+  OtpStack s(options);
+  HttpAnswer known = s.Post("/send-code", R"({"user_id":"abc"})");
+  HttpAnswer unknown = s.Post("/send-code", R"({"user_id":"nobody"})");
+  CHECK(known.status == 200);
+  CHECK(unknown.status == 200);
+  const std::string shape = R"({"message":"OTP sent successfully via SMS","user_id":")";
+  CHECK(unknown.body.rfind(shape + "nobody\",\"phone\":\"+1*******", 0) == 0);
+  CHECK(unknown.body.size() == known.body.size() + std::string("nobody").size() - 3);
+  CHECK(unknown.headers == known.headers);
+  CHECK(s.sms.count() == 1);
+}
+
+TEST_CASE("API keys: 401 unauthorized with WWW-Authenticate, except /healthz") {
+  HttpApiOptions options;
+  REQUIRE(ApiKeys::Load("k1k1k1k1k1k1k1k1k1k1", "", &options.api_keys).ok());
+  OtpStack s(OtpOptions(), options);
+  HttpRequest send{"POST", "/send-code", R"({"user_id":"abc"})", "127.0.0.1"};
+  HttpAnswer a = s.api->Handle(send);
+  CHECK(a.status == 401);
+  CHECK(a.body == R"({"detail":{"success":false,"message":"Missing or invalid API key",)"
+                  R"("error_type":"unauthorized"}})");
+  CHECK(HeaderValue(a, "WWW-Authenticate") == "Bearer");
+  CHECK(s.sms.count() == 0);
+  send.authorization = "Bearer k1k1k1k1k1k1k1k1k1k2";
+  CHECK(s.api->Handle(send).status == 401);
+  send.authorization = "Bearer k1k1k1k1k1k1k1k1k1k1";
+  CHECK(s.api->Handle(send).status == 200);
+  CHECK(s.api->Handle(HttpRequest{"GET", "/healthz", "", "127.0.0.1"}).status == 200);
+  CHECK(s.api->Handle(HttpRequest{"GET", "/readyz", "", "127.0.0.1"}).status == 401);
+  CHECK(s.api->Handle(HttpRequest{"GET", "/nowhere", "", "127.0.0.1"}).status == 401);
+}
+
+TEST_CASE("POST /verify-code 429 too_many_attempts once the user's failure cap is reached") {
+  OtpOptions options;
+  options.max_failures = 2;
+  OtpStack s(options);
+  const std::string code = s.SendAndRead("abc");
+  CHECK(s.Post("/verify-code", VerifyJson("abc", WrongCode(code))).status == 400);
+  CHECK(s.Post("/verify-code", VerifyJson("abc", WrongCode(code))).status == 400);
+  s.clock.AdvanceSeconds(100);
+  HttpAnswer a = s.Post("/verify-code", VerifyJson("abc", code));
+  CHECK(a.status == 429);
+  CHECK(a.body == R"({"detail":{"success":false,"message":"Too many failed attempts",)"
+                  R"("user_id":"abc","error_type":"too_many_attempts","retry_after":3500}})");
+  CHECK(HeaderValue(a, "Retry-After") == "3500");
+}
+
 TEST_CASE("POST /verify-code 410 while an expired code is remembered, then 404") {
   HttpStack s;
   const std::string code = s.SendAndRead("abc");
@@ -257,6 +352,25 @@ TEST_CASE("Answers stay valid JSON for user IDs with quotes, backslashes and con
   body = nlohmann::json::parse(a.body, nullptr, false);
   REQUIRE_FALSE(body.is_discarded());
   CHECK(body["detail"]["user_id"] == id);
+}
+
+}  // namespace otpd
+
+namespace otpd {
+
+TEST_CASE("With API keys, the documentation stays open and the API does not") {
+  HttpApiOptions options;
+  REQUIRE(ApiKeys::Load("doc-test-key-0123456789", "", &options.api_keys).ok());
+  OtpStack s(OtpOptions(), options);
+  for (const char* open : {"/healthz", "/docs", "/redoc", "/openapi.json"}) {
+    CAPTURE(open);
+    CHECK(s.Get(open).status == 200);
+  }
+  CHECK(s.Get("/readyz").status == 401);
+  CHECK(s.Get("/metrics").status == 401);
+  CHECK(s.Post("/send-code", R"({"user_id":"abc"})").status == 401);
+  // The pages describe the bearer scheme and offer a key field.
+  CHECK(s.Get("/openapi.json").body.find("bearer") != std::string::npos);
 }
 
 }  // namespace otpd

@@ -8,8 +8,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <thread>
+#include <vector>
 
 #include "otp_stack.h"
 
@@ -282,6 +285,141 @@ TEST_CASE("Server: Stop returns true at once when nothing is in flight") {
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
                                                                   start).count();
   CHECK(ms < 1000);
+}
+
+namespace {
+
+// `n` loopback connections that each send a request's first line and then
+// one more header byte every `interval_ms`, never finishing: each holds a
+// server worker for as long as it trickles (slowloris).
+class Slowloris {
+ public:
+  Slowloris(int port, int n, int interval_ms) {
+    for (int i = 0; i < n; i++) {
+      int fd = ConnectLoopback(port);
+      const std::string start = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+      send(fd, start.data(), start.size(), MSG_NOSIGNAL);
+      fds_.push_back(fd);
+    }
+    thread_ = std::thread([this, interval_ms] {
+      while (!stop_.load()) {
+        for (int fd : fds_) {
+          if (send(fd, "a", 1, MSG_NOSIGNAL) != 1) broken_++;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(interval_ms));
+      }
+    });
+  }
+  ~Slowloris() {
+    stop_ = true;
+    thread_.join();
+    for (int fd : fds_) close(fd);
+  }
+  // Connections the server has closed on us so far.
+  int broken() const { return broken_.load(); }
+
+ private:
+  std::vector<int> fds_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> broken_{0};
+};
+
+// Milliseconds one GET /healthz on a fresh connection takes (-1: failed).
+int64_t TimedHealthz(int port) {
+  httplib::Client cli("127.0.0.1", port);
+  cli.set_connection_timeout(3);
+  cli.set_read_timeout(3);
+  const auto start = std::chrono::steady_clock::now();
+  auto res = cli.Get("/healthz");
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - start)
+                      .count();
+  return res && res->status == 200 ? ms : -1;
+}
+
+}  // namespace
+
+TEST_CASE("Server: 200 slowloris connections do not keep a normal client waiting") {
+  ServerFixture f;  // the default pool
+  Slowloris attack(f.server->port(), 200, 100);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // all are held by workers
+  int64_t worst = 0;
+  for (int i = 0; i < 5; i++) {
+    const int64_t ms = TimedHealthz(f.server->port());
+    CHECK(ms >= 0);
+    worst = std::max(worst, ms < 0 ? int64_t{999999} : ms);
+  }
+  MESSAGE("slowloris x200: slowest of 5 normal requests took ", worst, " ms");
+  CHECK(worst < 1000);
+  CHECK(attack.broken() == 0);  // the attack really was holding its connections
+}
+
+TEST_CASE("Server: idle connections are dropped after the keep-alive timeout") {
+  HttpServerOptions o;
+  o.keepalive_timeout_s = 1;
+  ServerFixture f(o);
+  bool closed = false;
+  const auto start = std::chrono::steady_clock::now();
+  RawExchange(f.server->port(), "", &closed, 4000);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - start)
+                      .count();
+  CHECK(closed);
+  CHECK(ms < 3000);
+}
+
+TEST_CASE("Server: a request line or header line over 8 KiB is refused, not served") {
+  ServerFixture f;
+  bool closed = false;
+  std::string got = RawExchange(
+      f.server->port(), "GET /" + std::string(9000, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n", &closed);
+  CHECK(got.rfind("HTTP/1.1 200", 0) != 0);
+  CHECK(got.find("HTTP/1.1 4") != std::string::npos);
+  got = RawExchange(f.server->port(),
+                    "GET /healthz HTTP/1.1\r\nX-Big: " + std::string(9000, 'a') + "\r\n\r\n",
+                    &closed);
+  CHECK(got.rfind("HTTP/1.1 200", 0) != 0);
+  CHECK(TimedHealthz(f.server->port()) >= 0);  // and the server is still fine
+}
+
+TEST_CASE("Server: HTTPS with tls_cert and tls_key; plain HTTP is not served on it") {
+  TempDir dir;
+  const std::string cert = dir.File("cert.pem"), key = dir.File("key.pem");
+  const std::string cmd = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
+                          " -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 -days 1"
+                          " -keyout " + key + " -out " + cert + " >/dev/null 2>&1";
+  REQUIRE(system(cmd.c_str()) == 0);
+  HttpServerOptions o;
+  o.tls_cert = cert;
+  o.tls_key = key;
+  ServerFixture f(o);
+  httplib::SSLClient tls("127.0.0.1", f.server->port());
+  tls.set_ca_cert_path(cert.c_str());
+  tls.enable_server_certificate_verification(true);
+  tls.set_connection_timeout(3);
+  auto res = tls.Post("/send-code", R"({"user_id":"abc"})", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(f.stack.sms.count() == 1);
+  httplib::Client plain("127.0.0.1", f.server->port());
+  plain.set_read_timeout(2);
+  auto res2 = plain.Get("/healthz");
+  CHECK((!res2 || res2->status != 200));
+}
+
+TEST_CASE("Server: Bind fails clearly when the TLS files cannot be loaded") {
+  TempDir dir;
+  HttpServerOptions o;
+  o.host = "127.0.0.1";
+  o.port = 0;
+  o.tls_cert = dir.File("missing-cert.pem");
+  o.tls_key = dir.File("missing-key.pem");
+  OtpStack stack;
+  HttpServer server(o, stack.api.get());
+  Status s = server.Bind();
+  CHECK(s.IsInvalidArgument());
+  CHECK(s.message().find("missing-cert.pem") != std::string::npos);
 }
 
 }  // namespace otpd

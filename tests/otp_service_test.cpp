@@ -3,20 +3,24 @@
 #include <doctest/doctest.h>
 #include <sqlite3.h>
 
+#include <chrono>
+#include <thread>
+
 #include "otp_stack.h"
+#include "phone.h"
 
 namespace otpd {
 namespace {
 
 SendResult Send(OtpStack& s, const std::string& user) {
   SendResult r;
-  REQUIRE(s.service->SendCode(user, &r).ok());
+  REQUIRE(s.service->SendCode(user, "127.0.0.1", &r).ok());
   return r;
 }
 
 VerifyCodeResult Verify(OtpStack& s, const std::string& user, const std::string& code) {
   VerifyCodeResult r;
-  REQUIRE(s.service->VerifyCode(user, code, &r).ok());
+  REQUIRE(s.service->VerifyCode(user, code, "127.0.0.1", &r).ok());
   return r;
 }
 
@@ -71,7 +75,8 @@ TEST_CASE("A new send replaces the earlier code and its attempt counter") {
   Send(s, "abc");
   const std::string first = s.sms.LastCode();
   CHECK(Verify(s, "abc", WrongCode(first)).store.attempts_remaining == 2);
-  Send(s, "abc");
+  s.clock.AdvanceSeconds(30);
+  CHECK(Send(s, "abc").outcome == SendOutcome::kSent);
   const std::string second = s.sms.LastCode();
   if (first != second) {
     VerifyCodeResult old = Verify(s, "abc", first);
@@ -126,11 +131,13 @@ TEST_CASE("An SMS failure leaves no code active, not even the earlier one") {
   Send(s, "abc");
   const std::string earlier = s.sms.LastCode();
   s.failing.FailWith(21211);
+  s.clock.AdvanceSeconds(30);  // past the resend cooldown
   SendResult r = Send(s, "abc");
   CHECK(r.outcome == SendOutcome::kSmsFailed);
   CHECK(r.receipt.provider_code == 21211);
   CHECK(Verify(s, "abc", earlier).store.outcome == VerifyOutcome::kNotFound);
   s.failing.Heal();
+  s.clock.AdvanceSeconds(30);
   CHECK(Send(s, "abc").outcome == SendOutcome::kSent);
   CHECK(Verify(s, "abc", s.sms.LastCode()).store.outcome == VerifyOutcome::kOk);
 }
@@ -167,6 +174,204 @@ TEST_CASE("PurgeExpired removes codes past expiry plus grace only") {
   REQUIRE(s.service->PurgeExpired(&purged).ok());
   CHECK(purged == 1);
   CHECK(Verify(s, "def", "000000").store.outcome == VerifyOutcome::kExpired);
+}
+
+// ---------------------------------------------------------------------------
+// Abuse limits
+
+TEST_CASE("A send refused by a limit stores nothing and texts nothing") {
+  OtpStack s;
+  Send(s, "abc");
+  const std::string first = s.sms.LastCode();
+  s.clock.AdvanceSeconds(10);
+  SendResult r = Send(s, "abc");
+  CHECK(r.outcome == SendOutcome::kRateLimited);
+  CHECK(r.limit == SendLimit::kCooldown);
+  CHECK(r.retry_after_s == 20);
+  CHECK(s.sms.count() == 1);
+  CHECK(Verify(s, "abc", first).store.outcome == VerifyOutcome::kOk);  // not replaced
+}
+
+TEST_CASE("The hourly cap counts failed SMS too, and retry_after rounds up") {
+  OtpOptions options;
+  options.send_limits.cooldown_ms = 0;
+  options.send_limits.per_user = 2;
+  OtpStack s(options);
+  s.failing.FailWith(30003);
+  CHECK(Send(s, "abc").outcome == SendOutcome::kSmsFailed);
+  s.failing.Heal();
+  s.clock.Advance(1500);
+  CHECK(Send(s, "abc").outcome == SendOutcome::kSent);
+  SendResult r = Send(s, "abc");
+  CHECK(r.outcome == SendOutcome::kRateLimited);
+  CHECK(r.limit == SendLimit::kUser);
+  CHECK(r.retry_after_s == 3599);  // 3598.5 s until the failed send is an hour old
+}
+
+TEST_CASE("allowed_country_codes: other countries are refused without a send") {
+  OtpOptions options;
+  options.allowed_country_codes = {"44", "33"};
+  OtpStack s(options);
+  REQUIRE(s.users->Upsert("uk", "+447700900123").ok());
+  REQUIRE(s.users->Upsert("tricky", "+14433333333").ok());  // +1, not +44
+  SendResult r = Send(s, "abc");
+  CHECK(r.outcome == SendOutcome::kRateLimited);
+  CHECK(r.retry_after_s == 3600);
+  CHECK(Send(s, "tricky").outcome == SendOutcome::kRateLimited);
+  CHECK(s.sms.count() == 0);
+  CHECK(Send(s, "uk").outcome == SendOutcome::kSent);
+  CHECK(s.sms.count() == 1);
+  CHECK(s.service->CountryAllowed("+33612345678"));
+  CHECK_FALSE(s.service->CountryAllowed("+4"));
+}
+
+TEST_CASE("Failed verifications across resends throttle the user; retry_after in seconds") {
+  OtpOptions options;
+  options.max_failures = 4;
+  options.send_limits.cooldown_ms = 0;
+  OtpStack s(options);
+  for (int i = 0; i < 2; i++) {
+    const std::string code = (Send(s, "abc"), s.sms.LastCode());
+    CHECK(Verify(s, "abc", WrongCode(code)).store.outcome == VerifyOutcome::kInvalid);
+    CHECK(Verify(s, "abc", WrongCode(code)).store.outcome == VerifyOutcome::kInvalid);
+  }
+  s.clock.Advance(500);
+  Send(s, "abc");  // a resend does not reset the count
+  VerifyCodeResult r = Verify(s, "abc", s.sms.LastCode());
+  CHECK(r.store.outcome == VerifyOutcome::kThrottled);
+  CHECK(r.retry_after_s == 3600);  // 3599.5 s, rounded up
+  s.clock.Advance(3599499);
+  Send(s, "abc");
+  CHECK(Verify(s, "abc", s.sms.LastCode()).store.outcome == VerifyOutcome::kThrottled);
+  s.clock.Advance(1);  // the first failure leaves the window
+  CHECK(Verify(s, "abc", s.sms.LastCode()).store.outcome == VerifyOutcome::kOk);
+}
+
+TEST_CASE("PurgeExpired keeps history for the longest window") {
+  OtpOptions options;
+  options.send_limits.per_user = 1;
+  OtpStack s(options);
+  Send(s, "abc");
+  s.clock.AdvanceSeconds(3599);
+  int64_t purged = 0;
+  REQUIRE(s.service->PurgeExpired(&purged).ok());
+  CHECK(Send(s, "abc").outcome == SendOutcome::kRateLimited);  // still counted
+  s.clock.AdvanceSeconds(1);
+  REQUIRE(s.service->PurgeExpired(&purged).ok());
+  CHECK(Send(s, "abc").outcome == SendOutcome::kSent);
+}
+
+TEST_CASE("conceal_unknown_users: unknown users look sent, with a stable fake phone") {
+  OtpOptions options;
+  options.conceal_unknown_users = true;
+  OtpStack s(options);
+  RawSql(s.dir.File("otpd.db"), "INSERT INTO users(user_id, phone) VALUES ('nophone', NULL)");
+  SendResult r = Send(s, "Nobody");
+  CHECK(r.outcome == SendOutcome::kSent);
+  CHECK(r.concealed);
+  CHECK(r.user_id == "nobody");
+  CHECK(IsE164(r.phone));
+  CHECK(r.phone.size() == std::string("+11111111111").size());
+  CHECK(s.sms.count() == 0);
+  // Verify answers as for a known user with a code: 400, counting down.
+  VerifyCodeResult v = Verify(s, "nobody", "123456");
+  CHECK(v.store.outcome == VerifyOutcome::kInvalid);
+  CHECK(v.store.attempts_remaining == 2);
+  // The limits apply, then the same phone comes back.
+  CHECK(Send(s, "nobody").outcome == SendOutcome::kRateLimited);
+  s.clock.AdvanceSeconds(30);
+  CHECK(Send(s, "nobody").phone == r.phone);
+  CHECK(Send(s, "other").phone != r.phone);
+  SendResult np = Send(s, "nophone");
+  CHECK(np.outcome == SendOutcome::kSent);
+  CHECK(np.concealed);
+  CHECK(s.sms.count() == 0);
+  // Known users are unaffected.
+  SendResult known = Send(s, "abc");
+  CHECK(known.outcome == SendOutcome::kSent);
+  CHECK_FALSE(known.concealed);
+  CHECK(s.sms.count() == 1);
+}
+
+TEST_CASE("conceal_unknown_users: the fake phone is in the first allowed country") {
+  OtpOptions options;
+  options.conceal_unknown_users = true;
+  options.allowed_country_codes = {"44"};
+  OtpStack s(options);
+  SendResult r = Send(s, "nobody");
+  CHECK(r.outcome == SendOutcome::kSent);
+  CHECK(r.phone.rfind("+44", 0) == 0);
+}
+
+namespace {
+
+// An SMS provider that takes 40 ms per message.
+class SlowSmsSender : public SmsSender {
+ public:
+  Status Send(const std::string&, const std::string&, SmsReceipt*) override {
+    std::this_thread::sleep_for(std::chrono::milliseconds(40));
+    return Status::OK();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("conceal_unknown_users: a concealed send takes about as long as a real one") {
+  OtpOptions options;
+  options.conceal_unknown_users = true;
+  OtpStack s(options);
+  SlowSmsSender slow;
+  OtpService service(options, s.storage.get(), s.users.get(), &slow, &s.clock, &s.random,
+                     &s.hasher);
+  SendResult r;
+  const auto elapsed_ms = [&service, &r](const std::string& user) {
+    const auto start = std::chrono::steady_clock::now();
+    REQUIRE(service.SendCode(user, "", &r).ok());
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now() - start)
+        .count();
+  };
+  CHECK(elapsed_ms("nobody") < 30);  // nothing measured yet: no wait
+  s.clock.AdvanceSeconds(30);
+  CHECK(elapsed_ms("abc") >= 40);
+  CHECK_FALSE(r.concealed);
+  const int64_t concealed = elapsed_ms("nobody");
+  CHECK(r.concealed);
+  CHECK(concealed >= 35);
+  CHECK(concealed < 1000);
+}
+
+TEST_CASE("Every send and verify outcome is audited, with a masked phone and no code") {
+  OtpStack s;
+  Send(s, "ABC");
+  const std::string code = s.sms.LastCode();
+  Verify(s, "abc", WrongCode(code));
+  Verify(s, "abc", code);
+  Send(s, "abc");  // within the cooldown
+  Send(s, "nobody");
+  std::vector<AuditEvent> events;
+  REQUIRE(s.audit->Query(AuditQuery{"", 0, 100}, &events).ok());
+  REQUIRE(events.size() == 5);
+  const char* const expected[][2] = {{"send", "sent"},
+                                     {"verify", "invalid_code"},
+                                     {"verify", "ok"},
+                                     {"send", "rate_limited:cooldown"},
+                                     {"send", "user_not_found"}};
+  for (size_t i = 0; i < events.size(); i++) {
+    INFO(i);
+    CHECK(events[i].event == expected[i][0]);
+    CHECK(events[i].outcome == expected[i][1]);
+    CHECK(events[i].client_ip == "127.0.0.1");
+    CHECK(events[i].at_ms == s.clock.NowMillis());
+  }
+  CHECK(events[0].user_id == "abc");
+  CHECK(events[0].masked_phone == "+1*******111");
+  CHECK(events[1].masked_phone == "");
+  CHECK(events[4].masked_phone == "");
+  // The code appears nowhere in the trail.
+  std::string raw;
+  for (const AuditEvent& e : events) raw += e.user_id + e.masked_phone + e.outcome;
+  CHECK(raw.find(code) == std::string::npos);
 }
 
 }  // namespace otpd

@@ -19,9 +19,10 @@ OtpStack::OtpStack(const OtpOptions& options, const HttpApiOptions& api_options,
   Check(OpenSqliteDb(db_options, &db));
   Check(NewSqliteStorage(db, &clock, &storage));
   Check(NewSqliteUserDirectory(db, &users));
+  Check(NewSqliteAuditLog(db, &clock, &audit));
   Check(users->Upsert("abc", "+11111111111"));
   service.reset(new OtpService(options, storage.get(), users.get(), &failing, &clock, &random,
-                               &hasher));
+                               &hasher, audit.get()));
   api.reset(new HttpApi(service.get(), storage.get(), api_options));
   if (transport == Transport::kHttp) {
     HttpServerOptions server_options;

@@ -9,6 +9,7 @@
 #include <string>
 #include <thread>
 
+#include "audit.h"
 #include "code_hash.h"
 #include "http_api.h"
 #include "http_server.h"
@@ -38,8 +39,11 @@ class FailingStorage : public Storage {
                     VerifyResult* r) override {
     return fail.ok() ? target_->VerifyCode(u, h, l, r) : fail;
   }
-  Status PurgeExpired(int64_t g, int64_t* n) override {
-    return fail.ok() ? target_->PurgeExpired(g, n) : fail;
+  Status ReserveSend(const SendRequest& q, const SendLimits& l, SendDecision* d) override {
+    return fail.ok() ? target_->ReserveSend(q, l, d) : fail;
+  }
+  Status PurgeExpired(int64_t g, int64_t h, int64_t* n) override {
+    return fail.ok() ? target_->PurgeExpired(g, h, n) : fail;
   }
   Status CheckWritable() override { return fail.ok() ? target_->CheckWritable() : fail; }
 
@@ -74,6 +78,7 @@ struct OtpStack {
   std::shared_ptr<SqliteDb> db;
   std::unique_ptr<Storage> storage;
   std::unique_ptr<UserDirectory> users;
+  std::unique_ptr<AuditLog> audit;
   std::unique_ptr<OtpService> service;
   std::unique_ptr<HttpApi> api;
   std::unique_ptr<HttpServer> server;  // kHttp only

@@ -35,4 +35,14 @@ TEST_CASE("NormalizeUserId lowers ASCII letters only") {
   CHECK(NormalizeUserId("") == "");
 }
 
+TEST_CASE("ParseCountryCodes: 1 to 3 digits, comma-separated, spaces allowed") {
+  std::vector<std::string> codes;
+  REQUIRE(ParseCountryCodes("1, 44,358 ", &codes).ok());
+  CHECK(codes == std::vector<std::string>{"1", "44", "358"});
+  for (const char* bad : {"", "1,", ",1", "044", "1234", "+1", "1;44", "4 4", "x"}) {
+    INFO(bad);
+    CHECK(ParseCountryCodes(bad, &codes).IsInvalidArgument());
+  }
+}
+
 }  // namespace otpd

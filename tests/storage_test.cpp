@@ -103,7 +103,7 @@ VerifyOutcome VerifyOutcomeOf(Storage* storage, const std::string& user_id,
 
 int64_t Purge(Storage* storage, int64_t grace_ms) {
   int64_t purged = -1;
-  Status s = storage->PurgeExpired(grace_ms, &purged);
+  Status s = storage->PurgeExpired(grace_ms, 3600 * 1000, &purged);
   REQUIRE_MESSAGE(s.ok(), s.ToString());
   return purged;
 }
@@ -267,6 +267,219 @@ TEST_CASE("Storage: CountActiveCodes counts unexpired codes only") {
 }
 
 // ---------------------------------------------------------------------------
+// The contract: send limits and the per-user failure cap
+
+constexpr int64_t kHourMs = 3600 * 1000;
+
+// Only the limit under test is on.
+SendLimits OnlyLimit(SendLimit which, int cap) {
+  SendLimits l;
+  l.cooldown_ms = which == SendLimit::kCooldown ? cap : 0;
+  l.per_user = which == SendLimit::kUser ? cap : 0;
+  l.per_phone = which == SendLimit::kPhone ? cap : 0;
+  l.per_ip = which == SendLimit::kIp ? cap : 0;
+  l.global = which == SendLimit::kGlobal ? cap : 0;
+  l.window_ms = kHourMs;
+  return l;
+}
+
+SendDecision Reserve(Storage* storage, const SendRequest& request, const SendLimits& limits) {
+  SendDecision d;
+  d.allowed = !d.allowed;  // so a call that sets nothing shows
+  d.retry_after_ms = -1;
+  Status s = storage->ReserveSend(request, limits, &d);
+  REQUIRE_MESSAGE(s.ok(), s.ToString());
+  return d;
+}
+
+TEST_CASE("Storage: the resend cooldown refuses until it has passed, then allows") {
+  ForEachBackend([](Storage* storage, FakeClock* clock) {
+    const SendLimits limits = OnlyLimit(SendLimit::kCooldown, 30000);
+    const SendRequest abc{"abc", "+11111111111", "10.0.0.1"};
+    CHECK(Reserve(storage, abc, limits).allowed);
+    clock->Advance(10000);
+    SendDecision d = Reserve(storage, abc, limits);
+    CHECK_FALSE(d.allowed);
+    CHECK(d.limit == SendLimit::kCooldown);
+    CHECK(d.retry_after_ms == 20000);
+    // Another user is not held back; the same user in other case is.
+    CHECK(Reserve(storage, {"def", "+12222222222", "10.0.0.1"}, limits).allowed);
+    CHECK_FALSE(Reserve(storage, {"ABC", "+11111111111", "10.0.0.1"}, limits).allowed);
+    clock->Advance(19999);
+    CHECK_FALSE(Reserve(storage, abc, limits).allowed);
+    clock->Advance(1);
+    CHECK(Reserve(storage, abc, limits).allowed);
+  });
+}
+
+// `cap` sends pass, the next is refused by `which` until the first send
+// leaves the rolling hour; `vary` makes the requests differ in everything
+// but the key under test.
+void CheckCapInRollingHour(Storage* storage, FakeClock* clock, SendLimit which,
+                           SendRequest (*vary)(int i)) {
+  const int cap = 3;
+  const SendLimits limits = OnlyLimit(which, cap);
+  for (int i = 0; i < cap; i++) {
+    CHECK(Reserve(storage, vary(i), limits).allowed);
+    clock->Advance(60000);  // sends at 0, 1 and 2 minutes
+  }
+  SendDecision d = Reserve(storage, vary(cap), limits);
+  CHECK_FALSE(d.allowed);
+  CHECK(d.limit == which);
+  CHECK(d.retry_after_ms == kHourMs - 3 * 60000);  // until the send at 0 is an hour old
+  clock->Advance(d.retry_after_ms - 1);
+  CHECK_FALSE(Reserve(storage, vary(cap + 1), limits).allowed);
+  clock->Advance(1);
+  CHECK(Reserve(storage, vary(cap + 2), limits).allowed);
+  CHECK_FALSE(Reserve(storage, vary(cap + 3), limits).allowed);  // 1 and 2 min + now
+}
+
+TEST_CASE("Storage: per-user, per-phone, per-IP and global caps over a rolling hour") {
+  ForEachBackend([](Storage* storage, FakeClock* clock) {
+    SUBCASE("per user") {
+      CheckCapInRollingHour(storage, clock, SendLimit::kUser, [](int i) {
+        return SendRequest{i % 2 ? "abc" : "ABC", "+1555000000" + std::to_string(i),
+                           "10.0.0." + std::to_string(i)};
+      });
+    }
+    SUBCASE("per phone") {
+      CheckCapInRollingHour(storage, clock, SendLimit::kPhone, [](int i) {
+        return SendRequest{"user" + std::to_string(i), "+15550000000",
+                           "10.0.0." + std::to_string(i)};
+      });
+    }
+    SUBCASE("per IP") {
+      CheckCapInRollingHour(storage, clock, SendLimit::kIp, [](int i) {
+        return SendRequest{"user" + std::to_string(i), "+1555000000" + std::to_string(i),
+                           "2001:db8::1"};
+      });
+    }
+    SUBCASE("global") {
+      CheckCapInRollingHour(storage, clock, SendLimit::kGlobal, [](int i) {
+        return SendRequest{"user" + std::to_string(i), "+1555000000" + std::to_string(i),
+                           "10.0.0." + std::to_string(i)};
+      });
+    }
+  });
+}
+
+TEST_CASE("Storage: a refused send records nothing; an empty client IP has no IP cap") {
+  ForEachBackend([](Storage* storage, FakeClock* clock) {
+    SendLimits limits = OnlyLimit(SendLimit::kUser, 1);
+    limits.per_ip = 2;
+    CHECK(Reserve(storage, {"abc", "+11111111111", "10.0.0.1"}, limits).allowed);
+    for (int i = 0; i < 5; i++) {
+      CHECK_FALSE(Reserve(storage, {"abc", "+11111111111", "10.0.0.1"}, limits).allowed);
+    }
+    // The five refusals did not count against the IP: one more user passes.
+    CHECK(Reserve(storage, {"def", "+12222222222", "10.0.0.1"}, limits).allowed);
+    CHECK_FALSE(Reserve(storage, {"ghi", "+13333333333", "10.0.0.1"}, limits).allowed);
+    for (const char* user : {"u1", "u2", "u3"}) {
+      CHECK(Reserve(storage, {user, "+14444444444", ""}, limits).allowed);
+    }
+    clock->Advance(kHourMs);
+    CHECK(Reserve(storage, {"abc", "+11111111111", "10.0.0.1"}, limits).allowed);
+  });
+}
+
+TEST_CASE("Storage: retry_after covers every limit that was reached") {
+  ForEachBackend([](Storage* storage, FakeClock* clock) {
+    SendLimits limits;
+    limits.cooldown_ms = 30000;
+    limits.per_user = 2;
+    limits.per_phone = limits.per_ip = limits.global = 0;
+    CHECK(Reserve(storage, {"abc", "+11111111111", ""}, limits).allowed);
+    clock->Advance(30000);
+    CHECK(Reserve(storage, {"abc", "+11111111111", ""}, limits).allowed);
+    SendDecision d = Reserve(storage, {"abc", "+11111111111", ""}, limits);
+    CHECK_FALSE(d.allowed);
+    CHECK(d.limit == SendLimit::kCooldown);  // the first one checked
+    CHECK(d.retry_after_ms == kHourMs - 30000);  // but the hourly cap lasts longer
+  });
+}
+
+// Verify limits with the per-user failure cap on.
+VerifyLimits WithFailureCap(int cap, int64_t window_ms = kHourMs) {
+  VerifyLimits l = kLimits;
+  l.max_failures = cap;
+  l.failure_window_ms = window_ms;
+  return l;
+}
+
+TEST_CASE("Storage: failed verifications across codes throttle the user for the window") {
+  ForEachBackend([](Storage* storage, FakeClock* clock) {
+    const VerifyLimits limits = WithFailureCap(4);
+    // Two codes, two wrong guesses each: a new code does not reset the count.
+    for (int code = 0; code < 2; code++) {
+      REQUIRE(storage->PutCode(CodeFor("abc", "123456", clock)).ok());
+      for (int i = 0; i < 2; i++) {
+        CHECK(Verify(storage, "abc", HashOf("abc", "000000"), limits).outcome ==
+              VerifyOutcome::kInvalid);
+        clock->Advance(1000);
+      }
+    }
+    REQUIRE(storage->PutCode(CodeFor("abc", "123456", clock)).ok());
+    VerifyResult r = Verify(storage, "abc", HashOf("abc", "123456"), limits);
+    CHECK(r.outcome == VerifyOutcome::kThrottled);  // even the right code
+    CHECK(r.retry_after_ms == kHourMs - 4000);
+    CHECK(Verify(storage, "other", HashOf("other", "1"), limits).outcome ==
+          VerifyOutcome::kNotFound);  // other users are not affected
+    clock->Advance(r.retry_after_ms - 1);
+    CHECK(Verify(storage, "ABC", HashOf("abc", "123456"), limits).outcome ==
+          VerifyOutcome::kThrottled);
+    clock->Advance(1);  // the first failure has left the window
+    REQUIRE(storage->PutCode(CodeFor("abc", "123456", clock)).ok());
+    CHECK(Verify(storage, "abc", HashOf("abc", "123456"), limits).outcome == VerifyOutcome::kOk);
+  });
+}
+
+TEST_CASE("Storage: a successful verification clears the user's failures") {
+  ForEachBackend([](Storage* storage, FakeClock* clock) {
+    const VerifyLimits limits = WithFailureCap(3);
+    for (int round = 0; round < 3; round++) {
+      REQUIRE(storage->PutCode(CodeFor("abc", "123456", clock)).ok());
+      for (int i = 0; i < 2; i++) {
+        CHECK(Verify(storage, "abc", HashOf("abc", "000000"), limits).outcome ==
+              VerifyOutcome::kInvalid);
+      }
+      CHECK(Verify(storage, "abc", HashOf("abc", "123456"), limits).outcome ==
+            VerifyOutcome::kOk);
+    }
+    // Without the success in between, the third failure reaches the cap.
+    REQUIRE(storage->PutCode(CodeFor("abc", "123456", clock)).ok());
+    for (int i = 0; i < 3; i++) Verify(storage, "abc", HashOf("abc", "000000"), limits);
+    CHECK(Verify(storage, "abc", HashOf("abc", "123456"), limits).outcome ==
+          VerifyOutcome::kThrottled);
+  });
+}
+
+TEST_CASE("Storage: PurgeExpired drops history older than history_ms, and only that") {
+  ForEachBackend([](Storage* storage, FakeClock* clock) {
+    const SendLimits limits = OnlyLimit(SendLimit::kUser, 1);
+    const VerifyLimits vlimits = WithFailureCap(1, 10 * kHourMs);
+    CHECK(Reserve(storage, {"abc", "+11111111111", ""}, limits).allowed);
+    REQUIRE(storage->PutCode(CodeFor("abc", "123456", clock, 10 * kHourMs)).ok());
+    Verify(storage, "abc", HashOf("abc", "000000"), vlimits);
+    clock->Advance(1000);
+    int64_t purged = -1;
+    // A window longer than history_ms would still count the purged rows:
+    // purging with history 1000 ms makes both limits forget.
+    REQUIRE(storage->PurgeExpired(0, 1001, &purged).ok());
+    CHECK(Verify(storage, "abc", HashOf("abc", "000000"), vlimits).outcome ==
+          VerifyOutcome::kThrottled);
+    CHECK_FALSE(Reserve(storage, {"abc", "+11111111111", ""}, OnlyLimit(SendLimit::kUser, 1))
+                    .allowed);
+    REQUIRE(storage->PurgeExpired(0, 1000, &purged).ok());
+    CHECK(purged == 0);  // history rows are not counted as codes
+    CHECK(Verify(storage, "abc", HashOf("abc", "000000"), vlimits).outcome ==
+          VerifyOutcome::kInvalid);
+    clock->Advance(1);
+    CHECK(Reserve(storage, {"abc", "+11111111111", ""}, OnlyLimit(SendLimit::kUser, 1))
+              .allowed);
+  });
+}
+
+// ---------------------------------------------------------------------------
 // SQLite: exact attempt counting under concurrency
 
 struct Tally {
@@ -345,6 +558,32 @@ TEST_CASE("SqliteStorage: 64 parallel wrong guesses take exactly 3 attempts") {
     CHECK(VerifyOutcomeOf(store.storage.get(), "abc", HashOf("abc", "123456")) ==
           VerifyOutcome::kLocked);
   }
+}
+
+TEST_CASE("SqliteStorage: 32 parallel sends on two handles never exceed the cap") {
+  SqliteStore store;
+  std::shared_ptr<SqliteDb> second_db;
+  REQUIRE(OpenSqliteDb(store.db->options(), &second_db).ok());
+  std::unique_ptr<Storage> second;
+  REQUIRE(NewSqliteStorage(second_db, &store.clock, &second).ok());
+  const SendLimits limits = OnlyLimit(SendLimit::kUser, 5);
+  std::atomic<int> allowed{0}, refused{0}, failed{0};
+  std::atomic<bool> go{false};
+  std::vector<std::thread> workers;
+  for (int i = 0; i < 32; i++) {
+    Storage* storage = i % 2 ? second.get() : store.storage.get();
+    workers.emplace_back([&, storage] {
+      while (!go.load()) std::this_thread::yield();
+      SendDecision d;
+      Status s = storage->ReserveSend({"abc", "+11111111111", ""}, limits, &d);
+      (!s.ok() ? failed : d.allowed ? allowed : refused)++;
+    });
+  }
+  go = true;
+  for (std::thread& t : workers) t.join();
+  CHECK(failed.load() == 0);
+  CHECK(allowed.load() == 5);
+  CHECK(refused.load() == 27);
 }
 
 TEST_CASE("SqliteStorage: two handles on one file count attempts exactly") {
