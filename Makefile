@@ -172,6 +172,7 @@ FUZZ_OBJS := build-fuzz/tests/otp_stack.o build-fuzz/tests/test_util.o \
              build-fuzz/tests/fuzz/http_api_fuzz.o build-fuzz/libotpd.a
 
 build-fuzz/http_api_fuzz: FORCE
+	@./third_party/install.sh third_party/packages.txt third_party/packages-fuzz.txt
 	@$(MAKE) --no-print-directory BUILD=build-fuzz CXX=$(FUZZ_CXX) OPT='-O1 -g' \
 	  SAN='$(FUZZ_SAN) -fsanitize=fuzzer-no-link' CPPFLAGS_EXTRA=-Itests $(FUZZ_OBJS)
 	$(FUZZ_CXX) $(FUZZ_SAN) -fsanitize=fuzzer $(FUZZ_OBJS) $(PKG_LIBS) -lpthread -o $@
