@@ -38,8 +38,9 @@ struct AuditQuery {
 class AuditLog {
  public:
   virtual ~AuditLog() = default;
-  // Appends `event` stamped with the Clock's now. On failure nothing is
-  // written.
+  // Appends `event` stamped with the Clock's now. The SQLite log writes it
+  // behind the request (within 50 ms, and before any Query or Purge); a
+  // crash can lose the records of that last moment, a stop does not.
   virtual Status Record(const AuditEvent& event) = 0;
   // The matching events, oldest first.
   virtual Status Query(const AuditQuery& query, std::vector<AuditEvent>* events) = 0;

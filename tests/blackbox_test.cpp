@@ -1057,6 +1057,9 @@ TEST_CASE("otpd audit: prints the trail of the running server's sends and verifi
     REQUIRE(cli.Post("/send-code", R"({"user_id":"abc"})", "application/json"));
     REQUIRE(cli.Post("/verify-code", VerifyJson("abc", "000000x"), "application/json"));
     REQUIRE(cli.Post("/send-code", R"({"user_id":"john.doe"})", "application/json"));
+    // Audit records are written behind the requests; a clean stop writes
+    // what is still queued.
+    CHECK(otpd.Terminate() == 0);
   }
   CommandResult r = RunOtpd(dir, {"audit", "--user", "ABC", "--config", config});
   CHECK(r.exit_code == 0);
