@@ -10,7 +10,7 @@ OUT=bench/results.md
   echo "Produced by \`make bench\` on $(date -u '+%Y-%m-%d %H:%M UTC'); regenerate, do not edit."
   echo
   echo "Machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n1), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), Linux $(uname -r)."
-  echo "Load: wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s on the same host (loopback); server pool $THREADS threads; otpd built -O2 -DNDEBUG, SQLite WAL, synchronous=NORMAL, log_level=warn."
+  echo "Load: wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s on the same host (loopback); server pool $THREADS threads; otpd built -O2 -DNDEBUG, SQLite WAL, synchronous=NORMAL, log_level=warn, audit trail on; per-user/per-phone send caps and the failure cap at their defaults, per-client request limit raised, resend cooldown and per-IP/global send caps off (see bench/run.sh)."
   echo
   echo "| run | req/s | ratio to baseline | p50 ms | p99 ms | p99.9 ms | socket errors | 5xx | 2xx | peak RSS MB |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
