@@ -316,33 +316,31 @@ Status SqliteStorage::VerifyReadOnly(SqliteConnection* conn, const std::string& 
                                      bool* answered) {
   const int64_t now = clock_->NowMillis();
   *result = VerifyResult();
-  *answered = true;
-  bool throttled = false;
-  Status s = CapReached(conn, kNthFailureSql, user_id, limits.max_failures,
-                        limits.failure_window_ms, now, &throttled, &result->retry_after_ms);
-  if (!s.ok()) return s;
-  if (throttled) {
-    result->outcome = VerifyOutcome::kThrottled;
-    return Status::OK();
-  }
   bool found = false;
   CodeRow row;
-  s = ReadCode(conn, user_id, &found, &row);
+  Status s = ReadCode(conn, user_id, &found, &row);
   if (!s.ok()) return s;
+  *answered = true;
   if (!found) {
     result->outcome = VerifyOutcome::kNotFound;
-    return Status::OK();
-  }
-  result->expires_at_ms = row.expires_at_ms;
-  const bool expired = now >= row.expires_at_ms;
-  if (expired && now - row.expires_at_ms < limits.expired_grace_ms) {
-    result->outcome = VerifyOutcome::kExpired;
-  } else if (!expired && row.attempts >= limits.max_attempts) {
-    result->outcome = VerifyOutcome::kLocked;
   } else {
-    *answered = false;  // a guess to compare, or a row to delete
+    result->expires_at_ms = row.expires_at_ms;
+    const bool expired = now >= row.expires_at_ms;
+    if (expired && now - row.expires_at_ms < limits.expired_grace_ms) {
+      result->outcome = VerifyOutcome::kExpired;
+    } else if (!expired && row.attempts >= limits.max_attempts) {
+      result->outcome = VerifyOutcome::kLocked;
+    } else {
+      *answered = false;  // a guess to compare, or a row to delete: VerifyLocked
+      return Status::OK();  // (which checks the failure cap itself)
+    }
   }
-  return Status::OK();
+  // An answer without a write; the failure cap still comes first.
+  bool throttled = false;
+  s = CapReached(conn, kNthFailureSql, user_id, limits.max_failures, limits.failure_window_ms,
+                 now, &throttled, &result->retry_after_ms);
+  if (s.ok() && throttled) result->outcome = VerifyOutcome::kThrottled;
+  return s;
 }
 
 Status SqliteStorage::PurgeExpired(int64_t grace_ms, int64_t history_ms, int64_t* purged) {
