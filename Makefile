@@ -8,6 +8,8 @@
 #   make tsan       ThreadSanitizer over the concurrency tests
 #   make fuzz       build the libFuzzer target (clang) and run it FUZZ_TIME s
 #   make fuzz-ci    the same for 60 s: what CI runs
+# REDIS=1 with any of them builds the Redis code store (hiredis) into
+# build-redis/ and runs the test suite a second time with codes in Redis.
 # CI sets WERROR=1 to turn warnings into errors.
 
 CXX      ?= g++
@@ -18,10 +20,22 @@ ifeq ($(WERROR),1)
 WARN     += -Werror
 endif
 SAN      ?=
+REDIS    ?=
+ifeq ($(REDIS),1)
+BUILD    ?= build-redis
+else
 BUILD    ?= build
+endif
 OUT      ?= .
 
 PKGS     := cpp-httplib sqlite3 openssl
+ifeq ($(REDIS),1)
+PKGS     += hiredis
+CPPFLAGS += -DOTPD_REDIS=1
+DEP_LISTS := third_party/packages.txt third_party/packages-redis.txt
+else
+DEP_LISTS := third_party/packages.txt
+endif
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -31,7 +45,12 @@ CXXFLAGS += $(CXXSTD) $(OPT) $(WARN) $(SAN) $(PKG_CFLAGS)
 LDFLAGS  += $(SAN)
 LDLIBS   += $(PKG_LIBS) -lpthread
 
+# The Redis store (hiredis) only in the Redis build; its tests compile to
+# nothing without OTPD_REDIS.
 LIB_SRCS  := $(wildcard src/*.cpp)
+ifneq ($(REDIS),1)
+LIB_SRCS  := $(filter-out src/%_redis.cpp,$(LIB_SRCS))
+endif
 TEST_SRCS := $(wildcard tests/*.cpp)
 LIB_OBJS  := $(LIB_SRCS:%.cpp=$(BUILD)/%.o)
 TEST_OBJS := $(TEST_SRCS:%.cpp=$(BUILD)/%.o)
@@ -52,12 +71,20 @@ SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 DESTDIR    ?=
 all: otpd otpd_test
 
-deps:
-	@./third_party/install.sh
+# The binaries remember which build they came from, so switching between
+# the default and the Redis build relinks them.
+FLAVOUR       := $(if $(filter 1,$(REDIS)),redis,default)
+FLAVOUR_STAMP := $(OUT)/.build-flavour
+$(shell mkdir -p $(OUT) && { [ "$$(cat $(FLAVOUR_STAMP) 2>/dev/null)" = "$(FLAVOUR)" ] || \
+  echo $(FLAVOUR) > $(FLAVOUR_STAMP); })
 
-# The build's packages plus those only tests use (nginx).
+deps:
+	@./third_party/install.sh $(DEP_LISTS)
+
+# The build's packages plus those only tests use (nginx; redis-server).
 test-deps:
-	@./third_party/install.sh third_party/packages.txt third_party/packages-test.txt
+	@./third_party/install.sh $(DEP_LISTS) third_party/packages-test.txt \
+	  $(if $(filter 1,$(REDIS)),third_party/packages-redis-test.txt)
 
 $(BUILD)/%.o: %.cpp
 	@mkdir -p $(dir $@)
@@ -78,11 +105,11 @@ $(BUILD)/libotpd.a: $(LIB_OBJS) $(DOCS_OBJ)
 libotpd.a: $(BUILD)/libotpd.a
 	cp $< $@
 
-$(OUT)/otpd: $(MAIN_OBJ) $(BUILD)/libotpd.a
-	$(CXX) $(LDFLAGS) $^ $(LDLIBS) -o $@
+$(OUT)/otpd: $(MAIN_OBJ) $(BUILD)/libotpd.a $(FLAVOUR_STAMP)
+	$(CXX) $(LDFLAGS) $(filter %.o %.a,$^) $(LDLIBS) -o $@
 
-$(OUT)/otpd_test: $(TEST_OBJS) $(BUILD)/libotpd.a
-	$(CXX) $(LDFLAGS) $^ $(LDLIBS) -o $@
+$(OUT)/otpd_test: $(TEST_OBJS) $(BUILD)/libotpd.a $(FLAVOUR_STAMP)
+	$(CXX) $(LDFLAGS) $(filter %.o %.a,$^) $(LDLIBS) -o $@
 
 # The dev server: a database under ./var, the demo user abc, codes on the
 # console and in var/sms.log.
@@ -95,6 +122,9 @@ run: deps
 test: test-deps
 	@$(MAKE) --no-print-directory otpd otpd_test
 	./otpd_test
+ifeq ($(REDIS),1)
+	OTPD_TEST_STORE=redis ./otpd_test
+endif
 	sh tests/install_test.sh
 	sh tests/nginx_test.sh
 
@@ -188,7 +218,8 @@ fuzz-ci:
 FORCE:
 
 clean:
-	rm -rf build build-asan build-tsan build-fuzz build-bench otpd otpd_test libotpd.a \
+	rm -rf build build-redis build-asan build-tsan build-fuzz build-bench otpd otpd_test \
+	  libotpd.a .build-flavour \
 	  tests/browser/node_modules
 
 -include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(MAIN_OBJ:.o=.d)
