@@ -66,6 +66,11 @@ std::string FindCode(const std::string& text) {
   return text.substr(i, j == std::string::npos ? std::string::npos : j - i);
 }
 
+bool TestStoreIsRedis() {
+  const char* store = getenv("OTPD_TEST_STORE");
+  return store != nullptr && std::string(store) == "redis";
+}
+
 TempDir::TempDir() {
   const char* base = getenv("TMPDIR");
   std::string tmpl = std::string(base && *base ? base : "/tmp") + "/otpd_test.XXXXXX";

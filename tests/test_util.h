@@ -88,6 +88,11 @@ std::string FindCode(const std::string& text);
 bool ParsePrometheus(const std::string& text, std::map<std::string, double>* series,
                      std::string* error);
 
+// Whether this run keeps codes in Redis: OTPD_TEST_STORE=redis, as
+// `make REDIS=1 test` sets for its second run of the suite. Test stacks and
+// black-box configs then use the shared test Redis (redis_server.h).
+bool TestStoreIsRedis();
+
 // A fresh directory under $TMPDIR (or /tmp); removed with its contents when
 // the object goes out of scope.
 class TempDir {
