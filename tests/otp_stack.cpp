@@ -4,11 +4,33 @@
 
 #include <stdexcept>
 
+#ifdef OTPD_REDIS
+#include "redis_server.h"
+#include "redis_url.h"
+#endif
+
 namespace otpd {
 
 namespace {
 void Check(const Status& s) {
   if (!s.ok()) throw std::runtime_error(s.ToString());
+}
+
+// The code store under test: SQLite in `db`, or with OTPD_TEST_STORE=redis
+// the shared test Redis under a prefix of its own.
+void OpenStorage(const OtpOptions& options, std::shared_ptr<SqliteDb> db, Clock* clock,
+                 std::unique_ptr<Storage>* storage) {
+  if (!TestStoreIsRedis()) return Check(NewSqliteStorage(db, clock, storage));
+#ifdef OTPD_REDIS
+  RedisOptions redis;
+  Check(ParseRedisUrl(SharedTestRedis().url(), &redis.endpoint));
+  redis.prefix = UniqueRedisPrefix();
+  redis.expired_grace_ms = options.expired_grace_ms;
+  Check(NewRedisStorage(redis, clock, storage));
+#else
+  (void)options;
+  throw std::runtime_error("OTPD_TEST_STORE=redis needs the Redis build: make REDIS=1");
+#endif
 }
 }  // namespace
 
@@ -17,7 +39,7 @@ OtpStack::OtpStack(const OtpOptions& options, const HttpApiOptions& api_options,
   SqliteOptions db_options;
   db_options.path = dir.File("otpd.db");
   Check(OpenSqliteDb(db_options, &db));
-  Check(NewSqliteStorage(db, &clock, &storage));
+  OpenStorage(options, db, &clock, &storage);
   Check(NewSqliteUserDirectory(db, &users));
   Check(NewSqliteAuditLog(db, &clock, &audit));
   Check(users->Upsert("abc", "+11111111111"));

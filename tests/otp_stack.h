@@ -1,7 +1,9 @@
 // OtpStack: a whole otpd below the socket, for tests: a real SQLite file in
 // a temporary directory, the fake clock, a seeded random source, the
 // recording SMS sender behind a fault-injecting wrapper, the service and
-// the HTTP API.
+// the HTTP API. Codes are in the SQLite file too, or, when
+// TestStoreIsRedis(), in the shared test Redis under a prefix of their own
+// (users and the audit trail stay in SQLite).
 #ifndef OTPD_TESTS_OTP_STACK_H_
 #define OTPD_TESTS_OTP_STACK_H_
 

@@ -167,6 +167,7 @@ struct ExecArgs {
   std::vector<std::string> args;
   std::string log;
   bool die_with_parent = false;
+  pid_t parent = 0;
 };
 
 [[noreturn]] void ExecRedis(const ExecArgs& e, char* const* argv) {
@@ -181,7 +182,10 @@ struct ExecArgs {
   // child would accept connections for a server the test already stopped.
   syscall(SYS_close_range, 3U, ~0U, 0U);
   // Should the test process die without stopping us, so do we.
-  if (e.die_with_parent) prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (e.die_with_parent) {
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != e.parent) _exit(127);  // it died before prctl
+  }
   execvp(e.binary.c_str(), argv);
   _exit(127);
 }
@@ -289,13 +293,13 @@ bool RedisServer::Launch(int port, std::string* error) {
   const char* bin = getenv("REDIS_SERVER_BIN");
   ExecArgs e;
   e.binary = bin && *bin ? bin : "redis-server";
-  e.args = {e.binary,       "--port",        std::to_string(port),
-            "--bind",       "127.0.0.1",     "--save",
-            "",             "--appendonly",  options_.persistent ? "yes" : "no",
-            "--appendfsync", "always",       "--dir",
-            dir_.path(),    "--unixsocket",  unix_path_,
-            "--unixsocketperm", "700",       "--daemonize",
-            "no"};
+  // clang-format off
+  e.args = {e.binary, "--daemonize", "no", "--bind", "127.0.0.1", "--port", std::to_string(port),
+            "--dir", dir_.path(), "--unixsocket", unix_path_, "--unixsocketperm", "700",
+            // On disk only what the test asks for.
+            "--save", "", "--appendonly", options_.persistent ? "yes" : "no",
+            "--appendfsync", "always"};
+  // clang-format on
   if (!options_.password.empty()) {
     e.args.push_back("--requirepass");
     e.args.push_back(options_.password);
@@ -307,16 +311,13 @@ bool RedisServer::Launch(int port, std::string* error) {
   std::vector<char*> argv;
   for (std::string& a : e.args) argv.push_back(&a[0]);
   argv.push_back(nullptr);
-  const pid_t parent = getpid();
+  e.parent = getpid();
   pid_ = fork();
   if (pid_ < 0) {
     *error = "fork failed";
     return false;
   }
-  if (pid_ == 0) {
-    if (getppid() != parent) _exit(127);  // the parent died before prctl
-    ExecRedis(e, argv.data());
-  }
+  if (pid_ == 0) ExecRedis(e, argv.data());
   return true;
 }
 

@@ -36,9 +36,9 @@ struct RedisServerOptions {
 // What a RedisServer's RESP client got back.
 struct RedisReply {
   enum class Type { kNone, kStatus, kError, kInteger, kString, kNil, kArray };
-  Type type = Type::kNone;  // kNone: no answer (no connection, timeout, garbage)
-  std::string str;          // kStatus, kError, kString; kNone: what went wrong
-  int64_t integer = 0;      // kInteger
+  Type type = Type::kNone;           // kNone: no answer (no connection, timeout, garbage)
+  std::string str;                   // kStatus, kError, kString; kNone: what went wrong
+  int64_t integer = 0;               // kInteger
   std::vector<RedisReply> elements;  // kArray
 
   bool ok() const { return type != Type::kNone && type != Type::kError; }
