@@ -1,0 +1,600 @@
+// Several otpd nodes on one Redis: the real ./otpd binary (or $OTPD_BIN),
+// each test with a redis-server of its own (redis_server.h), nodes with
+// their own SQLite file and console SMS log, spoken to over HTTP on
+// 127.0.0.1. Only in the Redis build.
+#ifdef OTPD_REDIS
+
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <httplib.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include "redis_server.h"
+#include "test_util.h"
+
+namespace otpd {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+const char kSecret[] = "redis-nodes-test-secret-0123456789";
+const char kAbcPhone[] = "+11111111111";
+const char kDoePhone[] = "+12222222222";
+
+std::string Binary() {
+  const char* bin = getenv("OTPD_BIN");
+  return bin && *bin ? bin : "./otpd";
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void WriteFile(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+
+// The config of node `name`: its own database and SMS log in `dir`, the
+// shared secret, codes in the Redis at `redis_url`. `extra` adds keys.
+std::string NodeConfig(const TempDir& dir, const std::string& name, const std::string& redis_url,
+                       const std::string& extra = "", bool fallback = false) {
+  const std::string path = dir.File(name + ".conf");
+  WriteFile(path, "listen = \"127.0.0.1\"\nport = 0\nthreads = 48\n"
+                  "database = \"" + dir.File(name + ".db") + "\"\n"
+                  "sms_log_file = \"" + dir.File(name + ".sms") + "\"\n"
+                  "secret = \"" + kSecret + "\"\nip_requests_per_minute = 0\n"
+                  "store = \"redis\"\nredis_url = \"" + redis_url + "\"\n"
+                  "redis_fallback = " + (fallback ? "true" : "false") + "\n" + extra +
+                  "\n[users]\nabc = \"" + kAbcPhone + "\"\n\"John.Doe\" = \"" + kDoePhone + "\"\n");
+  return path;
+}
+
+// The last code texted to `phone`, from a console sender's log file.
+std::string LastCode(const std::string& sms_log, const std::string& phone) {
+  std::istringstream lines(ReadFile(sms_log));
+  std::string line, code;
+  while (std::getline(lines, line)) {
+    if (line.rfind(phone + " ", 0) == 0) code = FindCode(line.substr(phone.size()));
+  }
+  return code;
+}
+
+// Every code texted in the SMS logs of `dir`'s nodes.
+std::set<std::string> AllCodes(const TempDir& dir, const std::vector<std::string>& nodes) {
+  std::set<std::string> codes;
+  for (const std::string& name : nodes) {
+    std::istringstream lines(ReadFile(dir.File(name + ".sms")));
+    std::string line;
+    while (std::getline(lines, line)) {
+      const size_t space = line.find(' ');
+      if (space != std::string::npos) codes.insert(FindCode(line.substr(space)));
+    }
+  }
+  codes.erase("");
+  return codes;
+}
+
+// Every maximal run of digits in `text`.
+std::vector<std::string> DigitRuns(const std::string& text) {
+  std::vector<std::string> runs;
+  std::string run;
+  for (char c : text + " ") {
+    if (isdigit(static_cast<unsigned char>(c))) {
+      run.push_back(c);
+    } else if (!run.empty()) {
+      runs.push_back(run);
+      run.clear();
+    }
+  }
+  return runs;
+}
+
+std::string ToLower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+// In a forked child: stdout and stderr to `log`, then exec otpd. Never
+// returns.
+[[noreturn]] void ExecOtpd(const std::vector<std::string>& args, const std::string& log) {
+  const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (fd >= 0) {
+    dup2(fd, 1);
+    dup2(fd, 2);
+  }
+  syscall(SYS_close_range, 3U, ~0U, 0U);
+  std::string bin = Binary();
+  std::vector<char*> argv;
+  argv.push_back(&bin[0]);
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  execv(bin.c_str(), argv.data());
+  _exit(127);
+}
+
+struct Answer {
+  int status = -1;  // -1: no answer
+  std::string body;
+  std::string retry_after;
+};
+
+// A running `otpd serve --config CONFIG`, its output in `<name>.log`;
+// stopped by PID when destroyed, then its log is checked for codes and
+// phones.
+class Node {
+ public:
+  Node(const TempDir& dir, const std::string& name, const std::string& config)
+      : dir_(dir), name_(name), log_(dir.File(name + ".log")) {
+    pid_ = fork();
+    REQUIRE(pid_ >= 0);
+    if (pid_ == 0) ExecOtpd({"serve", "--config", config}, log_);
+    WaitForStart();
+  }
+  ~Node() {
+    Terminate();
+    CheckLogIsClean();
+  }
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  int port() const { return port_; }
+  // The store in effect, from the "otpd started" line: "redis" or "sqlite".
+  const std::string& store() const { return store_; }
+  std::string log() const { return ReadFile(log_); }
+  std::string sms_log() const { return dir_.File(name_ + ".sms"); }
+
+  Answer Get(const std::string& path) const { return Request("GET", path, ""); }
+  Answer Post(const std::string& path, const std::string& body) const {
+    return Request("POST", path, body);
+  }
+  Answer Send(const std::string& user) const {
+    return Post("/send-code", "{\"user_id\":\"" + user + "\"}");
+  }
+  Answer Verify(const std::string& user, const std::string& code) const {
+    return Post("/verify-code", VerifyJson(user, code));
+  }
+
+  // SIGTERM, then the exit code (SIGKILL after 10 s: -1). No-op once stopped.
+  int Terminate() {
+    if (pid_ <= 0) return -1;
+    kill(pid_, SIGTERM);
+    const auto deadline = SteadyClock::now() + std::chrono::seconds(10);
+    int status = 0;
+    while (waitpid(pid_, &status, WNOHANG) != pid_) {
+      if (SteadyClock::now() > deadline) {
+        kill(pid_, SIGKILL);
+        waitpid(pid_, nullptr, 0);
+        pid_ = -1;
+        return -1;
+      }
+      usleep(5000);
+    }
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+
+ private:
+  Answer Request(const std::string& method, const std::string& path,
+                 const std::string& body) const {
+    httplib::Client cli("127.0.0.1", port_);
+    cli.set_connection_timeout(5);
+    cli.set_read_timeout(10);
+    httplib::Result res = method == "POST" ? cli.Post(path.c_str(), body, "application/json")
+                                           : cli.Get(path.c_str());
+    Answer a;
+    if (!res) return a;
+    a.status = res->status;
+    a.body = res->body;
+    a.retry_after = res->get_header_value("Retry-After");
+    return a;
+  }
+
+  // otpd logs "otpd started ... port=N ... store=S" once it accepts
+  // connections.
+  void WaitForStart() {
+    const auto deadline = SteadyClock::now() + std::chrono::seconds(10);
+    std::string line;
+    while (line.empty() && SteadyClock::now() < deadline) {
+      std::istringstream lines(log());
+      for (std::string l; std::getline(lines, l);) {
+        if (l.find("msg=\"otpd started\"") != std::string::npos) line = l;
+      }
+      int status = 0;
+      if (line.empty() && waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        FAIL("otpd exited at start: " << log());
+      }
+      if (line.empty()) usleep(10000);
+    }
+    if (line.empty()) {  // the destructor will not run: stop it here
+      Terminate();
+      FAIL("otpd did not start within 10 s: " << log());
+    }
+    port_ = Field(line, "port").empty() ? 0 : std::stoi(Field(line, "port"));
+    store_ = Field(line, "store");
+    REQUIRE_MESSAGE(port_ > 0, line);
+  }
+
+  static std::string Field(const std::string& line, const std::string& key) {
+    const size_t at = line.find(" " + key + "=");
+    if (at == std::string::npos) return "";
+    const size_t start = at + key.size() + 2;
+    return line.substr(start, line.find(' ', start) - start);
+  }
+
+  // No code and no full phone in any log line but the console sender's
+  // own "to <masked>: <message>" lines (a development tool).
+  void CheckLogIsClean() const {
+    const std::set<std::string> codes = AllCodes(dir_, {name_});
+    std::istringstream lines(log());
+    for (std::string line; std::getline(lines, line);) {
+      if (line.rfind("to +", 0) == 0) continue;
+      for (const std::string& run : DigitRuns(line)) {
+        if (codes.count(run) != 0) FAIL_CHECK("a code in the log: " << line);
+      }
+      for (const char* phone : {kAbcPhone, kDoePhone}) {
+        if (line.find(phone) != std::string::npos) FAIL_CHECK("a phone in the log: " << line);
+      }
+    }
+  }
+
+  const TempDir& dir_;
+  std::string name_;
+  std::string log_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+  std::string store_;
+};
+
+struct RunResult {
+  int exit_code = -1;  // -1: still running after 15 s (then killed)
+  std::string output;  // stdout and stderr
+};
+
+// Runs otpd with `args` to completion, at most 15 s.
+RunResult RunOtpd(const TempDir& dir, const std::vector<std::string>& args) {
+  const std::string out = dir.File("run.out");
+  const pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) ExecOtpd(args, out);
+  RunResult r;
+  const auto deadline = SteadyClock::now() + std::chrono::seconds(15);
+  int status = 0;
+  while (waitpid(pid, &status, WNOHANG) != pid) {
+    if (SteadyClock::now() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+      r.output = ReadFile(out);
+      return r;
+    }
+    usleep(10000);
+  }
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.output = ReadFile(out);
+  return r;
+}
+
+// Polls GET `path` until it answers `status`; false after `seconds`.
+bool WaitForStatus(const Node& node, const std::string& path, int status, int seconds) {
+  const auto deadline = SteadyClock::now() + std::chrono::seconds(seconds);
+  while (SteadyClock::now() < deadline) {
+    if (node.Get(path).status == status) return true;
+    usleep(50000);
+  }
+  return false;
+}
+
+// Sends a code to `user` on `node` and returns it from the node's SMS log.
+std::string SendAndRead(const Node& node, const std::string& user, const std::string& phone) {
+  const Answer a = node.Send(user);
+  REQUIRE_MESSAGE(a.status == 200, a.body);
+  const std::string code = LastCode(node.sms_log(), phone);
+  REQUIRE(code.size() == 6);
+  return code;
+}
+
+// Fires `n` wrong guesses for abc at once, spread over `nodes` in turn;
+// returns the count per status.
+std::map<int, int> ConcurrentWrongGuesses(const std::vector<const Node*>& nodes, int n,
+                                          const std::string& code) {
+  std::atomic<bool> go{false};
+  std::atomic<int> ready{0};
+  std::vector<int> statuses(static_cast<size_t>(n), 0);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < n; i++) {
+    threads.emplace_back([&, i] {
+      const Node* node = nodes[static_cast<size_t>(i) % nodes.size()];
+      httplib::Client cli("127.0.0.1", node->port());
+      cli.set_connection_timeout(5);
+      cli.set_read_timeout(10);
+      ready++;
+      while (!go) std::this_thread::yield();
+      auto res = cli.Post("/verify-code", VerifyJson("abc", WrongCode(code)), "application/json");
+      statuses[static_cast<size_t>(i)] = res ? res->status : -1;
+    });
+  }
+  while (ready < n) std::this_thread::yield();
+  go = true;
+  for (auto& t : threads) t.join();
+  std::map<int, int> counts;
+  for (int s : statuses) counts[s]++;
+  return counts;
+}
+
+// 503 unavailable with Retry-After, as every store call answers while
+// Redis is down.
+void CheckUnavailable(const Answer& a) {
+  CHECK_MESSAGE(a.status == 503, a.body);
+  CHECK(a.body.find("\"error_type\":\"unavailable\"") != std::string::npos);
+  CHECK(!a.retry_after.empty());
+}
+
+// The `field` of the `section` of INFO ("" when absent).
+std::string InfoField(const RedisServer& redis, const std::string& section,
+                      const std::string& field) {
+  const RedisReply info = redis.Call({"INFO", section});
+  std::istringstream lines(info.str);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(field + ":", 0) == 0) return line.substr(field.size() + 1);
+  }
+  return "";
+}
+
+// The key's contents as text, whatever its type: hash fields and values,
+// zset members and scores, and so on.
+std::string DumpKey(const RedisServer& redis, const std::string& key) {
+  const std::string type = redis.Call({"TYPE", key}).str;
+  RedisReply r;
+  if (type == "string") r = redis.Call({"GET", key});
+  if (type == "hash") r = redis.Call({"HGETALL", key});
+  if (type == "zset") r = redis.Call({"ZRANGE", key, "0", "-1", "WITHSCORES"});
+  if (type == "set") r = redis.Call({"SMEMBERS", key});
+  if (type == "list") r = redis.Call({"LRANGE", key, "0", "-1"});
+  if (type == "stream") r = redis.Call({"XRANGE", key, "-", "+"});
+  std::string out = r.str;
+  for (const RedisReply& e : r.elements) out += " " + e.str;
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("redis nodes: a code sent on one node verifies once, on another") {
+  RedisServer redis;
+  TempDir dir;
+  Node a(dir, "a", NodeConfig(dir, "a", redis.url()));
+  Node b(dir, "b", NodeConfig(dir, "b", redis.url()));
+  CHECK(a.store() == "redis");
+  CHECK(b.store() == "redis");
+  const std::string code = SendAndRead(a, "ABC", kAbcPhone);
+  CHECK(b.Verify("abc", code).status == 200);
+  CHECK(b.Verify("abc", code).status == 404);  // consumed for both
+  CHECK(a.Verify("abc", code).status == 404);
+  CHECK(ReadFile(b.sms_log()).empty());
+}
+
+TEST_CASE("redis nodes: one node on the Unix socket, one on TCP, share codes") {
+  RedisServer redis;
+  TempDir dir;
+  Node a(dir, "a", NodeConfig(dir, "a", redis.unix_url()));
+  Node b(dir, "b", NodeConfig(dir, "b", redis.url()));
+  CHECK(a.store() == "redis");
+  const std::string code = SendAndRead(a, "abc", kAbcPhone);
+  CHECK(b.Verify("abc", code).status == 200);
+  CHECK(a.Verify("abc", code).status == 404);
+}
+
+TEST_CASE("redis nodes: 64 concurrent wrong guesses over two nodes take exactly max_attempts") {
+  RedisServer redis;
+  TempDir dir;
+  Node a(dir, "a", NodeConfig(dir, "a", redis.url()));
+  Node b(dir, "b", NodeConfig(dir, "b", redis.url()));
+  const std::string code = SendAndRead(a, "abc", kAbcPhone);
+  std::map<int, int> counts = ConcurrentWrongGuesses({&a, &b}, 64, code);
+  CHECK(counts[400] == 3);
+  CHECK(counts[429] == 61);
+  for (const Node* node : {&a, &b}) {
+    const Answer locked = node->Verify("abc", code);  // the right code too
+    CHECK(locked.status == 429);
+    CHECK(locked.body.find("\"error_type\":\"too_many_attempts\"") != std::string::npos);
+    CHECK(!locked.retry_after.empty());
+  }
+}
+
+TEST_CASE("redis nodes: the resend cooldown and the failure cap count both nodes") {
+  RedisServer redis;
+  TempDir dir;
+  const std::string limits = "send_cooldown = 60\nmax_attempts = 10\nverify_failure_cap = 4\n";
+  Node a(dir, "a", NodeConfig(dir, "a", redis.url(), limits));
+  Node b(dir, "b", NodeConfig(dir, "b", redis.url(), limits));
+
+  SendAndRead(a, "abc", kAbcPhone);
+  const Answer resend = b.Send("abc");
+  CHECK(resend.status == 429);
+  CHECK(resend.body.find("\"error_type\":\"rate_limited\"") != std::string::npos);
+  const int retry = atoi(resend.retry_after.c_str());
+  CHECK(retry > 50);
+  CHECK(retry <= 60);
+  CHECK(ReadFile(b.sms_log()).empty());  // nothing texted
+
+  // Two failures on each node reach the cap of four: then even the right
+  // code is refused.
+  const std::string code = SendAndRead(b, "john.doe", kDoePhone);
+  CHECK(a.Verify("john.doe", WrongCode(code)).status == 400);
+  CHECK(b.Verify("john.doe", WrongCode(code)).status == 400);
+  CHECK(a.Verify("john.doe", WrongCode(code)).status == 400);
+  const Answer fourth = b.Verify("john.doe", WrongCode(code));
+  CHECK(fourth.status == 400);
+  CHECK(fourth.body.find("\"attempts_remaining\":6") != std::string::npos);
+  for (const Node* node : {&a, &b}) {
+    const Answer throttled = node->Verify("john.doe", code);
+    CHECK(throttled.status == 429);
+    CHECK(throttled.body.find("\"error_type\":\"too_many_attempts\"") != std::string::npos);
+    CHECK(atoi(throttled.retry_after.c_str()) > 0);
+  }
+}
+
+TEST_CASE("redis nodes: Redis down answers 503; back on the same port, both nodes recover") {
+  RedisServerOptions options;
+  options.persistent = true;  // the code sent before the stop survives it
+  RedisServer redis(options);
+  TempDir dir;
+  Node a(dir, "a", NodeConfig(dir, "a", redis.url()));
+  Node b(dir, "b", NodeConfig(dir, "b", redis.url()));
+  const std::string code = SendAndRead(a, "abc", kAbcPhone);
+  CHECK(a.Get("/readyz").status == 200);
+  CHECK(b.Get("/readyz").status == 200);
+
+  redis.Stop();
+  for (const Node* node : {&a, &b}) {
+    CheckUnavailable(node->Send("john.doe"));
+    CheckUnavailable(node->Verify("abc", code));
+    CHECK(node->Get("/readyz").status == 503);
+    CHECK(node->Get("/healthz").status == 200);
+  }
+  CHECK(LastCode(a.sms_log(), kDoePhone).empty());  // no SMS without a store
+
+  const auto restarted = SteadyClock::now();
+  redis.Start();
+  CHECK(WaitForStatus(a, "/readyz", 200, 10));
+  CHECK(WaitForStatus(b, "/readyz", 200, 10));
+  MESSAGE("both nodes ready ",
+          std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - restarted).count(),
+          " ms after Redis came back");
+  CHECK(b.Verify("abc", code).status == 200);
+  CHECK(a.Verify("abc", code).status == 404);
+  CHECK(a.Send("john.doe").status == 200);
+}
+
+TEST_CASE("redis nodes: after SCRIPT FLUSH the scripts are loaded again") {
+  RedisServer redis;
+  TempDir dir;
+  Node a(dir, "a", NodeConfig(dir, "a", redis.url(), "send_cooldown = 0\n"));
+  std::string code = SendAndRead(a, "abc", kAbcPhone);
+  CHECK(a.Verify("abc", WrongCode(code)).status == 400);
+  REQUIRE(redis.Call({"SCRIPT", "FLUSH"}).ok());
+  CHECK(a.Verify("abc", code).status == 200);
+  code = SendAndRead(a, "abc", kAbcPhone);
+  REQUIRE(redis.Call({"SCRIPT", "FLUSH"}).ok());
+  code = SendAndRead(a, "abc", kAbcPhone);
+  CHECK(a.Verify("abc", WrongCode(code)).status == 400);
+  CHECK(a.Verify("abc", code).status == 200);
+  // Scripts run by SHA; a flushed one was answered NOSCRIPT and reloaded.
+  CHECK(!InfoField(redis, "commandstats", "cmdstat_evalsha").empty());
+  CHECK(!InfoField(redis, "errorstats", "errorstat_NOSCRIPT").empty());
+}
+
+TEST_CASE("redis nodes: every key has a TTL; no code or phone in plain text") {
+  RedisServer redis;
+  TempDir dir;
+  Node a(dir, "a", NodeConfig(dir, "a", redis.url()));
+  Node b(dir, "b", NodeConfig(dir, "b", redis.url()));
+  const std::string abc = SendAndRead(a, "abc", kAbcPhone);
+  CHECK(b.Verify("abc", WrongCode(abc)).status == 400);  // a failure on record
+  const std::string doe = SendAndRead(b, "john.doe", kDoePhone);
+  CHECK(a.Verify("john.doe", doe).status == 200);
+  CHECK(a.Get("/readyz").status == 200);
+
+  const RedisReply keys = redis.Call({"KEYS", "otpd:*"});
+  REQUIRE(keys.type == RedisReply::Type::kArray);
+  CHECK(keys.elements.size() >= 4);  // abc's code, the index, sends, failures
+  CHECK(redis.Call({"DBSIZE"}).integer == static_cast<int64_t>(keys.elements.size()));
+  const std::set<std::string> codes = AllCodes(dir, {"a", "b"});
+  CHECK(codes.size() == 2);
+  for (const RedisReply& key : keys.elements) {
+    const int64_t pttl = redis.Call({"PTTL", key.str}).integer;
+    CHECK_MESSAGE((pttl > 0 || pttl == -2), key.str << " has PTTL " << pttl);
+    const std::string value = DumpKey(redis, key.str);
+    for (const std::string& run : DigitRuns(value)) {
+      CHECK_MESSAGE(codes.count(run) == 0, key.str << " holds a code: " << value);
+    }
+    for (const std::string phone : {kAbcPhone, kDoePhone}) {
+      CHECK_MESSAGE(value.find(phone.substr(1)) == std::string::npos,
+                    key.str << " holds a phone: " << value);
+    }
+  }
+  MESSAGE("keys: ", keys.ToString());
+}
+
+TEST_CASE("redis nodes: Redis down at start with redis_fallback = true serves from SQLite") {
+  TempDir dir;
+  const std::string url = "redis://127.0.0.1:" + std::to_string(FreeLoopbackPort()) + "/0";
+  Node a(dir, "a", NodeConfig(dir, "a", url, "", /*fallback=*/true));
+  CHECK(a.store() == "sqlite");
+  bool warned = false;
+  std::istringstream lines(a.log());
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find("using the local SQLite store") != std::string::npos) {
+      warned = line.find("level=warn") != std::string::npos;
+    }
+  }
+  CHECK_MESSAGE(warned, a.log());
+  CHECK(a.Get("/readyz").status == 200);
+  const std::string code = SendAndRead(a, "abc", kAbcPhone);
+  CHECK(a.Verify("abc", code).status == 200);
+}
+
+TEST_CASE("redis nodes: Redis down at start with redis_fallback = false: 503 until it comes up") {
+  TempDir dir;
+  const int port = FreeLoopbackPort();
+  const std::string url = "redis://127.0.0.1:" + std::to_string(port) + "/0";
+  Node a(dir, "a", NodeConfig(dir, "a", url));
+  CHECK(a.store() == "redis");
+  CHECK_MESSAGE(a.log().find("level=error") != std::string::npos, a.log());
+  CHECK(a.Get("/readyz").status == 503);
+  CHECK(a.Get("/healthz").status == 200);
+  CheckUnavailable(a.Send("abc"));
+  CheckUnavailable(a.Verify("abc", "123456"));
+
+  RedisServerOptions options;
+  options.port = port;
+  RedisServer redis(options);
+  const auto started = SteadyClock::now();
+  CHECK(WaitForStatus(a, "/readyz", 200, 10));
+  MESSAGE("ready ",
+          std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - started).count(),
+          " ms after Redis started");
+  const std::string code = SendAndRead(a, "abc", kAbcPhone);
+  CHECK(a.Verify("abc", code).status == 200);
+}
+
+TEST_CASE("redis nodes: a wrong Redis password stops the start without showing it") {
+  RedisServerOptions options;
+  options.password = "right-password-4242";
+  RedisServer redis(options);
+  TempDir dir;
+  const std::string host = "127.0.0.1:" + std::to_string(redis.port());
+  // In the URL, with fallback on; as redis_password, with fallback off.
+  const std::vector<std::string> configs = {
+      NodeConfig(dir, "url", "redis://:wrong-password-1717@" + host + "/0", "", true),
+      NodeConfig(dir, "key", "redis://" + host + "/0", "redis_password = \"wrong-password-1717\"\n",
+                 false)};
+  for (const std::string& config : configs) {
+    CAPTURE(config);
+    const RunResult r = RunOtpd(dir, {"serve", "--config", config});
+    CHECK(r.exit_code == 1);
+    CHECK(r.output.find("otpd started") == std::string::npos);
+    CHECK(ToLower(r.output).find("redis") != std::string::npos);
+    CHECK(r.output.find("wrong-password-1717") == std::string::npos);
+    CHECK(r.output.find("right-password-4242") == std::string::npos);
+    MESSAGE("wrong password: ", r.output);
+  }
+}
+
+}  // namespace otpd
+
+#endif  // OTPD_REDIS
