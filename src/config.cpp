@@ -1277,7 +1277,8 @@ std::string DescribeConfig(const Config& config) {
     if (!key.IsInteger() && (key.sensitive || IsSecretKey(key.name)) && !value.empty()) {
       value = "<redacted>";
     }
-    out += std::string(key.name) + " = " + (key.IsInteger() ? value : TomlString(value)) + "\n";
+    const bool bare = key.IsInteger() || key.IsBool();  // TOML numbers and booleans
+    out += std::string(key.name) + " = " + (bare ? value : TomlString(value)) + "\n";
   }
   out += "# sms_backend in effect: " + EffectiveSmsBackend(config) + "\n";
   out += "\n[users]\n";
