@@ -300,8 +300,20 @@ void HandleSignals(const sigset_t* set, HttpServer* server, int argc, char** arg
 }
 
 #ifdef OTPD_REDIS
-RedisOptions RedisStoreOptions(const Config& c, const RedisEndpoint& endpoint) {
+std::string HexOf(const std::string& bytes) {
+  static const char kDigits[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned char b : bytes) {
+    hex.push_back(kDigits[b >> 4]);
+    hex.push_back(kDigits[b & 15]);
+  }
+  return hex;
+}
+
+RedisOptions RedisStoreOptions(const Config& c, const RedisEndpoint& endpoint,
+                               const CodeHasher& hasher) {
   RedisOptions o;
+  o.secret_fingerprint = HexOf(hasher.Hash("otpd secret fingerprint", "")).substr(0, 32);
   o.endpoint = endpoint;
   o.prefix = c.redis_prefix;
   o.timeout_ms = c.redis_timeout_ms;
@@ -316,14 +328,14 @@ RedisOptions RedisStoreOptions(const Config& c, const RedisEndpoint& endpoint) {
 // redis_fallback is on (one host); otherwise otpd serves, answering 503,
 // until Redis is back. Anything else wrong with Redis (a refused password)
 // stops the start. *in_effect: "sqlite" or "redis". 0, or the exit code.
-int OpenStore(const Config& c, std::shared_ptr<SqliteDb> db, std::unique_ptr<Storage>* storage,
-              std::string* in_effect) {
+int OpenStore(const Config& c, const CodeHasher& hasher, std::shared_ptr<SqliteDb> db,
+              std::unique_ptr<Storage>* storage, std::string* in_effect) {
   *in_effect = "sqlite";
 #ifdef OTPD_REDIS
   if (c.store == "redis") {
     RedisEndpoint endpoint;
     Status s = RedisEndpointOf(c, &endpoint);
-    if (s.ok()) s = NewRedisStorage(RedisStoreOptions(c, endpoint), SystemClock(), storage);
+    if (s.ok()) s = NewRedisStorage(RedisStoreOptions(c, endpoint, hasher), SystemClock(), storage);
     if (!s.ok()) return Fail("redis", s);
     s = (*storage)->CheckWritable();
     if (s.ok() || (s.code() == Status::Code::kUnavailable && !c.redis_fallback)) {
@@ -343,6 +355,7 @@ int OpenStore(const Config& c, std::shared_ptr<SqliteDb> db, std::unique_ptr<Sto
   }
 #else
   (void)c;  // store = redis is refused by ValidateConfig in this build
+  (void)hasher;
 #endif
   Status s = NewSqliteStorage(std::move(db), SystemClock(), storage);
   return s.ok() ? 0 : Fail("storage", s);
@@ -362,7 +375,7 @@ int Serve(const Config& c, int argc, char** argv, std::shared_ptr<SqliteDb> db,
   CodeHasher hasher(secret);
   std::unique_ptr<Storage> storage;
   std::string store;
-  const int failed = OpenStore(c, db, &storage, &store);
+  const int failed = OpenStore(c, hasher, db, &storage, &store);
   if (failed != 0) return failed;
   std::unique_ptr<SmsSender> sms;
   Status s = NewSmsSender(c, &sms);

@@ -146,6 +146,12 @@ struct RedisOptions {
   // How long an expired code is kept for its 410 answer (the code key's
   // TTL is expiry + this + a minute).
   int64_t expired_grace_ms = 600 * 1000;
+  // Derived from the code-hash secret (never the secret itself). Every
+  // node on one Redis and prefix must hash with the same secret, or codes
+  // sent through one fail on another: the first node stores this under
+  // "<prefix>secret-check" (the one key without a TTL) and a node that
+  // brings another value is refused (InvalidArgument). Empty: no check.
+  std::string secret_fingerprint;
 };
 
 #ifdef OTPD_REDIS

@@ -14,6 +14,8 @@
 //   P sends:all            holds at most cap entries. TTL: the window.
 //   P failures:<user>      failed verification times. TTL: the window.
 //   P health               CheckWritable's write. TTL: a minute.
+//   P secret-check         a fingerprint of the code-hash secret: kept, so
+//                          every node must bring the same (see storage.h).
 //
 // Times are the node's clock (as with SQLite), passed to every script; TTLs
 // only collect garbage and are always longer than the data is needed. The
@@ -283,8 +285,13 @@ Status RedisPool::Setup(redisContext* c) {
   }
   if (e.db != 0) commands.push_back({"SELECT", std::to_string(e.db)});
   commands.push_back({"PING"});
+  const std::string check_key = options_.prefix + "secret-check";
+  if (!options_.secret_fingerprint.empty()) {
+    commands.push_back({"SET", check_key, options_.secret_fingerprint, "NX"});
+    commands.push_back({"GET", check_key});
+  }
+  Reply reply;
   for (const auto& argv : commands) {
-    Reply reply;
     bool broken = false;
     Status s = Command(c, argv, &reply, &broken);
     if (!s.ok()) return Status::Unavailable(Where() + ": " + s.message());
@@ -293,6 +300,14 @@ Status RedisPool::Setup(redisContext* c) {
     // A refused password or database is a configuration error, not an outage.
     if (e2.code() == Status::Code::kInternal) return Status::InvalidArgument(e2.message());
     return e2;
+  }
+  if (!options_.secret_fingerprint.empty() &&
+      (reply->type != REDIS_REPLY_STRING ||
+       std::string(reply->str, reply->len) != options_.secret_fingerprint)) {
+    return Status::InvalidArgument(
+        Where() + ": " + check_key +
+        " was written by otpd nodes with another secret; every node sharing this Redis and "
+        "prefix needs the same secret (copy otpd.secret from one of them)");
   }
   return Status::OK();
 }

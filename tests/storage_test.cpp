@@ -926,6 +926,24 @@ TEST_CASE("RedisStorage: a wrong password is a configuration error, not an outag
   CHECK(s.message().find("AUTH") != std::string::npos);
   CHECK(s.message().find("not-the-password") == std::string::npos);
 }
+TEST_CASE("RedisStorage: a node with another secret is refused; the same secret is welcome") {
+  FakeClock clock;
+  RedisOptions options = TestRedisOptions();
+  options.secret_fingerprint = "fingerprint-one";
+  std::unique_ptr<Storage> first, same, other;
+  REQUIRE(NewRedisStorage(options, &clock, &first).ok());
+  REQUIRE(first->CheckWritable().ok());
+  CHECK(RedisSay({"PTTL", options.prefix + "secret-check"}) == "-1");  // kept
+  REQUIRE(NewRedisStorage(options, &clock, &same).ok());
+  CHECK(same->CheckWritable().ok());
+  options.secret_fingerprint = "fingerprint-two";
+  REQUIRE(NewRedisStorage(options, &clock, &other).ok());
+  Status s = other->CheckWritable();
+  CHECK(s.code() == Status::Code::kInvalidArgument);
+  CHECK(s.message().find("same secret") != std::string::npos);
+  VerifyResult r;
+  CHECK_FALSE(other->VerifyCode("abc", "x", kLimits, &r).ok());
+}
 #endif  // OTPD_REDIS
 
 }  // namespace
