@@ -151,8 +151,9 @@ asan: deps
 # Throughput and latency against a bare cpp-httplib server measured in the
 # same run; writes bench/results.md (see README, Performance).
 bench: deps
-	@./third_party/install.sh third_party/packages-bench.txt
-	bench/run.sh
+	@./third_party/install.sh third_party/packages-bench.txt \
+	  $(if $(filter 1,$(REDIS)),third_party/packages-redis-test.txt)
+	REDIS=$(REDIS) bench/run.sh
 # The binary, the config (never overwriting one that exists), an empty
 # 0600 Twilio token file for LoadCredential=, the systemd unit and the
 # otpd system user. Installing into the live system (no DESTDIR, as root)

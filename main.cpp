@@ -299,6 +299,68 @@ void HandleSignals(const sigset_t* set, HttpServer* server, int argc, char** arg
   }
 }
 
+#ifdef OTPD_REDIS
+std::string HexOf(const std::string& bytes) {
+  static const char kDigits[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned char b : bytes) {
+    hex.push_back(kDigits[b >> 4]);
+    hex.push_back(kDigits[b & 15]);
+  }
+  return hex;
+}
+
+RedisOptions RedisStoreOptions(const Config& c, const RedisEndpoint& endpoint,
+                               const CodeHasher& hasher) {
+  RedisOptions o;
+  o.secret_fingerprint = HexOf(hasher.Hash("otpd secret fingerprint", "")).substr(0, 32);
+  o.endpoint = endpoint;
+  o.prefix = c.redis_prefix;
+  o.timeout_ms = c.redis_timeout_ms;
+  o.connections = c.redis_connections;
+  o.expired_grace_ms = int64_t{c.expired_grace} * 1000;
+  return o;
+}
+#endif
+
+// The code store of `serve`: the SQLite file, or Redis with store = redis.
+// Redis unreachable at start is replaced by the SQLite file when
+// redis_fallback is on (one host); otherwise otpd serves, answering 503,
+// until Redis is back. Anything else wrong with Redis (a refused password)
+// stops the start. *in_effect: "sqlite" or "redis". 0, or the exit code.
+int OpenStore(const Config& c, const CodeHasher& hasher, std::shared_ptr<SqliteDb> db,
+              std::unique_ptr<Storage>* storage, std::string* in_effect) {
+  *in_effect = "sqlite";
+#ifdef OTPD_REDIS
+  if (c.store == "redis") {
+    RedisEndpoint endpoint;
+    Status s = RedisEndpointOf(c, &endpoint);
+    if (s.ok()) s = NewRedisStorage(RedisStoreOptions(c, endpoint, hasher), SystemClock(), storage);
+    if (!s.ok()) return Fail("redis", s);
+    s = (*storage)->CheckWritable();
+    if (s.ok() || (s.code() == Status::Code::kUnavailable && !c.redis_fallback)) {
+      if (!s.ok()) {
+        Log(LogLevel::kError,
+            "redis unreachable at start; answering 503 until it is back (redis_fallback = false)",
+            {{"redis", endpoint.Describe()}, {"error", s.message()}});
+      }
+      *in_effect = "redis";
+      return 0;
+    }
+    if (s.code() != Status::Code::kUnavailable) return Fail("redis", s);
+    Log(LogLevel::kWarn,
+        "redis unreachable at start; using the local SQLite store until restarted "
+        "(redis_fallback = true)",
+        {{"redis", endpoint.Describe()}, {"error", s.message()}});
+  }
+#else
+  (void)c;  // store = redis is refused by ValidateConfig in this build
+  (void)hasher;
+#endif
+  Status s = NewSqliteStorage(std::move(db), SystemClock(), storage);
+  return s.ok() ? 0 : Fail("storage", s);
+}
+
 int Serve(const Config& c, int argc, char** argv, std::shared_ptr<SqliteDb> db,
           UserDirectory* users, AuditLog* audit) {
   if (!c.config_file.empty()) {
@@ -312,10 +374,11 @@ int Serve(const Config& c, int argc, char** argv, std::shared_ptr<SqliteDb> db,
   }
   CodeHasher hasher(secret);
   std::unique_ptr<Storage> storage;
-  Status s = NewSqliteStorage(db, SystemClock(), &storage);
-  if (!s.ok()) return Fail("storage", s);
+  std::string store;
+  const int failed = OpenStore(c, hasher, db, &storage, &store);
+  if (failed != 0) return failed;
   std::unique_ptr<SmsSender> sms;
-  s = NewSmsSender(c, &sms);
+  Status s = NewSmsSender(c, &sms);
   if (!s.ok()) return Fail("sms", s);
 
   OtpService service(ServiceOptions(c), storage.get(), users, sms.get(), SystemClock(),
@@ -357,7 +420,7 @@ int Serve(const Config& c, int argc, char** argv, std::shared_ptr<SqliteDb> db,
   std::thread signals(HandleSignals, &set, &server, argc, argv, &live);
   Log(LogLevel::kInfo, "otpd started",
       {{"version", OTPD_VERSION}, {"listen", c.listen}, {"port", std::to_string(server.port())},
-       {"database", c.database}, {"sms_backend", EffectiveSmsBackend(c)},
+       {"database", c.database}, {"store", store}, {"sms_backend", EffectiveSmsBackend(c)},
        {"scheme", c.tls_cert.empty() ? "http" : "https"}});
   server.Run();
   kill(getpid(), SIGTERM);  // wakes the signal thread if Run ended on its own

@@ -2,9 +2,12 @@
 # make bench: measures otpd against the ceiling of its HTTP layer, on
 # loopback, and writes bench/results.md. Bounded: about 2 minutes on 2 cores.
 #   DURATION (s, default 8), CONNECTIONS (32), WRK_THREADS (2), THREADS (128)
+#   REDIS=1 (make REDIS=1 bench): the Redis build, plus verify and send with
+#   the code store in a redis-server started here.
 set -eu
 cd "$(dirname "$0")/.."
-B=build-bench
+REDIS=${REDIS:-}
+if [ "$REDIS" = 1 ]; then B=build-bench-redis; else B=build-bench; fi
 BENCH_DIR=$(pwd)/bench
 export BENCH_DIR
 DURATION=${DURATION:-8}
@@ -69,9 +72,14 @@ start_otpd() {
 }
 
 echo "building (optimised) ..." >&2
-make --no-print-directory BUILD=$B OUT=$B OPT='-O2 -g -DNDEBUG' $B/otpd $B/libotpd.a >/dev/null
+make --no-print-directory REDIS="$REDIS" BUILD=$B OUT=$B OPT='-O2 -g -DNDEBUG' $B/otpd \
+  $B/libotpd.a >/dev/null
 FLAGS="-std=c++17 -O2 -DNDEBUG -Isrc $(pkg-config --cflags cpp-httplib)"
 LIBS="$B/libotpd.a $(pkg-config --libs cpp-httplib sqlite3 openssl) -lpthread"
+if [ "$REDIS" = 1 ]; then
+  FLAGS="$FLAGS -DOTPD_REDIS=1"
+  LIBS="$LIBS $(pkg-config --libs hiredis)"
+fi
 for tool in baseline_server seed startup storage_bench; do
   g++ $FLAGS "bench/$tool.cpp" $LIBS -o "$B/$tool"
 done
@@ -103,6 +111,28 @@ STARTUP=$("$B/startup" "$B/otpd" serve --database "$TMP/1m.db" --secret "$SECRET
 start_otpd "$TMP/1m.db"
 wrk_run verify-code-1m verify.lua "$PORT" "$PID" 1000000
 kill "$PID"; wait "$PID" 2>/dev/null || true
+
+if [ "$REDIS" = 1 ]; then
+  echo "4b/5 verify-code and send-code with the code store in Redis" >&2
+  RPORT=$("$B/startup" --free-port)
+  redis-server --bind 127.0.0.1 --port "$RPORT" --save "" --appendonly no --daemonize no \
+    --dir "$TMP" >"$TMP/redis.log" 2>&1 &
+  RPID=$!
+  PIDS="$PIDS $RPID"
+  for _ in $(seq 1 500); do
+    [ "$(redis-cli -p "$RPORT" ping 2>/dev/null)" = PONG ] && break
+    sleep 0.01
+  done
+  REDIS_ARGS="--store redis --redis-url redis://127.0.0.1:$RPORT/0 --redis-fallback false"
+  "$B/seed" "$TMP/r100k.db" "$SECRET" 100000 redis "$RPORT" otpd:
+  start_otpd "$TMP/r100k.db" $REDIS_ARGS
+  wrk_run verify-code-redis verify.lua "$PORT" "$PID" 100000
+  kill "$PID"; wait "$PID" 2>/dev/null || true
+  "$B/seed" "$TMP/rsend.db" "$SECRET" 100000 users-only
+  start_otpd "$TMP/rsend.db" --sms-log-file "$TMP/rsms.log" $REDIS_ARGS
+  wrk_run send-code-redis send.lua "$PORT" "$PID" 100000
+  kill "$PID"; wait "$PID" 2>/dev/null || true
+fi
 
 echo "5/5 storage micro-benchmark (no HTTP)" >&2
 STORAGE=$("$B/storage_bench" "$TMP" 20000)

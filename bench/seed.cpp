@@ -2,6 +2,8 @@
 // with a live code that the wrk scripts can compute: the code of user n is
 // (n * 7919 + 13) mod 10^6, zero-padded, hashed with SECRET as otpd does.
 //   seed DB SECRET N [users-only]
+//   seed DB SECRET N redis PORT PREFIX   (Redis build: users in DB, codes
+//                                        through the Redis store on 127.0.0.1:PORT)
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -9,6 +11,7 @@
 #include "clock.h"
 #include "code_hash.h"
 #include "sqlite_db.h"
+#include "storage.h"
 
 namespace {
 
@@ -26,6 +29,21 @@ int main(int argc, char** argv) {
   }
   const long n = atol(argv[3]);
   const bool with_codes = argc < 5;
+  const bool to_redis = argc >= 7 && std::string(argv[4]) == "redis";
+  std::unique_ptr<otpd::Storage> redis;
+  if (to_redis) {
+#ifdef OTPD_REDIS
+    otpd::RedisOptions ro;
+    ro.endpoint.host = "127.0.0.1";
+    ro.endpoint.port = atoi(argv[5]);
+    ro.prefix = argv[6];
+    otpd::Status rs = otpd::NewRedisStorage(ro, otpd::SystemClock(), &redis);
+    if (!rs.ok()) return Fail("redis", rs);
+#else
+    fprintf(stderr, "seed: built without Redis\n");
+    return 2;
+#endif
+  }
   otpd::SqliteOptions options;
   options.path = argv[1];
   std::shared_ptr<otpd::SqliteDb> db;
@@ -49,6 +67,10 @@ int main(int argc, char** argv) {
     u.BindText(1, user);
     u.BindText(2, phone);
     s = u.Run();
+    if (s.ok() && redis != nullptr) {
+      s = redis->PutCode({user, hasher.Hash(user, code), now, now + 86400000});
+      continue;
+    }
     if (!s.ok() || !with_codes) continue;
     otpd::SqliteStatement c;
     s = conn->Prepare("INSERT OR REPLACE INTO otps (user_id, code_hash, issued_at, expires_at,"

@@ -31,6 +31,7 @@
 #include "api_keys.h"
 #include "client_ip.h"
 #include "phone.h"
+#include "redis_url.h"
 
 extern char** environ;
 
@@ -45,6 +46,7 @@ namespace {
 // The keys.
 
 using StringCheck = std::string (*)(const std::string& value);
+using Redactor = std::string (*)(const std::string& value);
 
 // One key of Config: its name everywhere, its help line, where it lives in
 // the struct and which values it accepts. Exactly one of str/i32/i64/flag
@@ -62,6 +64,7 @@ struct KeySpec {
   int64_t max = 0;
   StringCheck check = nullptr;  // strings: "" if fine, else what is wrong
   bool sensitive = false;       // never echoed in messages or --help
+  Redactor redact = nullptr;    // sensitive strings: DescribeConfig shows this, not "<redacted>"
 
   bool IsInteger() const { return str == nullptr && flag == nullptr; }
   bool IsBool() const { return flag != nullptr; }
@@ -173,6 +176,37 @@ std::string CheckMessageTemplate(const std::string& value) {
   return value.find("{code}") == std::string::npos ? "must contain {code}" : "";
 }
 
+// Only the enumeration: whether this build has Redis is ValidateConfig's
+// question, so that the refusal reads the same from every source.
+std::string CheckStore(const std::string& value) {
+  return value == "sqlite" || value == "redis" ? "" : "must be sqlite or redis";
+}
+
+// ParseRedisUrl's messages never quote the URL, so they may follow the key.
+std::string CheckRedisUrl(const std::string& value) {
+  if (value.empty()) return "";
+  RedisEndpoint endpoint;
+  Status s = ParseRedisUrl(value, &endpoint);
+  return s.ok() ? "" : s.message();
+}
+
+std::string CheckRedisHost(const std::string& value) {
+  return IsRedisHost(value) ? ""
+                            : "must be a host name or an IPv4 or IPv6 address, without brackets "
+                              "or port (see redis_port, or redis_url)";
+}
+
+// Keys are written and scanned by prefix: a space or a control character
+// would make them awkward to type into redis-cli.
+std::string CheckRedisPrefix(const std::string& value) {
+  bool ok = !value.empty() && value.size() <= 64;
+  for (char c : value) {
+    const auto u = static_cast<unsigned char>(c);
+    ok = ok && u > 0x20 && u < 0x7f;
+  }
+  return ok ? "" : "must be 1 to 64 printable ASCII characters without spaces";
+}
+
 KeySpec StringKey(const char* name, const char* group, const char* help, std::string Config::*field,
                   StringCheck check = nullptr) {
   KeySpec key;
@@ -216,11 +250,19 @@ KeySpec Legacy(KeySpec key, const char* env_name) {
   return key;
 }
 
+// A sensitive key that DescribeConfig shows through `redact`.
+KeySpec Redacted(KeySpec key, Redactor redact) {
+  key = Sensitive(key);
+  key.redact = redact;
+  return key;
+}
+
 // Every key, in the order of config.h. Ranges here are the ones documented
 // in config.h; otpd.conf.example repeats them for people.
 const std::vector<KeySpec>& Keys() {
   static const char kNet[] = "Network", kStore[] = "Storage", kCodes[] = "Codes", kSms[] = "SMS",
-                    kLog[] = "Logging", kAbuse[] = "Abuse limits", kAccess[] = "Access";
+                    kLog[] = "Logging", kAbuse[] = "Abuse limits", kAccess[] = "Access",
+                    kRedis[] = "Redis";
   static const auto* const keys = new std::vector<KeySpec>{
       StringKey("listen", kNet, "Address to bind: an IPv4 or IPv6 literal", &Config::listen,
                 CheckListen),
@@ -256,6 +298,37 @@ const std::vector<KeySpec>& Keys() {
              &Config::purge_interval, 1, 86400),
       IntKey("audit_retention_days", kStore, "Days the audit trail keeps send and verify events",
              &Config::audit_retention_days, 1, 3650),
+      StringKey("store", kRedis,
+                "Where codes are kept: sqlite or redis (redis needs a make REDIS=1 build)",
+                &Config::store, CheckStore),
+      Redacted(StringKey("redis_url", kRedis,
+                         "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or "
+                         "unix://[[USER]:PASSWORD@]/PATH[?db=N]; wins over redis_host, "
+                         "redis_port, redis_db and redis_password",
+                         &Config::redis_url, CheckRedisUrl),
+               RedactRedisUrl),
+      Legacy(StringKey("redis_host", kRedis, "Redis host name or IP address", &Config::redis_host,
+                       CheckRedisHost),
+             "REDIS_HOST"),
+      Legacy(IntKey("redis_port", kRedis, "Redis TCP port", &Config::redis_port, 1, 65535),
+             "REDIS_PORT"),
+      Legacy(IntKey("redis_db", kRedis, "Redis database index (SELECT)", &Config::redis_db, 0,
+                    1000000),
+             "REDIS_DB"),
+      Legacy(Sensitive(StringKey("redis_password", kRedis,
+                                 "Redis password (AUTH); unset: none. Flags show in ps: prefer "
+                                 "the environment",
+                                 &Config::redis_password)),
+             "REDIS_PASSWORD"),
+      StringKey("redis_prefix", kRedis, "Start of every Redis key otpd writes",
+                &Config::redis_prefix, CheckRedisPrefix),
+      BoolKey("redis_fallback", kRedis,
+              "Redis unreachable at start: use the SQLite store (single host only)",
+              &Config::redis_fallback),
+      IntKey("redis_timeout_ms", kRedis, "Milliseconds per Redis connect and command",
+             &Config::redis_timeout_ms, 1, 60000),
+      IntKey("redis_connections", kRedis, "Pooled Redis connections per process",
+             &Config::redis_connections, 1, 1024),
       IntKey("code_length", kCodes, "Digits per code", &Config::code_length, 4, 10),
       IntKey("expiry", kCodes, "Seconds a code stays valid", &Config::expiry, 10, 86400),
       IntKey("max_attempts", kCodes, "Wrong guesses allowed per code", &Config::max_attempts, 1,
@@ -505,6 +578,11 @@ std::string CheckTwilio(const Config& c) {
     return prefix + "no sender is set: twilio_phone_number or twilio_messaging_service_sid";
   }
   return "";
+}
+
+std::string CheckStoreBuilt(const Config& c) {
+  if (c.store != "redis" || BuiltWithRedis()) return "";
+  return "store = 'redis': this otpd was built without Redis; rebuild it with make REDIS=1";
 }
 
 // ---------------------------------------------------------------------------
@@ -1275,9 +1353,10 @@ std::string DescribeConfig(const Config& config) {
   for (const KeySpec& key : Keys()) {
     std::string value = ValueText(key, config);
     if (!key.IsInteger() && (key.sensitive || IsSecretKey(key.name)) && !value.empty()) {
-      value = "<redacted>";
+      value = key.redact != nullptr ? key.redact(value) : "<redacted>";
     }
-    out += std::string(key.name) + " = " + (key.IsInteger() ? value : TomlString(value)) + "\n";
+    const bool bare = key.IsInteger() || key.IsBool();  // TOML numbers and booleans
+    out += std::string(key.name) + " = " + (bare ? value : TomlString(value)) + "\n";
   }
   out += "# sms_backend in effect: " + EffectiveSmsBackend(config) + "\n";
   out += "\n[users]\n";
@@ -1309,7 +1388,7 @@ Status ValidateConfig(const Config& config) {
         "tls_cert and tls_key: set both to serve HTTPS, or neither for HTTP");
   }
   for (const std::string& error :
-       {CheckUsers(config.users), CheckTemplates(config.templates),
+       {CheckStoreBuilt(config), CheckUsers(config.users), CheckTemplates(config.templates),
         EffectiveSmsBackend(config) == "twilio" ? CheckTwilio(config) : std::string()}) {
     if (!error.empty()) return Status::InvalidArgument(error);
   }
@@ -1319,6 +1398,34 @@ Status ValidateConfig(const Config& config) {
 std::string EffectiveSmsBackend(const Config& config) {
   if (config.sms_backend != "auto") return config.sms_backend;
   return HasTwilioCredential(config) ? "twilio" : "console";
+}
+
+Status RedisEndpointOf(const Config& config, RedisEndpoint* endpoint) {
+  if (!config.redis_url.empty()) {
+    const Status status = ParseRedisUrl(config.redis_url, endpoint);
+    return status.ok() ? status : Status::InvalidArgument("redis_url: " + status.message());
+  }
+  for (const char* name : {"redis_host", "redis_port", "redis_db"}) {
+    const KeySpec& key = *FindKey(name);
+    const std::string what = CheckValue(key, config);
+    if (!what.empty()) {
+      return Status::InvalidArgument(KeyIs(key, ValueText(key, config)) + ": " + what);
+    }
+  }
+  *endpoint = RedisEndpoint();
+  endpoint->host = config.redis_host;
+  endpoint->port = config.redis_port;
+  endpoint->db = config.redis_db;
+  endpoint->password = config.redis_password;
+  return Status::OK();
+}
+
+bool BuiltWithRedis() {
+#ifdef OTPD_REDIS
+  return true;
+#else
+  return false;
+#endif
 }
 
 }  // namespace otpd

@@ -3,7 +3,8 @@
 // Each field is one key that works three ways with this precedence:
 //   command-line flag (--code-length or --code_length)
 //   > environment variable (OTPD_CODE_LENGTH; plus the old service's
-//     TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_PHONE_NUMBER)
+//     TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_PHONE_NUMBER,
+//     REDIS_HOST, REDIS_PORT, REDIS_DB, REDIS_PASSWORD)
 //   > config file (TOML, --config FILE or OTPD_CONFIG; key `code_length`)
 //   > the default written here.
 // otpd.conf.example documents every key. ParseInvocation validates once; a
@@ -16,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "redis_url.h"
 #include "status.h"
 
 namespace otpd {
@@ -41,6 +43,27 @@ struct Config {
   int busy_timeout_ms = 5000;       // SQLite lock wait, 1..60000
   int purge_interval = 60;          // seconds between sweeps of expired codes, 1..86400
   int audit_retention_days = 90;    // days the audit trail keeps events, 1..3650
+
+  // --- Redis ---------------------------------------------------------------
+  // Where one-time codes are kept: "sqlite" (the database file) or "redis",
+  // which needs a build made with `make REDIS=1`. Users stay in each
+  // node's SQLite database either way.
+  std::string store = "sqlite";
+  // redis:// or unix:// URL (redis_url.h); when set, it wins over
+  // redis_host, redis_port, redis_db and redis_password. (secret: it may
+  // hold a password; check-config shows it with the password redacted)
+  std::string redis_url;
+  std::string redis_host = "127.0.0.1";  // host name or IP literal; also REDIS_HOST
+  int redis_port = 6379;                 // 1..65535; also REDIS_PORT
+  int redis_db = 0;                      // SELECT index, 0..1000000; also REDIS_DB
+  std::string redis_password;            // empty: no AUTH; also REDIS_PASSWORD (secret)
+  std::string redis_prefix = "otpd:";    // starts every key otpd writes; 1..64 printable ASCII,
+                                         // no spaces
+  // Redis unreachable at start: use the SQLite store instead. Only right for
+  // a single host; set false when several nodes share Redis.
+  bool redis_fallback = true;
+  int redis_timeout_ms = 1000;  // connect and command timeout, 1..60000
+  int redis_connections = 8;    // pooled connections per process, 1..1024
 
   // --- codes -------------------------------------------------------------
   int code_length = 6;        // digits, 4..10
@@ -157,7 +180,8 @@ Status ParseInvocation(int argc, const char* const* argv, const std::vector<std:
 // The effective settings as TOML lines (`key = value`, then the [users]
 // table), for `otpd check-config`. Secrets are shown as "<redacted>" when
 // set: every sensitive key, and any key named secret or ending in _token,
-// _secret or api_keys.
+// _secret or api_keys. redis_url is shown with only its password redacted:
+// "redis://:<redacted>@10.0.0.5:6379/0".
 std::string DescribeConfig(const Config& config);
 
 // True for a key DescribeConfig redacts.
@@ -170,10 +194,21 @@ std::vector<std::string> ChangedKeys(const Config& a, const Config& b);
 // "console" or "twilio": sms_backend with "auto" resolved.
 std::string EffectiveSmsBackend(const Config& config);
 
-// Checks every field's range and enumeration, and that a Twilio backend
-// has its account SID, a credential and a sender. InvalidArgument names the
-// first bad key: "code_length = 11: must be between 4 and 10".
+// Checks every field's range and enumeration, that a Twilio backend has
+// its account SID, a credential and a sender, and that store = "redis" comes
+// with a build that has Redis. InvalidArgument names the first bad key:
+// "code_length = 11: must be between 4 and 10".
 Status ValidateConfig(const Config& config);
+
+// The Redis server to use: redis_url parsed when it is set, else
+// redis_host, redis_port, redis_db and redis_password. InvalidArgument
+// naming the bad key (never a password) when one is bad; *endpoint is then
+// unspecified. Does not look at `store`.
+Status RedisEndpointOf(const Config& config, RedisEndpoint* endpoint);
+
+// True when this otpd was built with the Redis store (make REDIS=1, which
+// defines OTPD_REDIS).
+bool BuiltWithRedis();
 
 }  // namespace otpd
 

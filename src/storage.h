@@ -5,8 +5,8 @@
 // verification (user, time). The limits live here, not in memory, so they
 // survive a restart and hold across processes sharing the store.
 //
-// Backends are suffix variants: storage_sqlite.cpp (default), later
-// storage_redis.cpp. Every method is thread-safe and atomic with respect to
+// Backends are suffix variants: storage_sqlite.cpp (default) and
+// storage_redis.cpp (built with make REDIS=1). Every method is thread-safe and atomic with respect to
 // other threads AND other processes sharing the same store: two otpd
 // processes on one database file never lose an attempt or let a guess
 // through past the limit.
@@ -18,6 +18,7 @@
 #include <string>
 
 #include "clock.h"
+#include "redis_url.h"
 #include "status.h"
 
 namespace otpd {
@@ -136,6 +137,33 @@ class Storage {
 // A code store in the `otps` table of `db`. `clock` must outlive the result.
 Status NewSqliteStorage(std::shared_ptr<SqliteDb> db, Clock* clock,
                         std::unique_ptr<Storage>* storage);
+
+struct RedisOptions {
+  RedisEndpoint endpoint;
+  std::string prefix = "otpd:";  // every key otpd writes starts with it
+  int timeout_ms = 1000;         // connect and per-command timeout
+  int connections = 8;           // pooled connections, at most
+  // How long an expired code is kept for its 410 answer (the code key's
+  // TTL is expiry + this + a minute).
+  int64_t expired_grace_ms = 600 * 1000;
+  // Derived from the code-hash secret (never the secret itself). Every
+  // node on one Redis and prefix must hash with the same secret, or codes
+  // sent through one fail on another: the first node stores this under
+  // "<prefix>secret-check" (the one key without a TTL) and a node that
+  // brings another value is refused (InvalidArgument). Empty: no check.
+  std::string secret_fingerprint;
+};
+
+#ifdef OTPD_REDIS
+// A code store in Redis, shared by every otpd node pointed at the same
+// server and prefix. Connects lazily: the first call (CheckWritable, say)
+// shows whether Redis is reachable (Unavailable when it is not; any other
+// code is a configuration error such as a wrong password). A lost
+// connection is reconnected with backoff; meanwhile calls answer
+// Unavailable at once. `clock` must outlive the result.
+Status NewRedisStorage(const RedisOptions& options, Clock* clock,
+                       std::unique_ptr<Storage>* storage);
+#endif
 
 }  // namespace otpd
 

@@ -96,6 +96,16 @@ void CheckSameSettings(const Config& a, const Config& b) {
   CHECK(a.secret_file == b.secret_file);
   CHECK(a.busy_timeout_ms == b.busy_timeout_ms);
   CHECK(a.purge_interval == b.purge_interval);
+  CHECK(a.store == b.store);
+  CHECK(a.redis_url == b.redis_url);
+  CHECK(a.redis_host == b.redis_host);
+  CHECK(a.redis_port == b.redis_port);
+  CHECK(a.redis_db == b.redis_db);
+  CHECK(a.redis_password == b.redis_password);
+  CHECK(a.redis_prefix == b.redis_prefix);
+  CHECK(a.redis_fallback == b.redis_fallback);
+  CHECK(a.redis_timeout_ms == b.redis_timeout_ms);
+  CHECK(a.redis_connections == b.redis_connections);
   CHECK(a.code_length == b.code_length);
   CHECK(a.expiry == b.expiry);
   CHECK(a.max_attempts == b.max_attempts);
@@ -535,7 +545,8 @@ TEST_CASE("integer ranges, at and past each bound") {
       {"read_timeout", 1, 300},     {"write_timeout", 1, 300},     {"keepalive_timeout", 0, 300},
       {"keepalive_max", 1, 100000}, {"busy_timeout_ms", 1, 60000}, {"purge_interval", 1, 86400},
       {"code_length", 4, 10},       {"expiry", 10, 86400},         {"max_attempts", 1, 100},
-      {"expired_grace", 0, 604800},
+      {"expired_grace", 0, 604800}, {"redis_port", 1, 65535},      {"redis_db", 0, 1000000},
+      {"redis_timeout_ms", 1, 60000}, {"redis_connections", 1, 1024},
   };
   for (const Range& r : ranges) {
     std::string flag = std::string("--") + r.key + "=";
@@ -706,7 +717,7 @@ TEST_CASE("otpd.conf.example uncommented: every key, each at its default") {
     if (!key.empty()) in_file.insert(key);
   }
   const std::set<std::string> in_help = KeysInHelp();
-  CHECK(in_help.size() == 56);
+  CHECK(in_help.size() == 66);
   CHECK(in_file == in_help);
 }
 
@@ -818,6 +829,335 @@ TEST_CASE("commands: sms test and check-config; Twilio secrets redacted, backend
   // --help lists no secret value either.
   CHECK(!Contains(Parse({"--help"}, {"TWILIO_AUTH_TOKEN=hidden-token-1"}).inv.output, "hidden-"));
 }
+
+// ---------------------------------------------------------------------------
+// The Redis keys.
+
+TEST_CASE("Redis config keys: the defaults of config.h") {
+  const Parsed p = Parse({});
+  REQUIRE(p.status.ok());
+  const Config& c = p.inv.config;
+  CHECK(c.store == "sqlite");
+  CHECK(c.redis_url.empty());
+  CHECK(c.redis_host == "127.0.0.1");
+  CHECK(c.redis_port == 6379);
+  CHECK(c.redis_db == 0);
+  CHECK(c.redis_password.empty());
+  CHECK(c.redis_prefix == "otpd:");
+  CHECK(c.redis_fallback);
+  CHECK(c.redis_timeout_ms == 1000);
+  CHECK(c.redis_connections == 8);
+  const std::string help = Parse({"--help"}).inv.output;
+  CHECK(Contains(help, "Redis:"));
+  CHECK(Contains(help, "--store TEXT=sqlite"));
+  CHECK(Contains(help, "[env OTPD_REDIS_HOST or REDIS_HOST]"));
+  CHECK(Contains(help, "[env OTPD_REDIS_PASSWORD or REDIS_PASSWORD]"));
+  CHECK(Contains(help, "--redis-connections INT=8"));
+}
+
+TEST_CASE("Redis config keys: each source sets them; flag > env > file") {
+  const std::string file =
+      "store = \"sqlite\"\nredis_host = \"file-host\"\nredis_port = 7001\nredis_db = 1\n"
+      "redis_password = \"file-pw\"\nredis_prefix = \"file:\"\nredis_fallback = false\n"
+      "redis_timeout_ms = 100\nredis_connections = 2\n"
+      "redis_url = \"redis://:file-pw@file-host:7001/1\"\n";
+  Parsed p = ParseFile(file);
+  REQUIRE_MESSAGE(p.status.ok(), p.status.ToString());
+  CHECK(p.inv.config.redis_host == "file-host");
+  CHECK(p.inv.config.redis_port == 7001);
+  CHECK(p.inv.config.redis_db == 1);
+  CHECK(p.inv.config.redis_password == "file-pw");
+  CHECK(p.inv.config.redis_prefix == "file:");
+  CHECK_FALSE(p.inv.config.redis_fallback);
+  CHECK(p.inv.config.redis_timeout_ms == 100);
+  CHECK(p.inv.config.redis_connections == 2);
+  CHECK(p.inv.config.redis_url == "redis://:file-pw@file-host:7001/1");
+
+  const std::vector<std::string> env = {
+      "OTPD_REDIS_HOST=env-host",      "OTPD_REDIS_PORT=7002",       "OTPD_REDIS_DB=2",
+      "OTPD_REDIS_PASSWORD=env-pw",    "OTPD_REDIS_PREFIX=env:",     "OTPD_REDIS_FALLBACK=true",
+      "OTPD_REDIS_TIMEOUT_MS=200",     "OTPD_REDIS_CONNECTIONS=3",
+      "OTPD_REDIS_URL=unix:///run/env.sock?db=2"};
+  p = ParseFile(file, {}, env);
+  REQUIRE_MESSAGE(p.status.ok(), p.status.ToString());
+  CHECK(p.inv.config.redis_host == "env-host");
+  CHECK(p.inv.config.redis_port == 7002);
+  CHECK(p.inv.config.redis_db == 2);
+  CHECK(p.inv.config.redis_password == "env-pw");
+  CHECK(p.inv.config.redis_prefix == "env:");
+  CHECK(p.inv.config.redis_fallback);
+  CHECK(p.inv.config.redis_timeout_ms == 200);
+  CHECK(p.inv.config.redis_connections == 3);
+  CHECK(p.inv.config.redis_url == "unix:///run/env.sock?db=2");
+
+  p = ParseFile(file,
+                {"--redis-host=flag-host", "--redis-port=7003", "--redis_db=3",
+                 "--redis-password=flag-pw", "--redis-prefix=flag:", "--redis-fallback=false",
+                 "--redis-timeout-ms=300", "--redis-connections=4", "--redis-url=",
+                 "--store=sqlite"},
+                env);
+  REQUIRE_MESSAGE(p.status.ok(), p.status.ToString());
+  CHECK(p.inv.config.redis_host == "flag-host");
+  CHECK(p.inv.config.redis_port == 7003);
+  CHECK(p.inv.config.redis_db == 3);
+  CHECK(p.inv.config.redis_password == "flag-pw");
+  CHECK(p.inv.config.redis_prefix == "flag:");
+  CHECK_FALSE(p.inv.config.redis_fallback);
+  CHECK(p.inv.config.redis_timeout_ms == 300);
+  CHECK(p.inv.config.redis_connections == 4);
+  CHECK(p.inv.config.redis_url.empty());
+}
+
+TEST_CASE("Redis config keys: the old service's REDIS_* names, and OTPD_REDIS_* over them") {
+  const std::vector<std::string> old_names = {"REDIS_HOST=old-host", "REDIS_PORT=6390",
+                                              "REDIS_DB=4", "REDIS_PASSWORD=old-pw"};
+  Parsed p = ParseFile("redis_host = \"file-host\"\nredis_port = 7001\n", {}, old_names);
+  REQUIRE_MESSAGE(p.status.ok(), p.status.ToString());
+  CHECK(p.inv.config.redis_host == "old-host");
+  CHECK(p.inv.config.redis_port == 6390);
+  CHECK(p.inv.config.redis_db == 4);
+  CHECK(p.inv.config.redis_password == "old-pw");
+  // Both orders in the environment: the OTPD_ name wins either way.
+  for (const bool otpd_first : {true, false}) {
+    std::vector<std::string> env = old_names;
+    const std::vector<std::string> ours = {"OTPD_REDIS_HOST=new-host", "OTPD_REDIS_PORT=6391",
+                                           "OTPD_REDIS_DB=5", "OTPD_REDIS_PASSWORD=new-pw"};
+    env.insert(otpd_first ? env.begin() : env.end(), ours.begin(), ours.end());
+    p = Parse({}, env);
+    REQUIRE_MESSAGE(p.status.ok(), p.status.ToString());
+    CHECK(p.inv.config.redis_host == "new-host");
+    CHECK(p.inv.config.redis_port == 6391);
+    CHECK(p.inv.config.redis_db == 5);
+    CHECK(p.inv.config.redis_password == "new-pw");
+  }
+  p = Parse({"--redis-host=flag-host", "--redis-db=6"}, old_names);
+  CHECK(p.inv.config.redis_host == "flag-host");
+  CHECK(p.inv.config.redis_db == 6);
+  // A bad old value names the old variable.
+  p = Parse({}, {"REDIS_PORT=abc"});
+  CHECK(p.status.message() == "REDIS_PORT=abc: redis_port must be an integer");
+}
+
+TEST_CASE("Redis config keys: validation messages name the key") {
+  struct Case {
+    std::vector<std::string> args;
+    const char* message;  // "" when accepted
+  };
+  const Case cases[] = {
+      {{"--store=sqlite"}, ""},
+      {{"--store=memcached"}, "--store=memcached: store must be sqlite or redis"},
+      {{"--store=SQLite"}, "store must be sqlite or redis"},
+      {{"--store="}, "store must be sqlite or redis"},
+      {{"--redis-host=redis.internal"}, ""},
+      {{"--redis-host=10.1.2.3"}, ""},
+      {{"--redis-host=::1"}, ""},
+      {{"--redis-host="}, "--redis-host=: redis_host must be a host name or an IPv4 or IPv6"},
+      {{"--redis-host=[::1]"}, "redis_host must be a host name"},
+      {{"--redis-host=h:6379"}, "redis_host must be a host name"},
+      {{"--redis-host=redis://h"}, "redis_host must be a host name"},
+      {{"--redis-prefix=otpd:prod:"}, ""},
+      {{"--redis-prefix={otpd}:"}, ""},
+      {{"--redis-prefix=" + std::string(64, 'p')}, ""},
+      {{"--redis-prefix=" + std::string(65, 'p')},
+       "redis_prefix must be 1 to 64 printable ASCII characters without spaces"},
+      {{"--redis-prefix="}, "redis_prefix must be 1 to 64 printable ASCII characters"},
+      {{"--redis-prefix=a b"}, "redis_prefix must be 1 to 64 printable ASCII characters"},
+      {{"--redis-prefix=a\tb"}, "redis_prefix must be 1 to 64 printable ASCII characters"},
+      {{"--redis-prefix=caf\xC3\xA9:"}, "redis_prefix must be 1 to 64 printable ASCII"},
+      {{"--redis-fallback=false"}, ""},
+      {{"--redis-fallback=no"}, "--redis-fallback=no: redis_fallback must be true or false"},
+      {{"--redis-url=redis://10.0.0.5:6379/0"}, ""},
+      {{"--redis-url=unix:///run/redis/redis.sock?db=1"}, ""},
+      {{"--redis-url=redis://h:0"}, "--redis-url: redis_url must have a port between 1 and 65535"},
+      {{"--redis-url=rediss://h"}, "redis_url must not use rediss://"},
+      {{"--redis-url=localhost:6379"}, "redis_url must start with redis:// or unix://"},
+  };
+  for (const Case& c : cases) {
+    const Parsed p = Parse(c.args);
+    const bool ok = c.message[0] == '\0';
+    CHECK_MESSAGE(p.status.ok() == ok, c.args[0], ": ", p.status.ToString());
+    if (!ok) CHECK_MESSAGE(Contains(p.status.message(), c.message), p.status.message());
+  }
+  Config config;
+  config.store = "mysql";
+  CHECK(ValidateConfig(config).message() == "store = 'mysql': must be sqlite or redis");
+  config = Config();
+  config.redis_prefix = "a b";
+  CHECK(ValidateConfig(config).message() ==
+        "redis_prefix = 'a b': must be 1 to 64 printable ASCII characters without spaces");
+  config = Config();
+  config.redis_url = "redis://:hunter2-pw@h:99999";
+  CHECK(ValidateConfig(config).message() == "redis_url: must have a port between 1 and 65535");
+  const Parsed file = ParseFile("\nredis_url = \"redis://:hunter2-pw@\"\n");
+  CHECK(Contains(file.status.message(), ": redis_url: must name a host"));
+  CHECK(Contains(file.status.message(), "(line 2)"));
+  CHECK_FALSE(Contains(file.status.message(), "hunter2"));
+  const Parsed fallback = ParseFile("redis_fallback = \"false\"\n");
+  CHECK(Contains(fallback.status.message(), "must be true or false, without quotes"));
+}
+
+TEST_CASE("Redis config keys: passwords are never echoed in messages") {
+  const std::string pw = "hunter2-XYZ";
+  const std::vector<Parsed> parsed = {
+      Parse({"--redis-url=redis://:" + pw + "@h:0"}),
+      Parse({"--redis-url=redis://user:" + pw}),  // the '@' forgotten
+      Parse({}, {"OTPD_REDIS_URL=rediss://:" + pw + "@h"}),
+      Parse({}, {"OTPD_REDIS_URL=redis://:" + pw + "@h/db"}),
+      ParseFile("redis_url = \"unix://:" + pw + "@relative.sock\"\n"),
+      ParseFile("redis_url = 5\n"),
+      ParseFile("redis_password = 12345\n"),
+      Parse({"--redis-password=" + pw, "--redis-port=0"}),
+      Parse({}, {"REDIS_PASSWORD=" + pw, "REDIS_PORT=x"}),
+      Parse({"--redis-url=redis://:" + pw + "@h", "--redis-db=-1"}),
+  };
+  for (const Parsed& p : parsed) {
+    CHECK(p.status.IsInvalidArgument());
+    CHECK_MESSAGE(!Contains(p.status.message(), "hunter2"), p.status.message());
+    CHECK_MESSAGE(!Contains(p.status.message(), "XYZ"), p.status.message());
+  }
+  CHECK(Contains(ParseFile("redis_password = 12345\n").status.message(),
+                 "redis_password: must be a quoted string"));
+  CHECK(Contains(parsed[2].status.message(), "OTPD_REDIS_URL: redis_url must not use rediss://"));
+  CHECK(!Contains(Parse({"--help"}, {"REDIS_PASSWORD=" + pw, "OTPD_REDIS_URL=redis://:" + pw +
+                                                                   "@h"})
+                      .inv.output,
+                  "hunter2"));
+  CHECK(IsSecretKey("redis_url"));
+  CHECK(IsSecretKey("redis_password"));
+  CHECK_FALSE(IsSecretKey("redis_host"));
+  CHECK_FALSE(IsSecretKey("redis_prefix"));
+}
+
+TEST_CASE("Redis config keys: check-config shows redis_url with only the password redacted") {
+  Parsed p = Parse({"check-config", "--redis-url=redis://:s3cr3t-pw@10.0.0.5:6379/0"},
+                   {"REDIS_PASSWORD=other-s3cr3t"});
+  REQUIRE_MESSAGE(p.status.ok(), p.status.ToString());
+  std::string text = DescribeConfig(p.inv.config);
+  CHECK(Contains(text, "\nredis_url = \"redis://:<redacted>@10.0.0.5:6379/0\"\n"));
+  CHECK(Contains(text, "\nredis_password = \"<redacted>\"\n"));
+  CHECK(Contains(text, "\nstore = \"sqlite\"\n"));
+  CHECK(Contains(text, "\nredis_host = \"127.0.0.1\"\n"));
+  CHECK(Contains(text, "\nredis_port = 6379\n"));
+  CHECK(Contains(text, "\nredis_prefix = \"otpd:\"\n"));
+  CHECK(Contains(text, "\nredis_fallback = true\n"));
+  CHECK(!Contains(text, "s3cr3t"));
+
+  Config config;
+  config.redis_url = "unix://alice:p%40ss@/run/redis.sock?db=2";
+  text = DescribeConfig(config);
+  CHECK(Contains(text, "\nredis_url = \"unix://alice:<redacted>@/run/redis.sock?db=2\"\n"));
+  CHECK(Contains(text, "\nredis_password = \"\"\n"));
+  config.redis_url = "redis://cache:6380/1";  // nothing to hide
+  CHECK(Contains(DescribeConfig(config), "\nredis_url = \"redis://cache:6380/1\"\n"));
+  config.redis_url = "redis://alice:s3cr3t";  // refused anyway: could hide a password anywhere
+  text = DescribeConfig(config);
+  CHECK(Contains(text, "\nredis_url = \"<redacted>\"\n"));
+  CHECK(!Contains(text, "s3cr3t"));
+  CHECK(Contains(DescribeConfig(Config()), "\nredis_url = \"\"\n"));
+
+  // The booleans come out bare, so the text reads back as a config file.
+  const Parsed back = ParseFile(DescribeConfig(Config()));
+  REQUIRE_MESSAGE(back.status.ok(), back.status.ToString());
+  CheckSameSettings(back.inv.config, Config());
+  CHECK(back.inv.config.redis_fallback);
+  CHECK_FALSE(back.inv.config.conceal_unknown_users);
+}
+
+TEST_CASE("RedisEndpointOf: redis_url when set, else the host, port, db and password keys") {
+  Config config;
+  RedisEndpoint endpoint;
+  REQUIRE(RedisEndpointOf(config, &endpoint).ok());
+  CHECK(endpoint.host == "127.0.0.1");
+  CHECK(endpoint.port == 6379);
+  CHECK(endpoint.db == 0);
+  CHECK(endpoint.unix_path.empty());
+  CHECK(endpoint.username.empty());
+  CHECK(endpoint.password.empty());
+  CHECK(endpoint.Describe() == "127.0.0.1:6379 db 0");
+
+  config.redis_host = "::1";
+  config.redis_port = 6380;
+  config.redis_db = 3;
+  config.redis_password = "pw-1";
+  REQUIRE(RedisEndpointOf(config, &endpoint).ok());
+  CHECK(endpoint.host == "::1");
+  CHECK(endpoint.port == 6380);
+  CHECK(endpoint.db == 3);
+  CHECK(endpoint.password == "pw-1");
+  CHECK(endpoint.Describe() == "[::1]:6380 db 3");
+
+  config.redis_url = "redis://alice:pw%2F2@cache:7000/9";
+  REQUIRE(RedisEndpointOf(config, &endpoint).ok());
+  CHECK(endpoint.host == "cache");
+  CHECK(endpoint.port == 7000);
+  CHECK(endpoint.db == 9);
+  CHECK(endpoint.username == "alice");
+  CHECK(endpoint.password == "pw/2");
+
+  config.redis_url = "unix:///run/redis.sock?db=2";
+  REQUIRE(RedisEndpointOf(config, &endpoint).ok());
+  CHECK(endpoint.unix_path == "/run/redis.sock");
+  CHECK(endpoint.host.empty());
+  CHECK(endpoint.password.empty());  // redis_password does not mix into a URL
+  CHECK(endpoint.db == 2);
+
+  // From flags and the old environment names, through ParseInvocation.
+  const Parsed p = Parse({"--redis-db=7"}, {"REDIS_HOST=old-host", "REDIS_PASSWORD=old-pw"});
+  REQUIRE(p.status.ok());
+  REQUIRE(RedisEndpointOf(p.inv.config, &endpoint).ok());
+  CHECK(endpoint.Describe() == "old-host:6379 db 7");
+  CHECK(endpoint.password == "old-pw");
+
+  // Errors name the key, never the password.
+  config = Config();
+  config.redis_url = "redis://:pw-secret-9@h/x";
+  Status status = RedisEndpointOf(config, &endpoint);
+  CHECK(status.IsInvalidArgument());
+  CHECK(Contains(status.message(), "redis_url: must have a db that is a non-negative integer"));
+  CHECK(!Contains(status.message(), "pw-secret-9"));
+  config = Config();
+  config.redis_host = "ho st";
+  CHECK(Contains(RedisEndpointOf(config, &endpoint).message(), "redis_host = 'ho st': must be"));
+  config = Config();
+  config.redis_port = 0;
+  CHECK(RedisEndpointOf(config, &endpoint).message() ==
+        "redis_port = 0: must be between 1 and 65535");
+  config = Config();
+  config.redis_db = -1;
+  CHECK(RedisEndpointOf(config, &endpoint).message() ==
+        "redis_db = -1: must be between 0 and 1000000");
+}
+
+#ifndef OTPD_REDIS
+TEST_CASE("config store = redis: refused by a build without Redis, from every source") {
+  CHECK_FALSE(BuiltWithRedis());
+  const std::string message =
+      "store = 'redis': this otpd was built without Redis; rebuild it with make REDIS=1";
+  Config config;
+  config.store = "redis";
+  const Status status = ValidateConfig(config);
+  CHECK(status.IsInvalidArgument());
+  CHECK(status.message() == message);
+  CHECK(Parse({"--store=redis"}).status.message() == message);
+  CHECK(Parse({}, {"OTPD_STORE=redis"}).status.message() == message);
+  CHECK(ParseFile("store = \"redis\"\n").status.message() == message);
+  CHECK(Parse({"check-config", "--store=redis"}).status.message() == message);
+  // A flag still repairs it.
+  CHECK(Parse({"--store=sqlite"}, {"OTPD_STORE=redis"}).status.ok());
+}
+#else
+TEST_CASE("config store = redis: accepted by a build with Redis") {
+  CHECK(BuiltWithRedis());
+  Config config;
+  config.store = "redis";
+  CHECK(ValidateConfig(config).ok());
+  const Parsed p = Parse({"--store=redis", "--redis-url=redis://10.0.0.5:6379/0"});
+  REQUIRE_MESSAGE(p.status.ok(), p.status.ToString());
+  CHECK(p.inv.config.store == "redis");
+  CHECK(Parse({}, {"OTPD_STORE=redis"}).status.ok());
+  CHECK(ParseFile("store = \"redis\"\n").status.ok());
+}
+#endif
 
 }  // namespace
 }  // namespace otpd

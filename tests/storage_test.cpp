@@ -9,12 +9,22 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <map>
 #include <string>
 #include <thread>
 #include <vector>
+
+#ifdef OTPD_REDIS
+#include <arpa/inet.h>
+#include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "redis_server.h"
+#endif
 
 #include "code_hash.h"
 #include "sqlite_db.h"
@@ -42,14 +52,35 @@ Status MakeSqliteStorage(const TempDir& dir, Clock* clock, std::unique_ptr<Stora
   return NewSqliteStorage(db, clock, storage);
 }
 
+#ifdef OTPD_REDIS
+// A store under its own key prefix on the test process's redis-server.
+RedisOptions TestRedisOptions() {
+  RedisOptions options;
+  options.endpoint.host = "127.0.0.1";
+  options.endpoint.port = SharedTestRedis().port();
+  options.prefix = UniqueRedisPrefix();
+  return options;
+}
+
+Status MakeRedisStorage(const TempDir&, Clock* clock, std::unique_ptr<Storage>* storage) {
+  return NewRedisStorage(TestRedisOptions(), clock, storage);
+}
+#endif
+
 struct Backend {
   const char* name;
   StorageFactory make;
+  // PurgeExpired forgets send and failure history older than history_ms.
+  // Redis trims history to the window on every write and lets it expire.
+  bool purges_history;
 };
 
-// Every backend the contract runs against. The Redis build appends its own.
+// Every backend the contract runs against.
 const Backend kBackends[] = {
-    {"sqlite", MakeSqliteStorage},
+    {"sqlite", MakeSqliteStorage, true},
+#ifdef OTPD_REDIS
+    {"redis", MakeRedisStorage, false},
+#endif
 };
 
 // One fresh, empty store of one backend, with its own clock.
@@ -61,8 +92,9 @@ struct Store {
 
 // Runs body(storage, clock) once per backend, each on a fresh store.
 template <typename Body>
-void ForEachBackend(Body body) {
+void ForEachBackend(Body body, bool only_purging_history = false) {
   for (const Backend& backend : kBackends) {
+    if (only_purging_history && !backend.purges_history) continue;
     INFO("backend: ", backend.name);
     Store store;
     REQUIRE(backend.make(store.dir, &store.clock, &store.storage).ok());
@@ -476,7 +508,7 @@ TEST_CASE("Storage: PurgeExpired drops history older than history_ms, and only t
     clock->Advance(1);
     CHECK(Reserve(storage, {"abc", "+11111111111", ""}, OnlyLimit(SendLimit::kUser, 1))
               .allowed);
-  });
+  }, /*only_purging_history=*/true);
 }
 
 // ---------------------------------------------------------------------------
@@ -747,6 +779,172 @@ TEST_CASE("SqliteStorage: CheckWritable is Busy while another connection holds t
   }  // rolled back: the lock is free again
   CHECK(probe->CheckWritable().ok());
 }
+
+#ifdef OTPD_REDIS
+// ---------------------------------------------------------------------------
+// Redis: two stores on one server and prefix are two otpd nodes.
+
+struct RedisNodes {
+  FakeClock clock;
+  RedisOptions options = TestRedisOptions();
+  std::unique_ptr<Storage> a, b;
+
+  RedisNodes() {
+    REQUIRE(NewRedisStorage(options, &clock, &a).ok());
+    REQUIRE(NewRedisStorage(options, &clock, &b).ok());
+  }
+};
+
+// A loopback port nothing listens on (bound, then released).
+int UnusedPort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  REQUIRE(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+// One command on its own connection to the test server.
+std::string RedisSay(const std::vector<std::string>& argv) {
+  redisContext* c = redisConnect("127.0.0.1", SharedTestRedis().port());
+  REQUIRE((c != nullptr && c->err == 0));
+  std::vector<const char*> args;
+  std::vector<size_t> lengths;
+  for (const std::string& a : argv) {
+    args.push_back(a.data());
+    lengths.push_back(a.size());
+  }
+  auto* r = static_cast<redisReply*>(
+      redisCommandArgv(c, static_cast<int>(args.size()), args.data(), lengths.data()));
+  REQUIRE(r != nullptr);
+  std::string out = r->str != nullptr ? std::string(r->str, r->len) : std::to_string(r->integer);
+  freeReplyObject(r);
+  redisFree(c);
+  return out;
+}
+
+TEST_CASE("RedisStorage: 64 parallel wrong guesses on two nodes take exactly 3 attempts") {
+  RedisNodes nodes;
+  for (int round = 0; round < 3; round++) {
+    INFO("round ", round);
+    REQUIRE(nodes.a->PutCode(CodeFor("abc", "123456", &nodes.clock)).ok());
+    Tally tally;
+    GuessInParallel({nodes.a.get(), nodes.b.get()}, 64, HashOf("abc", "000000"), &tally);
+    CheckExactlyThreeInvalid(tally, 64);
+    CHECK(VerifyOutcomeOf(nodes.b.get(), "abc", HashOf("abc", "123456")) ==
+          VerifyOutcome::kLocked);
+  }
+}
+
+TEST_CASE("RedisStorage: 32 parallel sends on two nodes never exceed the cap") {
+  RedisNodes nodes;
+  const SendLimits limits = OnlyLimit(SendLimit::kUser, 5);
+  std::atomic<int> allowed{0}, refused{0}, failed{0};
+  std::atomic<bool> go{false};
+  std::vector<std::thread> workers;
+  for (int i = 0; i < 32; i++) {
+    Storage* storage = i % 2 ? nodes.b.get() : nodes.a.get();
+    workers.emplace_back([&, storage] {
+      while (!go.load()) std::this_thread::yield();
+      SendDecision d;
+      Status s = storage->ReserveSend({"abc", "+11111111111", ""}, limits, &d);
+      (!s.ok() ? failed : d.allowed ? allowed : refused)++;
+    });
+  }
+  go = true;
+  for (std::thread& t : workers) t.join();
+  CHECK(failed.load() == 0);
+  CHECK(allowed.load() == 5);
+  CHECK(refused.load() == 27);
+}
+
+TEST_CASE("RedisStorage: scripts are loaded again after the server forgets them") {
+  RedisNodes nodes;
+  REQUIRE(nodes.a->PutCode(CodeFor("abc", "123456", &nodes.clock)).ok());
+  REQUIRE(RedisSay({"SCRIPT", "FLUSH"}) == "OK");
+  CHECK(Verify(nodes.b.get(), "abc", HashOf("abc", "000000")).attempts_remaining == 2);
+  REQUIRE(RedisSay({"SCRIPT", "FLUSH"}) == "OK");
+  CHECK(VerifyOutcomeOf(nodes.a.get(), "abc", HashOf("abc", "123456")) == VerifyOutcome::kOk);
+}
+
+TEST_CASE("RedisStorage: keys live under the prefix, each with a TTL, codes only hashed") {
+  RedisNodes nodes;
+  REQUIRE(nodes.a->PutCode(CodeFor("Abc", "123456", &nodes.clock)).ok());
+  CHECK(Verify(nodes.a.get(), "abc", HashOf("abc", "000000"),
+               VerifyLimits{3, kGraceMs, 5, kHourMs})
+            .outcome == VerifyOutcome::kInvalid);
+  SendLimits limits;
+  limits.window_ms = kHourMs;
+  CHECK(Reserve(nodes.b.get(), {"abc", "+11111111111", "10.0.0.1"}, limits).allowed);
+  REQUIRE(nodes.b->CheckWritable().ok());
+  const std::string p = nodes.options.prefix;
+  const std::vector<std::string> keys = {p + "code:abc",           p + "codes",
+                                         p + "failures:abc",       p + "sends:user:abc",
+                                         p + "sends:phone:+11111111111", p + "sends:ip:10.0.0.1",
+                                         p + "sends:all",          p + "health"};
+  for (const std::string& key : keys) {
+    INFO(key);
+    const int64_t ttl = std::stoll(RedisSay({"PTTL", key}));
+    CHECK(ttl > 0);
+    CHECK(ttl <= kHourMs + 1000);  // the longest: the windows
+  }
+  CHECK(RedisSay({"EVAL", "return #redis.call('KEYS', ARGV[1])", "0", p + "*"}) ==
+        std::to_string(keys.size()));
+  CHECK(RedisSay({"HGET", p + "code:abc", "hash"}) == HashOf("Abc", "123456"));
+}
+
+TEST_CASE("RedisStorage: an unreachable server is Unavailable, fast, and retried with backoff") {
+  FakeClock clock;
+  RedisOptions options = TestRedisOptions();
+  options.endpoint.port = UnusedPort();  // nothing listens there
+  std::unique_ptr<Storage> storage;
+  REQUIRE(NewRedisStorage(options, &clock, &storage).ok());
+  Status s = storage->CheckWritable();
+  CHECK(s.code() == Status::Code::kUnavailable);
+  CHECK(s.message().find("127.0.0.1:" + std::to_string(options.endpoint.port)) !=
+        std::string::npos);
+  VerifyResult r;
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 100; i++) {
+    CHECK(storage->VerifyCode("abc", "x", kLimits, &r).code() == Status::Code::kUnavailable);
+  }
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(1));
+}
+
+TEST_CASE("RedisStorage: a wrong password is a configuration error, not an outage") {
+  FakeClock clock;
+  RedisOptions options = TestRedisOptions();
+  options.endpoint.password = "not-the-password";
+  std::unique_ptr<Storage> storage;
+  REQUIRE(NewRedisStorage(options, &clock, &storage).ok());
+  Status s = storage->CheckWritable();
+  CHECK(s.code() == Status::Code::kInvalidArgument);
+  CHECK(s.message().find("AUTH") != std::string::npos);
+  CHECK(s.message().find("not-the-password") == std::string::npos);
+}
+TEST_CASE("RedisStorage: a node with another secret is refused; the same secret is welcome") {
+  FakeClock clock;
+  RedisOptions options = TestRedisOptions();
+  options.secret_fingerprint = "fingerprint-one";
+  std::unique_ptr<Storage> first, same, other;
+  REQUIRE(NewRedisStorage(options, &clock, &first).ok());
+  REQUIRE(first->CheckWritable().ok());
+  CHECK(RedisSay({"PTTL", options.prefix + "secret-check"}) == "-1");  // kept
+  REQUIRE(NewRedisStorage(options, &clock, &same).ok());
+  CHECK(same->CheckWritable().ok());
+  options.secret_fingerprint = "fingerprint-two";
+  REQUIRE(NewRedisStorage(options, &clock, &other).ok());
+  Status s = other->CheckWritable();
+  CHECK(s.code() == Status::Code::kInvalidArgument);
+  CHECK(s.message().find("same secret") != std::string::npos);
+  VerifyResult r;
+  CHECK_FALSE(other->VerifyCode("abc", "x", kLimits, &r).ok());
+}
+#endif  // OTPD_REDIS
 
 }  // namespace
 }  // namespace otpd
