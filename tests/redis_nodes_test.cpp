@@ -482,6 +482,28 @@ TEST_CASE("redis nodes: Redis down answers 503; back on the same port, both node
   CHECK(a.Send("john.doe").status == 200);
 }
 
+TEST_CASE("redis nodes: a hung Redis costs at most the timeout, answers 503, and recovers") {
+  RedisServer redis;
+  TempDir dir;
+  Node a(dir, "a", NodeConfig(dir, "a", redis.url(), "redis_timeout_ms = 300\n"));
+  const std::string code = SendAndRead(a, "abc", kAbcPhone);
+  redis.Pause();  // connected, but nothing answers
+  for (int i = 0; i < 3; i++) {
+    const auto start = SteadyClock::now();
+    CheckUnavailable(a.Verify("abc", WrongCode(code)));
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - start).count();
+    CHECK_MESSAGE(ms < 3000, "a verify took " << ms << " ms with redis_timeout_ms = 300");
+  }
+  CHECK(a.Get("/readyz").status == 503);
+  CHECK(a.Get("/healthz").status == 200);
+  redis.Resume();
+  CHECK(WaitForStatus(a, "/readyz", 200, 10));
+  // Whether a guess that timed out counted is not known; one did at most
+  // before the connection was dropped, so the code still has attempts.
+  CHECK(a.Verify("abc", code).status == 200);
+}
+
 TEST_CASE("redis nodes: after SCRIPT FLUSH the scripts are loaded again") {
   RedisServer redis;
   TempDir dir;
@@ -578,7 +600,7 @@ TEST_CASE("redis nodes: Redis down at start with redis_fallback = false: 503 unt
   CHECK(a.Verify("abc", code).status == 200);
 }
 
-TEST_CASE("redis nodes: a wrong Redis password stops the start without showing it") {
+TEST_CASE("redis nodes: a wrong Redis password stops the start; no password is ever shown") {
   RedisServerOptions options;
   options.password = "right-password-4242";
   RedisServer redis(options);
@@ -602,6 +624,18 @@ TEST_CASE("redis nodes: a wrong Redis password stops the start without showing i
     CHECK(r.output.find("right-password-4242") == std::string::npos);
     MESSAGE("wrong password: ", r.output);
   }
+  // The right one serves, and neither the log nor check-config shows it.
+  const std::string config = NodeConfig(dir, "ok", redis.url());
+  {
+    Node ok(dir, "ok", config);
+    CHECK(ok.store() == "redis");
+    CHECK(ok.Verify("abc", SendAndRead(ok, "abc", kAbcPhone)).status == 200);
+    CHECK(ok.log().find("right-password-4242") == std::string::npos);
+  }
+  const RunResult r = RunOtpd(dir, {"check-config", "--config", config});
+  CHECK(r.exit_code == 0);
+  CHECK(r.output.find("redis_url") != std::string::npos);
+  CHECK(r.output.find("right-password-4242") == std::string::npos);
 }
 
 }  // namespace otpd

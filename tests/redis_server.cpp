@@ -345,6 +345,7 @@ bool RedisServer::WaitUntilReady(int port, std::string* error) {
 void RedisServer::Stop() {
   if (pid_ <= 0) return;
   kill(pid_, SIGTERM);
+  kill(pid_, SIGCONT);  // a paused server acts on SIGTERM only once resumed
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (!Exited(pid_)) {
     if (std::chrono::steady_clock::now() >= deadline) {
@@ -360,6 +361,14 @@ void RedisServer::Stop() {
 void RedisServer::Restart() {
   Stop();
   Start();
+}
+
+void RedisServer::Pause() {
+  if (pid_ > 0) kill(pid_, SIGSTOP);
+}
+
+void RedisServer::Resume() {
+  if (pid_ > 0) kill(pid_, SIGCONT);
 }
 
 std::string RedisServer::url() const {

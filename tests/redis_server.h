@@ -57,8 +57,8 @@ RedisReply RedisCall(int port, const std::vector<std::string>& command,
 int FreeLoopbackPort();
 
 // A redis-server child process, started by the constructor (throws
-// std::runtime_error with the server's log when it does not answer PING
-// within 10 s) and stopped by PID in Stop() and the destructor. Its data
+// std::runtime_error with the server's log when it does not answer, its
+// data loaded, within 10 s) and stopped by PID in Stop() and the destructor. Its data
 // directory is a TempDir that lives as long as the object, so a persistent
 // server keeps its data across Restart(). $REDIS_SERVER_BIN overrides the
 // redis-server found on $PATH.
@@ -69,7 +69,8 @@ class RedisServer {
   RedisServer(const RedisServer&) = delete;
   RedisServer& operator=(const RedisServer&) = delete;
 
-  // Starts the server when it is not running; returns once it answers PING.
+  // Starts the server when it is not running; returns once it answers
+  // with its data loaded.
   // Throws std::runtime_error when it cannot start.
   void Start();
   // SIGTERM and waitpid (SIGKILL after 10 s). No-op when not running. A
@@ -77,6 +78,10 @@ class RedisServer {
   void Stop();
   // Stop() then Start() on the same port.
   void Restart();
+  // SIGSTOP: the server keeps its connections and port but answers nothing
+  // (a hung Redis) until Resume() (SIGCONT). Stop() resumes it first.
+  void Pause();
+  void Resume();
 
   bool running() const { return pid_ > 0; }
   pid_t pid() const { return pid_; }
