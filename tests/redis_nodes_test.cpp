@@ -16,6 +16,7 @@
 #include <atomic>
 #include <cctype>
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <set>
@@ -291,6 +292,10 @@ RunResult RunOtpd(const TempDir& dir, const std::vector<std::string>& args) {
   return r;
 }
 
+int64_t MillisSince(SteadyClock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - start).count();
+}
+
 // Polls GET `path` until it answers `status`; false after `seconds`.
 bool WaitForStatus(const Node& node, const std::string& path, int status, int seconds) {
   const auto deadline = SteadyClock::now() + std::chrono::seconds(seconds);
@@ -400,6 +405,32 @@ TEST_CASE("redis nodes: one node on the Unix socket, one on TCP, share codes") {
   CHECK(a.Verify("abc", code).status == 404);
 }
 
+TEST_CASE("redis nodes: one prefix needs one secret; another prefix is another deployment") {
+  RedisServer redis;
+  TempDir dir;
+  Node a(dir, "a", NodeConfig(dir, "a", redis.url()));
+  const std::string code = SendAndRead(a, "abc", kAbcPhone);
+  // Codes hashed with another secret could never verify here: refused.
+  const std::string config = NodeConfig(dir, "b", redis.url());
+  std::string text = ReadFile(config);
+  text.replace(text.find(kSecret), strlen(kSecret), "another-secret-9876543210abcdef");
+  WriteFile(config, text);
+  const RunResult r = RunOtpd(dir, {"serve", "--config", config});
+  CHECK(r.exit_code == 1);
+  CHECK(r.output.find("secret") != std::string::npos);
+  CHECK(r.output.find("another-secret") == std::string::npos);
+  CHECK(r.output.find(kSecret) == std::string::npos);
+  MESSAGE("another secret: ", r.output);
+  // Under a prefix of its own it is welcome, and sees none of a's codes.
+  text.insert(text.find("[users]"), "redis_prefix = \"other:\"\n");
+  WriteFile(config, text);
+  Node b(dir, "b", config);
+  CHECK(b.store() == "redis");
+  CHECK(b.Verify("abc", code).status == 404);
+  CHECK(a.Verify("abc", code).status == 200);
+  CHECK(redis.Call({"EXISTS", "other:secret-check"}).integer == 1);
+}
+
 TEST_CASE("redis nodes: 64 concurrent wrong guesses over two nodes take exactly max_attempts") {
   RedisServer redis;
   TempDir dir;
@@ -474,9 +505,7 @@ TEST_CASE("redis nodes: Redis down answers 503; back on the same port, both node
   redis.Start();
   CHECK(WaitForStatus(a, "/readyz", 200, 10));
   CHECK(WaitForStatus(b, "/readyz", 200, 10));
-  MESSAGE("both nodes ready ",
-          std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - restarted).count(),
-          " ms after Redis came back");
+  MESSAGE("both nodes ready ", MillisSince(restarted), " ms after Redis came back");
   CHECK(b.Verify("abc", code).status == 200);
   CHECK(a.Verify("abc", code).status == 404);
   CHECK(a.Send("john.doe").status == 200);
@@ -491,8 +520,7 @@ TEST_CASE("redis nodes: a hung Redis costs at most the timeout, answers 503, and
   for (int i = 0; i < 3; i++) {
     const auto start = SteadyClock::now();
     CheckUnavailable(a.Verify("abc", WrongCode(code)));
-    const auto ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - start).count();
+    const int64_t ms = MillisSince(start);
     CHECK_MESSAGE(ms < 3000, "a verify took " << ms << " ms with redis_timeout_ms = 300");
   }
   CHECK(a.Get("/readyz").status == 503);
@@ -593,9 +621,7 @@ TEST_CASE("redis nodes: Redis down at start with redis_fallback = false: 503 unt
   RedisServer redis(options);
   const auto started = SteadyClock::now();
   CHECK(WaitForStatus(a, "/readyz", 200, 10));
-  MESSAGE("ready ",
-          std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - started).count(),
-          " ms after Redis started");
+  MESSAGE("ready ", MillisSince(started), " ms after Redis started");
   const std::string code = SendAndRead(a, "abc", kAbcPhone);
   CHECK(a.Verify("abc", code).status == 200);
 }
