@@ -300,20 +300,10 @@ void HandleSignals(const sigset_t* set, HttpServer* server, int argc, char** arg
 }
 
 #ifdef OTPD_REDIS
-std::string HexOf(const std::string& bytes) {
-  static const char kDigits[] = "0123456789abcdef";
-  std::string hex;
-  for (unsigned char b : bytes) {
-    hex.push_back(kDigits[b >> 4]);
-    hex.push_back(kDigits[b & 15]);
-  }
-  return hex;
-}
-
 RedisOptions RedisStoreOptions(const Config& c, const RedisEndpoint& endpoint,
                                const CodeHasher& hasher) {
   RedisOptions o;
-  o.secret_fingerprint = HexOf(hasher.Hash("otpd secret fingerprint", "")).substr(0, 32);
+  o.secret_fingerprint = hasher.Fingerprint();
   o.endpoint = endpoint;
   o.prefix = c.redis_prefix;
   o.timeout_ms = c.redis_timeout_ms;

@@ -89,6 +89,15 @@ std::string CodeHasher::Hash(const std::string& user_id, const std::string& code
   return Mac(input);
 }
 
+std::string CodeHasher::Fingerprint() const {
+  static const char kDigits[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned char b : Mac("otpd secret fingerprint").substr(0, 16)) {
+    hex += {kDigits[b >> 4], kDigits[b & 15]};
+  }
+  return hex;
+}
+
 bool CodeHasher::Equal(const std::string& a, const std::string& b) {
   if (a.size() != b.size()) return false;
   return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;

@@ -33,6 +33,10 @@ class CodeHasher {
   // The length prefix keeps ("ab","1") and ("a","b1") apart.
   std::string Hash(const std::string& user_id, const std::string& code) const;
 
+  // 32 hex digits that name the secret without revealing it (a truncated
+  // HMAC of a fixed label): nodes compare it to find they share one.
+  std::string Fingerprint() const;
+
   // Constant-time equality of two hashes (CRYPTO_memcmp); false when the
   // lengths differ.
   static bool Equal(const std::string& a, const std::string& b);

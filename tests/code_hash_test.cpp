@@ -117,4 +117,15 @@ TEST_CASE("LoadOrCreateSecret reports a directory it cannot write") {
   CHECK(s.message().find("/nonexistent-dir/otpd.secret") != std::string::npos);
 }
 
+TEST_CASE("CodeHasher::Fingerprint names the secret without showing it") {
+  const CodeHasher a("fingerprint-secret-0123456789");
+  const CodeHasher same("fingerprint-secret-0123456789");
+  const CodeHasher other("fingerprint-secret-0123456780");
+  CHECK(a.Fingerprint() == same.Fingerprint());
+  CHECK(a.Fingerprint() != other.Fingerprint());
+  CHECK(a.Fingerprint().size() == 32);
+  CHECK(a.Fingerprint().find_first_not_of("0123456789abcdef") == std::string::npos);
+  CHECK(a.Fingerprint().find("fingerprint-secret") == std::string::npos);
+}
+
 }  // namespace otpd
