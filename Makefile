@@ -199,7 +199,7 @@ tsan: deps
 FUZZ_CXX  ?= clang++
 FUZZ_TIME ?= 300
 FUZZ_SAN  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-FUZZ_OBJS := build-fuzz/tests/otp_stack.o build-fuzz/tests/test_util.o \
+FUZZ_OBJS := build-fuzz/tests/otp_stack.o build-fuzz/tests/test_util.o build-fuzz/tests/redis_server.o \
              build-fuzz/tests/fuzz/http_api_fuzz.o build-fuzz/libotpd.a
 
 build-fuzz/http_api_fuzz: FORCE
