@@ -304,6 +304,7 @@ RedisOptions RedisStoreOptions(const Config& c, const RedisEndpoint& endpoint,
                                const CodeHasher& hasher) {
   RedisOptions o;
   o.secret_fingerprint = hasher.Fingerprint();
+  o.key_hasher = &hasher;
   o.endpoint = endpoint;
   o.prefix = c.redis_prefix;
   o.timeout_ms = c.redis_timeout_ms;

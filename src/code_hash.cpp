@@ -89,10 +89,10 @@ std::string CodeHasher::Hash(const std::string& user_id, const std::string& code
   return Mac(input);
 }
 
-std::string CodeHasher::Fingerprint() const {
+std::string CodeHasher::Pseudonym(const std::string& data) const {
   static const char kDigits[] = "0123456789abcdef";
   std::string hex;
-  for (unsigned char b : Mac("otpd secret fingerprint").substr(0, 16)) {
+  for (unsigned char b : Mac(data).substr(0, 16)) {
     hex += {kDigits[b >> 4], kDigits[b & 15]};
   }
   return hex;

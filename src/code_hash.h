@@ -33,9 +33,13 @@ class CodeHasher {
   // The length prefix keeps ("ab","1") and ("a","b1") apart.
   std::string Hash(const std::string& user_id, const std::string& code) const;
 
-  // 32 hex digits that name the secret without revealing it (a truncated
-  // HMAC of a fixed label): nodes compare it to find they share one.
-  std::string Fingerprint() const;
+  // 32 hex digits: the first 16 bytes of Mac(data). Stands for `data`
+  // where it must not be shown (a phone number in a Redis key name).
+  std::string Pseudonym(const std::string& data) const;
+
+  // The pseudonym of a fixed label: names the secret without revealing it,
+  // so nodes can compare theirs.
+  std::string Fingerprint() const { return Pseudonym("otpd secret fingerprint"); }
 
   // Constant-time equality of two hashes (CRYPTO_memcmp); false when the
   // lengths differ.

@@ -304,7 +304,7 @@ const std::vector<KeySpec>& Keys() {
       Redacted(StringKey("redis_url", kRedis,
                          "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or "
                          "unix://[[USER]:PASSWORD@]/PATH[?db=N]; wins over redis_host, "
-                         "redis_port, redis_db and redis_password",
+                         "redis_port, redis_db (and redis_password, if it has one)",
                          &Config::redis_url, CheckRedisUrl),
                RedactRedisUrl),
       Legacy(StringKey("redis_host", kRedis, "Redis host name or IP address", &Config::redis_host,
@@ -1403,7 +1403,11 @@ std::string EffectiveSmsBackend(const Config& config) {
 Status RedisEndpointOf(const Config& config, RedisEndpoint* endpoint) {
   if (!config.redis_url.empty()) {
     const Status status = ParseRedisUrl(config.redis_url, endpoint);
-    return status.ok() ? status : Status::InvalidArgument("redis_url: " + status.message());
+    if (!status.ok()) return Status::InvalidArgument("redis_url: " + status.message());
+    // A URL without a password takes redis_password (REDIS_PASSWORD), so
+    // the old service's variable keeps working beside a URL.
+    if (endpoint->password.empty()) endpoint->password = config.redis_password;
+    return Status::OK();
   }
   for (const char* name : {"redis_host", "redis_port", "redis_db"}) {
     const KeySpec& key = *FindKey(name);

@@ -50,7 +50,7 @@ struct Config {
   // node's SQLite database either way.
   std::string store = "sqlite";
   // redis:// or unix:// URL (redis_url.h); when set, it wins over
-  // redis_host, redis_port, redis_db and redis_password. (secret: it may
+  // redis_host, redis_port, redis_db, and redis_password if it has one. (secret: it may
   // hold a password; check-config shows it with the password redacted)
   std::string redis_url;
   std::string redis_host = "127.0.0.1";  // host name or IP literal; also REDIS_HOST
@@ -200,8 +200,9 @@ std::string EffectiveSmsBackend(const Config& config);
 // "code_length = 11: must be between 4 and 10".
 Status ValidateConfig(const Config& config);
 
-// The Redis server to use: redis_url parsed when it is set, else
-// redis_host, redis_port, redis_db and redis_password. InvalidArgument
+// The Redis server to use: redis_url parsed when it is set (with
+// redis_password when the URL has none), else redis_host, redis_port,
+// redis_db and redis_password. InvalidArgument
 // naming the bad key (never a password) when one is bad; *endpoint is then
 // unspecified. Does not look at `store`.
 Status RedisEndpointOf(const Config& config, RedisEndpoint* endpoint);

@@ -23,6 +23,7 @@
 
 namespace otpd {
 
+class CodeHasher;
 class SqliteDb;
 
 struct StoredCode {
@@ -152,6 +153,10 @@ struct RedisOptions {
   // "<prefix>secret-check" (the one key without a TTL) and a node that
   // brings another value is refused (InvalidArgument). Empty: no check.
   std::string secret_fingerprint;
+  // When set, phone numbers and client IPs in key names are its
+  // pseudonyms, so KEYS and MONITOR show no personal data. Must outlive the
+  // store. Null (tests): in the clear.
+  const CodeHasher* key_hasher = nullptr;
 };
 
 #ifdef OTPD_REDIS

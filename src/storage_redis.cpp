@@ -10,7 +10,8 @@
 //                          and CountActiveCodes read. TTL: the longest code's.
 //   P sends:user:<user>    sorted sets of send times (score: ms), one per
 //   P sends:phone:<phone>  limit, trimmed to the window on every write.
-//   P sends:ip:<ip>        A set is written only while its cap is on, so it
+//   P sends:ip:<ip>        (Phones and IPs as pseudonyms, see RedisOptions.)
+//                          A set is written only while its cap is on, so it
 //   P sends:all            holds at most cap entries. TTL: the window.
 //   P failures:<user>      failed verification times. TTL: the window.
 //   P health               CheckWritable's write. TTL: a minute.
@@ -38,6 +39,7 @@
 #include <utility>
 #include <vector>
 
+#include "code_hash.h"
 #include "phone.h"
 #include "storage.h"
 
@@ -425,6 +427,11 @@ class RedisStorage : public Storage {
   std::string CodeKey(const std::string& user_id) const {
     return prefix_ + "code:" + NormalizeUserId(user_id);
   }
+  // `value` (a phone, an IP) as it appears in a key name.
+  std::string KeyPart(const char* kind, const std::string& value) const {
+    if (options_.key_hasher == nullptr) return value;
+    return options_.key_hasher->Pseudonym(std::string(kind) + ":" + value);
+  }
   // Unique among every node: a sorted-set member for one event at `now`.
   std::string EventId(int64_t now);
 
@@ -562,8 +569,9 @@ Status RedisStorage::ReserveSend(const SendRequest& request, const SendLimits& l
   Reply reply;
   Status s = Eval(reserve_,
                   {prefix_ + "sends:user:" + NormalizeUserId(request.user_id),
-                   prefix_ + "sends:phone:" + request.phone,
-                   prefix_ + "sends:ip:" + request.client_ip, prefix_ + "sends:all"},
+                   prefix_ + "sends:phone:" + KeyPart("phone", request.phone),
+                   prefix_ + "sends:ip:" + KeyPart("ip", request.client_ip),
+                   prefix_ + "sends:all"},
                   {std::to_string(now), std::to_string(limits.cooldown_ms),
                    std::to_string(limits.per_user), std::to_string(limits.per_phone),
                    std::to_string(has_ip ? limits.per_ip : 0), std::to_string(limits.global),

@@ -1098,8 +1098,11 @@ TEST_CASE("RedisEndpointOf: redis_url when set, else the host, port, db and pass
   REQUIRE(RedisEndpointOf(config, &endpoint).ok());
   CHECK(endpoint.unix_path == "/run/redis.sock");
   CHECK(endpoint.host.empty());
-  CHECK(endpoint.password.empty());  // redis_password does not mix into a URL
+  CHECK(endpoint.password == "pw-1");  // a URL without one takes redis_password
   CHECK(endpoint.db == 2);
+  config.redis_password.clear();
+  REQUIRE(RedisEndpointOf(config, &endpoint).ok());
+  CHECK(endpoint.password.empty());
 
   // From flags and the old environment names, through ParseInvocation.
   const Parsed p = Parse({"--redis-db=7"}, {"REDIS_HOST=old-host", "REDIS_PASSWORD=old-pw"});

@@ -886,6 +886,28 @@ TEST_CASE("RedisStorage: keys live under the prefix, each with a TTL, codes only
   CHECK(RedisSay({"HGET", p + "code:abc", "hash"}) == HashOf("Abc", "123456"));
 }
 
+TEST_CASE("RedisStorage: with a key hasher, no phone number or IP shows in a key name") {
+  FakeClock clock;
+  RedisOptions options = TestRedisOptions();
+  options.key_hasher = &Hasher();
+  std::unique_ptr<Storage> storage;
+  REQUIRE(NewRedisStorage(options, &clock, &storage).ok());
+  SendLimits limits;
+  limits.window_ms = kHourMs;
+  CHECK(Reserve(storage.get(), {"abc", "+15550001111", "192.0.2.7"}, limits).allowed);
+  CHECK_FALSE(Reserve(storage.get(), {"def", "+15550001111", "192.0.2.7"},
+                      OnlyLimit(SendLimit::kPhone, 1)).allowed);  // still counted by phone
+  CHECK_FALSE(Reserve(storage.get(), {"ghi", "+15550002222", "192.0.2.7"},
+                      OnlyLimit(SendLimit::kIp, 1)).allowed);     // and by IP
+  const std::string keys = RedisSay(
+      {"EVAL", "return table.concat(redis.call('KEYS', ARGV[1]), ' ')", "0",
+       options.prefix + "*"});
+  CHECK(keys.find("sends:phone:" + Hasher().Pseudonym("phone:+15550001111")) !=
+        std::string::npos);
+  CHECK(keys.find("5550001111") == std::string::npos);
+  CHECK(keys.find("192.0.2.7") == std::string::npos);
+}
+
 TEST_CASE("RedisStorage: an unreachable server is Unavailable, fast, and retried with backoff") {
   FakeClock clock;
   RedisOptions options = TestRedisOptions();
