@@ -141,12 +141,17 @@ test-browser: deps
 	cd tests/browser && OTPD_BIN=$(abspath $(OUT)/otpd) BROWSER_OUT=$(abspath $(BUILD)/browser) \
 	  node docs_test.js
 
-# Sanitizer builds live apart from the normal one (build-asan/).
+# Sanitizer builds live apart from the normal one (build-asan/; with
+# REDIS=1, build-asan-redis/, and so for tsan and fuzz).
+REDIS_SUFFIX := $(if $(filter 1,$(REDIS)),-redis)
+ASAN_DIR := build-asan$(REDIS_SUFFIX)
+TSAN_DIR := build-tsan$(REDIS_SUFFIX)
+FUZZ_DIR := build-fuzz$(REDIS_SUFFIX)
 asan: deps
-	@$(MAKE) --no-print-directory BUILD=build-asan OUT=build-asan OPT='-O1 -g' \
+	@$(MAKE) --no-print-directory BUILD=$(ASAN_DIR) OUT=$(ASAN_DIR) OPT='-O1 -g' \
 	  SAN='-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all' \
-	  build-asan/otpd build-asan/otpd_test
-	OTPD_BIN=build-asan/otpd ASAN_OPTIONS=detect_leaks=1 build-asan/otpd_test
+	  $(ASAN_DIR)/otpd $(ASAN_DIR)/otpd_test
+	OTPD_BIN=$(ASAN_DIR)/otpd ASAN_OPTIONS=detect_leaks=1 $(ASAN_DIR)/otpd_test
 
 # Throughput and latency against a bare cpp-httplib server measured in the
 # same run; writes bench/results.md (see README, Performance).
@@ -188,10 +193,10 @@ uninstall:
 # ThreadSanitizer over the tests that race on purpose (build-tsan/).
 TSAN_TESTS ?= *parallel*,*concurren*,*two handles*,*two processes*,*forked*,*slowloris*,*RateLimiter*
 tsan: deps
-	@$(MAKE) --no-print-directory BUILD=build-tsan OUT=build-tsan OPT='-O1 -g' \
-	  SAN='-fsanitize=thread' build-tsan/otpd build-tsan/otpd_test
-	OTPD_BIN=build-tsan/otpd TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" \
-	  timeout 300 build-tsan/otpd_test -tc='$(TSAN_TESTS)'
+	@$(MAKE) --no-print-directory BUILD=$(TSAN_DIR) OUT=$(TSAN_DIR) OPT='-O1 -g' \
+	  SAN='-fsanitize=thread' $(TSAN_DIR)/otpd $(TSAN_DIR)/otpd_test
+	OTPD_BIN=$(TSAN_DIR)/otpd TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" \
+	  timeout 300 $(TSAN_DIR)/otpd_test -tc='$(TSAN_TESTS)'
 
 # The fuzz target: every object built by clang with coverage for libFuzzer
 # (build-fuzz/), linked with the fuzzer's main. New inputs it finds go to
@@ -199,19 +204,19 @@ tsan: deps
 FUZZ_CXX  ?= clang++
 FUZZ_TIME ?= 300
 FUZZ_SAN  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-FUZZ_OBJS := build-fuzz/tests/otp_stack.o build-fuzz/tests/test_util.o build-fuzz/tests/redis_server.o \
-             build-fuzz/tests/fuzz/http_api_fuzz.o build-fuzz/libotpd.a
+FUZZ_OBJS := $(FUZZ_DIR)/tests/otp_stack.o $(FUZZ_DIR)/tests/test_util.o $(FUZZ_DIR)/tests/redis_server.o \
+             $(FUZZ_DIR)/tests/fuzz/http_api_fuzz.o $(FUZZ_DIR)/libotpd.a
 
-build-fuzz/http_api_fuzz: FORCE
+$(FUZZ_DIR)/http_api_fuzz: FORCE
 	@./third_party/install.sh third_party/packages.txt third_party/packages-fuzz.txt
-	@$(MAKE) --no-print-directory BUILD=build-fuzz CXX=$(FUZZ_CXX) OPT='-O1 -g' \
+	@$(MAKE) --no-print-directory BUILD=$(FUZZ_DIR) CXX=$(FUZZ_CXX) OPT='-O1 -g' \
 	  SAN='$(FUZZ_SAN) -fsanitize=fuzzer-no-link' CPPFLAGS_EXTRA=-Itests $(FUZZ_OBJS)
 	$(FUZZ_CXX) $(FUZZ_SAN) -fsanitize=fuzzer $(FUZZ_OBJS) $(PKG_LIBS) -lpthread -o $@
 
-fuzz: build-fuzz/http_api_fuzz
-	@mkdir -p build-fuzz/corpus
-	build-fuzz/http_api_fuzz -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=2048 \
-	  build-fuzz/corpus tests/fuzz/corpus
+fuzz: $(FUZZ_DIR)/http_api_fuzz
+	@mkdir -p $(FUZZ_DIR)/corpus
+	$(FUZZ_DIR)/http_api_fuzz -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=2048 \
+	  $(FUZZ_DIR)/corpus tests/fuzz/corpus
 
 fuzz-ci:
 	@$(MAKE) --no-print-directory fuzz FUZZ_TIME=60
@@ -219,7 +224,8 @@ fuzz-ci:
 FORCE:
 
 clean:
-	rm -rf build build-redis build-asan build-tsan build-fuzz build-bench otpd otpd_test \
+	rm -rf build build-redis build-asan build-tsan build-fuzz build-bench build-*-redis \
+	  otpd otpd_test \
 	  libotpd.a .build-flavour \
 	  tests/browser/node_modules
 
