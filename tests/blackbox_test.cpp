@@ -1,230 +1,31 @@
 // Black-box tests: the real ./otpd binary (or $OTPD_BIN), started with a
-// config file on a free loopback port, spoken to over HTTP.
+// config file on a free loopback port, spoken to over HTTP
+// (otpd_process.h).
 #include <doctest/doctest.h>
-#include <fcntl.h>
 #include <httplib.h>
 #include <signal.h>
 #include <sqlite3.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
-#include <filesystem>
-#include <fstream>
+#include <cstdlib>
 #include <map>
-#include <set>
 #include <sstream>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "fake_twilio.h"
+#include "otpd_process.h"
 #include "redis_server.h"
 #include "test_tls.h"
 #include "test_util.h"
 
 namespace otpd {
 namespace {
-
-std::string Binary() {
-  const char* bin = getenv("OTPD_BIN");
-  return bin && *bin ? bin : "./otpd";
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// Adds "NAME=value" strings to the environment of a child before exec.
-void PutEnv(const std::vector<std::string>& env) {
-  for (const std::string& e : env) putenv(strdup(e.c_str()));
-}
-
-// In a forked child: points stdout/stderr at the given files (empty: keep),
-// adds `env` ("NAME=value") to the environment and execs otpd with `args`.
-// Never returns.
-[[noreturn]] void ExecOtpd(const std::vector<std::string>& args, const std::string& out,
-                           const std::string& err, const std::vector<std::string>& env) {
-  if (!out.empty()) dup2(open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600), 1);
-  if (!err.empty()) dup2(open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600), 2);
-  PutEnv(env);
-  std::string bin = Binary();
-  std::vector<char*> argv;
-  argv.push_back(&bin[0]);
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  execv(bin.c_str(), argv.data());
-  _exit(127);
-}
-
-struct CommandResult {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-
-// Runs otpd with `args` (and `env` added to the environment) to completion,
-// capturing stdout and stderr.
-CommandResult RunOtpd(const TempDir& dir, const std::vector<std::string>& args,
-                      const std::vector<std::string>& env = {}) {
-  const std::string out = dir.File("cmd.out"), err = dir.File("cmd.err");
-  pid_t pid = fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) ExecOtpd(args, out, err, env);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  CommandResult r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = ReadFile(out);
-  r.err = ReadFile(err);
-  return r;
-}
-
-// Every maximal run of digits in `line`.
-std::vector<std::string> DigitRuns(const std::string& line) {
-  std::vector<std::string> runs;
-  std::string run;
-  for (char c : line + " ") {
-    if (c >= '0' && c <= '9') {
-      run.push_back(c);
-    } else if (!run.empty()) {
-      runs.push_back(run);
-      run.clear();
-    }
-  }
-  return runs;
-}
-
-// Checks every log line otpd wrote in `dir`: logfmt, and no code, secret
-// or full phone. The console SMS sender's "to <masked>: <message>" lines
-// show codes on purpose (a development tool) and are the one exception.
-void CheckLogsAreClean(const TempDir& dir, const std::string& log) {
-  std::set<std::string> codes, phones = {"+11111111111", "+12222222222"};
-  for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
-    const std::string name = entry.path().filename().string();
-    const bool sms_log = name == "sms.log" || (name.size() > 4 && name.substr(name.size() - 4) == ".sms");
-    if (!sms_log) continue;
-    std::istringstream lines(ReadFile(entry.path()));
-    std::string line;
-    while (std::getline(lines, line)) {
-      const size_t space = line.find(' ');
-      if (line.empty() || line[0] != '+' || space == std::string::npos) continue;
-      const std::string code = FindCode(line.substr(space + 1));
-      if (!code.empty()) codes.insert(code);
-      phones.insert(line.substr(0, space));
-    }
-  }
-  std::string secret = ReadFile(dir.File("otpd.secret"));
-  if (!secret.empty() && secret.back() == '\n') secret.pop_back();
-  std::istringstream lines(ReadFile(log));
-  std::string line;
-  while (std::getline(lines, line)) {
-    if (line.rfind("to +", 0) == 0) continue;
-    // Plain ifs: a check per line and code would be millions of assertions.
-    if (line.rfind("ts=", 0) != 0 && line.rfind("level=", 0) != 0) FAIL_CHECK("not logfmt: " << line);
-    for (const std::string& run : DigitRuns(line)) {
-      if (codes.count(run) != 0) FAIL_CHECK("a code in the log: " << line);
-    }
-    for (const std::string& phone : phones) {
-      if (line.find(phone) != std::string::npos) FAIL_CHECK("a phone in the log: " << line);
-    }
-    if (!secret.empty() && line.find(secret) != std::string::npos) FAIL_CHECK("the secret: " << line);
-  }
-}
-
-// A running `otpd serve`, stopped by PID when destroyed; its log is then
-// checked for leaked codes, secrets and phones.
-class OtpdProcess {
- public:
-  OtpdProcess(const TempDir& dir, const std::string& name, const std::vector<std::string>& args,
-              const std::vector<std::string>& env = {})
-      : dir_(dir), log_(dir.File(name + ".log")) {
-    pid_ = fork();
-    REQUIRE(pid_ >= 0);
-    if (pid_ == 0) ExecOtpd(args, "", log_, env);
-    WaitForPort();
-  }
-  ~OtpdProcess() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    CheckLogsAreClean(dir_, log_);
-  }
-
-  pid_t pid() const { return pid_; }
-
-  int port() const { return port_; }
-  const std::string& log() const { return log_; }
-  httplib::Client Client() const {
-    httplib::Client c("127.0.0.1", port_);
-    c.set_connection_timeout(5);
-    c.set_read_timeout(10);
-    return c;
-  }
-
-  // SIGKILL: no cleanup of any kind, as in a crash.
-  void Kill9() {
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
-
-  // SIGTERM, then the exit code (-1 if it did not exit within 10 s).
-  int Terminate() {
-    kill(pid_, SIGTERM);
-    for (int i = 0; i < 1000; i++) {
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      }
-      usleep(10000);
-    }
-    return -1;
-  }
-
- private:
-  // otpd logs "otpd started ... port=N" once it accepts connections.
-  void WaitForPort() {
-    for (int i = 0; i < 1000 && port_ == 0; i++) {
-      std::string log = ReadFile(log_);
-      size_t at = log.find("msg=\"otpd started\"");
-      if (at != std::string::npos) {
-        size_t p = log.find(" port=", at);
-        if (p != std::string::npos) port_ = atoi(log.c_str() + p + 6);
-      }
-      int status = 0;
-      if (port_ == 0 && waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        FAIL("otpd exited at start: " << log);
-      }
-      if (port_ == 0) usleep(10000);
-    }
-    if (port_ == 0 && pid_ > 0) {  // the destructor will not run: stop it here
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-      pid_ = -1;
-    }
-    REQUIRE_MESSAGE(port_ > 0, ReadFile(log_));
-  }
-
-  const TempDir& dir_;
-  std::string log_;
-  pid_t pid_ = -1;
-  int port_ = 0;
-};
-
-void WriteFile(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
 
 // For tests that send several codes to one user quickly: the send limits
 // are off (their own tests turn them on).
@@ -257,40 +58,6 @@ std::string Config(const TempDir& dir, const std::string& sms_log, const std::st
                       StoreConfig(dir) + extra +
                       "\n[users]\nabc = \"+11111111111\"\n\"John.Doe\" = \"+12222222222\"\n");
   return path;
-}
-
-// The last code texted to `phone`, from a console sender's log file.
-std::string LastCode(const std::string& sms_log, const std::string& phone) {
-  std::istringstream lines(ReadFile(sms_log));
-  std::string line, code;
-  while (std::getline(lines, line)) {
-    if (line.rfind(phone + " ", 0) == 0) code = FindCode(line.substr(phone.size()));
-  }
-  return code;
-}
-
-// Fires one wrong guess per client at once; returns the count per status.
-std::map<int, int> ConcurrentWrongGuesses(const std::vector<const OtpdProcess*>& nodes, int n,
-                                          const std::string& code) {
-  std::atomic<bool> go{false};
-  std::atomic<int> ready{0};
-  std::vector<int> statuses(static_cast<size_t>(n), 0);
-  std::vector<std::thread> threads;
-  for (int i = 0; i < n; i++) {
-    threads.emplace_back([&, i] {
-      httplib::Client cli = nodes[static_cast<size_t>(i) % nodes.size()]->Client();
-      ready++;
-      while (!go) std::this_thread::yield();
-      auto res = cli.Post("/verify-code", VerifyJson("abc", WrongCode(code)), "application/json");
-      statuses[static_cast<size_t>(i)] = res ? res->status : -1;
-    });
-  }
-  while (ready < n) std::this_thread::yield();
-  go = true;
-  for (auto& t : threads) t.join();
-  std::map<int, int> counts;
-  for (int s : statuses) counts[s]++;
-  return counts;
 }
 
 std::map<std::string, double> Scrape(const OtpdProcess& otpd) {
@@ -327,20 +94,6 @@ bool WaitForLog(const std::string& log, const std::string& msg, size_t count) {
   return false;
 }
 
-// A TCP connection to 127.0.0.1:port, or -1.
-int Connect(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 bool SendAll(int fd, const std::string& data) {
   return send(fd, data.data(), data.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(data.size());
 }
@@ -368,7 +121,7 @@ TEST_CASE("otpd binary: SIGTERM answers every request in flight, then exits 0") 
   // Five requests whose bodies are only half sent when the signal comes.
   std::vector<int> fds;
   for (int i = 0; i < 5; i++) {
-    const int fd = Connect(otpd.port());
+    const int fd = ConnectToLoopback(otpd.port());
     REQUIRE(fd >= 0);
     REQUIRE(SendAll(fd, head + body.substr(0, 5)));
     fds.push_back(fd);
@@ -377,7 +130,7 @@ TEST_CASE("otpd binary: SIGTERM answers every request in flight, then exits 0") 
   REQUIRE(kill(otpd.pid(), SIGTERM) == 0);
   REQUIRE(WaitForLog(otpd.log(), "stopping"));
   usleep(200000);
-  CHECK(Connect(otpd.port()) < 0);  // no longer accepting
+  CHECK(ConnectToLoopback(otpd.port()) < 0);  // no longer accepting
   for (int fd : fds) {
     REQUIRE(SendAll(fd, body.substr(5)));
     const std::string answer = ReadAll(fd);
@@ -856,7 +609,7 @@ TEST_CASE("otpd binary: 64 concurrent wrong guesses consume exactly max_attempts
   auto cli = otpd.Client();
   REQUIRE(cli.Post("/send-code", R"({"user_id":"abc"})", "application/json")->status == 200);
   const std::string code = LastCode(dir.File("sms.log"), "+11111111111");
-  std::map<int, int> counts = ConcurrentWrongGuesses({&otpd}, 64, code);
+  std::map<int, int> counts = ConcurrentWrongGuesses({&otpd}, "abc", 64, code);
   CHECK(counts[400] == 3);
   CHECK(counts[429] == 61);
   auto res = cli.Post("/verify-code", VerifyJson("abc", code), "application/json");
@@ -874,7 +627,7 @@ TEST_CASE("otpd binary: two processes on one database file share codes and count
   auto cb = b.Client();
   REQUIRE(ca.Post("/send-code", R"({"user_id":"abc"})", "application/json")->status == 200);
   std::string code = LastCode(dir.File("a.sms"), "+11111111111");
-  std::map<int, int> counts = ConcurrentWrongGuesses({&a, &b}, 64, code);
+  std::map<int, int> counts = ConcurrentWrongGuesses({&a, &b}, "abc", 64, code);
   CHECK(counts[400] == 3);
   CHECK(counts[429] == 61);
   // Sent by b, verified by a.

@@ -1,29 +1,25 @@
-// Several otpd nodes on one Redis: the real ./otpd binary (or $OTPD_BIN),
-// each test with a redis-server of its own (redis_server.h), nodes with
-// their own SQLite file and console SMS log, spoken to over HTTP on
-// 127.0.0.1. Only in the Redis build.
+// Several otpd nodes on one Redis: the real ./otpd binary (or $OTPD_BIN,
+// otpd_process.h), each test with a redis-server of its own
+// (redis_server.h), nodes with their own SQLite file and console SMS log,
+// spoken to over HTTP on 127.0.0.1. Only in the Redis build.
 #ifdef OTPD_REDIS
 
 #include <doctest/doctest.h>
-#include <fcntl.h>
 #include <httplib.h>
-#include <signal.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cctype>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
-#include <thread>
+#include <string>
 #include <vector>
 
+#include "otpd_process.h"
 #include "redis_server.h"
 #include "test_util.h"
 
@@ -35,20 +31,6 @@ using SteadyClock = std::chrono::steady_clock;
 const char kSecret[] = "redis-nodes-test-secret-0123456789";
 const char kAbcPhone[] = "+11111111111";
 const char kDoePhone[] = "+12222222222";
-
-std::string Binary() {
-  const char* bin = getenv("OTPD_BIN");
-  return bin && *bin ? bin : "./otpd";
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void WriteFile(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
 
 // The config of node `name`: its own database and SMS log in `dir`, the
 // shared secret, codes in the Redis at `redis_url` (none: `extra` says
@@ -67,67 +49,9 @@ std::string NodeConfig(const TempDir& dir, const std::string& name, const std::s
   return path;
 }
 
-// The last code texted to `phone`, from a console sender's log file.
-std::string LastCode(const std::string& sms_log, const std::string& phone) {
-  std::istringstream lines(ReadFile(sms_log));
-  std::string line, code;
-  while (std::getline(lines, line)) {
-    if (line.rfind(phone + " ", 0) == 0) code = FindCode(line.substr(phone.size()));
-  }
-  return code;
-}
-
-// Every code texted in the SMS logs of `dir`'s nodes.
-std::set<std::string> AllCodes(const TempDir& dir, const std::vector<std::string>& nodes) {
-  std::set<std::string> codes;
-  for (const std::string& name : nodes) {
-    std::istringstream lines(ReadFile(dir.File(name + ".sms")));
-    std::string line;
-    while (std::getline(lines, line)) {
-      const size_t space = line.find(' ');
-      if (space != std::string::npos) codes.insert(FindCode(line.substr(space)));
-    }
-  }
-  codes.erase("");
-  return codes;
-}
-
-// Every maximal run of digits in `text`.
-std::vector<std::string> DigitRuns(const std::string& text) {
-  std::vector<std::string> runs;
-  std::string run;
-  for (char c : text + " ") {
-    if (isdigit(static_cast<unsigned char>(c))) {
-      run.push_back(c);
-    } else if (!run.empty()) {
-      runs.push_back(run);
-      run.clear();
-    }
-  }
-  return runs;
-}
-
 std::string ToLower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
   return s;
-}
-
-// In a forked child: stdout and stderr to `log`, then exec otpd. Never
-// returns.
-[[noreturn]] void ExecOtpd(const std::vector<std::string>& args, const std::string& log) {
-  const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  if (fd >= 0) {
-    dup2(fd, 1);
-    dup2(fd, 2);
-  }
-  syscall(SYS_close_range, 3U, ~0U, 0U);
-  std::string bin = Binary();
-  std::vector<char*> argv;
-  argv.push_back(&bin[0]);
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  execv(bin.c_str(), argv.data());
-  _exit(127);
 }
 
 struct Answer {
@@ -136,30 +60,17 @@ struct Answer {
   std::string retry_after;
 };
 
-// A running `otpd serve --config CONFIG`, its output in `<name>.log`;
-// stopped by PID when destroyed, then its log is checked for codes and
-// phones.
-class Node {
+// `otpd serve --config CONFIG` as node `name` of `dir`, with shorthands for
+// the service's requests. Stopped cleanly (SIGTERM) when destroyed, before
+// ~OtpdProcess checks its log.
+class Node : public OtpdProcess {
  public:
   Node(const TempDir& dir, const std::string& name, const std::string& config)
-      : dir_(dir), name_(name), log_(dir.File(name + ".log")) {
-    pid_ = fork();
-    REQUIRE(pid_ >= 0);
-    if (pid_ == 0) ExecOtpd({"serve", "--config", config}, log_);
-    WaitForStart();
-  }
-  ~Node() {
-    Terminate();
-    CheckLogIsClean();
-  }
-  Node(const Node&) = delete;
-  Node& operator=(const Node&) = delete;
+      : OtpdProcess(dir, name, {"serve", "--config", config}),
+        sms_log_(dir.File(name + ".sms")) {}
+  ~Node() { Terminate(); }
 
-  int port() const { return port_; }
-  // The store in effect, from the "otpd started" line: "redis" or "sqlite".
-  const std::string& store() const { return store_; }
-  std::string log() const { return ReadFile(log_); }
-  std::string sms_log() const { return dir_.File(name_ + ".sms"); }
+  const std::string& sms_log() const { return sms_log_; }
 
   Answer Get(const std::string& path) const { return Request("GET", path, ""); }
   Answer Post(const std::string& path, const std::string& body) const {
@@ -172,31 +83,10 @@ class Node {
     return Post("/verify-code", VerifyJson(user, code));
   }
 
-  // SIGTERM, then the exit code (SIGKILL after 10 s: -1). No-op once stopped.
-  int Terminate() {
-    if (pid_ <= 0) return -1;
-    kill(pid_, SIGTERM);
-    const auto deadline = SteadyClock::now() + std::chrono::seconds(10);
-    int status = 0;
-    while (waitpid(pid_, &status, WNOHANG) != pid_) {
-      if (SteadyClock::now() > deadline) {
-        kill(pid_, SIGKILL);
-        waitpid(pid_, nullptr, 0);
-        pid_ = -1;
-        return -1;
-      }
-      usleep(5000);
-    }
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  }
-
  private:
   Answer Request(const std::string& method, const std::string& path,
                  const std::string& body) const {
-    httplib::Client cli("127.0.0.1", port_);
-    cli.set_connection_timeout(5);
-    cli.set_read_timeout(10);
+    httplib::Client cli = Client();
     httplib::Result res = method == "POST" ? cli.Post(path.c_str(), body, "application/json")
                                            : cli.Get(path.c_str());
     Answer a;
@@ -207,90 +97,8 @@ class Node {
     return a;
   }
 
-  // otpd logs "otpd started ... port=N ... store=S" once it accepts
-  // connections.
-  void WaitForStart() {
-    const auto deadline = SteadyClock::now() + std::chrono::seconds(10);
-    std::string line;
-    while (line.empty() && SteadyClock::now() < deadline) {
-      std::istringstream lines(log());
-      for (std::string l; std::getline(lines, l);) {
-        if (l.find("msg=\"otpd started\"") != std::string::npos) line = l;
-      }
-      int status = 0;
-      if (line.empty() && waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        FAIL("otpd exited at start: " << log());
-      }
-      if (line.empty()) usleep(10000);
-    }
-    if (line.empty()) {  // the destructor will not run: stop it here
-      Terminate();
-      FAIL("otpd did not start within 10 s: " << log());
-    }
-    port_ = Field(line, "port").empty() ? 0 : std::stoi(Field(line, "port"));
-    store_ = Field(line, "store");
-    REQUIRE_MESSAGE(port_ > 0, line);
-  }
-
-  static std::string Field(const std::string& line, const std::string& key) {
-    const size_t at = line.find(" " + key + "=");
-    if (at == std::string::npos) return "";
-    const size_t start = at + key.size() + 2;
-    return line.substr(start, line.find(' ', start) - start);
-  }
-
-  // No code and no full phone in any log line but the console sender's
-  // own "to <masked>: <message>" lines (a development tool).
-  void CheckLogIsClean() const {
-    const std::set<std::string> codes = AllCodes(dir_, {name_});
-    std::istringstream lines(log());
-    for (std::string line; std::getline(lines, line);) {
-      if (line.rfind("to +", 0) == 0) continue;
-      for (const std::string& run : DigitRuns(line)) {
-        if (codes.count(run) != 0) FAIL_CHECK("a code in the log: " << line);
-      }
-      for (const char* phone : {kAbcPhone, kDoePhone}) {
-        if (line.find(phone) != std::string::npos) FAIL_CHECK("a phone in the log: " << line);
-      }
-    }
-  }
-
-  const TempDir& dir_;
-  std::string name_;
-  std::string log_;
-  pid_t pid_ = -1;
-  int port_ = 0;
-  std::string store_;
+  std::string sms_log_;
 };
-
-struct RunResult {
-  int exit_code = -1;  // -1: still running after 15 s (then killed)
-  std::string output;  // stdout and stderr
-};
-
-// Runs otpd with `args` to completion, at most 15 s.
-RunResult RunOtpd(const TempDir& dir, const std::vector<std::string>& args) {
-  const std::string out = dir.File("run.out");
-  const pid_t pid = fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) ExecOtpd(args, out);
-  RunResult r;
-  const auto deadline = SteadyClock::now() + std::chrono::seconds(15);
-  int status = 0;
-  while (waitpid(pid, &status, WNOHANG) != pid) {
-    if (SteadyClock::now() > deadline) {
-      kill(pid, SIGKILL);
-      waitpid(pid, nullptr, 0);
-      r.output = ReadFile(out);
-      return r;
-    }
-    usleep(10000);
-  }
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.output = ReadFile(out);
-  return r;
-}
 
 int64_t MillisSince(SteadyClock::time_point start) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - start).count();
@@ -313,34 +121,6 @@ std::string SendAndRead(const Node& node, const std::string& user, const std::st
   const std::string code = LastCode(node.sms_log(), phone);
   REQUIRE(code.size() == 6);
   return code;
-}
-
-// Fires `n` wrong guesses for abc at once, spread over `nodes` in turn;
-// returns the count per status.
-std::map<int, int> ConcurrentWrongGuesses(const std::vector<const Node*>& nodes, int n,
-                                          const std::string& code) {
-  std::atomic<bool> go{false};
-  std::atomic<int> ready{0};
-  std::vector<int> statuses(static_cast<size_t>(n), 0);
-  std::vector<std::thread> threads;
-  for (int i = 0; i < n; i++) {
-    threads.emplace_back([&, i] {
-      const Node* node = nodes[static_cast<size_t>(i) % nodes.size()];
-      httplib::Client cli("127.0.0.1", node->port());
-      cli.set_connection_timeout(5);
-      cli.set_read_timeout(10);
-      ready++;
-      while (!go) std::this_thread::yield();
-      auto res = cli.Post("/verify-code", VerifyJson("abc", WrongCode(code)), "application/json");
-      statuses[static_cast<size_t>(i)] = res ? res->status : -1;
-    });
-  }
-  while (ready < n) std::this_thread::yield();
-  go = true;
-  for (auto& t : threads) t.join();
-  std::map<int, int> counts;
-  for (int s : statuses) counts[s]++;
-  return counts;
 }
 
 // 503 unavailable with Retry-After, as every store call answers while
@@ -415,12 +195,12 @@ TEST_CASE("redis nodes: one prefix needs one secret; another prefix is another d
   std::string text = ReadFile(config);
   text.replace(text.find(kSecret), strlen(kSecret), "another-secret-9876543210abcdef");
   WriteFile(config, text);
-  const RunResult r = RunOtpd(dir, {"serve", "--config", config});
+  const CommandResult r = RunOtpd(dir, {"serve", "--config", config});
   CHECK(r.exit_code == 1);
-  CHECK(r.output.find("secret") != std::string::npos);
-  CHECK(r.output.find("another-secret") == std::string::npos);
-  CHECK(r.output.find(kSecret) == std::string::npos);
-  MESSAGE("another secret: ", r.output);
+  CHECK(r.output().find("secret") != std::string::npos);
+  CHECK(r.output().find("another-secret") == std::string::npos);
+  CHECK(r.output().find(kSecret) == std::string::npos);
+  MESSAGE("another secret: ", r.output());
   // Under a prefix of its own it is welcome, and sees none of a's codes.
   text.insert(text.find("[users]"), "redis_prefix = \"other:\"\n");
   WriteFile(config, text);
@@ -437,7 +217,7 @@ TEST_CASE("redis nodes: 64 concurrent wrong guesses over two nodes take exactly 
   Node a(dir, "a", NodeConfig(dir, "a", redis.url()));
   Node b(dir, "b", NodeConfig(dir, "b", redis.url()));
   const std::string code = SendAndRead(a, "abc", kAbcPhone);
-  std::map<int, int> counts = ConcurrentWrongGuesses({&a, &b}, 64, code);
+  std::map<int, int> counts = ConcurrentWrongGuesses({&a, &b}, "abc", 64, code);
   CHECK(counts[400] == 3);
   CHECK(counts[429] == 61);
   for (const Node* node : {&a, &b}) {
@@ -565,7 +345,7 @@ TEST_CASE("redis nodes: every key has a TTL; no code or phone in plain text in a
   REQUIRE(keys.type == RedisReply::Type::kArray);
   CHECK(keys.elements.size() >= 4);  // abc's code, the index, sends, failures
   CHECK(redis.Call({"DBSIZE"}).integer == static_cast<int64_t>(keys.elements.size()));
-  const std::set<std::string> codes = AllCodes(dir, {"a", "b"});
+  const std::set<std::string> codes = TextedCodes(dir);
   CHECK(codes.size() == 2);
   for (const RedisReply& key : keys.elements) {
     const int64_t pttl = redis.Call({"PTTL", key.str}).integer;
@@ -592,13 +372,13 @@ TEST_CASE("redis nodes: Redis down at start with redis_fallback = true serves fr
   Node a(dir, "a", NodeConfig(dir, "a", url, "", /*fallback=*/true));
   CHECK(a.store() == "sqlite");
   bool warned = false;
-  std::istringstream lines(a.log());
+  std::istringstream lines(a.ReadLog());
   for (std::string line; std::getline(lines, line);) {
     if (line.find("using the local SQLite store") != std::string::npos) {
       warned = line.find("level=warn") != std::string::npos;
     }
   }
-  CHECK_MESSAGE(warned, a.log());
+  CHECK_MESSAGE(warned, a.ReadLog());
   CHECK(a.Get("/readyz").status == 200);
   const std::string code = SendAndRead(a, "abc", kAbcPhone);
   CHECK(a.Verify("abc", code).status == 200);
@@ -610,7 +390,7 @@ TEST_CASE("redis nodes: Redis down at start with redis_fallback = false: 503 unt
   const std::string url = "redis://127.0.0.1:" + std::to_string(port) + "/0";
   Node a(dir, "a", NodeConfig(dir, "a", url));
   CHECK(a.store() == "redis");
-  CHECK_MESSAGE(a.log().find("level=error") != std::string::npos, a.log());
+  CHECK_MESSAGE(a.ReadLog().find("level=error") != std::string::npos, a.ReadLog());
   CHECK(a.Get("/readyz").status == 503);
   CHECK(a.Get("/healthz").status == 200);
   CheckUnavailable(a.Send("abc"));
@@ -642,13 +422,13 @@ TEST_CASE("redis nodes: a wrong Redis password stops the start; no password is e
                  false)};
   for (const std::string& config : configs) {
     CAPTURE(config);
-    const RunResult r = RunOtpd(dir, {"serve", "--config", config});
+    const CommandResult r = RunOtpd(dir, {"serve", "--config", config});
     CHECK(r.exit_code == 1);
-    CHECK(r.output.find("otpd started") == std::string::npos);
-    CHECK(ToLower(r.output).find("redis") != std::string::npos);
-    CHECK(r.output.find("wrong-password-1717") == std::string::npos);
-    CHECK(r.output.find("right-password-4242") == std::string::npos);
-    MESSAGE("wrong password: ", r.output);
+    CHECK(r.output().find("otpd started") == std::string::npos);
+    CHECK(ToLower(r.output()).find("redis") != std::string::npos);
+    CHECK(r.output().find("wrong-password-1717") == std::string::npos);
+    CHECK(r.output().find("right-password-4242") == std::string::npos);
+    MESSAGE("wrong password: ", r.output());
   }
   // The right one serves, and neither the log nor check-config shows it.
   const std::string config = NodeConfig(dir, "ok", redis.url());
@@ -656,12 +436,12 @@ TEST_CASE("redis nodes: a wrong Redis password stops the start; no password is e
     Node ok(dir, "ok", config);
     CHECK(ok.store() == "redis");
     CHECK(ok.Verify("abc", SendAndRead(ok, "abc", kAbcPhone)).status == 200);
-    CHECK(ok.log().find("right-password-4242") == std::string::npos);
+    CHECK(ok.ReadLog().find("right-password-4242") == std::string::npos);
   }
-  const RunResult r = RunOtpd(dir, {"check-config", "--config", config});
+  const CommandResult r = RunOtpd(dir, {"check-config", "--config", config});
   CHECK(r.exit_code == 0);
-  CHECK(r.output.find("redis_url") != std::string::npos);
-  CHECK(r.output.find("right-password-4242") == std::string::npos);
+  CHECK(r.output().find("redis_url") != std::string::npos);
+  CHECK(r.output().find("right-password-4242") == std::string::npos);
 }
 
 }  // namespace otpd

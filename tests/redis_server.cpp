@@ -25,27 +25,6 @@ namespace {
 // ---------------------------------------------------------------------------
 // RESP over a plain socket
 
-int ConnectLoopback(int port, std::string* error) {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    *error = "socket failed";
-    return -1;
-  }
-  timeval tv{5, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    *error = "cannot connect to 127.0.0.1:" + std::to_string(port);
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 std::string Encode(const std::vector<std::string>& command) {
   std::string out = "*" + std::to_string(command.size()) + "\r\n";
   for (const std::string& arg : command) {
@@ -225,8 +204,11 @@ std::string RedisReply::ToString() const {
 RedisReply RedisCall(int port, const std::vector<std::string>& command,
                      const std::string& password) {
   RedisReply reply;
-  const int fd = ConnectLoopback(port, &reply.str);
-  if (fd < 0) return reply;
+  const int fd = ConnectToLoopback(port, 5);
+  if (fd < 0) {
+    reply.str = "cannot connect to 127.0.0.1:" + std::to_string(port);
+    return reply;
+  }
   std::string request = password.empty() ? "" : Encode({"AUTH", password});
   request += Encode(command);
   if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=

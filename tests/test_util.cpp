@@ -1,6 +1,11 @@
 #include "test_util.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <stdexcept>
@@ -69,6 +74,23 @@ std::string FindCode(const std::string& text) {
 bool TestStoreIsRedis() {
   const char* store = getenv("OTPD_TEST_STORE");
   return store != nullptr && std::string(store) == "redis";
+}
+
+int ConnectToLoopback(int port, int timeout_seconds) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  if (timeout_seconds > 0) {  // before connect: on Linux SO_SNDTIMEO bounds connect too
+    const timeval tv{timeout_seconds, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  }
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return fd;
+  close(fd);
+  return -1;
 }
 
 TempDir::TempDir() {

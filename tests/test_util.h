@@ -1,5 +1,6 @@
 // Test helpers shared by the test files: a fake clock, a deterministic
-// random source, and a temporary directory removed at scope exit.
+// random source, a temporary directory removed at scope exit, and a plain
+// TCP connection to a loopback port.
 #ifndef OTPD_TESTS_TEST_UTIL_H_
 #define OTPD_TESTS_TEST_UTIL_H_
 
@@ -92,6 +93,11 @@ bool ParsePrometheus(const std::string& text, std::map<std::string, double>* ser
 // `make REDIS=1 test` sets for its second run of the suite. Test stacks and
 // black-box configs then use the shared test Redis (redis_server.h).
 bool TestStoreIsRedis();
+
+// A TCP connection to 127.0.0.1:`port` (close-on-exec), or -1. With
+// `timeout_seconds` > 0, connecting, sending and receiving each give up
+// after that long; 0 waits as long as the kernel does. The caller closes it.
+int ConnectToLoopback(int port, int timeout_seconds = 0);
 
 // A fresh directory under $TMPDIR (or /tmp); removed with its contents when
 // the object goes out of scope.
