@@ -47,20 +47,21 @@ LDLIBS   += $(PKG_LIBS) -lpthread
 
 # The Redis store (hiredis) only in the Redis build; its tests compile to
 # nothing without OTPD_REDIS.
-LIB_SRCS  := $(wildcard src/*.cpp)
+LIB_SRCS  := $(wildcard src/*/*.cpp)
 ifneq ($(REDIS),1)
-LIB_SRCS  := $(filter-out src/%_redis.cpp,$(LIB_SRCS))
+LIB_SRCS  := $(filter-out src/store/%_redis.cpp,$(LIB_SRCS))
 endif
 TEST_SRCS := $(wildcard tests/*.cpp)
 LIB_OBJS  := $(LIB_SRCS:%.cpp=$(BUILD)/%.o)
 TEST_OBJS := $(TEST_SRCS:%.cpp=$(BUILD)/%.o)
 MAIN_OBJ  := $(BUILD)/main.o
-# The docs pages' CSS and JS, embedded at build time (src/docs_assets.h).
-DOCS_ASSETS := src/docs/docs.css src/docs/docs.js
+# The docs pages' CSS and JS, embedded at build time (src/http/docs_assets.h).
+DOCS_ASSETS := src/http/docs/docs.css src/http/docs/docs.js
 DOCS_GEN    := $(BUILD)/gen/docs_assets.cpp
 DOCS_OBJ    := $(BUILD)/gen/docs_assets.o
 
 .PHONY: all deps test-deps run test test-browser check asan tsan fuzz fuzz-ci bench clean \
+        layers \
         install uninstall
 
 PREFIX     ?= /usr/local
@@ -90,9 +91,9 @@ $(BUILD)/%.o: %.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c $< -o $@
 
-$(DOCS_GEN): src/docs/embed.sh $(DOCS_ASSETS)
+$(DOCS_GEN): src/http/docs/embed.sh $(DOCS_ASSETS)
 	@mkdir -p $(dir $@)
-	sh src/docs/embed.sh kDocsCss=src/docs/docs.css kDocsJs=src/docs/docs.js > $@.tmp
+	sh src/http/docs/embed.sh kDocsCss=src/http/docs/docs.css kDocsJs=src/http/docs/docs.js > $@.tmp
 	mv $@.tmp $@
 
 $(DOCS_OBJ): $(DOCS_GEN)
@@ -120,6 +121,7 @@ run: deps
 	./otpd serve --database var/otpd.db --sms-log-file var/sms.log
 
 test: test-deps
+	sh tests/layers_check_test.sh
 	@$(MAKE) --no-print-directory otpd otpd_test
 	./otpd_test
 ifeq ($(REDIS),1)
@@ -129,6 +131,10 @@ endif
 	sh tests/nginx_test.sh
 
 check: test
+
+# The layering check alone (DESIGN.md, Layers).
+layers:
+	sh tests/layers_check.sh
 
 # The /docs page end to end: a real otpd, Debian's Chromium driven by
 # playwright-core (pinned in tests/browser/package-lock.json). Screenshots

@@ -8,10 +8,10 @@
 #include <cstdlib>
 #include <string>
 
-#include "clock.h"
-#include "code_hash.h"
-#include "sqlite_db.h"
-#include "storage.h"
+#include "core/clock.h"
+#include "core/code_hash.h"
+#include "store/sqlite_db.h"
+#include "otp/storage.h"
 
 namespace {
 

@@ -10,10 +10,10 @@
 #include <thread>
 #include <vector>
 
-#include "clock.h"
-#include "code_hash.h"
-#include "sqlite_db.h"
-#include "storage.h"
+#include "core/clock.h"
+#include "core/code_hash.h"
+#include "store/sqlite_db.h"
+#include "otp/storage.h"
 
 namespace {
 

@@ -1,4 +1,4 @@
-#include "api_keys.h"
+#include "http/api_keys.h"
 
 #include <doctest/doctest.h>
 #include <sys/stat.h>

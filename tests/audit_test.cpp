@@ -1,8 +1,8 @@
-#include "audit.h"
+#include "otp/audit.h"
 
 #include <doctest/doctest.h>
 
-#include "sqlite_db.h"
+#include "store/sqlite_db.h"
 #include "test_util.h"
 
 namespace otpd {

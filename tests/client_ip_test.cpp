@@ -1,4 +1,4 @@
-#include "client_ip.h"
+#include "http/client_ip.h"
 
 #include <doctest/doctest.h>
 

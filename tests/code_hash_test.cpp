@@ -1,4 +1,4 @@
-#include "code_hash.h"
+#include "core/code_hash.h"
 
 #include <doctest/doctest.h>
 #include <sys/stat.h>

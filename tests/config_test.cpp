@@ -1,6 +1,6 @@
 // Tests for src/config: flags, environment, config file, their precedence,
 // validation messages, subcommands, and the shipped otpd.conf.example.
-#include "config.h"
+#include "config/config.h"
 
 #include <doctest/doctest.h>
 

@@ -1,4 +1,4 @@
-#include "docs_pages.h"
+#include "http/docs_pages.h"
 
 #include <doctest/doctest.h>
 

@@ -1,4 +1,4 @@
-#include "http_api.h"
+#include "http/http_api.h"
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>

@@ -1,4 +1,4 @@
-#include "live_value.h"
+#include "core/live_value.h"
 
 #include <doctest/doctest.h>
 

@@ -1,4 +1,4 @@
-#include "metrics.h"
+#include "core/metrics.h"
 
 #include <doctest/doctest.h>
 #include <httplib.h>
@@ -8,7 +8,7 @@
 #include <thread>
 #include <vector>
 
-#include "http_api.h"
+#include "http/http_api.h"
 #include "otp_stack.h"
 #include "test_util.h"
 

@@ -1,4 +1,4 @@
-#include "openapi.h"
+#include "http/openapi.h"
 
 #include <doctest/doctest.h>
 #include <sqlite3.h>

@@ -1,4 +1,4 @@
-#include "otp_service.h"
+#include "otp/otp_service.h"
 
 #include <doctest/doctest.h>
 #include <sqlite3.h>
@@ -7,7 +7,7 @@
 #include <thread>
 
 #include "otp_stack.h"
-#include "phone.h"
+#include "core/phone.h"
 
 namespace otpd {
 namespace {

@@ -6,7 +6,7 @@
 
 #ifdef OTPD_REDIS
 #include "redis_server.h"
-#include "redis_url.h"
+#include "core/redis_url.h"
 #endif
 
 namespace otpd {

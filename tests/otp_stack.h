@@ -11,15 +11,15 @@
 #include <string>
 #include <thread>
 
-#include "audit.h"
-#include "code_hash.h"
-#include "http_api.h"
-#include "http_server.h"
-#include "otp_service.h"
-#include "sqlite_db.h"
-#include "storage.h"
+#include "otp/audit.h"
+#include "core/code_hash.h"
+#include "http/http_api.h"
+#include "http/http_server.h"
+#include "otp/otp_service.h"
+#include "store/sqlite_db.h"
+#include "otp/storage.h"
 #include "test_util.h"
-#include "users.h"
+#include "otp/users.h"
 
 namespace otpd {
 

@@ -1,4 +1,4 @@
-#include "phone.h"
+#include "core/phone.h"
 
 #include <doctest/doctest.h>
 

@@ -1,6 +1,6 @@
 // Tests for src/redis_url: the URL forms, the refusals and their messages,
 // Describe() and RedactRedisUrl, and that no message shows the password.
-#include "redis_url.h"
+#include "core/redis_url.h"
 
 #include <doctest/doctest.h>
 

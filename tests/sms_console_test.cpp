@@ -4,7 +4,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "sms.h"
+#include "otp/sms.h"
 #include "test_util.h"
 
 namespace otpd {

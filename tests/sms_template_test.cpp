@@ -4,7 +4,7 @@
 #include <map>
 #include <string>
 
-#include "sms.h"
+#include "otp/sms.h"
 
 namespace otpd {
 namespace {

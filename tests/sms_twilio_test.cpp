@@ -11,7 +11,7 @@
 
 #include "fake_twilio.h"
 #include "otp_stack.h"
-#include "sms.h"
+#include "otp/sms.h"
 #include "test_tls.h"
 #include "test_util.h"
 

@@ -1,6 +1,6 @@
 // SqliteDb: the file, its mode, the schema and its migration, and the
 // per-thread connections.
-#include "sqlite_db.h"
+#include "store/sqlite_db.h"
 
 #include <doctest/doctest.h>
 #include <sqlite3.h>

@@ -1,7 +1,7 @@
 // The Storage contract, run against every backend in kBackends, then the
 // SQLite backend's concurrency guarantees across threads, handles and
 // processes.
-#include "storage.h"
+#include "otp/storage.h"
 
 #include <doctest/doctest.h>
 #include <sys/types.h>
@@ -26,8 +26,8 @@
 #include "redis_server.h"
 #endif
 
-#include "code_hash.h"
-#include "sqlite_db.h"
+#include "core/code_hash.h"
+#include "store/sqlite_db.h"
 #include "test_util.h"
 
 namespace otpd {

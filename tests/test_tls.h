@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "status.h"
+#include "core/status.h"
 
 namespace otpd {
 

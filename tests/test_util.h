@@ -13,9 +13,9 @@
 #include <mutex>
 #include <vector>
 
-#include "clock.h"
-#include "random.h"
-#include "sms.h"
+#include "core/clock.h"
+#include "core/random.h"
+#include "otp/sms.h"
 
 namespace otpd {
 

@@ -1,8 +1,8 @@
-#include "users_csv.h"
+#include "app/users_csv.h"
 
 #include <doctest/doctest.h>
 
-#include "sqlite_db.h"
+#include "store/sqlite_db.h"
 #include "test_util.h"
 
 namespace otpd {

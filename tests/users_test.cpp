@@ -1,6 +1,6 @@
 // UserDirectory on SQLite: lookups, edits, validation, config sync, and
 // edits made behind its back with plain SQL.
-#include "users.h"
+#include "otp/users.h"
 
 #include <doctest/doctest.h>
 #include <sqlite3.h>
@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "sqlite_db.h"
-#include "storage.h"
+#include "store/sqlite_db.h"
+#include "otp/storage.h"
 #include "test_util.h"
 
 namespace otpd {

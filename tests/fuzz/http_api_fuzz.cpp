@@ -15,13 +15,13 @@
 #include <string>
 #include <vector>
 
-#include "api_keys.h"
-#include "audit.h"
-#include "client_ip.h"
-#include "http_api.h"
-#include "log.h"
+#include "http/api_keys.h"
+#include "otp/audit.h"
+#include "http/client_ip.h"
+#include "http/http_api.h"
+#include "core/log.h"
 #include "otp_stack.h"
-#include "phone.h"
+#include "core/phone.h"
 
 namespace otpd {
 namespace {

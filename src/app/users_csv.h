@@ -1,0 +1,35 @@
+// Users as text: the CSV that `otpd users import` reads and `otpd users
+// export` writes, plus the old service's USER_PHONE_DATABASE lines.
+//
+// Accepted, one user per line:
+//   user_id,phone                  CSV; a field may be "quoted" ("" is a quote)
+//   "abc": "+11111111111",         a line of the old service's Python dict
+// An optional header line `user_id,phone` (any case) is skipped, as are
+// blank lines, # comments, and the dict's own `NAME = {` and `}` lines, so
+// the old mock_database.py dictionary can be pasted as it is. Spaces around
+// fields are ignored. Pure functions; thread-safe.
+#ifndef OTPD_USERS_CSV_H_
+#define OTPD_USERS_CSV_H_
+
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "otp/users.h"
+
+namespace otpd {
+
+// Parses `text`. On success *users holds every user in file order. Every
+// bad line (unreadable, empty or over-long ID, phone not E.164, an ID seen
+// before in any case) adds one "line N: ..." entry to *errors; then the
+// result is InvalidArgument and *users must be ignored.
+Status ParseUsersCsv(const std::string& text, std::vector<User>* users,
+                     std::vector<std::string>* errors);
+
+// The header line and one CSV line per user, quoting fields that need it,
+// so ParseUsersCsv(FormatUsersCsv(u)) gives u back.
+std::string FormatUsersCsv(const std::vector<User>& users);
+
+}  // namespace otpd
+
+#endif  // OTPD_USERS_CSV_H_

@@ -1,0 +1,77 @@
+// HttpServer: serves an HttpApi over cpp-httplib 0.11.4 (Debian), over
+// HTTPS when a certificate is given, configured as ../shared/HTTPLIB.md measured it must be: TCP_NODELAY, a large worker
+// pool, a real listen backlog, short read/write/keep-alive timeouts, JSON
+// error bodies, an exception handler, and a framing guard that refuses
+// unsafe requests before their body is read, closing the connection so an
+// unread body can never be taken for the next request.
+//
+// Every request gets an ID (the client's X-Request-Id when it is
+// [A-Za-z0-9._-]{1,64}, else a generated one), echoed in the X-Request-Id
+// response header; after the answer is written it is counted in
+// DefaultMetrics() and logged as one access line (method, path, status,
+// latency, client, request_id, user_id).
+//
+// Thread-safety: Bind, then Run on one thread; Stop and port() from any.
+#ifndef OTPD_HTTP_SERVER_H_
+#define OTPD_HTTP_SERVER_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "http/client_ip.h"
+#include "http/http_api.h"
+#include "core/status.h"
+
+namespace otpd {
+
+struct HttpServerOptions {
+  std::string host = "127.0.0.1";  // IPv4 or IPv6 literal
+  int port = 8000;                 // 0: an ephemeral port (tests)
+  int threads = 1024;              // worker threads; each connection holds one
+  size_t max_body_bytes = 16384;   // larger bodies answer 413
+  int read_timeout_s = 5;
+  int write_timeout_s = 5;
+  int keepalive_timeout_s = 5;
+  int keepalive_max = 100;         // requests per connection
+  int backlog = 1024;              // listen(2) backlog (the library's is 5)
+  int shutdown_deadline_ms = 5000; // Stop waits this long for in-flight requests
+  // PEM files: when tls_cert is set, the server speaks HTTPS only.
+  std::string tls_cert;
+  std::string tls_key;
+  // Peers whose X-Forwarded-For is believed (client_ip.h); empty: none.
+  TrustedProxies trusted_proxies;
+};
+
+class HttpServer {
+ public:
+  // `api` must outlive the server.
+  HttpServer(const HttpServerOptions& options, const HttpApi* api);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds and listens. IOError naming the address when it cannot;
+  // InvalidArgument when the TLS certificate or key cannot be loaded.
+  Status Bind();
+
+  // The bound port (useful with port 0). REQUIRES: Bind() succeeded.
+  int port() const { return port_; }
+
+  // Accepts and serves until Stop(). REQUIRES: Bind() succeeded.
+  void Run();
+
+  // Stops accepting, lets in-flight requests finish, and returns true once
+  // Run has returned, or false when the shutdown deadline passed first.
+  // Idempotent; after Stop, a Run that had not started returns at once.
+  bool Stop();
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+  int port_ = 0;
+};
+
+}  // namespace otpd
+
+#endif  // OTPD_HTTP_SERVER_H_

@@ -1,0 +1,305 @@
+#include "otp/otp_service.h"
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/phone.h"
+
+namespace otpd {
+
+OtpService::OtpService(const OtpOptions& options, Storage* storage, UserDirectory* users,
+                       SmsSender* sms, Clock* clock, RandomSource* random,
+                       const CodeHasher* hasher, AuditLog* audit)
+    : options_(options),
+      storage_(storage),
+      users_(users),
+      sms_(sms),
+      clock_(clock),
+      random_(random),
+      hasher_(hasher),
+      audit_(audit) {}
+
+namespace {
+
+SendMetric ToMetric(const Status& s, SendOutcome outcome) {
+  if (!s.ok()) return SendMetric::kError;
+  switch (outcome) {
+    case SendOutcome::kSent: return SendMetric::kSent;
+    case SendOutcome::kUserNotFound: return SendMetric::kUserNotFound;
+    case SendOutcome::kPhoneNotFound: return SendMetric::kPhoneNotFound;
+    case SendOutcome::kSmsFailed: return SendMetric::kSmsFailed;
+    case SendOutcome::kRateLimited: return SendMetric::kRateLimited;
+  }
+  return SendMetric::kError;
+}
+
+VerifyMetric ToMetric(const Status& s, VerifyOutcome outcome) {
+  if (!s.ok()) return VerifyMetric::kError;
+  switch (outcome) {
+    case VerifyOutcome::kOk: return VerifyMetric::kOk;
+    case VerifyOutcome::kInvalid: return VerifyMetric::kInvalid;
+    case VerifyOutcome::kLocked: return VerifyMetric::kLocked;
+    case VerifyOutcome::kThrottled: return VerifyMetric::kThrottled;
+    case VerifyOutcome::kExpired: return VerifyMetric::kExpired;
+    case VerifyOutcome::kNotFound: return VerifyMetric::kNotFound;
+  }
+  return VerifyMetric::kError;
+}
+
+int64_t CeilSeconds(int64_t ms) { return ms <= 0 ? 1 : (ms + 999) / 1000; }
+
+const char* LimitName(SendLimit limit) {
+  switch (limit) {
+    case SendLimit::kNone: return "country";
+    case SendLimit::kCooldown: return "cooldown";
+    case SendLimit::kUser: return "user";
+    case SendLimit::kPhone: return "phone";
+    case SendLimit::kIp: return "ip";
+    case SendLimit::kGlobal: return "global";
+  }
+  return "unknown";
+}
+
+std::string SendOutcomeName(const SendResult& r) {
+  switch (r.outcome) {
+    case SendOutcome::kSent: return r.concealed ? "concealed" : "sent";
+    case SendOutcome::kUserNotFound: return "user_not_found";
+    case SendOutcome::kPhoneNotFound: return "phone_not_found";
+    case SendOutcome::kSmsFailed: return "sms_failed";
+    case SendOutcome::kRateLimited: return std::string("rate_limited:") + LimitName(r.limit);
+  }
+  return "unknown";
+}
+
+const char* VerifyOutcomeName(VerifyOutcome outcome) {
+  switch (outcome) {
+    case VerifyOutcome::kOk: return "ok";
+    case VerifyOutcome::kInvalid: return "invalid_code";
+    case VerifyOutcome::kLocked: return "too_many_attempts";
+    case VerifyOutcome::kThrottled: return "throttled";
+    case VerifyOutcome::kExpired: return "expired";
+    case VerifyOutcome::kNotFound: return "not_found";
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+bool OtpService::CountryAllowed(const std::string& phone) const {
+  if (options_.Get().allowed_country_codes.empty()) return true;
+  for (const std::string& cc : options_.Get().allowed_country_codes) {
+    if (phone.size() > cc.size() + 1 && phone.compare(1, cc.size(), cc) == 0) return true;
+  }
+  return false;
+}
+
+void OtpService::Audit(const std::string& user_id, const std::string& phone,
+                       const std::string& client_ip, const char* event,
+                       const std::string& outcome) {
+  if (audit_ == nullptr) return;
+  Status s = audit_->Record(AuditEvent{0, user_id, phone.empty() ? "" : MaskPhone(phone),
+                                       client_ip, event, outcome});
+  if (!s.ok()) {
+    Log(LogLevel::kWarn, "cannot write audit record",
+        {{"user_id", user_id}, {"event", event}, {"error", s.ToString()}});
+  }
+}
+
+Status OtpService::SendCode(const std::string& user_id, const std::string& client_ip,
+                            SendResult* result) {
+  *result = SendResult();
+  result->user_id = NormalizeUserId(user_id);
+  Status s = SendUnaudited(client_ip, result);
+  Audit(result->user_id, result->phone, client_ip, "send",
+        s.ok() ? SendOutcomeName(*result) : "error");
+  DefaultMetrics().RecordSend(ToMetric(s, result->outcome));
+  if (s.ok() && result->outcome == SendOutcome::kRateLimited) {
+    CountRateLimited(LimitName(result->limit));
+  }
+  return s;
+}
+
+Status OtpService::SendUnaudited(const std::string& client_ip, SendResult* result) {
+  User user;
+  Status s = users_->Lookup(result->user_id, &user);
+  if (!s.ok() && !s.IsNotFound()) return s;
+  if (options_.Get().conceal_unknown_users && (s.IsNotFound() || user.phone.empty())) {
+    return SendConcealed(client_ip, result);
+  }
+  if (s.IsNotFound()) {
+    result->outcome = SendOutcome::kUserNotFound;
+    return Status::OK();
+  }
+  if (user.phone.empty()) {
+    result->outcome = SendOutcome::kPhoneNotFound;
+    return Status::OK();
+  }
+  result->phone = user.phone;
+  bool allowed = false;
+  s = Reserve(client_ip, result, &allowed);
+  if (!s.ok() || !allowed) return s;
+  return StoreAndText(user.locale, result);
+}
+
+Status OtpService::Reserve(const std::string& client_ip, SendResult* result, bool* allowed) {
+  *allowed = false;
+  if (!CountryAllowed(result->phone)) {
+    // Not a rate at all, but answered like one (CONTRACT.md): the client
+    // learns nothing new, and the window is the honest wait for a retry.
+    Log(LogLevel::kWarn, "send refused: country not allowed",
+        {{"user_id", result->user_id}, {"phone", MaskPhone(result->phone)}});
+    result->outcome = SendOutcome::kRateLimited;
+    result->limit = SendLimit::kNone;
+    result->retry_after_s = CeilSeconds(options_.Get().send_limits.window_ms);
+    return Status::OK();
+  }
+  SendDecision decision;
+  Status s = storage_->ReserveSend(SendRequest{result->user_id, result->phone, client_ip},
+                                   options_.Get().send_limits, &decision);
+  if (!s.ok()) return s;
+  if (!decision.allowed) {
+    result->outcome = SendOutcome::kRateLimited;
+    result->limit = decision.limit;
+    result->retry_after_s = CeilSeconds(decision.retry_after_ms);
+    return Status::OK();
+  }
+  *allowed = true;
+  return Status::OK();
+}
+
+Status OtpService::StoreAndText(const std::string& locale, SendResult* result) {
+  const OtpOptions& options = options_.Get();
+  std::string code;
+  Status s = GenerateCode(random_, options.code_length, &code);
+  if (!s.ok()) return s;
+  StoredCode stored;
+  stored.user_id = result->user_id;
+  stored.code_hash = hasher_->Hash(result->user_id, code);
+  stored.issued_at_ms = clock_->NowMillis();
+  stored.expires_at_ms = stored.issued_at_ms + options.expiry_ms;
+  s = storage_->PutCode(stored);
+  if (!s.ok()) return s;
+
+  const std::string body = Message(options, locale, code);
+  const auto sms_start = std::chrono::steady_clock::now();
+  s = sms_->Send(result->phone, body, &result->receipt);
+  const int64_t took_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                              std::chrono::steady_clock::now() - sms_start)
+                              .count();
+  DefaultMetrics().RecordSmsLatency(took_us, s.ok());
+  const int64_t avg = sms_latency_us_.load();
+  // A lost update between threads only blurs the average.
+  sms_latency_us_.store(avg == 0 ? took_us : avg + (took_us - avg) / 8);
+  if (!s.ok()) {
+    Log(LogLevel::kError, "sms send failed",
+        {{"user_id", result->user_id}, {"phone", MaskPhone(result->phone)},
+         {"provider_code", std::to_string(result->receipt.provider_code)},
+         {"error", s.ToString()}});
+    Status undo = storage_->DeleteCode(stored.user_id, stored.code_hash);
+    if (!undo.ok()) {
+      // The code was never delivered, so nobody can know it; it expires.
+      Log(LogLevel::kError, "cannot remove undelivered code",
+          {{"user_id", result->user_id}, {"error", undo.ToString()}});
+    }
+    result->outcome = SendOutcome::kSmsFailed;
+    return Status::OK();
+  }
+  result->outcome = SendOutcome::kSent;
+  return Status::OK();
+}
+
+std::string OtpService::FakePhone(const std::string& user_id) const {
+  // The country of the allow-list when there is one, so the fake looks like
+  // the real numbers; the digits from the HMAC, so they reveal nothing.
+  std::string phone = "+" + (options_.Get().allowed_country_codes.empty()
+                                 ? std::string("1")
+                                 : options_.Get().allowed_country_codes.front());
+  const std::string mac = hasher_->Hash("conceal\n" + user_id, "");
+  for (size_t i = 0; phone.size() < 12; i++) {
+    phone.push_back(static_cast<char>('0' + static_cast<unsigned char>(mac[i % mac.size()]) % 10));
+  }
+  return phone;
+}
+
+Status OtpService::SendConcealed(const std::string& client_ip, SendResult* result) {
+  result->phone = FakePhone(result->user_id);
+  bool allowed = false;
+  Status s = Reserve(client_ip, result, &allowed);
+  if (!s.ok() || !allowed) return s;
+  std::string code;
+  s = GenerateCode(random_, options_.Get().code_length, &code);
+  if (!s.ok()) return s;
+  const int64_t now = clock_->NowMillis();
+  s = storage_->PutCode(StoredCode{result->user_id, hasher_->Hash(result->user_id, code), now,
+                                   now + options_.Get().expiry_ms});
+  if (!s.ok()) return s;
+  std::this_thread::sleep_for(std::chrono::microseconds(sms_latency_us_.load()));
+  result->outcome = SendOutcome::kSent;
+  result->concealed = true;
+  return Status::OK();
+}
+
+Status OtpService::VerifyCode(const std::string& user_id, const std::string& passcode,
+                              const std::string& client_ip, VerifyCodeResult* result) {
+  *result = VerifyCodeResult();
+  result->user_id = NormalizeUserId(user_id);
+  Status s = VerifyUnaudited(passcode, result);
+  // The phone is not looked up for a verify: the send rows carry it.
+  Audit(result->user_id, "", client_ip, "verify",
+        s.ok() ? VerifyOutcomeName(result->store.outcome) : "error");
+  return s;
+}
+
+Status OtpService::VerifyUnaudited(const std::string& passcode, VerifyCodeResult* result) {
+  VerifyLimits limits;
+  limits.max_attempts = options_.Get().max_attempts;
+  limits.expired_grace_ms = options_.Get().expired_grace_ms;
+  limits.max_failures = options_.Get().max_failures;
+  limits.failure_window_ms = options_.Get().failure_window_ms;
+  Status s = storage_->VerifyCode(result->user_id, hasher_->Hash(result->user_id, passcode),
+                                 limits, &result->store);
+  if (s.ok() && result->store.outcome == VerifyOutcome::kLocked) {
+    result->retry_after_s = CeilSeconds(result->store.expires_at_ms - clock_->NowMillis());
+  }
+  if (s.ok() && result->store.outcome == VerifyOutcome::kThrottled) {
+    result->retry_after_s = CeilSeconds(result->store.retry_after_ms);
+  }
+  DefaultMetrics().RecordVerify(ToMetric(s, result->store.outcome));
+  return s;
+}
+
+std::string OtpService::Message(const OtpOptions& options, const std::string& locale,
+                                const std::string& code) {
+  // Rounded up, so "expires in 0 minutes" is never sent.
+  const int minutes = static_cast<int>((options.expiry_ms + 59999) / 60000);
+  const std::string& tmpl =
+      SelectSmsTemplate(options.templates, options.message_template, locale);
+  return AppendWebOtpLine(RenderSmsTemplate(tmpl, code, minutes, options.app_name),
+                          options.webotp_domain, code);
+}
+
+std::vector<OversizedTemplate> OtpService::OversizedTemplates() const {
+  const OtpOptions& options = options_.Get();
+  const std::string longest_code(static_cast<size_t>(options.code_length), '9');
+  std::vector<OversizedTemplate> out;
+  std::vector<std::string> locales = {""};
+  for (const auto& entry : options.templates) locales.push_back(entry.first);
+  for (const std::string& locale : locales) {
+    const SmsLength length = MeasureSms(Message(options, locale, longest_code));
+    if (!length.fits()) out.push_back({locale, length});
+  }
+  return out;
+}
+
+Status OtpService::PurgeExpired(int64_t* purged) {
+  // History is kept as long as any limit can still count it.
+  const int64_t history_ms =
+      std::max({options_.Get().send_limits.window_ms, options_.Get().send_limits.cooldown_ms,
+                options_.Get().failure_window_ms});
+  return storage_->PurgeExpired(options_.Get().expired_grace_ms, history_ms, purged);
+}
+
+}  // namespace otpd

@@ -1,0 +1,167 @@
+// OtpService: the rules of sending and verifying one-time codes.
+//
+// Talks only to interfaces (Storage, UserDirectory, SmsSender, Clock,
+// RandomSource), so every rule is tested with fakes and a fake clock; it
+// includes no HTTP, SQL or JSON. Thread-safe: handlers call it from many
+// threads; it holds no lock of its own and no lock across the SMS send.
+// Each call counts its outcome in DefaultMetrics() (and the SMS provider's
+// latency). The options can be replaced while serving (SetOptions, on
+// SIGHUP); each call uses one consistent set.
+#ifndef OTPD_OTP_SERVICE_H_
+#define OTPD_OTP_SERVICE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "otp/audit.h"
+#include "core/clock.h"
+#include "core/code_hash.h"
+#include "core/live_value.h"
+#include "core/random.h"
+#include "otp/sms.h"
+#include "core/status.h"
+#include "otp/storage.h"
+#include "otp/users.h"
+
+namespace otpd {
+
+struct OtpOptions {
+  int code_length = 6;                // digits per code
+  int64_t expiry_ms = 300 * 1000;     // lifetime of a code
+  int max_attempts = 3;               // wrong guesses a code takes
+  int64_t expired_grace_ms = 600 * 1000;  // how long an expired code answers kExpired
+  std::string app_name = "otpd";
+  std::string message_template = "Your {app} code is {code}. It expires in {minutes} minutes.";
+  std::map<std::string, std::string> templates;  // locale -> template (SelectSmsTemplate)
+  std::string webotp_domain;  // non-empty: "@domain #code" ends each message
+  // Send limits, checked and recorded in the store before a code is made.
+  // A send whose SMS then fails still counts: it cost money or probed.
+  SendLimits send_limits;
+  // Country calling codes ("1", "44", ...) a code may be sent to; empty:
+  // every country.
+  std::vector<std::string> allowed_country_codes;
+  // Failed verifications per user across codes in a rolling window before
+  // every verify answers kThrottled; 0 turns the cap off.
+  int max_failures = 10;
+  int64_t failure_window_ms = 3600 * 1000;
+  // Unknown users and users without a phone answer kSent with a stable
+  // fake phone instead of kUserNotFound/kPhoneNotFound (see SendCode).
+  bool conceal_unknown_users = false;
+};
+
+// A template whose message may not fit one SMS segment.
+struct OversizedTemplate {
+  std::string locale;  // "" for message_template
+  SmsLength length;    // with the longest code and the app name filled in
+};
+
+enum class SendOutcome {
+  kSent,           // a new code is stored and the SMS provider took it
+  kUserNotFound,   // no such user: nothing stored, nothing sent
+  kPhoneNotFound,  // the user has no phone on record: nothing stored or sent
+  kSmsFailed,      // the provider refused: the new code was removed again
+  kRateLimited,    // a send limit or the country allow-list refused:
+                   // nothing stored, nothing sent; see retry_after_s
+};
+
+struct SendResult {
+  SendOutcome outcome = SendOutcome::kUserNotFound;
+  std::string user_id;  // normalized
+  std::string phone;    // as stored, when the user was found
+  SmsReceipt receipt;   // the provider's message ID or error code
+  SendLimit limit = SendLimit::kNone;  // kRateLimited: which limit
+  int64_t retry_after_s = 0;           // kRateLimited: whole seconds (>= 1)
+  bool concealed = false;  // kSent for an unknown user: phone is fake, nothing sent
+};
+
+struct VerifyCodeResult {
+  VerifyResult store;   // outcome, attempts left, expiry
+  std::string user_id;  // normalized
+  // kLocked: whole seconds until the code expires; kThrottled: until the
+  // oldest counted failure leaves the window (>= 1 for both).
+  int64_t retry_after_s = 0;
+};
+
+class OtpService {
+ public:
+  // Every pointer must outlive the service. `hasher` must use the same
+  // secret in every process that shares the store. With `audit`, every
+  // send and verify outcome is recorded there (a failed record is logged,
+  // never fails the request).
+  OtpService(const OtpOptions& options, Storage* storage, UserDirectory* users,
+             SmsSender* sms, Clock* clock, RandomSource* random, const CodeHasher* hasher,
+             AuditLog* audit = nullptr);
+
+  // Looks the user up, checks the country allow-list, reserves the send
+  // against the send limits (Storage::ReserveSend; `client_ip` may be empty),
+  // stores a fresh code (replacing the user's earlier one) and texts it.
+  // A non-OK Status means a store or randomness failure: then no new code is
+  // active (the earlier one may have been replaced).
+  // With conceal_unknown_users, an unknown user (or one without a phone)
+  // goes through the same limits and store writes as a known one, under a
+  // fake phone derived from the user ID (so repeated answers agree); a code
+  // nobody knows is stored so verify answers as for a known user; no SMS is
+  // sent, and the call waits about as long as recent SMS sends took.
+  Status SendCode(const std::string& user_id, const std::string& client_ip, SendResult* result);
+
+  // Checks `passcode` against the user's live code in one atomic store step
+  // (see Storage::VerifyCode). Any string is accepted; a non-digit one is
+  // simply wrong. A non-OK Status means the store failed and nothing changed.
+  Status VerifyCode(const std::string& user_id, const std::string& passcode,
+                    const std::string& client_ip, VerifyCodeResult* result);
+
+  // The templates (default and per locale) whose message, WebOTP line
+  // included, exceeds one SMS segment. For a warning at start.
+  std::vector<OversizedTemplate> OversizedTemplates() const;
+
+  // Removes codes expired for longer than the grace period, and history the
+  // limits no longer count.
+  Status PurgeExpired(int64_t* purged);
+
+  // Whether `phone` (E.164) starts with one of the allowed country codes.
+  bool CountryAllowed(const std::string& phone) const;
+
+  // The options in force now. The reference stays valid for the life of
+  // the service.
+  const OtpOptions& options() const { return options_.Get(); }
+
+  // Replaces the options for calls that start from now on; calls already
+  // running finish with the options they started with.
+  void SetOptions(const OtpOptions& options) { options_.Set(options); }
+
+ private:
+  Status SendUnaudited(const std::string& client_ip, SendResult* result);
+  Status VerifyUnaudited(const std::string& passcode, VerifyCodeResult* result);
+  void Audit(const std::string& user_id, const std::string& phone, const std::string& client_ip,
+             const char* event, const std::string& outcome);
+  // Reserves the send; false (with *result filled) when a limit refused it.
+  Status Reserve(const std::string& client_ip, SendResult* result, bool* allowed);
+  // Stores a fresh code and texts it in the user's `locale` (the second
+  // half of SendCode).
+  Status StoreAndText(const std::string& locale, SendResult* result);
+  // SendCode for an unknown user under conceal_unknown_users.
+  Status SendConcealed(const std::string& client_ip, SendResult* result);
+  // A plausible E.164 number for `user_id`, the same every time.
+  std::string FakePhone(const std::string& user_id) const;
+  // The SMS text for a user with `locale`.
+  static std::string Message(const OtpOptions& options, const std::string& locale,
+                             const std::string& code);
+
+  LiveValue<OtpOptions> options_;
+  Storage* const storage_;
+  UserDirectory* const users_;
+  SmsSender* const sms_;
+  Clock* const clock_;
+  RandomSource* const random_;
+  const CodeHasher* const hasher_;
+  AuditLog* const audit_;
+  // Moving average of SMS send time, which concealed sends imitate.
+  std::atomic<int64_t> sms_latency_us_{0};
+};
+
+}  // namespace otpd
+
+#endif  // OTPD_OTP_SERVICE_H_

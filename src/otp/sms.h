@@ -1,0 +1,106 @@
+// SmsSender: how a code reaches the user's phone.
+//
+// Implementations: sms_console.cpp (development: prints the message and
+// optionally appends it to a file) and sms_twilio.cpp (Twilio's REST API
+// over HTTPS). Thread-safe: the service calls Send from many request
+// threads at once.
+#ifndef OTPD_SMS_H_
+#define OTPD_SMS_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "core/status.h"
+
+namespace otpd {
+
+struct SmsReceipt {
+  std::string provider_id;  // the provider's message ID, when it gave one
+  int provider_code = 0;    // the provider's numeric error code on failure
+};
+
+class SmsSender {
+ public:
+  virtual ~SmsSender() = default;
+  // Sends `body` to `to` (E.164). OK only when the provider took the
+  // message; on failure `receipt` may carry the provider's error code.
+  virtual Status Send(const std::string& to, const std::string& body, SmsReceipt* receipt) = 0;
+};
+
+// Prints "to <masked phone>: <body>" on stderr and, when `log_file` is not
+// empty, appends "<phone> <body>" lines to it (opened 0600, flushed per
+// line) so scripts and tests can read codes.
+Status NewConsoleSmsSender(const std::string& log_file, std::unique_ptr<SmsSender>* sender);
+
+// How the Twilio sender reaches Twilio. Credentials: `account_sid` always
+// (it is in the URL); Basic auth is `api_key_sid`:`api_key_secret` when
+// both are set, else `account_sid`:`auth_token`. Exactly one sender
+// identity: `from` (a number or alphanumeric sender ID) or
+// `messaging_service_sid` (which wins when both are set).
+struct TwilioOptions {
+  std::string account_sid;
+  std::string auth_token;      // secret
+  std::string api_key_sid;
+  std::string api_key_secret;  // secret
+  std::string from;
+  std::string messaging_service_sid;
+  std::string status_callback;  // optional URL Twilio posts delivery status to
+  std::string api_base = "https://api.twilio.com";  // https:// only; no path
+  std::string ca_file;          // PEM bundle; empty: the system store
+  int connect_timeout_ms = 1500;  // per TCP+TLS connect
+  int timeout_ms = 6000;          // whole Send, retries and backoff included
+  int max_idle_connections = 4;   // keep-alive connections kept for reuse
+  int max_idle_ms = 20000;        // an idle connection older than this is closed
+};
+
+// Twilio's Programmable Messaging API. Send posts one form-encoded message
+// and answers OK on 201, with the message `sid` in receipt->provider_id.
+// Certificates and the host name are always verified. Keep-alive
+// connections are pooled: each one is used by one thread at a time, and at
+// most `max_idle_connections` are kept between sends. Retries (at most two,
+// short backoff, within `timeout_ms`) happen only when Twilio cannot have
+// taken the message: no connection, 429 / error 20429, or 5xx. Any other
+// failure answers at once with Twilio's error code in
+// receipt->provider_code; the log line names it and Twilio's message,
+// never the token or the message body.
+// InvalidArgument from the factory when an option is unusable (missing
+// credential, non-https base, CR/LF in a header value).
+Status NewTwilioSmsSender(const TwilioOptions& options, std::unique_ptr<SmsSender>* sender);
+
+// Reads the auth token from `path` (systemd LoadCredential): the whole file
+// without a trailing newline. IOError when unreadable; InvalidArgument when
+// empty or holding control characters. Logs a warning when the file is
+// readable by group or others.
+Status ReadTwilioAuthTokenFile(const std::string& path, std::string* token);
+
+// Fills {code}, {minutes} and {app} in `tmpl`; other text is kept as is.
+std::string RenderSmsTemplate(const std::string& tmpl, const std::string& code, int minutes,
+                              const std::string& app);
+
+// The template for a user's `locale`: the exact tag (case-insensitive, '_'
+// same as '-'), then its language ("es-MX" -> "es"), then `default_template`.
+const std::string& SelectSmsTemplate(const std::map<std::string, std::string>& templates,
+                                     const std::string& default_template,
+                                     const std::string& locale);
+
+// `body` + "\n\n@<domain> #<code>", the origin-bound line that WebOTP and
+// Android's SMS Retriever read; `body` unchanged when `domain` is empty.
+std::string AppendWebOtpLine(const std::string& body, const std::string& domain,
+                             const std::string& code);
+
+// How a UTF-8 text is encoded in an SMS: GSM-7 when every character is in
+// the GSM 03.38 basic set or its extension (which count 2), else UCS-2
+// (characters outside the BMP count 2). One segment holds `limit` units.
+struct SmsLength {
+  bool gsm7 = true;
+  int units = 0;
+  int limit = 160;  // 160 GSM-7, 70 UCS-2
+  bool fits() const { return units <= limit; }
+};
+SmsLength MeasureSms(const std::string& text);
+
+}  // namespace otpd
+
+#endif  // OTPD_SMS_H_

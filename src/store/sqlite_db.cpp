@@ -1,0 +1,622 @@
+#include "store/sqlite_db.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace otpd {
+namespace {
+
+// The schema, one step per version: kMigrations[i] takes a database from
+// version i to i + 1, and SqliteSchemaVersion() is the number of steps.
+// Append-only: a step that has shipped is never edited; later changes
+// (a locale column, send history, an audit table) are new steps.
+const char* const kMigrations[] = {
+    // Version 1: users, live codes, and the row /readyz rewrites.
+    R"sql(
+CREATE TABLE users (
+  user_id TEXT PRIMARY KEY COLLATE NOCASE
+    CHECK (typeof(user_id) = 'text' AND length(CAST(user_id AS BLOB)) BETWEEN 1 AND 128),
+  -- NULL: the user exists but has no phone on record.
+  phone TEXT CHECK (phone IS NULL OR (phone GLOB '+[1-9]*' AND length(phone) BETWEEN 3 AND 16
+                                      AND substr(phone, 2) NOT GLOB '*[^0-9]*')),
+  -- 1: added by the [users] table of the config file, removed by a sync
+  -- that no longer lists it. 0: added with SQL or `otpd users`.
+  from_config INTEGER NOT NULL DEFAULT 0 CHECK (from_config IN (0, 1)),
+  -- Milliseconds since the Unix epoch, like every time in this file.
+  created_at INTEGER DEFAULT (CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)),
+  updated_at INTEGER DEFAULT (CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))
+) WITHOUT ROWID;
+
+-- No foreign key to users: the code of a user removed with SQL just expires.
+CREATE TABLE otps (
+  user_id TEXT PRIMARY KEY COLLATE NOCASE,
+  code_hash BLOB NOT NULL,
+  issued_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE INDEX otps_expires_at ON otps (expires_at);
+
+-- One row, rewritten by Storage::CheckWritable: a real write for /readyz.
+CREATE TABLE health (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  checked_at INTEGER NOT NULL
+);
+)sql",
+    // Users' language for the SMS template ("es", "pt-BR"); NULL: default.
+    R"sql(
+ALTER TABLE users ADD COLUMN locale TEXT
+  CHECK (locale IS NULL OR (length(locale) BETWEEN 1 AND 35
+                            AND locale NOT GLOB '*[^A-Za-z0-9_-]*'));
+)sql",
+    // Send history and failed verifications, which the abuse limits count
+    // (Storage::ReserveSend, Storage::VerifyCode). Pruned by PurgeExpired.
+    R"sql(
+CREATE TABLE sends (
+  user_id TEXT NOT NULL COLLATE NOCASE,
+  phone TEXT NOT NULL,
+  client_ip TEXT NOT NULL,  -- '' when unknown
+  at INTEGER NOT NULL
+);
+CREATE INDEX sends_user_at ON sends (user_id, at);
+CREATE INDEX sends_phone_at ON sends (phone, at);
+CREATE INDEX sends_ip_at ON sends (client_ip, at);
+CREATE INDEX sends_at ON sends (at);
+
+CREATE TABLE verify_failures (
+  user_id TEXT NOT NULL COLLATE NOCASE,
+  at INTEGER NOT NULL
+);
+CREATE INDEX verify_failures_user_at ON verify_failures (user_id, at);
+CREATE INDEX verify_failures_at ON verify_failures (at);
+)sql",
+    // The audit trail (audit.h): no codes, masked phones only.
+    R"sql(
+CREATE TABLE audit (
+  at INTEGER NOT NULL,
+  user_id TEXT NOT NULL COLLATE NOCASE,
+  phone TEXT NOT NULL,  -- masked
+  client_ip TEXT NOT NULL,
+  event TEXT NOT NULL,
+  outcome TEXT NOT NULL
+);
+CREATE INDEX audit_user_at ON audit (user_id, at);
+CREATE INDEX audit_at ON audit (at);
+)sql",
+};
+
+constexpr int kSchemaVersion = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));
+
+// The first line of a statement, short enough for an error message.
+std::string Abbreviate(const char* sql) {
+  std::string text = sql ? sql : "";
+  const size_t start = text.find_first_not_of(" \n");
+  if (start == std::string::npos) return "";
+  text = text.substr(start, text.find('\n', start) - start);
+  if (text.size() > 60) text = text.substr(0, 57) + "...";
+  return text;
+}
+
+Status ErrnoStatus(const std::string& what, const std::string& path, int err) {
+  std::string msg = what + " " + path + ": " + std::strerror(err);
+  if (err == ENOENT) msg += " (its directory must exist)";
+  return Status::IOError(msg);
+}
+
+// `s` with `prefix` in front of its message, same code.
+Status Prefixed(const Status& s, const std::string& prefix) {
+  std::string msg = prefix + ": " + s.message();
+  switch (s.code()) {
+    case Status::Code::kBusy: return Status::Busy(std::move(msg));
+    case Status::Code::kIOError: return Status::IOError(std::move(msg));
+    case Status::Code::kInvalidArgument: return Status::InvalidArgument(std::move(msg));
+    default: return Status::Internal(std::move(msg));
+  }
+}
+
+// Creates the file ourselves so it is 0600 whatever the umask; SQLite gives
+// the -wal and -shm files the main file's permissions.
+Status CreateDatabaseFile(const std::string& path) {
+  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    if (errno == EEXIST) return Status::OK();
+    return ErrnoStatus("cannot create database file", path, errno);
+  }
+  Status s;
+  if (fchmod(fd, 0600) != 0) s = ErrnoStatus("cannot chmod database file", path, errno);
+  close(fd);
+  return s;
+}
+
+Status ReadUserVersion(SqliteConnection* conn, int* version) {
+  SqliteStatement stmt;
+  Status s = conn->Prepare("PRAGMA user_version", &stmt);
+  bool row = false;
+  if (s.ok()) s = stmt.Step(&row);
+  if (s.ok() && !row) s = Status::Internal("PRAGMA user_version returned no row");
+  if (s.ok()) *version = static_cast<int>(stmt.ColumnInt64(0));
+  return s;
+}
+
+Status RefuseNewer(const std::string& path, int version) {
+  return Status::InvalidArgument("database " + path + " has schema version " +
+                                 std::to_string(version) + ", newer than version " +
+                                 std::to_string(kSchemaVersion) +
+                                 " that this otpd knows; run a newer otpd");
+}
+
+// Inside BEGIN IMMEDIATE, re-reading the version: a second process that
+// opened the same new file waits for the lock, then finds nothing to do.
+Status MigrateLocked(SqliteConnection* conn, const std::string& path) {
+  int version = 0;
+  Status s = ReadUserVersion(conn, &version);
+  if (!s.ok()) return s;
+  if (version > kSchemaVersion) return RefuseNewer(path, version);
+  for (int v = version; v < kSchemaVersion; v++) {
+    s = conn->Exec(kMigrations[v]);
+    if (!s.ok()) {
+      return Prefixed(s, "cannot migrate " + path + " to schema version " + std::to_string(v + 1));
+    }
+  }
+  const std::string set = "PRAGMA user_version = " + std::to_string(kSchemaVersion);
+  return conn->Exec(set.c_str());
+}
+
+// WAL is a property of the file, so setting it once at open is enough.
+// REQUIRES: the connection has read the file, so that on a file already in
+// WAL mode this is a no-op.
+Status EnableWal(SqliteConnection* conn, const std::string& path) {
+  SqliteStatement stmt;
+  Status s = conn->Prepare("PRAGMA journal_mode = WAL", &stmt);
+  bool row = false;
+  if (s.ok()) s = stmt.Step(&row);
+  if (!s.ok()) return Prefixed(s, "cannot switch database " + path + " to WAL mode");
+  const std::string mode = row ? stmt.ColumnText(0) : "";
+  if (mode != "wal") {
+    return Status::IOError("cannot switch database " + path + " to WAL mode (journal_mode is '" +
+                           mode + "')");
+  }
+  return Status::OK();
+}
+
+// Reads the version first (a file that is not a database fails there, and a
+// newer one is refused before anything is written), then sets WAL mode and
+// migrates under the write lock.
+Status SetUpFile(SqliteConnection* conn, const std::string& path) {
+  int version = 0;
+  Status s = ReadUserVersion(conn, &version);
+  if (!s.ok()) return Prefixed(s, "cannot open database " + path);
+  if (version > kSchemaVersion) return RefuseNewer(path, version);
+  s = EnableWal(conn, path);
+  if (!s.ok() || version == kSchemaVersion) return s;
+  SqliteTransaction txn(conn);
+  s = txn.Begin();
+  if (s.ok()) s = MigrateLocked(conn, path);
+  if (s.ok()) s = txn.Commit();
+  return s;
+}
+
+// Switching a new file to WAL can answer SQLITE_BUSY at once, without the
+// busy handler, while another connection is switching it too. Every step of
+// SetUpFile is idempotent, so it is retried until busy_timeout has passed.
+Status SetUpFileRetrying(SqliteConnection* conn, const SqliteOptions& options) {
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(options.busy_timeout_ms);
+  Status s = SetUpFile(conn, options.path);
+  while (s.code() == Status::Code::kBusy && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    s = SetUpFile(conn, options.path);
+  }
+  return s;
+}
+
+}  // namespace
+
+int SqliteSchemaVersion() { return kSchemaVersion; }
+
+Status SqliteStatus(sqlite3* db, int rc, const std::string& context) {
+  const bool db_has_it =
+      db != nullptr && (sqlite3_extended_errcode(db) & 0xff) == (rc & 0xff);
+  std::string msg = context + ": " + (db_has_it ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return Status::Busy(std::move(msg));
+    case SQLITE_CONSTRAINT:
+      return Status::InvalidArgument(std::move(msg));
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+    case SQLITE_READONLY:
+    case SQLITE_CANTOPEN:
+    case SQLITE_NOTADB:
+    case SQLITE_CORRUPT:
+      return Status::IOError(std::move(msg));
+    default:
+      return Status::Internal(std::move(msg));
+  }
+}
+
+// ---------------------------------------------------------------------------
+// SqliteStatement
+
+SqliteStatement::~SqliteStatement() { Reset(nullptr); }
+
+void SqliteStatement::Reset(sqlite3_stmt* stmt) {
+  if (stmt_ != nullptr) {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+  stmt_ = stmt;
+  bind_error_ = 0;
+}
+
+void SqliteStatement::BindText(int index, const std::string& value) {
+  int rc = sqlite3_bind_text(stmt_, index, value.data(), static_cast<int>(value.size()),
+                             SQLITE_TRANSIENT);
+  if (rc != SQLITE_OK && bind_error_ == 0) bind_error_ = rc;
+}
+
+void SqliteStatement::BindBlob(int index, const std::string& value) {
+  int rc = sqlite3_bind_blob(stmt_, index, value.data(), static_cast<int>(value.size()),
+                             SQLITE_TRANSIENT);
+  if (rc != SQLITE_OK && bind_error_ == 0) bind_error_ = rc;
+}
+
+void SqliteStatement::BindInt64(int index, int64_t value) {
+  int rc = sqlite3_bind_int64(stmt_, index, value);
+  if (rc != SQLITE_OK && bind_error_ == 0) bind_error_ = rc;
+}
+
+void SqliteStatement::BindNull(int index) {
+  int rc = sqlite3_bind_null(stmt_, index);
+  if (rc != SQLITE_OK && bind_error_ == 0) bind_error_ = rc;
+}
+
+Status SqliteStatement::Step(bool* row) {
+  if (stmt_ == nullptr) return Status::Internal("Step on a statement that was not prepared");
+  if (bind_error_ != 0) {
+    return SqliteStatus(nullptr, bind_error_, "cannot bind a parameter of " +
+                                                  Abbreviate(sqlite3_sql(stmt_)));
+  }
+  int rc = sqlite3_step(stmt_);
+  if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
+    *row = rc == SQLITE_ROW;
+    return Status::OK();
+  }
+  return SqliteStatus(sqlite3_db_handle(stmt_), rc, Abbreviate(sqlite3_sql(stmt_)));
+}
+
+Status SqliteStatement::Run() {
+  bool row = false;
+  Status s = Step(&row);
+  if (s.ok() && row) {
+    s = Status::Internal("statement returned rows: " + Abbreviate(sqlite3_sql(stmt_)));
+  }
+  return s;
+}
+
+int64_t SqliteStatement::ColumnInt64(int column) const {
+  return sqlite3_column_int64(stmt_, column);
+}
+
+std::string SqliteStatement::ColumnText(int column) const {
+  const unsigned char* text = sqlite3_column_text(stmt_, column);
+  if (text == nullptr) return std::string();
+  return std::string(reinterpret_cast<const char*>(text),
+                     static_cast<size_t>(sqlite3_column_bytes(stmt_, column)));
+}
+
+std::string SqliteStatement::ColumnBlob(int column) const {
+  const void* blob = sqlite3_column_blob(stmt_, column);
+  if (blob == nullptr) return std::string();
+  return std::string(static_cast<const char*>(blob),
+                     static_cast<size_t>(sqlite3_column_bytes(stmt_, column)));
+}
+
+bool SqliteStatement::ColumnIsNull(int column) const {
+  return sqlite3_column_type(stmt_, column) == SQLITE_NULL;
+}
+
+// ---------------------------------------------------------------------------
+// SqliteConnection
+
+Status SqliteConnection::Open(const SqliteOptions& options,
+                              std::unique_ptr<SqliteConnection>* conn) {
+  sqlite3* db = nullptr;
+  // No SQLITE_OPEN_CREATE: OpenSqliteDb created the file with the right mode,
+  // and a file removed since then must not come back empty. NOMUTEX: a
+  // connection is only ever used by one thread.
+  int rc = sqlite3_open_v2(options.path.c_str(), &db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    Status s = SqliteStatus(db, rc, "cannot open database " + options.path);
+    sqlite3_close(db);
+    return s;
+  }
+  std::unique_ptr<SqliteConnection> fresh(new SqliteConnection(db));
+  Status s = fresh->Configure(options);
+  if (s.ok()) *conn = std::move(fresh);
+  return s;
+}
+
+// Waits for another connection's write lock. SQLite's own busy_timeout
+// sleeps 1 to 100 ms between tries, which under many request threads turns
+// a lock held for tens of microseconds into a p99 of hundreds of
+// milliseconds; yielding first and then sleeping briefly keeps the wait
+// close to the time the lock is actually held, up to busy_timeout_ms.
+int BusyWait(void* timeout_ms, int count) {
+  thread_local std::chrono::steady_clock::time_point started;
+  const auto now = std::chrono::steady_clock::now();
+  if (count == 0) started = now;
+  if (now - started >= std::chrono::milliseconds(*static_cast<int*>(timeout_ms))) return 0;
+  if (count < 20) {
+    sched_yield();
+  } else {
+    usleep(count < 200 ? 50 : 500);
+  }
+  return 1;
+}
+
+Status SqliteConnection::Configure(const SqliteOptions& options) {
+  sqlite3_extended_result_codes(db_, 1);
+  busy_timeout_ms_ = options.busy_timeout_ms;
+  int rc = sqlite3_busy_handler(db_, BusyWait, &busy_timeout_ms_);
+  if (rc != SQLITE_OK) return SqliteStatus(db_, rc, "cannot set busy_timeout on " + options.path);
+  const std::string pragmas =
+      "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA mmap_size = " +
+      std::to_string(options.mmap_size) + "; PRAGMA cache_size = -" +
+      std::to_string(options.cache_kib) + "; PRAGMA wal_autocheckpoint = " +
+      (options.checkpoint_interval_ms > 0 ? "0" : "1000") + ";";
+  rc = sqlite3_exec(db_, pragmas.c_str(), nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) return SqliteStatus(db_, rc, "cannot open database " + options.path);
+  return Status::OK();
+}
+
+SqliteConnection::~SqliteConnection() {
+  for (auto& entry : statements_) sqlite3_finalize(entry.second);
+  sqlite3_close(db_);
+}
+
+Status SqliteConnection::Prepare(const char* sql, SqliteStatement* stmt) {
+  auto it = statements_.find(sql);
+  if (it == statements_.end()) {
+    sqlite3_stmt* raw = nullptr;
+    int rc = sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &raw, nullptr);
+    if (rc != SQLITE_OK) return SqliteStatus(db_, rc, "cannot prepare " + Abbreviate(sql));
+    if (raw == nullptr) return Status::Internal("empty statement: " + Abbreviate(sql));
+    it = statements_.emplace(sql, raw).first;
+  }
+  stmt->Reset(it->second);
+  return Status::OK();
+}
+
+Status SqliteConnection::Exec(const char* sql) {
+  int rc = sqlite3_exec(db_, sql, nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) return SqliteStatus(db_, rc, Abbreviate(sql));
+  return Status::OK();
+}
+
+int64_t SqliteConnection::Changes() const { return sqlite3_changes64(db_); }
+
+// ---------------------------------------------------------------------------
+// SqliteTransaction
+
+Status SqliteTransaction::Begin() {
+  if (conn_->write_mutex_ != nullptr) writer_ = std::unique_lock<std::mutex>(*conn_->write_mutex_);
+  SqliteStatement stmt;
+  Status s = conn_->Prepare("BEGIN IMMEDIATE", &stmt);
+  if (s.ok()) s = stmt.Run();
+  open_ = s.ok();
+  if (!open_ && writer_.owns_lock()) writer_.unlock();
+  return s;
+}
+
+Status SqliteTransaction::Commit() {
+  SqliteStatement stmt;
+  Status s = conn_->Prepare("COMMIT", &stmt);
+  if (s.ok()) s = stmt.Run();
+  if (s.ok()) {
+    open_ = false;
+    writer_.unlock();
+  }
+  return s;
+}
+
+SqliteTransaction::~SqliteTransaction() {
+  // A failed statement (I/O error, disk full) may already have rolled back.
+  if (!open_ || sqlite3_get_autocommit(conn_->handle())) return;
+  SqliteStatement stmt;
+  if (conn_->Prepare("ROLLBACK", &stmt).ok()) stmt.Run();
+}
+
+Status WriteTransaction(SqliteConnection* conn, const std::function<Status()>& body) {
+  SqliteTransaction txn(conn);
+  Status s = txn.Begin();
+  if (s.ok()) s = body();
+  if (s.ok()) s = txn.Commit();
+  return s;
+}
+
+// ---------------------------------------------------------------------------
+// SqliteDb
+
+SqliteDb::~SqliteDb() {
+  if (checkpointer_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(checkpoint_mu_);
+      stopping_ = true;
+    }
+    checkpoint_cv_.notify_all();
+    checkpointer_.join();
+  }
+}
+
+// PASSIVE: copies what it can without waiting for, or blocking, readers and
+// writers; the fsync of the database file happens here, not in a commit.
+void SqliteDb::CheckpointLoop() {
+  std::unique_lock<std::mutex> lock(checkpoint_mu_);
+  const auto interval = std::chrono::milliseconds(options_.checkpoint_interval_ms);
+  while (!checkpoint_cv_.wait_for(lock, interval, [this] { return stopping_; })) {
+    lock.unlock();
+    SqliteLease lease;
+    if (Acquire(&lease).ok()) {
+      sqlite3_wal_checkpoint_v2(lease->handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr,
+                                nullptr);
+    }
+    lease.Reset();
+    lock.lock();
+  }
+}
+
+// Lends an idle connection, opens a new one while fewer than pool_size
+// exist, or waits for one to come back (up to busy_timeout_ms). Opening
+// happens outside the lock; `opening_` reserves the slot meanwhile.
+Status SqliteDb::Acquire(SqliteLease* lease) {
+  lease->Reset();
+  std::unique_lock<std::mutex> lock(mu_);
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.busy_timeout_ms);
+  while (idle_.empty() && all_.size() + opening_ >= options_.pool_size) {
+    if (pool_cv_.wait_until(lock, deadline) == std::cv_status::timeout && idle_.empty() &&
+        all_.size() + opening_ >= options_.pool_size) {
+      return Status::Busy("all " + std::to_string(options_.pool_size) +
+                          " database connections stayed busy for busy_timeout_ms");
+    }
+  }
+  if (!idle_.empty()) {
+    lease->Set(this, idle_.back());
+    idle_.pop_back();
+    return Status::OK();
+  }
+  opening_++;
+  lock.unlock();
+  std::unique_ptr<SqliteConnection> fresh;
+  Status s = SqliteConnection::Open(options_, &fresh);
+  lock.lock();
+  opening_--;
+  if (!s.ok()) {
+    pool_cv_.notify_one();
+    return s;
+  }
+  fresh->write_mutex_ = &write_mutex_;
+  lease->Set(this, fresh.get());
+  all_.push_back(std::move(fresh));
+  return Status::OK();
+}
+
+void SqliteDb::Return(SqliteConnection* conn) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    idle_.push_back(conn);
+  }
+  pool_cv_.notify_one();
+}
+
+void SqliteLease::Reset() {
+  if (db_ != nullptr) db_->Return(conn_);
+  db_ = nullptr;
+  conn_ = nullptr;
+}
+
+namespace {
+
+// Runs the backup from `src` into the open, empty `dest`, then makes the
+// copy a single self-contained file.
+Status CopyInto(sqlite3* src, sqlite3* dest) {
+  sqlite3_backup* backup = sqlite3_backup_init(dest, "main", src, "main");
+  if (backup == nullptr) return SqliteStatus(dest, sqlite3_errcode(dest), "backup");
+  // -1: every page in one step, under one read transaction, so the copy is
+  // one moment of the source even while writers commit.
+  int rc = sqlite3_backup_step(backup, -1);
+  const int finish = sqlite3_backup_finish(backup);
+  if (rc != SQLITE_DONE) return SqliteStatus(nullptr, rc, "backup step");
+  if (finish != SQLITE_OK) return SqliteStatus(dest, finish, "backup");
+  rc = sqlite3_exec(dest, "PRAGMA journal_mode=DELETE", nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) return SqliteStatus(dest, rc, "backup journal_mode");
+  return Status::OK();
+}
+
+}  // namespace
+
+Status SqliteDb::Backup(const std::string& dest_path) {
+  // Created here with O_EXCL, so an existing file is never touched and the
+  // copy is private from the first byte.
+  const int fd = ::open(dest_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    const std::string why = strerror(errno);
+    if (errno == EEXIST) return Status::AlreadyExists(dest_path + " already exists");
+    return Status::IOError("cannot create " + dest_path + ": " + why);
+  }
+  ::close(fd);
+  SqliteLease lease;
+  Status s = Acquire(&lease);
+  SqliteConnection* conn = lease.get();
+  sqlite3* dest = nullptr;
+  if (s.ok()) {
+    const int rc = sqlite3_open_v2(dest_path.c_str(), &dest, SQLITE_OPEN_READWRITE, nullptr);
+    if (rc != SQLITE_OK) s = SqliteStatus(dest, rc, "open " + dest_path);
+  }
+  if (s.ok()) s = CopyInto(conn->handle(), dest);
+  sqlite3_close_v2(dest);
+  if (!s.ok()) ::unlink(dest_path.c_str());
+  return s;
+}
+
+size_t SqliteDb::ConnectionCount() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return all_.size();
+}
+
+Status SqliteDb::CheckFileUnchanged() const {
+  struct stat st;
+  if (stat(options_.path.c_str(), &st) != 0) {
+    return ErrnoStatus("database file is gone:", options_.path, errno);
+  }
+  if (st.st_dev != dev_ || st.st_ino != ino_) {
+    return Status::IOError("database file " + options_.path +
+                           " was replaced after otpd opened it; restart otpd");
+  }
+  return Status::OK();
+}
+
+Status SqliteDb::Initialize() {
+  Status s = CreateDatabaseFile(options_.path);
+  SqliteLease conn;
+  if (s.ok()) s = Acquire(&conn);
+  if (s.ok()) s = SetUpFileRetrying(conn.get(), options_);
+  if (!s.ok()) return s;
+  struct stat st;
+  if (stat(options_.path.c_str(), &st) != 0) {
+    return ErrnoStatus("cannot stat database file", options_.path, errno);
+  }
+  dev_ = st.st_dev;
+  ino_ = st.st_ino;
+  if (options_.checkpoint_interval_ms > 0) checkpointer_ = std::thread([this] { CheckpointLoop(); });
+  return Status::OK();
+}
+
+Status OpenSqliteDb(const SqliteOptions& options, std::shared_ptr<SqliteDb>* db) {
+  if (options.path.empty()) return Status::InvalidArgument("database path is empty");
+  if (options.busy_timeout_ms < 0 || options.mmap_size < 0) {
+    return Status::InvalidArgument("busy_timeout_ms and mmap_size must not be negative");
+  }
+  if (sqlite3_threadsafe() == 0) {
+    return Status::Internal("this SQLite library was built without thread support");
+  }
+  std::shared_ptr<SqliteDb> handle(new SqliteDb(options));
+  Status s = handle->Initialize();
+  if (s.ok()) *db = std::move(handle);
+  return s;
+}
+
+}  // namespace otpd

@@ -1,0 +1,265 @@
+// SqliteDb: the one SQLite database file otpd keeps users and codes in.
+//
+// Opening creates the file (mode 0600) if needed, sets WAL mode, and
+// migrates the schema to the current version (PRAGMA user_version). The
+// handle lends connections from a small pool (pool_size), each with its own
+// cache of prepared statements: a connection is used by one thread at a
+// time, and the number of connections (and their memory) does not grow
+// with the number of request threads. Thread-safe.
+//
+// The classes below SqliteDb (connection, statement, transaction) are for
+// the SQLite adapters (storage_sqlite.cpp, users_sqlite.cpp) only; no other
+// layer includes <sqlite3.h>.
+#ifndef OTPD_SQLITE_DB_H_
+#define OTPD_SQLITE_DB_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "core/status.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace otpd {
+
+struct SqliteOptions {
+  std::string path;             // database file; its directory must exist
+  int busy_timeout_ms = 5000;   // how long a writer waits for the lock
+  // Memory-mapped I/O: off. Measured with make bench it was not faster here,
+  // and every mapped page of the file counts in the process's RSS.
+  int64_t mmap_size = 0;
+  int cache_kib = 2000;         // page cache per connection (SQLite's default)
+  size_t pool_size = 8;         // connections at most; writers are serialized anyway
+  // > 0: a background thread checkpoints the WAL this often (PASSIVE, so it
+  // never blocks a writer) and request connections never checkpoint; an
+  // automatic checkpoint would otherwise run, fsync included, inside a
+  // commit, stalling every writer queued behind it. 0: SQLite's automatic
+  // checkpoints (every 1000 pages), for short-lived tools.
+  int checkpoint_interval_ms = 0;
+};
+
+class SqliteDb;
+
+// Opens (creating and migrating) the database at options.path. On success
+// *db is the open handle. On failure *db is untouched and the Status names
+// the file and the reason: the directory does not exist, the file is not a
+// SQLite database, or its schema is newer than this build knows (a newer
+// file is never modified). A file this call created is left in place.
+Status OpenSqliteDb(const SqliteOptions& options, std::shared_ptr<SqliteDb>* db);
+
+// The schema version this build creates and expects.
+int SqliteSchemaVersion();
+
+// The one mapping from a SQLite result code to a Status: BUSY/LOCKED ->
+// Busy, CONSTRAINT -> InvalidArgument, IOERR/FULL/READONLY/CANTOPEN/NOTADB/
+// CORRUPT -> IOError, anything else -> Internal. The message is
+// "<context>: <sqlite3_errmsg(db)>" (sqlite3_errstr(rc) when db is null).
+// REQUIRES: rc is not SQLITE_OK, SQLITE_ROW or SQLITE_DONE.
+Status SqliteStatus(sqlite3* db, int rc, const std::string& context);
+
+// A cached prepared statement lent out for one use. The destructor resets it
+// and clears its bindings, so it never keeps a read transaction open.
+// Not thread-safe: lives on the stack of the thread that owns the connection.
+class SqliteStatement {
+ public:
+  SqliteStatement() = default;
+  ~SqliteStatement();
+  SqliteStatement(const SqliteStatement&) = delete;
+  SqliteStatement& operator=(const SqliteStatement&) = delete;
+
+  // Parameters are 1-based. A failed bind is remembered and returned by the
+  // next Step() or Run(). Text and blobs are copied.
+  void BindText(int index, const std::string& value);
+  void BindBlob(int index, const std::string& value);
+  void BindInt64(int index, int64_t value);
+  void BindNull(int index);
+
+  // Advances one row: *row is true with a row to read, false when done.
+  Status Step(bool* row);
+  // Runs a statement that returns no rows to completion.
+  Status Run();
+
+  // Columns of the current row, 0-based. NULL reads as 0 / "".
+  int64_t ColumnInt64(int column) const;
+  std::string ColumnText(int column) const;
+  std::string ColumnBlob(int column) const;
+  bool ColumnIsNull(int column) const;
+
+ private:
+  friend class SqliteConnection;
+  void Reset(sqlite3_stmt* stmt);
+
+  sqlite3_stmt* stmt_ = nullptr;
+  int bind_error_ = 0;  // first failed bind's result code, 0 when none
+};
+
+// One sqlite3 connection with its prepared-statement cache. Not thread-safe:
+// SqliteDb gives each thread its own, and only that thread may use it.
+class SqliteConnection {
+ public:
+  // Opens an existing file read-write and applies the per-connection
+  // settings (busy timeout, synchronous=NORMAL, foreign_keys, mmap_size).
+  // On failure *conn is untouched and nothing stays open.
+  static Status Open(const SqliteOptions& options, std::unique_ptr<SqliteConnection>* conn);
+  ~SqliteConnection();  // finalizes every cached statement, then closes
+  SqliteConnection(const SqliteConnection&) = delete;
+  SqliteConnection& operator=(const SqliteConnection&) = delete;
+
+  // Lends the cached statement for `sql` (prepared on first use), reset and
+  // with no bindings. On failure *stmt is unchanged.
+  // REQUIRES: the same `sql` is not lent twice at once on this connection.
+  Status Prepare(const char* sql, SqliteStatement* stmt);
+
+  // Runs one or more statements that return no rows (not cached).
+  Status Exec(const char* sql);
+
+  // Rows changed by the last INSERT, UPDATE or DELETE on this connection.
+  int64_t Changes() const;
+
+  sqlite3* handle() const { return db_; }
+
+ private:
+  explicit SqliteConnection(sqlite3* db) : db_(db) {}
+  Status Configure(const SqliteOptions& options);
+
+  int busy_timeout_ms_ = 5000;  // read by the busy handler
+  std::mutex* write_mutex_ = nullptr;  // the handle's; taken by SqliteTransaction
+  friend class SqliteTransaction;
+  friend class SqliteDb;
+  sqlite3* db_;
+  std::unordered_map<std::string, sqlite3_stmt*> statements_;
+};
+
+// BEGIN IMMEDIATE ... COMMIT on one connection. The write lock is taken at
+// Begin(), so a transaction that reads and then writes never loses a race
+// with another thread or process. Within one process, writers first queue
+// on the handle's writer mutex (they sleep until it is free instead of
+// polling SQLite's lock), so only other processes meet the busy handler.
+// The destructor rolls back unless Commit() succeeded. Not thread-safe; declare it before the statements it covers so
+// they are reset first.
+class SqliteTransaction {
+ public:
+  explicit SqliteTransaction(SqliteConnection* conn) : conn_(conn) {}
+  ~SqliteTransaction();
+  SqliteTransaction(const SqliteTransaction&) = delete;
+  SqliteTransaction& operator=(const SqliteTransaction&) = delete;
+
+  // Takes the write lock, waiting up to busy_timeout_ms; Busy when it could
+  // not. REQUIRES: no transaction is open on the connection.
+  Status Begin();
+  // On failure the transaction is rolled back by the destructor.
+  Status Commit();
+
+ private:
+  SqliteConnection* conn_;
+  bool open_ = false;
+  std::unique_lock<std::mutex> writer_;  // held from Begin to the end
+};
+
+// Runs `body` inside one write transaction on `conn` and commits it; on any
+// failure rolls back and returns the failure. For single-statement writes
+// too, so every in-process writer queues on the same mutex.
+Status WriteTransaction(SqliteConnection* conn, const std::function<Status()>& body);
+
+// A connection lent by SqliteDb::Acquire, for one operation on one thread;
+// the destructor gives it back. Declare it before the transactions and
+// statements that use it, so they are finished first. Not thread-safe.
+class SqliteLease {
+ public:
+  SqliteLease() = default;
+  ~SqliteLease() { Reset(); }
+  SqliteLease(const SqliteLease&) = delete;
+  SqliteLease& operator=(const SqliteLease&) = delete;
+
+  SqliteConnection* get() const { return conn_; }
+  SqliteConnection* operator->() const { return conn_; }
+  // Gives the connection back now (nothing when empty).
+  void Reset();
+
+ private:
+  friend class SqliteDb;
+  void Set(SqliteDb* db, SqliteConnection* conn) {
+    db_ = db;
+    conn_ = conn;
+  }
+  SqliteDb* db_ = nullptr;
+  SqliteConnection* conn_ = nullptr;
+};
+
+// The open database: made only by OpenSqliteDb, shared by the Storage and
+// UserDirectory built on it. Thread-safe; see the top of this file.
+class SqliteDb : public std::enable_shared_from_this<SqliteDb> {
+ public:
+  // Stops the checkpointer and closes every connection, whichever thread
+  // opened it.
+  // REQUIRES: no thread is inside a call on this handle or its connections.
+  ~SqliteDb();
+  SqliteDb(const SqliteDb&) = delete;
+  SqliteDb& operator=(const SqliteDb&) = delete;
+
+  const SqliteOptions& options() const { return options_; }
+
+  // Lends a connection until *lease is destroyed or Reset: an idle one, a
+  // new one while fewer than pool_size exist, or the first given back
+  // within busy_timeout_ms (else Busy). On failure *lease is empty.
+  // REQUIRES: not called in a fork()ed child on a handle its parent opened;
+  // the lease does not outlive this handle.
+  Status Acquire(SqliteLease* lease);
+
+  // Copies the whole database to a new file at `dest_path` with SQLite's
+  // online backup API: a consistent snapshot of one moment, taken while
+  // other threads and processes go on writing (WAL readers do not block
+  // writers). The copy is mode 0600, in rollback-journal mode (one
+  // self-contained file) and passes integrity_check. AlreadyExists when
+  // dest_path exists (never overwritten); on any other failure the partial
+  // copy is removed.
+  Status Backup(const std::string& dest_path);
+
+  // How many connections are open right now, over all threads.
+  size_t ConnectionCount();
+
+  // OK while options().path is still the file that was opened: IOError when
+  // it was removed or replaced (SQLite would go on writing to the unlinked
+  // file, and every write would be lost at the next start).
+  Status CheckFileUnchanged() const;
+
+ private:
+  friend class SqliteLease;
+  friend Status OpenSqliteDb(const SqliteOptions& options, std::shared_ptr<SqliteDb>* db);
+
+  explicit SqliteDb(SqliteOptions options) : options_(std::move(options)) {}
+  Status Initialize();
+  void Return(SqliteConnection* conn);
+
+  const SqliteOptions options_;
+  dev_t dev_ = 0;  // identity of the file opened, for CheckFileUnchanged
+  ino_t ino_ = 0;
+
+  std::mutex write_mutex_;  // one writer at a time in this process
+  std::mutex mu_;           // guards the pool below
+  std::condition_variable pool_cv_;
+  std::vector<std::unique_ptr<SqliteConnection>> all_;
+  std::vector<SqliteConnection*> idle_;
+  size_t opening_ = 0;  // connections being opened outside the lock
+
+  void CheckpointLoop();
+  std::mutex checkpoint_mu_;
+  std::condition_variable checkpoint_cv_;
+  bool stopping_ = false;
+  std::thread checkpointer_;  // runs while checkpoint_interval_ms > 0
+};
+
+}  // namespace otpd
+
+#endif  // OTPD_SQLITE_DB_H_
