@@ -1,0 +1,285 @@
+// The command line (config.h: ParseInvocation): CLI11 reads the flags and
+// the command; the flags join the other sources (sources.h) as the last and
+// strongest. CLI11's own config-file reader is not used: measured on
+// Debian's CLI11 2.1.2 it lets the file win over environment variables and
+// misreads quoting (see sources.cpp for what reads the file instead).
+#include <CLI/CLI.hpp>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "config/keys.h"
+#include "config/sources.h"
+
+#ifndef OTPD_VERSION
+#define OTPD_VERSION "0.0.0"
+#endif
+
+namespace otpd {
+namespace {
+
+// Shows one long name per option ("--code-length"): the "--code_length"
+// alias exists for people who copy keys from the config file, and listing
+// it on every line would double the width of --help.
+class HelpFormatter : public CLI::Formatter {
+ public:
+  std::string make_option_name(const CLI::Option* opt, bool is_positional) const override {
+    if (is_positional) return CLI::Formatter::make_option_name(opt, is_positional);
+    std::string out;
+    for (const std::string& name : opt->get_snames()) out += (out.empty() ? "-" : ",-") + name;
+    if (!opt->get_lnames().empty()) out += (out.empty() ? "--" : ",--") + opt->get_lnames()[0];
+    return out;
+  }
+};
+
+struct CommandLine {
+  CLI::App app{"otpd: one-time passcodes by SMS, over HTTP.", "otpd"};
+  std::vector<std::string> values = std::vector<std::string>(Keys().size());
+  std::vector<CLI::Option*> options;  // parallel to Keys()
+  std::string config_path;
+  CLI::Option* config_option = nullptr;
+  CLI::App* serve = nullptr;
+  CLI::App* users = nullptr;
+  CLI::App* users_add = nullptr;
+  CLI::App* users_remove = nullptr;
+  CLI::App* users_list = nullptr;
+  CLI::App* users_import = nullptr;
+  CLI::App* users_export = nullptr;
+  CLI::App* check_config = nullptr;
+  CLI::App* backup = nullptr;
+  std::string add_id, add_phone, remove_id, import_file, backup_file;
+  CLI::App* sms = nullptr;
+  CLI::App* sms_test = nullptr;
+  std::string sms_phone;
+  CLI::App* audit = nullptr;
+  std::string audit_user, audit_since;
+};
+
+std::string OptionHelp(const KeySpec& key) {
+  std::string help = key.help;
+  if (key.IsInteger()) help += ", " + std::to_string(key.min) + ".." + std::to_string(key.max);
+  help += " [env " + EnvName(key);
+  if (key.legacy_env != nullptr) help += std::string(" or ") + key.legacy_env;
+  return help + "]";
+}
+
+void AddKeyOptions(CommandLine* cl) {
+  const Config defaults;
+  for (size_t i = 0; i < Keys().size(); ++i) {
+    const KeySpec& key = Keys()[i];
+    const std::string dashed = Dashed(key.name);
+    std::string names = "--" + dashed;
+    if (dashed != key.name) names += std::string(",--") + key.name;
+    CLI::Option* opt = cl->app.add_option(names, cl->values[i], OptionHelp(key));
+    opt->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+    opt->type_name(key.IsBool() ? "BOOL" : key.IsInteger() ? "INT" : "TEXT")->group(key.group);
+    const std::string default_text = ValueText(key, defaults);
+    if (!key.sensitive && !default_text.empty() && default_text.size() < 30) {
+      opt->default_str(default_text);
+    }
+    cl->options.push_back(opt);
+  }
+}
+
+void AddCommands(CommandLine* cl) {
+  const char kGlobal[] =
+      "Every otpd option (otpd --help) may also come before or after the command.";
+  CLI::App& app = cl->app;
+  app.require_subcommand(0, 1);
+  cl->serve = app.add_subcommand("serve", "Answer HTTP requests (the default command)");
+  cl->users = app.add_subcommand("users", "Edit the users in the database");
+  cl->users->require_subcommand(0, 1)->footer(kGlobal);
+  cl->users_add = cl->users->add_subcommand("add", "Add a user with a phone number");
+  cl->users_add->add_option("ID", cl->add_id, "User ID (case-insensitive)")->required();
+  cl->users_add->add_option("PHONE", cl->add_phone, "Phone number, E.164: +15551234567")
+      ->required();
+  cl->users_add->footer(kGlobal);
+  cl->users_remove = cl->users->add_subcommand("remove", "Remove a user");
+  cl->users_remove->add_option("ID", cl->remove_id, "User ID (case-insensitive)")->required();
+  cl->users_remove->footer(kGlobal);
+  cl->users_list = cl->users->add_subcommand("list", "List the users and their phones");
+  cl->users_list->footer(kGlobal);
+  cl->users_import = cl->users->add_subcommand(
+      "import", "Add or update users from a CSV file (user_id,phone), all or nothing");
+  cl->users_import->add_option("FILE", cl->import_file, "CSV file, or - for standard input")
+      ->required();
+  cl->users_import->footer(kGlobal);
+  cl->users_export = cl->users->add_subcommand("export", "Print every user as CSV (user_id,phone)");
+  cl->users_export->footer(kGlobal);
+  cl->check_config = app.add_subcommand(
+      "check-config", "Validate the configuration and print the effective settings, secrets redacted");
+  cl->check_config->footer(kGlobal);
+  cl->backup = app.add_subcommand("backup", "Copy the live database to FILE, consistently");
+  cl->backup->add_option("FILE", cl->backup_file, "Where to write the copy (must not exist)")
+      ->required();
+  cl->backup->footer(kGlobal);
+  cl->sms = app.add_subcommand("sms", "Check the SMS backend");
+  cl->sms->require_subcommand(0, 1)->footer(kGlobal);
+  cl->sms_test = cl->sms->add_subcommand(
+      "test", "Send one test message with the configured backend and print the answer");
+  cl->sms_test->add_option("PHONE", cl->sms_phone, "Phone number, E.164: +15551234567")
+      ->required();
+  cl->sms_test->footer(kGlobal);
+  cl->audit = app.add_subcommand("audit", "Print the audit trail of sends and verifications");
+  cl->audit->add_option("--user", cl->audit_user, "Only this user ID (case-insensitive)");
+  cl->audit->add_option("--since", cl->audit_since,
+                        "From this UTC time (2026-11-24T01:02:03Z), date (2026-11-24) or "
+                        "age (30m, 12h, 7d); default 24h");
+  cl->audit->footer(kGlobal);
+}
+
+// Set up before any subcommand exists: subcommands copy the formatter and
+// the fallthrough setting from their parent when they are created.
+void BuildCommandLine(CommandLine* cl) {
+  CLI::App& app = cl->app;
+  app.formatter(std::make_shared<HelpFormatter>());
+  app.fallthrough();
+  app.set_version_flag("-V,--version", "otpd " OTPD_VERSION, "Print the version and exit");
+  app.footer(
+      "Precedence: flag > environment > config file > default. In the config file a key is\n"
+      "the option name with underscores: code_length = 6. --code_length works as a flag too.");
+  cl->config_option = app.add_option("--config", cl->config_path,
+                                     "TOML config file, see otpd.conf.example [env OTPD_CONFIG]");
+  cl->config_option->type_name("FILE")->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  AddKeyOptions(cl);
+  AddCommands(cl);
+}
+
+// argv[1..] in the reversed order CLI11 wants. "--key=" becomes "--key" ""
+// because CLI11 2.1.2 takes an empty "=value" as no value and then eats the
+// next argument: "--secret= serve" would set the secret to "serve".
+std::vector<std::string> ArgsForCli(int argc, const char* const* argv) {
+  std::vector<std::string> args;
+  bool options_done = false;
+  for (int i = 1; i < argc && argv != nullptr && argv[i] != nullptr; ++i) {
+    const std::string arg = argv[i];
+    options_done = options_done || arg == "--";
+    if (!options_done && arg.size() > 3 && arg.compare(0, 2, "--") == 0 &&
+        arg.find('=') == arg.size() - 1) {
+      args.push_back(arg.substr(0, arg.size() - 1));
+      args.emplace_back();
+    } else {
+      args.push_back(arg);
+    }
+  }
+  return std::vector<std::string>(args.rbegin(), args.rend());
+}
+
+// Runs CLI11. --help and --version end here with kExit.
+Status RunCommandLine(CommandLine* cl, int argc, const char* const* argv, Invocation* inv) {
+  try {
+    cl->app.parse(ArgsForCli(argc, argv));
+  } catch (const CLI::CallForHelp&) {
+    inv->command = Command::kExit;
+    // serve is the default command and every option is its option, so
+    // "otpd serve --help" shows what "otpd --help" shows.
+    inv->output = cl->serve->parsed() ? cl->app.get_formatter()->make_help(
+                                            &cl->app, "otpd", CLI::AppFormatMode::Normal)
+                                      : cl->app.help();
+  } catch (const CLI::CallForAllHelp&) {
+    inv->command = Command::kExit;
+    inv->output = cl->app.help("", CLI::AppFormatMode::All);
+  } catch (const CLI::CallForVersion&) {
+    inv->command = Command::kExit;
+    inv->output = "otpd " OTPD_VERSION "\n";
+  } catch (const CLI::ParseError& e) {
+    return Status::InvalidArgument(std::string(e.what()) + " (see otpd --help)");
+  }
+  return Status::OK();
+}
+
+Status ReadCommand(const CommandLine& cl, Invocation* inv) {
+  if (cl.audit->parsed()) {
+    inv->command = Command::kAudit;
+    inv->args = {cl.audit_user, cl.audit_since.empty() ? "24h" : cl.audit_since};
+  } else if (cl.check_config->parsed()) {
+    inv->command = Command::kCheckConfig;
+  } else if (cl.backup->parsed()) {
+    inv->command = Command::kBackup;
+    inv->args = {cl.backup_file};
+  } else if (cl.sms->parsed()) {
+    if (!cl.sms_test->parsed()) {
+      return Status::InvalidArgument("otpd sms: missing command; use 'otpd sms test PHONE'");
+    }
+    inv->command = Command::kSmsTest;
+    inv->args = {cl.sms_phone};
+  } else if (!cl.users->parsed()) {
+    inv->command = Command::kServe;
+  } else if (cl.users_import->parsed()) {
+    inv->command = Command::kUsersImport;
+    inv->args = {cl.import_file};
+  } else if (cl.users_export->parsed()) {
+    inv->command = Command::kUsersExport;
+  } else if (cl.users_add->parsed()) {
+    inv->command = Command::kUsersAdd;
+    inv->args = {cl.add_id, cl.add_phone};
+  } else if (cl.users_remove->parsed()) {
+    inv->command = Command::kUsersRemove;
+    inv->args = {cl.remove_id};
+  } else if (cl.users_list->parsed()) {
+    inv->command = Command::kUsersList;
+  } else {
+    return Status::InvalidArgument(
+        "otpd users: missing command; use 'otpd users add ID PHONE', "
+        "'otpd users remove ID', 'otpd users list', 'otpd users import FILE' or "
+        "'otpd users export'");
+  }
+  return Status::OK();
+}
+
+void AddFlagSettings(const CommandLine& cl, Settings* settings) {
+  for (size_t i = 0; i < Keys().size(); ++i) {
+    if (cl.options[i]->count() == 0) continue;
+    const char* name = Keys()[i].name;
+    (*settings)[name] = Setting{cl.values[i], Origin::kFlag, "--" + Dashed(name), 0, 0};
+  }
+}
+
+// --config (even empty, which means "no file") beats OTPD_CONFIG.
+std::string ConfigPath(const CommandLine& cl, const EnvMap& env) {
+  if (cl.config_option->count() > 0) return cl.config_path;
+  const auto it = env.find("OTPD_CONFIG");
+  return it == env.end() ? "" : it->second;
+}
+
+Status ParseInvocationOrThrow(int argc, const char* const* argv,
+                              const std::vector<std::string>* env, Invocation* inv) {
+  *inv = Invocation();
+  CommandLine cl;
+  BuildCommandLine(&cl);
+  Status status = RunCommandLine(&cl, argc, argv, inv);
+  if (!status.ok() || inv->command == Command::kExit) return status;
+  status = ReadCommand(cl, inv);
+  if (!status.ok()) return status;
+
+  const EnvMap env_map = ReadEnvironment(env);
+  const std::string path = ConfigPath(cl, env_map);
+  Settings settings;
+  if (!path.empty()) {
+    status = ReadConfigFile(path, &settings, &inv->config);
+    if (!status.ok()) return status;
+    inv->config.config_file = path;
+  }
+  AddEnvSettings(env_map, &settings);
+  AddFlagSettings(cl, &settings);
+  status = ApplySettings(settings, &inv->config);
+  if (!status.ok()) return status;
+  const std::string users_error = CheckUsers(inv->config.users);
+  if (!users_error.empty())
+    return Status::InvalidArgument("config file " + path + ": " + users_error);
+  return ValidateConfig(inv->config);
+}
+
+}  // namespace
+
+Status ParseInvocation(int argc, const char* const* argv, const std::vector<std::string>* env,
+                       Invocation* inv) {
+  try {
+    return ParseInvocationOrThrow(argc, argv, env, inv);
+  } catch (const std::exception& e) {
+    return Status::Internal(std::string("reading the configuration: ") + e.what());
+  }
+}
+
+}  // namespace otpd
