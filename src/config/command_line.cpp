@@ -4,6 +4,7 @@
 // Debian's CLI11 2.1.2 it lets the file win over environment variables and
 // misreads quoting (see sources.cpp for what reads the file instead).
 #include <CLI/CLI.hpp>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,6 +18,36 @@
 #endif
 
 namespace otpd {
+
+const std::vector<CommandSpec>& Commands() {
+  static const std::vector<CommandSpec> kCommands = {
+      {Command::kServe, nullptr, "serve", "Answer HTTP requests (the default command)", {}},
+      {Command::kUsersAdd, "users", "add", "Add a user with a phone number",
+       {{"ID", "User ID (case-insensitive)"}, {"PHONE", "Phone number, E.164: +15551234567"}}},
+      {Command::kUsersRemove, "users", "remove", "Remove a user",
+       {{"ID", "User ID (case-insensitive)"}}},
+      {Command::kUsersList, "users", "list", "List the users and their phones", {}},
+      {Command::kUsersImport, "users", "import",
+       "Add or update users from a CSV file (user_id,phone), all or nothing",
+       {{"FILE", "CSV file, or - for standard input"}}},
+      {Command::kUsersExport, "users", "export", "Print every user as CSV (user_id,phone)", {}},
+      {Command::kCheckConfig, nullptr, "check-config",
+       "Validate the configuration and print the effective settings, secrets redacted", {}},
+      {Command::kBackup, nullptr, "backup", "Copy the live database to FILE, consistently",
+       {{"FILE", "Where to write the copy (must not exist)"}}},
+      {Command::kSmsTest, "sms", "test",
+       "Send one test message with the configured backend and print the answer",
+       {{"PHONE", "Phone number, E.164: +15551234567"}}},
+      {Command::kAudit, nullptr, "audit", "Print the audit trail of sends and verifications",
+       {{"--user", "Only this user ID (case-insensitive)"},
+        {"--since",
+         "From this UTC time (2026-11-24T01:02:03Z), date (2026-11-24) or age (30m, 12h, 7d); "
+         "default 24h",
+         "24h"}}},
+  };
+  return kCommands;
+}
+
 namespace {
 
 // Shows one long name per option ("--code-length"): the "--code_length"
@@ -39,21 +70,11 @@ struct CommandLine {
   std::vector<CLI::Option*> options;  // parallel to Keys()
   std::string config_path;
   CLI::Option* config_option = nullptr;
-  CLI::App* serve = nullptr;
-  CLI::App* users = nullptr;
-  CLI::App* users_add = nullptr;
-  CLI::App* users_remove = nullptr;
-  CLI::App* users_list = nullptr;
-  CLI::App* users_import = nullptr;
-  CLI::App* users_export = nullptr;
-  CLI::App* check_config = nullptr;
-  CLI::App* backup = nullptr;
-  std::string add_id, add_phone, remove_id, import_file, backup_file;
-  CLI::App* sms = nullptr;
-  CLI::App* sms_test = nullptr;
-  std::string sms_phone;
-  CLI::App* audit = nullptr;
-  std::string audit_user, audit_since;
+  // Parallel to Commands(): each command's CLI11 app and its arguments.
+  std::vector<CLI::App*> commands = std::vector<CLI::App*>(Commands().size());
+  std::vector<std::vector<std::string>> args =
+      std::vector<std::vector<std::string>>(Commands().size());
+  std::map<std::string, CLI::App*> groups;  // "users", "sms"
 };
 
 std::string OptionHelp(const KeySpec& key) {
@@ -82,51 +103,52 @@ void AddKeyOptions(CommandLine* cl) {
   }
 }
 
+// "otpd users: missing command; use 'otpd users add ID PHONE', ... or
+// 'otpd users export'", from the table.
+std::string MissingCommand(const std::string& group) {
+  std::vector<std::string> uses;
+  for (const CommandSpec& spec : Commands()) {
+    if (spec.group == nullptr || group != spec.group) continue;
+    std::string use = "'otpd " + group + " " + spec.name;
+    for (const CommandArg& arg : spec.args) {
+      if (arg.name[0] != '-') use += std::string(" ") + arg.name;
+    }
+    uses.push_back(use + "'");
+  }
+  std::string out = "otpd " + group + ": missing command; use ";
+  for (size_t i = 0; i < uses.size(); ++i) {
+    out += (i == 0 ? "" : i + 1 == uses.size() ? " or " : ", ") + uses[i];
+  }
+  return out;
+}
+
+CLI::App* GroupApp(CommandLine* cl, const char* group, const char* footer) {
+  CLI::App*& app = cl->groups[group];
+  if (app == nullptr) {
+    app = cl->app.add_subcommand(group, group == std::string("users")
+                                            ? "Edit the users in the database"
+                                            : "Check the SMS backend");
+    app->require_subcommand(0, 1)->footer(footer);
+  }
+  return app;
+}
+
 void AddCommands(CommandLine* cl) {
   const char kGlobal[] =
       "Every otpd option (otpd --help) may also come before or after the command.";
-  CLI::App& app = cl->app;
-  app.require_subcommand(0, 1);
-  cl->serve = app.add_subcommand("serve", "Answer HTTP requests (the default command)");
-  cl->users = app.add_subcommand("users", "Edit the users in the database");
-  cl->users->require_subcommand(0, 1)->footer(kGlobal);
-  cl->users_add = cl->users->add_subcommand("add", "Add a user with a phone number");
-  cl->users_add->add_option("ID", cl->add_id, "User ID (case-insensitive)")->required();
-  cl->users_add->add_option("PHONE", cl->add_phone, "Phone number, E.164: +15551234567")
-      ->required();
-  cl->users_add->footer(kGlobal);
-  cl->users_remove = cl->users->add_subcommand("remove", "Remove a user");
-  cl->users_remove->add_option("ID", cl->remove_id, "User ID (case-insensitive)")->required();
-  cl->users_remove->footer(kGlobal);
-  cl->users_list = cl->users->add_subcommand("list", "List the users and their phones");
-  cl->users_list->footer(kGlobal);
-  cl->users_import = cl->users->add_subcommand(
-      "import", "Add or update users from a CSV file (user_id,phone), all or nothing");
-  cl->users_import->add_option("FILE", cl->import_file, "CSV file, or - for standard input")
-      ->required();
-  cl->users_import->footer(kGlobal);
-  cl->users_export = cl->users->add_subcommand("export", "Print every user as CSV (user_id,phone)");
-  cl->users_export->footer(kGlobal);
-  cl->check_config = app.add_subcommand(
-      "check-config", "Validate the configuration and print the effective settings, secrets redacted");
-  cl->check_config->footer(kGlobal);
-  cl->backup = app.add_subcommand("backup", "Copy the live database to FILE, consistently");
-  cl->backup->add_option("FILE", cl->backup_file, "Where to write the copy (must not exist)")
-      ->required();
-  cl->backup->footer(kGlobal);
-  cl->sms = app.add_subcommand("sms", "Check the SMS backend");
-  cl->sms->require_subcommand(0, 1)->footer(kGlobal);
-  cl->sms_test = cl->sms->add_subcommand(
-      "test", "Send one test message with the configured backend and print the answer");
-  cl->sms_test->add_option("PHONE", cl->sms_phone, "Phone number, E.164: +15551234567")
-      ->required();
-  cl->sms_test->footer(kGlobal);
-  cl->audit = app.add_subcommand("audit", "Print the audit trail of sends and verifications");
-  cl->audit->add_option("--user", cl->audit_user, "Only this user ID (case-insensitive)");
-  cl->audit->add_option("--since", cl->audit_since,
-                        "From this UTC time (2026-11-24T01:02:03Z), date (2026-11-24) or "
-                        "age (30m, 12h, 7d); default 24h");
-  cl->audit->footer(kGlobal);
+  cl->app.require_subcommand(0, 1);
+  for (size_t i = 0; i < Commands().size(); ++i) {
+    const CommandSpec& spec = Commands()[i];
+    CLI::App* parent = spec.group == nullptr ? &cl->app : GroupApp(cl, spec.group, kGlobal);
+    CLI::App* app = parent->add_subcommand(spec.name, spec.help);
+    cl->args[i].resize(spec.args.size());
+    for (size_t j = 0; j < spec.args.size(); ++j) {
+      CLI::Option* opt = app->add_option(spec.args[j].name, cl->args[i][j], spec.args[j].help);
+      if (spec.args[j].name[0] != '-') opt->required();
+    }
+    if (spec.command != Command::kServe) app->footer(kGlobal);
+    cl->commands[i] = app;
+  }
 }
 
 // Set up before any subcommand exists: subcommands copy the formatter and
@@ -174,7 +196,7 @@ Status RunCommandLine(CommandLine* cl, int argc, const char* const* argv, Invoca
     inv->command = Command::kExit;
     // serve is the default command and every option is its option, so
     // "otpd serve --help" shows what "otpd --help" shows.
-    inv->output = cl->serve->parsed() ? cl->app.get_formatter()->make_help(
+    inv->output = cl->commands[0]->parsed() ? cl->app.get_formatter()->make_help(
                                             &cl->app, "otpd", CLI::AppFormatMode::Normal)
                                       : cl->app.help();
   } catch (const CLI::CallForAllHelp&) {
@@ -189,41 +211,24 @@ Status RunCommandLine(CommandLine* cl, int argc, const char* const* argv, Invoca
   return Status::OK();
 }
 
+// The command the line named (serve when none), and its arguments, an
+// option's default where it was not given.
 Status ReadCommand(const CommandLine& cl, Invocation* inv) {
-  if (cl.audit->parsed()) {
-    inv->command = Command::kAudit;
-    inv->args = {cl.audit_user, cl.audit_since.empty() ? "24h" : cl.audit_since};
-  } else if (cl.check_config->parsed()) {
-    inv->command = Command::kCheckConfig;
-  } else if (cl.backup->parsed()) {
-    inv->command = Command::kBackup;
-    inv->args = {cl.backup_file};
-  } else if (cl.sms->parsed()) {
-    if (!cl.sms_test->parsed()) {
-      return Status::InvalidArgument("otpd sms: missing command; use 'otpd sms test PHONE'");
+  inv->command = Command::kServe;
+  for (size_t i = 0; i < Commands().size(); ++i) {
+    if (!cl.commands[i]->parsed()) continue;
+    const CommandSpec& spec = Commands()[i];
+    inv->command = spec.command;
+    inv->args = cl.args[i];
+    for (size_t j = 0; j < spec.args.size(); ++j) {
+      if (inv->args[j].empty() && spec.args[j].fallback != nullptr) {
+        inv->args[j] = spec.args[j].fallback;
+      }
     }
-    inv->command = Command::kSmsTest;
-    inv->args = {cl.sms_phone};
-  } else if (!cl.users->parsed()) {
-    inv->command = Command::kServe;
-  } else if (cl.users_import->parsed()) {
-    inv->command = Command::kUsersImport;
-    inv->args = {cl.import_file};
-  } else if (cl.users_export->parsed()) {
-    inv->command = Command::kUsersExport;
-  } else if (cl.users_add->parsed()) {
-    inv->command = Command::kUsersAdd;
-    inv->args = {cl.add_id, cl.add_phone};
-  } else if (cl.users_remove->parsed()) {
-    inv->command = Command::kUsersRemove;
-    inv->args = {cl.remove_id};
-  } else if (cl.users_list->parsed()) {
-    inv->command = Command::kUsersList;
-  } else {
-    return Status::InvalidArgument(
-        "otpd users: missing command; use 'otpd users add ID PHONE', "
-        "'otpd users remove ID', 'otpd users list', 'otpd users import FILE' or "
-        "'otpd users export'");
+    return Status::OK();
+  }
+  for (const auto& [group, app] : cl.groups) {
+    if (app->parsed()) return Status::InvalidArgument(MissingCommand(group));
   }
   return Status::OK();
 }
