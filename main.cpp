@@ -171,16 +171,6 @@ bool IsLiveKey(const std::string& key) {
   return false;
 }
 
-// systemd's LoadCredential= puts the token in $CREDENTIALS_DIRECTORY; it is
-// used when no other source set twilio_auth_token.
-void ReadCredentials(Config* c) {
-  const char* dir = getenv("CREDENTIALS_DIRECTORY");
-  if (!c->twilio_auth_token.empty() || dir == nullptr || *dir == '\0') return;
-  std::ifstream in(std::string(dir) + "/twilio_auth_token");
-  std::string token;
-  if (in && std::getline(in, token)) c->twilio_auth_token = token;
-}
-
 struct LiveParts {
   OtpService* service;
   HttpApi* api;
@@ -256,7 +246,6 @@ int RunSmsTest(const Config& c, const std::string& phone) {
 void Reload(int argc, char** argv, LiveParts* live) {
   Invocation inv;
   Status s = ParseInvocation(argc, argv, nullptr, &inv);
-  ReadCredentials(&inv.config);
   if (s.ok() && !inv.config.config_file.empty()) s = live->users->SyncFromConfig(inv.config.users);
   if (!s.ok()) {
     Log(LogLevel::kError, "reload failed; keeping the running config", {{"error", s.message()}});
@@ -463,7 +452,6 @@ int Main(int argc, char** argv) {
     fputs(inv.output.c_str(), inv.exit_code == 0 ? stdout : stderr);
     return inv.exit_code;
   }
-  ReadCredentials(&inv.config);
   if (inv.command == Command::kCheckConfig) {
     fputs(DescribeConfig(inv.config).c_str(), stdout);
     return 0;

@@ -12,6 +12,7 @@
 // is converted and checked, so a flag can repair a bad value in the file;
 // syntax errors, unknown keys and wrong TOML types in the file always fail.
 #include "config/config.h"
+#include "config/credentials.h"
 
 #include <arpa/inet.h>
 
@@ -1300,6 +1301,11 @@ Status ParseInvocationOrThrow(int argc, const char* const* argv,
   AddFlagSettings(cl, &settings);
   status = ApplySettings(settings, &inv->config);
   if (!status.ok()) return status;
+  const auto credentials = env_map.find("CREDENTIALS_DIRECTORY");
+  if (credentials != env_map.end()) {
+    status = ReadSystemdCredentials(credentials->second, &inv->config);
+    if (!status.ok()) return status;
+  }
   const std::string users_error = CheckUsers(inv->config.users);
   if (!users_error.empty())
     return Status::InvalidArgument("config file " + path + ": " + users_error);
