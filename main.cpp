@@ -28,7 +28,10 @@
 #include "store/sqlite_db.h"
 #include "otp/storage.h"
 #include "otp/users.h"
+#include "app/systemd_service.h"
 #include "app/users_csv.h"
+#include "core/service_health.h"
+#include "core/systemd_notify.h"
 
 namespace otpd {
 namespace {
@@ -177,6 +180,7 @@ struct LiveParts {
   UserDirectory* users;
   Config started;  // the config the process started with
   ApiKeys keys;    // loaded at start; not reloaded
+  ServiceHealth* health = nullptr;  // what systemd hears
 };
 
 void ApplyLiveSettings(const Config& c, LiveParts* live) {
@@ -278,6 +282,7 @@ void HandleSignals(const sigset_t* set, HttpServer* server, int argc, char** arg
       continue;
     }
     Log(LogLevel::kInfo, "stopping", {{"signal", sig == SIGTERM ? "TERM" : "INT"}});
+    if (live->health != nullptr) live->health->Stopping();
     if (!server->Stop()) {
       // A slow or idle client still holds a worker. Every committed write
       // is already durable (SQLite WAL), so leave without waiting for it.
@@ -397,6 +402,11 @@ int Serve(const Config& c, int argc, char** argv, std::shared_ptr<SqliteDb> db,
   sigset_t set;
   sigemptyset(&set);
   for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&set, sig);
+  const SystemdNotifier systemd = SystemdNotifier::FromEnvironment(getpid());
+  ServiceHealth health(&systemd, [&] { return CheckServing(c.listen, server.port(), storage.get()); },
+                       "serving on " + c.listen + " port " + std::to_string(server.port()));
+  live.health = &health;
+  health.Start();
   std::thread signals(HandleSignals, &set, &server, argc, argv, &live);
   Log(LogLevel::kInfo, "otpd started",
       {{"version", OTPD_VERSION}, {"listen", c.listen}, {"port", std::to_string(server.port())},
@@ -442,8 +452,10 @@ int RunWithDatabase(const Invocation& inv, int argc, char** argv) {
 }
 
 int Main(int argc, char** argv) {
+  Status s = DisableCoreDumps();  // before any secret is read
+  if (!s.ok()) fprintf(stderr, "otpd: warning: core dumps stay on: %s\n", s.message().c_str());
   Invocation inv;
-  Status s = ParseInvocation(argc, argv, nullptr, &inv);
+  s = ParseInvocation(argc, argv, nullptr, &inv);
   if (!s.ok()) {
     fprintf(stderr, "otpd: %s\n", s.message().c_str());
     return inv.command == Command::kCheckConfig ? 1 : 2;

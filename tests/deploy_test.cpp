@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "fake_twilio.h"
+#include "notify_socket.h"
 #include "otpd_process.h"
 #include "test_tls.h"
 #include "test_util.h"
@@ -85,6 +86,34 @@ TEST_CASE("otpd binary: an empty credential file (as make install leaves it) is 
               {env[0], std::string("TWILIO_ACCOUNT_SID=") + kSid, "TWILIO_PHONE_NUMBER=+15550001111"});
   CHECK(r.exit_code == 2);
   CHECK(r.err.find("no credential is set") != std::string::npos);
+}
+
+TEST_CASE("otpd binary: Type=notify and WatchdogSec= over a real notify socket") {
+  TempDir dir;
+  NotifySocket manager(dir.File("notify"));
+  // Pings every 50 ms: the test waits for three of them, not for a time.
+  const std::vector<std::string> env = {"NOTIFY_SOCKET=" + manager.path(), "WATCHDOG_USEC=100000"};
+  OtpdProcess otpd(dir, "a", {"serve", "--config", ServeConfig(dir)}, env);
+  const std::string ready = manager.Receive();
+  CHECK(HasLine(ready, "READY=1"));
+  CHECK(HasLine(ready, "STATUS=serving on 127.0.0.1 port " + std::to_string(otpd.port())));
+  for (int i = 0; i < 3; ++i) CHECK(manager.ReceiveUntil("WATCHDOG=1") == "WATCHDOG=1");
+  // READY=1 came once only.
+  auto res = otpd.Client().Get("/readyz");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(otpd.Terminate() == 0);
+  CHECK(HasLine(manager.ReceiveUntil("STOPPING=1"), "STOPPING=1"));
+}
+
+TEST_CASE("otpd binary: no notify socket, no notifications, same start") {
+  TempDir dir;
+  OtpdProcess otpd(dir, "a", {"serve", "--config", ServeConfig(dir)}, {"WATCHDOG_USEC=100000"});
+  auto res = otpd.Client().Get("/healthz");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(otpd.ReadLog().find("systemd notification failed") == std::string::npos);
+  CHECK(otpd.Terminate() == 0);
 }
 
 }  // namespace
