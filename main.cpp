@@ -36,9 +36,15 @@
 namespace otpd {
 namespace {
 
+// Exit codes: 1 a runtime failure, 2 a bad command line or configuration.
 int Fail(const std::string& what, const Status& s) {
   fprintf(stderr, "otpd: %s: %s\n", what.c_str(), s.message().c_str());
   return 1;
+}
+
+int BadUsage(const std::string& what, const Status& s) {
+  Fail(what, s);
+  return 2;
 }
 
 std::string SecretPath(const Config& c) {
@@ -101,7 +107,7 @@ int RunAuditCommand(const Invocation& inv, AuditLog* audit) {
   query.user_id = NormalizeUserId(inv.args[0]);
   query.limit = 100000;
   Status s = ParseSince(inv.args[1], SystemClock()->NowMillis(), &query.since_ms);
-  if (!s.ok()) return Fail("audit", s);
+  if (!s.ok()) return BadUsage("audit", s);
   std::vector<AuditEvent> events;
   s = audit->Query(query, &events);
   if (!s.ok()) return Fail("audit", s);
@@ -458,7 +464,7 @@ int Main(int argc, char** argv) {
   s = ParseInvocation(argc, argv, nullptr, &inv);
   if (!s.ok()) {
     fprintf(stderr, "otpd: %s\n", s.message().c_str());
-    return inv.command == Command::kCheckConfig ? 1 : 2;
+    return 2;
   }
   if (inv.command == Command::kExit) {
     fputs(inv.output.c_str(), inv.exit_code == 0 ? stdout : stderr);

@@ -343,7 +343,7 @@ TEST_CASE("otpd backup: consistent copies of a database being written, never ove
   CHECK(r.exit_code == 1);
 }
 
-TEST_CASE("otpd check-config: exit 0 with secrets redacted, 1 naming the bad key") {
+TEST_CASE("otpd check-config: exit 0 with secrets redacted, 2 naming the bad key") {
   TempDir dir;
   const std::string conf = Config(dir, "sms.log", "secret = \"my-very-secret-value-42\"");
   CommandResult r = RunOtpd(dir, {"check-config", "--config", conf});
@@ -353,14 +353,17 @@ TEST_CASE("otpd check-config: exit 0 with secrets redacted, 1 naming the bad key
   CHECK(r.out.find("twilio_auth_token = \"\"") != std::string::npos);
   // systemd's LoadCredential= hands the Twilio token over in a directory.
   WriteFile(dir.File("twilio_auth_token"), "from-credentials\n");
-  setenv("CREDENTIALS_DIRECTORY", dir.path().c_str(), 1);
-  r = RunOtpd(dir, {"check-config", "--config", conf});
-  unsetenv("CREDENTIALS_DIRECTORY");
+  // A token makes sms_backend = auto pick Twilio, which needs the rest.
+  r = RunOtpd(dir, {"check-config", "--config", conf},
+              {"CREDENTIALS_DIRECTORY=" + dir.path(),
+               "TWILIO_ACCOUNT_SID=AC0123456789abcdef0123456789abcdef",
+               "TWILIO_PHONE_NUMBER=+15550001111"});
+  CHECK(r.exit_code == 0);
   CHECK(r.out.find("twilio_auth_token = \"<redacted>\"") != std::string::npos);
   CHECK(r.out.find("from-credentials") == std::string::npos);
   WriteFile(dir.File("bad.conf"), "max_attempts = 0\n");
   r = RunOtpd(dir, {"check-config", "--config", dir.File("bad.conf")});
-  CHECK(r.exit_code == 1);
+  CHECK(r.exit_code == 2);
   CHECK(r.err.find("max_attempts") != std::string::npos);
 }
 
@@ -877,7 +880,7 @@ TEST_CASE("otpd audit: prints the trail of the running server's sends and verifi
   r = RunOtpd(dir, {"audit", "--since", "2000-01-01", "--config", config});
   CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 3);
   r = RunOtpd(dir, {"audit", "--since", "soon", "--config", config});
-  CHECK(r.exit_code == 1);
+  CHECK(r.exit_code == 2);
   CHECK(r.err.find("--since 'soon'") != std::string::npos);
 }
 

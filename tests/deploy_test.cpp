@@ -116,5 +116,22 @@ TEST_CASE("otpd binary: no notify socket, no notifications, same start") {
   CHECK(otpd.Terminate() == 0);
 }
 
+TEST_CASE("otpd binary: every command reads the installed config without --config") {
+  TempDir dir;
+  const std::vector<std::string> env = {"OTPD_DEFAULT_CONFIG=" + ServeConfig(dir)};
+  CommandResult r = RunOtpd(dir, {"users", "add", "bob", "+15551234567"}, env);
+  REQUIRE(r.exit_code == 0);
+  r = RunOtpd(dir, {"users", "list"}, env);
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("bob\t+15551234567") != std::string::npos);
+  r = RunOtpd(dir, {"check-config"}, env);
+  CHECK(r.out.find("database = \"" + dir.File("otpd.db") + "\"") != std::string::npos);
+  OtpdProcess otpd(dir, "a", {"serve"}, env);
+  auto res = otpd.Client().Post("/send-code", R"({"user_id":"bob"})", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(otpd.Terminate() == 0);
+}
+
 }  // namespace
 }  // namespace otpd
