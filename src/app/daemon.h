@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "core/service_health.h"
 #include "core/status.h"
 #include "http/api_keys.h"
 #include "http/http_api.h"
@@ -34,6 +35,7 @@ struct LiveParts {
   UserDirectory* users;
   Config started;  // the config the process started with
   ApiKeys keys;    // loaded at start; not reloaded
+  ServiceHealth* health = nullptr;  // what systemd hears; null in tests
 };
 
 // What SIGHUP may change while serving. Every other key needs a restart.
