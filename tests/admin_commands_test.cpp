@@ -160,7 +160,7 @@ TEST_CASE("audit prints the user's events since the given age, by the injected c
   CHECK(all.out().find("\t+1*****0001\t10.0.0.1\tsend\tsent\n") != std::string::npos);
 
   Run bad(dir, Command::kAudit, {"alice", "yesterday"});
-  CHECK(bad.Exec() == 1);
+  CHECK(bad.Exec() == 2);
   CHECK(bad.err().rfind("otpd: audit: ", 0) == 0);
 }
 

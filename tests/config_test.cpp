@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -24,8 +25,15 @@ struct Parsed {
   Invocation inv;
 };
 
-// Runs ParseInvocation on "otpd" + args with exactly `env` as environment.
-Parsed Parse(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
+// Runs ParseInvocation on "otpd" + args with exactly `env` as environment
+// (plus, unless `env` names one, no default config file: the machine's
+// /etc/otpd/otpd.conf stays out of the tests).
+Parsed Parse(const std::vector<std::string>& args, std::vector<std::string> env = {}) {
+  if (std::none_of(env.begin(), env.end(), [](const std::string& e) {
+        return e.rfind("OTPD_DEFAULT_CONFIG=", 0) == 0;
+      })) {
+    env.push_back("OTPD_DEFAULT_CONFIG=");
+  }
   std::vector<const char*> argv = {"otpd"};
   for (const std::string& arg : args) argv.push_back(arg.c_str());
   argv.push_back(nullptr);
@@ -715,9 +723,39 @@ TEST_CASE("--help and --version exit 0 with their text") {
 
 TEST_CASE("argc 0 and a null argv mean no arguments") {
   Invocation inv;
-  const std::vector<std::string> env;
+  const std::vector<std::string> env = {"OTPD_DEFAULT_CONFIG="};
   CHECK(ParseInvocation(0, nullptr, &env, &inv).ok());
   CHECK(inv.command == Command::kServe);
+}
+
+TEST_CASE("no --config and no OTPD_CONFIG: the installed config when it exists") {
+  TempDir dir;
+  const std::string installed = WriteFile(dir, "otpd.conf", "code_length = 8\n");
+  Parsed p = Parse({"users", "list"}, {"OTPD_DEFAULT_CONFIG=" + installed});
+  REQUIRE(p.status.ok());
+  CHECK(p.inv.config.code_length == 8);
+  CHECK(p.inv.config.config_file == installed);
+  // --config and OTPD_CONFIG (even empty) win over it.
+  const std::string other = WriteFile(dir, "other.conf", "code_length = 7\n");
+  p = Parse({"--config", other}, {"OTPD_DEFAULT_CONFIG=" + installed});
+  CHECK(p.inv.config.code_length == 7);
+  p = Parse({}, {"OTPD_DEFAULT_CONFIG=" + installed, "OTPD_CONFIG="});
+  CHECK(p.inv.config.code_length == 6);
+  CHECK(p.inv.config.config_file.empty());
+  // Not there: the defaults, no error.
+  p = Parse({}, {"OTPD_DEFAULT_CONFIG=" + dir.File("missing.conf")});
+  REQUIRE(p.status.ok());
+  CHECK(p.inv.config.config_file.empty());
+  // There but broken: the error names it.
+  const std::string broken = WriteFile(dir, "broken.conf", "code_length = 99\n");
+  p = Parse({}, {"OTPD_DEFAULT_CONFIG=" + broken});
+  CHECK_FALSE(p.status.ok());
+  CHECK(p.status.message().find("code_length") != std::string::npos);
+}
+
+TEST_CASE("--help names the default config file") {
+  const Parsed p = Parse({"--help"});
+  CHECK(p.inv.output.find("default: /etc/otpd/otpd.conf when it exists") != std::string::npos);
 }
 
 // Tests run from the repository root.

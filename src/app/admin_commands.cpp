@@ -14,9 +14,15 @@
 namespace otpd {
 namespace {
 
+// Exit codes: 1 a runtime failure, 2 a bad command line or configuration.
 int Fail(const CommandEnv& env, const std::string& what, const Status& s) {
   fprintf(env.err, "otpd: %s: %s\n", what.c_str(), s.message().c_str());
   return 1;
+}
+
+int BadUsage(const CommandEnv& env, const std::string& what, const Status& s) {
+  Fail(env, what, s);
+  return 2;
 }
 
 // The database of the commands that use one, with its users and audit trail.
@@ -176,7 +182,7 @@ int RunAuditCommand(AuditLog* audit, const CommandEnv& env) {
   query.user_id = NormalizeUserId(env.inv->args[0]);
   query.limit = 100000;
   Status s = ParseSince(env.inv->args[1], env.clock->NowMillis(), &query.since_ms);
-  if (!s.ok()) return Fail(env, "audit", s);
+  if (!s.ok()) return BadUsage(env, "audit", s);
   std::vector<AuditEvent> events;
   s = audit->Query(query, &events);
   if (!s.ok()) return Fail(env, "audit", s);

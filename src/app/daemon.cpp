@@ -7,11 +7,14 @@
 #include <thread>
 
 #include "app/options.h"
+#include "app/systemd_service.h"
 #include "core/clock.h"
 #include "core/code_hash.h"
 #include "core/log.h"
 #include "core/periodic.h"
 #include "core/random.h"
+#include "core/service_health.h"
+#include "core/systemd_notify.h"
 #include "http/http_server.h"
 #include "http/rate_limiter.h"
 #include "otp/sms.h"
@@ -41,11 +44,11 @@ void HandleSignals(HttpServer* server, const ConfigReader* reread, LiveParts* li
     if (sig == SIGHUP) {
       Invocation inv;
       const Status read = (*reread)(&inv);
-      ReadCredentials(&inv.config);
       Reload(read, inv.config, live);
       continue;
     }
     Log(LogLevel::kInfo, "stopping", {{"signal", sig == SIGTERM ? "TERM" : "INT"}});
+    if (live->health != nullptr) live->health->Stopping();
     if (!server->Stop()) {
       // A slow or idle client still holds a worker. Every committed write
       // is already durable (SQLite WAL), so leave without waiting for it.
@@ -139,6 +142,13 @@ int ServeHttp(const Config& c, const ConfigReader& reread, OtpService* service, 
   if (!s.ok()) return Fail("listen", s);
 
   PeriodicTask purge(int64_t{c.purge_interval} * 1000, PurgeTask(service, audit, c));
+  // READY=1 once the port is bound and the store takes writes; watchdog
+  // pings while both stay so.
+  const SystemdNotifier systemd = SystemdNotifier::FromEnvironment(getpid());
+  ServiceHealth health(&systemd, [&] { return CheckServing(c.listen, server.port(), storage); },
+                       "serving on " + c.listen + " port " + std::to_string(server.port()));
+  live.health = &health;
+  health.Start();
   std::thread signals(HandleSignals, &server, &reread, &live);
   Log(LogLevel::kInfo, "otpd started",
       {{"version", OTPD_VERSION}, {"listen", c.listen}, {"port", std::to_string(server.port())},

@@ -14,6 +14,7 @@
 
 #include "config/config.h"
 #include "config/keys.h"
+#include "core/service_health.h"
 #include "core/status.h"
 #include "http/api_keys.h"
 #include "http/http_api.h"
@@ -36,7 +37,8 @@ struct LiveParts {
   // The config in effect: the start's, with the live keys (KeySpec::live)
   // of every reload since. Restart keys keep their start values here.
   Config running;
-  ApiKeys keys;  // loaded at start; not reloaded
+  ApiKeys keys;                     // loaded at start; not reloaded
+  ServiceHealth* health = nullptr;  // what systemd hears; null in tests
 };
 
 // What one reload did.

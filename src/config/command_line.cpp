@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "config/config.h"
+#include "config/config_path.h"
+#include "config/credentials.h"
 #include "config/keys.h"
 #include "config/sources.h"
 
@@ -160,9 +162,12 @@ void BuildCommandLine(CommandLine* cl) {
   app.set_version_flag("-V,--version", "otpd " OTPD_VERSION, "Print the version and exit");
   app.footer(
       "Precedence: flag > environment > config file > default. In the config file a key is\n"
-      "the option name with underscores: code_length = 6. --code_length works as a flag too.");
+      "the option name with underscores: code_length = 6. --code_length works as a flag too.\n"
+      "Exit codes: 0 success, 1 runtime failure (database, network, SMS provider, files),\n"
+      "2 bad command line or configuration. See otpd(8) and otpd.conf(5).");
   cl->config_option = app.add_option("--config", cl->config_path,
-                                     "TOML config file, see otpd.conf.example [env OTPD_CONFIG]");
+                                     std::string("TOML config file, see otpd.conf.example; default: ") +
+                                         kDefaultConfigPath + " when it exists [env OTPD_CONFIG]");
   cl->config_option->type_name("FILE")->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   AddKeyOptions(cl);
   AddCommands(cl);
@@ -241,11 +246,14 @@ void AddFlagSettings(const CommandLine& cl, Settings* settings) {
   }
 }
 
-// --config (even empty, which means "no file") beats OTPD_CONFIG.
+// --config (even empty, which means "no file") beats OTPD_CONFIG; without
+// either, the installed config when it exists (config_path.h).
 std::string ConfigPath(const CommandLine& cl, const EnvMap& env) {
   if (cl.config_option->count() > 0) return cl.config_path;
   const auto it = env.find("OTPD_CONFIG");
-  return it == env.end() ? "" : it->second;
+  if (it != env.end()) return it->second;
+  const auto override_path = env.find("OTPD_DEFAULT_CONFIG");
+  return DefaultConfigFile(override_path == env.end() ? nullptr : override_path->second.c_str());
 }
 
 Status ParseInvocationOrThrow(int argc, const char* const* argv,
@@ -270,6 +278,11 @@ Status ParseInvocationOrThrow(int argc, const char* const* argv,
   AddFlagSettings(cl, &settings);
   status = ApplySettings(settings, &inv->config);
   if (!status.ok()) return status;
+  const auto credentials = env_map.find("CREDENTIALS_DIRECTORY");
+  if (credentials != env_map.end()) {
+    status = ReadSystemdCredentials(credentials->second, &inv->config);
+    if (!status.ok()) return status;
+  }
   const std::string users_error = CheckUsers(inv->config.users);
   if (!users_error.empty())
     return Status::InvalidArgument("config file " + path + ": " + users_error);
