@@ -1075,7 +1075,7 @@ struct CommandLine {
   CLI::App* users_export = nullptr;
   CLI::App* check_config = nullptr;
   CLI::App* backup = nullptr;
-  std::string add_id, add_phone, remove_id, import_file, backup_file;
+  std::string add_id, add_phone, add_locale, remove_id, import_file, backup_file;
   CLI::App* sms = nullptr;
   CLI::App* sms_test = nullptr;
   std::string sms_phone;
@@ -1121,18 +1121,20 @@ void AddCommands(CommandLine* cl) {
   cl->users_add->add_option("ID", cl->add_id, "User ID (case-insensitive)")->required();
   cl->users_add->add_option("PHONE", cl->add_phone, "Phone number, E.164: +15551234567")
       ->required();
+  cl->users_add->add_option("--locale", cl->add_locale,
+                            "Language tag choosing the SMS template: es, pt-BR");
   cl->users_add->footer(kGlobal);
   cl->users_remove = cl->users->add_subcommand("remove", "Remove a user");
   cl->users_remove->add_option("ID", cl->remove_id, "User ID (case-insensitive)")->required();
   cl->users_remove->footer(kGlobal);
-  cl->users_list = cl->users->add_subcommand("list", "List the users and their phones");
+  cl->users_list = cl->users->add_subcommand("list", "List the users, their phones and locales");
   cl->users_list->footer(kGlobal);
   cl->users_import = cl->users->add_subcommand(
-      "import", "Add or update users from a CSV file (user_id,phone), all or nothing");
+      "import", "Add or update users from a CSV file (user_id,phone,locale), all or nothing");
   cl->users_import->add_option("FILE", cl->import_file, "CSV file, or - for standard input")
       ->required();
   cl->users_import->footer(kGlobal);
-  cl->users_export = cl->users->add_subcommand("export", "Print every user as CSV (user_id,phone)");
+  cl->users_export = cl->users->add_subcommand("export", "Print every user as CSV (user_id,phone,locale)");
   cl->users_export->footer(kGlobal);
   cl->check_config = app.add_subcommand(
       "check-config", "Validate the configuration and print the effective settings, secrets redacted");
@@ -1243,7 +1245,7 @@ Status ReadCommand(const CommandLine& cl, Invocation* inv) {
     inv->command = Command::kUsersExport;
   } else if (cl.users_add->parsed()) {
     inv->command = Command::kUsersAdd;
-    inv->args = {cl.add_id, cl.add_phone};
+    inv->args = {cl.add_id, cl.add_phone, cl.add_locale};
   } else if (cl.users_remove->parsed()) {
     inv->command = Command::kUsersRemove;
     inv->args = {cl.remove_id};
