@@ -149,16 +149,16 @@ int AddUser(UserDirectory* users, const CommandEnv& env) {
 
 const std::vector<AdminCommand>& AdminCommands() {
   static const std::vector<AdminCommand> kCommands = {
-      {Command::kServe, "serve", ServeCommand},
-      {Command::kUsersAdd, "users add", UsersCommand},
-      {Command::kUsersRemove, "users remove", UsersCommand},
-      {Command::kUsersList, "users list", UsersCommand},
-      {Command::kUsersImport, "users import", UsersCommand},
-      {Command::kUsersExport, "users export", UsersCommand},
-      {Command::kCheckConfig, "check-config", CheckConfigCommand},
-      {Command::kBackup, "backup", BackupCommand},
-      {Command::kSmsTest, "sms test", SmsTestCommand},
-      {Command::kAudit, "audit", AuditCommand},
+      {Command::kServe, ServeCommand},
+      {Command::kUsersAdd, UsersCommand},
+      {Command::kUsersRemove, UsersCommand},
+      {Command::kUsersList, UsersCommand},
+      {Command::kUsersImport, UsersCommand},
+      {Command::kUsersExport, UsersCommand},
+      {Command::kCheckConfig, CheckConfigCommand},
+      {Command::kBackup, BackupCommand},
+      {Command::kSmsTest, SmsTestCommand},
+      {Command::kAudit, AuditCommand},
   };
   return kCommands;
 }
