@@ -3,6 +3,7 @@
 // binary (otpd_process.h).
 #include <doctest/doctest.h>
 #include <openssl/evp.h>
+#include <signal.h>
 #include <sys/stat.h>
 
 #include <string>
@@ -98,10 +99,12 @@ TEST_CASE("otpd binary: Type=notify and WatchdogSec= over a real notify socket")
   CHECK(HasLine(ready, "READY=1"));
   CHECK(HasLine(ready, "STATUS=serving on 127.0.0.1 port " + std::to_string(otpd.port())));
   for (int i = 0; i < 3; ++i) CHECK(manager.ReceiveUntil("WATCHDOG=1") == "WATCHDOG=1");
-  // READY=1 came once only.
   auto res = otpd.Client().Get("/readyz");
   REQUIRE(res);
   CHECK(res->status == 200);
+  REQUIRE(kill(otpd.pid(), SIGHUP) == 0);
+  CHECK(manager.ReceiveUntil("STATUS=serving on 127.0.0.1 port " + std::to_string(otpd.port()) +
+                             "; reloaded") != "");
   CHECK(otpd.Terminate() == 0);
   CHECK(HasLine(manager.ReceiveUntil("STOPPING=1"), "STOPPING=1"));
 }
