@@ -285,7 +285,8 @@ TEST_CASE("otpd users import/export: CSV and old-service lines, all or nothing, 
   CHECK(r.exit_code == 0);
   r = RunOtpd(dir, {"users", "export", "--database", db});
   CHECK(r.exit_code == 0);
-  CHECK(r.out == "user_id,phone\nabc,+13333333333\namy,+14444444444\n\"doe, j\",+12222222222\n");
+  CHECK(r.out ==
+        "user_id,phone,locale\nabc,+13333333333,\namy,+14444444444,\n\"doe, j\",+12222222222,\n");
   WriteFile(dir.File("export.csv"), r.out);
   const std::string db2 = dir.File("copy.db");
   CHECK(RunOtpd(dir, {"users", "import", dir.File("export.csv"), "--database", db2}).exit_code == 0);
@@ -706,7 +707,7 @@ TEST_CASE("otpd users: add, list, remove; bad input is a clear error and writes 
   CHECK(RunOtpd(dir, {"--database", db, "users", "add", "amy", "+16666666666"}).exit_code == 0);
   CommandResult r = RunOtpd(dir, {"users", "list", "--database", db});
   CHECK(r.exit_code == 0);
-  CHECK(r.out == "amy\t+16666666666\nzed\t+15555555555\n");
+  CHECK(r.out == "amy\t+16666666666\t-\nzed\t+15555555555\t-\n");
   r = RunOtpd(dir, {"users", "add", "bob", "555-1234", "--database", db});
   CHECK(r.exit_code != 0);
   CHECK(r.err.find("555-1234") != std::string::npos);
@@ -715,7 +716,7 @@ TEST_CASE("otpd users: add, list, remove; bad input is a clear error and writes 
   r = RunOtpd(dir, {"users", "remove", "nobody", "--database", db});
   CHECK(r.exit_code != 0);
   CHECK(RunOtpd(dir, {"users", "list", "--database", db}).out ==
-        "amy\t+16666666666\nzed\t+15555555555\n");
+        "amy\t+16666666666\t-\nzed\t+15555555555\t-\n");
   struct stat st;
   REQUIRE(stat(db.c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0600);

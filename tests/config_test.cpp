@@ -663,7 +663,10 @@ TEST_CASE("subcommands, with options before and after them") {
   const Parsed add = Parse({"users", "add", "abc", "+1555", "--database", "x.db"});
   REQUIRE(add.status.ok());
   CHECK(add.inv.command == Command::kUsersAdd);
-  CHECK(add.inv.args == std::vector<std::string>{"abc", "+1555"});
+  CHECK(add.inv.args == std::vector<std::string>{"abc", "+1555", ""});
+  const Parsed localized = Parse({"users", "add", "abc", "+1555", "--locale", "es-MX"});
+  REQUIRE(localized.status.ok());
+  CHECK(localized.inv.args == std::vector<std::string>{"abc", "+1555", "es-MX"});
   CHECK(add.inv.config.database == "x.db");
 
   const Parsed list = Parse({"--database", "x.db", "users", "list"});

@@ -44,7 +44,8 @@ void HandleSignals(HttpServer* server, const ConfigReader* reread, LiveParts* li
     if (sig == SIGHUP) {
       Invocation inv;
       const Status read = (*reread)(&inv);
-      Reload(read, inv.config, live);
+      const ReloadReport report = Reload(read, inv.config, live);
+      if (live->health != nullptr) live->health->Reloaded(report.status);
       continue;
     }
     Log(LogLevel::kInfo, "stopping", {{"signal", sig == SIGTERM ? "TERM" : "INT"}});

@@ -144,7 +144,7 @@ struct Config {
 
 enum class Command {
   kServe,        // otpd, otpd serve
-  kUsersAdd,     // otpd users add ID PHONE
+  kUsersAdd,     // otpd users add ID PHONE [--locale TAG]: args = {id, phone, locale}
   kUsersRemove,  // otpd users remove ID
   kUsersList,    // otpd users list
   kUsersImport,  // otpd users import FILE
