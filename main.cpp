@@ -346,9 +346,9 @@ int OpenStore(const Config& c, const CodeHasher& hasher, std::shared_ptr<SqliteD
   }
 #else
   (void)c;  // store = redis is refused by ValidateConfig in this build
-  (void)hasher;
 #endif
-  Status s = NewSqliteStorage(std::move(db), SystemClock(), storage);
+  Status s = NewSqliteStorage(std::move(db), SystemClock(),
+                              SqliteStorageOptions{hasher.Fingerprint()}, storage);
   return s.ok() ? 0 : Fail("storage", s);
 }
 
@@ -431,7 +431,14 @@ int RunWithDatabase(const Invocation& inv, int argc, char** argv) {
   db_options.busy_timeout_ms = inv.config.busy_timeout_ms;
   // The server checkpoints in the background; the CLI commands, short-lived,
   // keep SQLite's automatic checkpoints.
-  if (inv.command == Command::kServe) db_options.checkpoint_interval_ms = 100;
+  db_options.synchronous = inv.config.synchronous;
+  if (inv.command == Command::kServe) {
+    db_options.checkpoint_interval_ms = 100;
+    // The WAL stays under this size however long writes go on (README,
+    // Performance); /readyz fails with under this much free space left.
+    db_options.wal_limit_bytes = 16 << 20;
+    db_options.min_free_bytes = 16 << 20;
+  }
   std::shared_ptr<SqliteDb> db;
   Status s = OpenSqliteDb(db_options, &db);
   if (!s.ok()) return Fail("database " + inv.config.database, s);

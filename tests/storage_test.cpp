@@ -1024,6 +1024,94 @@ TEST_CASE("SqliteStorage: CheckWritable fails when the file is gone") {
   CHECK(s.message().find(store.db->options().path) != std::string::npos);
 }
 
+TEST_CASE("SqliteStorage: a store with another secret fingerprint is refused") {
+  TempDir dir;
+  SqliteOptions options;
+  options.path = dir.File("otpd.db");
+  std::shared_ptr<SqliteDb> db;
+  REQUIRE(OpenSqliteDb(options, &db).ok());
+  FakeClock clock;
+  std::unique_ptr<Storage> first;
+  REQUIRE(NewSqliteStorage(db, &clock, SqliteStorageOptions{"fingerprint-a"}, &first).ok());
+  std::unique_ptr<Storage> other;
+  Status s = NewSqliteStorage(db, &clock, SqliteStorageOptions{"fingerprint-b"}, &other);
+  CHECK(s.code() == Status::Code::kInvalidArgument);
+  CHECK(s.message().find("another secret") != std::string::npos);
+  CHECK(s.message().find("fingerprint-") == std::string::npos);
+  CHECK(other == nullptr);
+  // The same secret again, and a store that brings none, are welcome.
+  std::unique_ptr<Storage> same;
+  CHECK(NewSqliteStorage(db, &clock, SqliteStorageOptions{"fingerprint-a"}, &same).ok());
+  std::unique_ptr<Storage> unchecked;
+  CHECK(NewSqliteStorage(db, &clock, &unchecked).ok());
+  // The command the message gives makes the file take a new secret.
+  SqliteLease lease;
+  REQUIRE(db->Acquire(&lease).ok());
+  REQUIRE(lease->Exec("DELETE FROM otps; DELETE FROM settings WHERE key = 'secret_fingerprint'")
+              .ok());
+  lease.Reset();
+  CHECK(NewSqliteStorage(db, &clock, SqliteStorageOptions{"fingerprint-b"}, &other).ok());
+}
+
+TEST_CASE("SqliteStorage: a full database fails CheckWritable until a write commits again") {
+  TempDir dir;
+  SqliteOptions options;
+  options.path = dir.File("otpd.db");
+  options.max_page_count = 48;  // a disk that fills after a few hundred codes
+  std::shared_ptr<SqliteDb> db;
+  REQUIRE(OpenSqliteDb(options, &db).ok());
+  FakeClock clock;
+  std::unique_ptr<Storage> storage;
+  REQUIRE(NewSqliteStorage(db, &clock, &storage).ok());
+  REQUIRE(storage->CheckWritable().ok());
+  Status put;
+  int stored = 0;
+  for (; stored < 100000; stored++) {
+    put = storage->PutCode(CodeFor("user" + std::to_string(stored), "123456", &clock));
+    if (!put.ok()) break;
+  }
+  REQUIRE(stored > 0);
+  REQUIRE(put.code() == Status::Code::kIOError);
+  // The health row's upsert alone would still fit; readiness must not say so.
+  Status ready = storage->CheckWritable();
+  CHECK(ready.code() == Status::Code::kIOError);
+  CHECK(ready.message().find("full") != std::string::npos);
+  CHECK(storage->CheckWritable().code() == Status::Code::kIOError);
+  // Room again (the codes expire and are purged): the purge's commit clears it.
+  clock.Advance(kExpiryMs + kGraceMs);
+  int64_t purged = 0;
+  REQUIRE(storage->PurgeExpired(kGraceMs, kHourMs, &purged).ok());
+  CHECK(purged == stored);
+  CHECK(storage->CheckWritable().ok());
+  CHECK(storage->PutCode(CodeFor("again", "123456", &clock)).ok());
+}
+
+TEST_CASE("SqliteStorage: writes to a removed or replaced database file are refused") {
+  for (const bool replace : {false, true}) {
+    INFO("replaced: ", replace);
+    SqliteStore store;
+    const std::string path = store.db->options().path;
+    REQUIRE(store.storage->PutCode(CodeFor("abc", "123456", &store.clock)).ok());
+    if (replace) {
+      FILE* other = fopen((path + ".new").c_str(), "w");
+      REQUIRE(other != nullptr);
+      fclose(other);
+      REQUIRE(rename((path + ".new").c_str(), path.c_str()) == 0);
+    } else {
+      REQUIRE(unlink(path.c_str()) == 0);
+    }
+    CHECK(store.storage->PutCode(CodeFor("abc", "654321", &store.clock)).code() ==
+          Status::Code::kIOError);
+    VerifyResult r;
+    CHECK(store.storage->VerifyCode("abc", HashOf("abc", "000000"), kLimits, &r).code() ==
+          Status::Code::kIOError);
+    SendDecision d;
+    CHECK(store.storage->ReserveSend({"abc", "+11111111111", ""}, SendLimits(), &d).code() ==
+          Status::Code::kIOError);
+    CHECK(store.storage->CheckWritable().code() == Status::Code::kIOError);
+  }
+}
+
 TEST_CASE("SqliteStorage: CheckWritable is Busy while another connection holds the write lock") {
   SqliteStore store;
   SqliteOptions options = store.db->options();

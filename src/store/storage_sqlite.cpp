@@ -48,6 +48,11 @@ constexpr char kInsertSendSql[] =
     "INSERT INTO sends (user_id, phone, client_ip, at) VALUES (?1, ?2, ?3, ?4)";
 constexpr char kInsertFailureSql[] = "INSERT INTO verify_failures (user_id, at) VALUES (?1, ?2)";
 constexpr char kClearFailuresSql[] = "DELETE FROM verify_failures WHERE user_id = ?1";
+constexpr char kInsertFingerprintSql[] =
+    "INSERT INTO settings (key, value) VALUES ('secret_fingerprint', ?1)"
+    " ON CONFLICT (key) DO NOTHING";
+constexpr char kSelectFingerprintSql[] =
+    "SELECT value FROM settings WHERE key = 'secret_fingerprint'";
 constexpr char kHealthSql[] =
     "INSERT INTO health (id, checked_at) VALUES (1, ?1)"
     " ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at";
@@ -314,15 +319,10 @@ Status SqliteStorage::PurgeExpired(int64_t grace_ms, int64_t history_ms, int64_t
 
 // A real committed write, so a read-only file or file system, a full disk or
 // a lock held too long all show; plus a check that the file is still the one
-// opened (writes to an unlinked file would vanish at the next start).
+// opened (writes to an unlinked file would vanish at the next start). See
+// SqliteDb::ProbeWrite.
 Status SqliteStorage::CheckWritable() {
-  Status s = db_->CheckFileUnchanged();
-  if (!s.ok()) return s;
-  SqliteLease lease;
-  s = db_->Acquire(&lease);
-  SqliteConnection* conn = lease.get();
-  if (!s.ok()) return s;
-  return WriteTransaction(conn, [&] {
+  return db_->ProbeWrite([this](SqliteConnection* conn) {
     SqliteStatement stmt;
     Status ps = conn->Prepare(kHealthSql, &stmt);
     if (!ps.ok()) return ps;
@@ -347,13 +347,53 @@ Status SqliteStorage::CountActiveCodes(int64_t* count) {
   return s;
 }
 
+// Stores `fingerprint` in the settings table when none is there, and
+// refuses one that differs from the stored one.
+Status CheckSecretFingerprint(SqliteDb* db, const std::string& fingerprint) {
+  if (fingerprint.empty()) return Status::OK();
+  SqliteLease lease;
+  Status s = db->Acquire(&lease);
+  if (!s.ok()) return s;
+  SqliteConnection* conn = lease.get();
+  std::string stored;
+  s = WriteTransaction(conn, [&] {
+    SqliteStatement insert;
+    Status ws = conn->Prepare(kInsertFingerprintSql, &insert);
+    if (!ws.ok()) return ws;
+    insert.BindText(1, fingerprint);
+    ws = insert.Run();
+    SqliteStatement select;
+    if (ws.ok()) ws = conn->Prepare(kSelectFingerprintSql, &select);
+    bool row = false;
+    if (ws.ok()) ws = select.Step(&row);
+    if (ws.ok() && row) stored = select.ColumnText(0);
+    return ws;
+  });
+  if (!s.ok()) return s;
+  if (stored == fingerprint) return Status::OK();
+  const std::string& path = db->options().path;
+  return Status::InvalidArgument(
+      "database " + path +
+      " holds codes hashed with another secret; start otpd with the secret the other "
+      "processes on this file use (secret or secret_file), or, if that secret is lost, "
+      "forget its codes: sqlite3 " + path +
+      " \"DELETE FROM otps; DELETE FROM settings WHERE key = 'secret_fingerprint'\"");
+}
+
 }  // namespace
 
 Status NewSqliteStorage(std::shared_ptr<SqliteDb> db, Clock* clock,
                         std::unique_ptr<Storage>* storage) {
+  return NewSqliteStorage(std::move(db), clock, SqliteStorageOptions(), storage);
+}
+
+Status NewSqliteStorage(std::shared_ptr<SqliteDb> db, Clock* clock,
+                        const SqliteStorageOptions& options, std::unique_ptr<Storage>* storage) {
   if (db == nullptr || clock == nullptr) {
     return Status::InvalidArgument("NewSqliteStorage needs a database and a clock");
   }
+  Status s = CheckSecretFingerprint(db.get(), options.secret_fingerprint);
+  if (!s.ok()) return s;
   storage->reset(new SqliteStorage(std::move(db), clock));
   return Status::OK();
 }
