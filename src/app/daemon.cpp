@@ -93,9 +93,9 @@ int OpenStore(const Config& c, const CodeHasher& hasher, std::shared_ptr<SqliteD
   }
 #else
   (void)c;  // store = redis is refused by ValidateConfig in this build
-  (void)hasher;
 #endif
-  Status s = NewSqliteStorage(std::move(db), SystemClock(), storage);
+  Status s = NewSqliteStorage(std::move(db), SystemClock(),
+                              SqliteStorageOptions{hasher.Fingerprint()}, storage);
   return s.ok() ? 0 : Fail("storage", s);
 }
 
