@@ -44,7 +44,8 @@ void HandleSignals(HttpServer* server, const ConfigReader* reread, LiveParts* li
     if (sig == SIGHUP) {
       Invocation inv;
       const Status read = (*reread)(&inv);
-      Reload(read, inv.config, live);
+      const ReloadReport report = Reload(read, inv.config, live);
+      if (live->health != nullptr) live->health->Reloaded(report.status);
       continue;
     }
     Log(LogLevel::kInfo, "stopping", {{"signal", sig == SIGTERM ? "TERM" : "INT"}});
@@ -92,9 +93,9 @@ int OpenStore(const Config& c, const CodeHasher& hasher, std::shared_ptr<SqliteD
   }
 #else
   (void)c;  // store = redis is refused by ValidateConfig in this build
-  (void)hasher;
 #endif
-  Status s = NewSqliteStorage(std::move(db), SystemClock(), storage);
+  Status s = NewSqliteStorage(std::move(db), SystemClock(),
+                              SqliteStorageOptions{hasher.Fingerprint()}, storage);
   return s.ok() ? 0 : Fail("storage", s);
 }
 
