@@ -151,7 +151,7 @@ endif
 	sh tests/install_test.sh
 	sh tests/man_test.sh
 	sh tests/deb_test.sh
-	sh tests/promtool_test.sh
+	sh tests/metrics_check.sh
 	sh tests/nginx_test.sh
 
 check: test
