@@ -138,8 +138,8 @@ $(OUT)/otpd_test: $(TEST_OBJS) $(BUILD)/libotpd.a $(FLAVOUR_STAMP)
 run: deps
 	@$(MAKE) --no-print-directory otpd
 	@mkdir -p var
-	./otpd users add abc +11111111111 --database var/otpd.db
-	./otpd serve --database var/otpd.db --sms-log-file var/sms.log
+	./otpd users add abc +11111111111 --config= --database var/otpd.db
+	./otpd serve --config= --database var/otpd.db --sms-log-file var/sms.log
 
 test: test-deps
 	sh tests/layers_check_test.sh
