@@ -885,4 +885,30 @@ TEST_CASE("otpd audit: prints the trail of the running server's sends and verifi
   CHECK(r.err.find("--since 'soon'") != std::string::npos);
 }
 
+TEST_CASE("otpd binary: a second secret on one database is refused with one line") {
+  TempDir dir;
+  if (TestStoreIsRedis()) return;  // the Redis store's check: redis_nodes_test
+  const std::string conf = Config(dir, "sms.log");
+  {
+    OtpdProcess a(dir, "a", {"--config", conf});
+    CHECK(a.Terminate() == 0);
+  }
+  // A lost otpd.secret: a new one is generated, and its codes would never
+  // match the ones in the file.
+  const std::string first_secret = ReadFile(dir.File("otpd.secret"));
+  REQUIRE(!first_secret.empty());
+  REQUIRE(unlink(dir.File("otpd.secret").c_str()) == 0);
+  CommandResult r = RunOtpd(dir, {"--config", conf});
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("another secret") != std::string::npos);
+  CHECK(r.err.find("sqlite3 " + dir.File("otpd.db")) != std::string::npos);
+  CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+  CHECK(r.err.find(first_secret) == std::string::npos);
+  // The secret the file was started with is welcome again.
+  WriteFile(dir.File("otpd.secret"), first_secret);
+  REQUIRE(chmod(dir.File("otpd.secret").c_str(), 0600) == 0);
+  OtpdProcess again(dir, "b", {"--config", conf});
+  CHECK(again.Terminate() == 0);
+}
+
 }  // namespace otpd
