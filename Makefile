@@ -43,7 +43,10 @@ VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 CPPFLAGS += -Isrc $(CPPFLAGS_EXTRA) -DOTPD_VERSION='"$(VERSION)"' -MMD -MP
 CXXFLAGS += $(CXXSTD) $(OPT) $(WARN) $(SAN) $(PKG_CFLAGS)
 LDFLAGS  += $(SAN)
-LDLIBS   += $(PKG_LIBS) -lpthread
+# libphonenumber has no pkg-config file on Debian 12; protobuf carries its
+# number metadata (src/core/phone.cpp is its one user).
+PHONE_LIBS := -lphonenumber $(shell pkg-config --libs protobuf 2>/dev/null || echo -lprotobuf)
+LDLIBS   += $(PKG_LIBS) $(PHONE_LIBS) -lpthread
 
 # The Redis store (hiredis) only in the Redis build; its tests compile to
 # nothing without OTPD_REDIS.
@@ -117,7 +120,7 @@ $(OUT)/otpd_test: $(TEST_OBJS) $(BUILD)/libotpd.a $(FLAVOUR_STAMP)
 run: deps
 	@$(MAKE) --no-print-directory otpd
 	@mkdir -p var
-	./otpd users add abc +11111111111 --database var/otpd.db
+	./otpd users add abc +12015551111 --database var/otpd.db
 	./otpd serve --database var/otpd.db --sms-log-file var/sms.log
 
 test: test-deps
@@ -217,7 +220,7 @@ $(FUZZ_DIR)/http_api_fuzz: FORCE
 	@./third_party/install.sh third_party/packages.txt third_party/packages-fuzz.txt
 	@$(MAKE) --no-print-directory BUILD=$(FUZZ_DIR) CXX=$(FUZZ_CXX) OPT='-O1 -g' \
 	  SAN='$(FUZZ_SAN) -fsanitize=fuzzer-no-link' CPPFLAGS_EXTRA=-Itests $(FUZZ_OBJS)
-	$(FUZZ_CXX) $(FUZZ_SAN) -fsanitize=fuzzer $(FUZZ_OBJS) $(PKG_LIBS) -lpthread -o $@
+	$(FUZZ_CXX) $(FUZZ_SAN) -fsanitize=fuzzer $(FUZZ_OBJS) $(PKG_LIBS) $(PHONE_LIBS) -lpthread -o $@
 
 fuzz: $(FUZZ_DIR)/http_api_fuzz
 	@mkdir -p $(FUZZ_DIR)/corpus

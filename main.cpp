@@ -129,6 +129,10 @@ OtpOptions ServiceOptions(const Config& c) {
   if (!c.allowed_country_codes.empty()) {
     ParseCountryCodes(c.allowed_country_codes, &o.allowed_country_codes);
   }
+  if (!c.allowed_regions.empty()) ParseRegions(c.allowed_regions, &o.allowed_regions);
+  if (!c.refuse_phone_types.empty()) {
+    ParsePhoneTypes(c.refuse_phone_types, &o.refused_phone_types);
+  }
   o.max_failures = c.verify_failure_cap;
   o.failure_window_ms = int64_t{c.verify_failure_window} * 1000;
   o.conceal_unknown_users = c.conceal_unknown_users;
@@ -231,9 +235,11 @@ Status NewSmsSender(const Config& c, std::unique_ptr<SmsSender>* sms) {
 
 // otpd sms test PHONE: one message through the configured backend, so an
 // operator can check the credentials before going live.
-int RunSmsTest(const Config& c, const std::string& phone) {
-  if (!IsE164(phone)) {
-    fprintf(stderr, "otpd: sms test: '%s' is not E.164, like +15551234567\n", phone.c_str());
+int RunSmsTest(const Config& c, const std::string& written) {
+  std::string phone;
+  Status valid = NormalizePhone(written, &phone);
+  if (!valid.ok()) {
+    fprintf(stderr, "otpd: sms test: %s (write it like +14155550123)\n", valid.message().c_str());
     return 2;
   }
   std::unique_ptr<SmsSender> sms;
@@ -352,6 +358,20 @@ int OpenStore(const Config& c, const CodeHasher& hasher, std::shared_ptr<SqliteD
   return s.ok() ? 0 : Fail("storage", s);
 }
 
+// A calling code shared by several regions ("1": the US, Canada and the
+// Caribbean) admits them all: allowed_regions is what the operator meant.
+void WarnWideCountryCodes(const OtpOptions& o) {
+  for (const std::string& cc : o.allowed_country_codes) {
+    const std::vector<std::string> regions = RegionsOfCountryCode(cc);
+    if (regions.size() <= 1) continue;
+    std::string names;
+    for (const std::string& r : regions) names += (names.empty() ? "" : ",") + r;
+    Log(LogLevel::kWarn,
+        "allowed_country_codes admits more than one region; name them in allowed_regions",
+        {{"country_code", cc}, {"regions", names}, {"count", std::to_string(regions.size())}});
+  }
+}
+
 int Serve(const Config& c, int argc, char** argv, std::shared_ptr<SqliteDb> db,
           UserDirectory* users, AuditLog* audit) {
   if (!c.config_file.empty()) {
@@ -374,6 +394,7 @@ int Serve(const Config& c, int argc, char** argv, std::shared_ptr<SqliteDb> db,
 
   OtpService service(ServiceOptions(c), storage.get(), users, sms.get(), SystemClock(),
                      OpenSslRandom(), &hasher, audit);
+  WarnWideCountryCodes(service.options());
   for (const OversizedTemplate& t : service.OversizedTemplates()) {
     Log(LogLevel::kWarn, "SMS template may not fit one segment; long messages cost more",
         {{"template", t.locale.empty() ? "message_template" : "templates." + t.locale},

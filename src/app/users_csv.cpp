@@ -68,9 +68,10 @@ std::string ParseLine(const std::string& line, User* user) {
   if (user->user_id.size() > kMaxUserIdBytes) {
     return "user ID longer than " + std::to_string(kMaxUserIdBytes) + " bytes";
   }
-  if (!IsE164(user->phone)) {
-    return "phone '" + user->phone + "' is not E.164 ('+', country code, number)";
-  }
+  std::string e164;
+  Status s = NormalizePhone(user->phone, &e164);
+  if (!s.ok()) return s.message();
+  user->phone = e164;
   return "";
 }
 

@@ -125,7 +125,8 @@ constexpr char kVerifyScript[] =
     "return {1, max_attempts - (attempts + 1), expires_at, 0}\n";
 
 // KEYS: sends of the user, of the phone, of the IP, of everyone.
-// ARGV: now, cooldown, per_user, per_phone, per_ip, global, window, member.
+// ARGV: now, cooldown, per_user, per_phone, per_ip, global, window, member,
+// counts toward global (1/0: checked either way, recorded only when 1).
 // Returns {allowed (0/1), limit (SendLimit), retry_after}.
 constexpr char kReserveScript[] =
     OTPD_LUA_CAP_REACHED
@@ -157,7 +158,7 @@ constexpr char kReserveScript[] =
     "record(KEYS[1], user_keep)\n"
     "if per_phone > 0 then record(KEYS[2], window) end\n"
     "if per_ip > 0 then record(KEYS[3], window) end\n"
-    "if global > 0 then record(KEYS[4], window) end\n"
+    "if global > 0 and ARGV[9] == '1' then record(KEYS[4], window) end\n"
     "return {1, 0, 0}\n";
 
 // KEYS: codes index. ARGV: cutoff (now - grace), batch size, code key prefix.
@@ -575,7 +576,8 @@ Status RedisStorage::ReserveSend(const SendRequest& request, const SendLimits& l
                   {std::to_string(now), std::to_string(limits.cooldown_ms),
                    std::to_string(limits.per_user), std::to_string(limits.per_phone),
                    std::to_string(has_ip ? limits.per_ip : 0), std::to_string(limits.global),
-                   std::to_string(limits.window_ms), EventId(now)},
+                   std::to_string(limits.window_ms), EventId(now),
+                   request.counts_toward_global ? "1" : "0"},
                   &reply);
   std::vector<int64_t> v;
   if (s.ok()) s = Integers(reserve_, reply.get(), 3, &v);
