@@ -4,7 +4,9 @@
 #include <doctest/doctest.h>
 #include <httplib.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
+#include <cstdlib>
 #include <map>
 #include <regex>
 #include <set>
@@ -206,3 +208,64 @@ TEST_CASE("otpd binary: /metrics counts an SMS duration for concealed sends too"
 }
 
 }  // namespace otpd
+
+namespace otpd {
+
+TEST_CASE("otpd check-config prints the brute-force budget of the settings") {
+  TempDir dir;
+  CommandResult r = RunOtpd(dir, {"check-config", "--database", dir.File("otpd.db")});
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("one user can be guessed at most 10 times an hour") != std::string::npos);
+  r = RunOtpd(dir, {"check-config", "--database", dir.File("otpd.db"), "--verify-failure-cap",
+                    "3"});
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("one user can be guessed at most 3 times an hour") != std::string::npos);
+  CHECK(r.out.find("one IP (IPv6: one /64) 18100 times") != std::string::npos);
+}
+
+}  // namespace otpd
+
+#ifdef OTPD_REDIS
+namespace otpd {
+
+TEST_CASE("otpd binary: a Redis restart without persistence does not reset the failure cap") {
+  TempDir dir;
+  RedisServer redis;  // no persistence: a restart loses every key
+  const std::string extra = std::string(kOpenLimits) +
+                            "store = \"redis\"\nredis_url = \"" + redis.url() +
+                            "\"\nredis_fallback = false\nverify_failure_cap = 2\n"
+                            "max_attempts = 5\n";
+  const std::string path = dir.File("r.conf");
+  WriteFile(path, "listen = \"127.0.0.1\"\nport = 0\ndatabase = \"" + dir.File("otpd.db") +
+                      "\"\nsms_log_file = \"" + dir.File("sms.log") + "\"\n" + extra +
+                      "\n[users]\nabc = \"+12015551111\"\n");
+  OtpdProcess otpd(dir, "r", {"--config", path});
+  auto cli = otpd.Client();
+  REQUIRE(SendFrom(otpd, "abc")->status == 200);
+  const std::string code = LastCode(dir.File("sms.log"), "+12015551111");
+  REQUIRE(code.size() == 6);
+  const std::string guess = VerifyJson("abc", code == "000000" ? "111111" : "000000");
+  CHECK(cli.Post("/verify-code", guess, "application/json")->status == 400);
+  CHECK(cli.Post("/verify-code", guess, "application/json")->status == 400);
+  CHECK(cli.Post("/verify-code", guess, "application/json")->status == 429);  // the cap
+
+  redis.Restart();
+  // Until the store reconnects, /readyz answers 503; the reconnect notices
+  // the empty Redis.
+  bool ready = false;
+  for (int i = 0; i < 200 && !ready; i++) {
+    ready = cli.Get("/readyz")->status == 200;
+    if (!ready) usleep(50000);
+  }
+  REQUIRE(ready);
+  auto res = cli.Post("/verify-code", guess, "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 429);  // not a fresh set of guesses
+  const int retry = atoi(res->get_header_value("Retry-After").c_str());
+  CHECK(retry > 3500);
+  CHECK(retry <= 3600);
+  CHECK(ReadFile(otpd.log()).find("redis lost its data") != std::string::npos);
+}
+
+}  // namespace otpd
+#endif  // OTPD_REDIS

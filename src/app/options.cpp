@@ -107,6 +107,7 @@ RedisOptions RedisStoreOptions(const Config& c, const RedisEndpoint& endpoint,
   o.timeout_ms = c.redis_timeout_ms;
   o.connections = c.redis_connections;
   o.expired_grace_ms = int64_t{c.expired_grace} * 1000;
+  if (c.verify_failure_cap > 0) o.lost_data_hold_ms = int64_t{c.verify_failure_window} * 1000;
   return o;
 }
 #endif

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "config/config.h"
+#include "config/guess_budget.h"
 #include "core/phone.h"
 #include "core/redis_url.h"
 #include "http/api_keys.h"
@@ -662,6 +663,7 @@ std::string DescribeConfig(const Config& config) {
     out += std::string(key.name) + " = " + (bare ? value : TomlString(value)) + "\n";
   }
   out += "# sms_backend in effect: " + EffectiveSmsBackend(config) + "\n";
+  out += DescribeGuessBudget(config);
   out += "\n[users]\n";
   for (const auto& [id, phone] : config.users) out += TomlString(id) + " = " + TomlString(phone) + "\n";
   out += "\n[templates]\n";

@@ -161,6 +161,10 @@ struct RedisOptions {
   // pseudonyms, so KEYS and MONITOR show no personal data. Must outlive the
   // store. Null (tests): in the clear.
   const CodeHasher* key_hasher = nullptr;
+  // When Redis is seen to have lost its data while this process used it,
+  // every verify answers kThrottled for this long (the failure window), so
+  // the lost failure history gives nobody new guesses. 0: no hold.
+  int64_t lost_data_hold_ms = 0;
 };
 
 #ifdef OTPD_REDIS
