@@ -111,7 +111,7 @@ TEST_CASE("otpd binary: allowed_regions = US refuses Jamaica inside +1; every fo
   const std::string db = dir.File("otpd.db");
   CHECK(RunOtpd(dir, {"users", "add", "cli", "+1 (212) 555-0111", "--database", db}).exit_code ==
         0);
-  CHECK(RunOtpd(dir, {"users", "list", "--database", db}).out.find("cli\t+12125550111\n") !=
+  CHECK(RunOtpd(dir, {"users", "list", "--database", db}).out.find("cli\t+12125550111\t-\n") !=
         std::string::npos);
   CommandResult r = RunOtpd(dir, {"users", "add", "bad", "+11111111111", "--database", db});
   CHECK(r.exit_code != 0);

@@ -51,7 +51,8 @@ struct OtpOptions {
   // Number types refused besides premium-rate and shared-cost, which are
   // always refused (PhoneTypeAlwaysRefused), as is a number that is not
   // valid for its region.
-  std::vector<PhoneType> refused_phone_types;
+  std::vector<PhoneType> refused_phone_types = {PhoneType::kVoip, PhoneType::kPager,
+                                                PhoneType::kPersonal};
   // Failed verifications per user across codes in a rolling window before
   // every verify answers kThrottled; 0 turns the cap off.
   int max_failures = 10;
