@@ -44,7 +44,10 @@ VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 CPPFLAGS += -Isrc $(CPPFLAGS_EXTRA) -DOTPD_VERSION='"$(VERSION)"' -MMD -MP
 CXXFLAGS += $(CXXSTD) $(OPT) $(WARN) $(SAN) $(PKG_CFLAGS)
 LDFLAGS  += $(SAN)
-LDLIBS   += $(PKG_LIBS) -lpthread
+# libphonenumber has no pkg-config file on Debian 12; protobuf carries its
+# number metadata (src/core/phone.cpp is its one user).
+PHONE_LIBS := -lphonenumber $(shell pkg-config --libs protobuf 2>/dev/null || echo -lprotobuf)
+LDLIBS   += $(PKG_LIBS) $(PHONE_LIBS) -lpthread
 
 # The Redis store (hiredis) only in the Redis build; its tests compile to
 # nothing without OTPD_REDIS.
@@ -139,7 +142,7 @@ $(OUT)/otpd_test: $(TEST_OBJS) $(BUILD)/libotpd.a $(FLAVOUR_STAMP)
 run: deps
 	@$(MAKE) --no-print-directory otpd
 	@mkdir -p var
-	./otpd users add abc +11111111111 --config= --database var/otpd.db
+	./otpd users add abc +12015551111 --config= --database var/otpd.db
 	./otpd serve --config= --database var/otpd.db --sms-log-file var/sms.log
 
 test: test-deps
@@ -273,7 +276,7 @@ $(FUZZ_TARGETS:%=$(FUZZ_DIR)/%_fuzz): $(FUZZ_DIR)/%_fuzz: FORCE
 	  SAN='$(FUZZ_SAN) -fsanitize=fuzzer-no-link' CPPFLAGS_EXTRA=-Itests \
 	  $(FUZZ_COMMON) $(FUZZ_DIR)/tests/fuzz/$*_fuzz.o
 	$(FUZZ_CXX) $(FUZZ_SAN) -fsanitize=fuzzer $(FUZZ_DIR)/tests/fuzz/$*_fuzz.o $(FUZZ_COMMON) \
-	  $(PKG_LIBS) -lpthread -o $@
+	  $(PKG_LIBS) $(PHONE_LIBS) -lpthread -o $@
 
 # make fuzz: every target FUZZ_TIME s; make fuzz FUZZ_TARGETS=config: one.
 fuzz: $(FUZZ_TARGETS:%=$(FUZZ_DIR)/%_fuzz)

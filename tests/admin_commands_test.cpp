@@ -87,14 +87,14 @@ TEST_CASE("every command of the command line has one handler, in the table's ord
 TEST_CASE("users add, list, remove and export through the command table") {
   TempDir dir;
   std::string out, err;
-  REQUIRE(Exec(dir, Command::kUsersAdd, {"Alice", "+15551230001"}, &out, &err) == 0);
-  CHECK(out == "alice\t+15551230001\t-\n");
-  REQUIRE(Exec(dir, Command::kUsersAdd, {"bob", "+15551230002"}) == 0);
+  REQUIRE(Exec(dir, Command::kUsersAdd, {"Alice", "+12125553001"}, &out, &err) == 0);
+  CHECK(out == "alice\t+12125553001\t-\n");
+  REQUIRE(Exec(dir, Command::kUsersAdd, {"bob", "+12125553002"}) == 0);
   REQUIRE(Exec(dir, Command::kUsersList, {}, &out) == 0);
-  CHECK(out == "alice\t+15551230001\t-\nbob\t+15551230002\t-\n");
+  CHECK(out == "alice\t+12125553001\t-\nbob\t+12125553002\t-\n");
   REQUIRE(Exec(dir, Command::kUsersRemove, {"ALICE"}) == 0);
   REQUIRE(Exec(dir, Command::kUsersExport, {}, &out) == 0);
-  CHECK(out.find("bob,+15551230002") != std::string::npos);
+  CHECK(out.find("bob,+12125553002") != std::string::npos);
   CHECK(out.find("alice") == std::string::npos);
 }
 
@@ -112,7 +112,7 @@ TEST_CASE("users import is all or nothing and reads standard input for -") {
   TempDir dir;
   {
     std::ofstream f(dir.File("bad.csv"));
-    f << "user_id,phone\ncarol,+15551230003\ndave,not-a-phone\n";
+    f << "user_id,phone\ncarol,+12125553003\ndave,not-a-phone\n";
   }
   std::string out, err;
   CHECK(Exec(dir, Command::kUsersImport, {dir.File("bad.csv")}, &out, &err) == 1);
@@ -121,11 +121,11 @@ TEST_CASE("users import is all or nothing and reads standard input for -") {
   CHECK(out.empty());  // carol's good line was not written either
 
   Run run(dir, Command::kUsersImport, {"-"});
-  run.in.str("user_id,phone\ncarol,+15551230003\ndave,+15551230004\n");
+  run.in.str("user_id,phone\ncarol,+12125553003\ndave,+12125553004\n");
   REQUIRE(run.Exec() == 0);
   CHECK(run.err() == "otpd: users import: 2 users added or updated\n");
   REQUIRE(Exec(dir, Command::kUsersList, {}, &out) == 0);
-  CHECK(out == "carol\t+15551230003\t-\ndave\t+15551230004\t-\n");
+  CHECK(out == "carol\t+12125553003\t-\ndave\t+12125553004\t-\n");
 }
 
 TEST_CASE("users import of a missing file names it") {
@@ -172,13 +172,13 @@ TEST_CASE("backup refuses a missing database and copies an existing one") {
   std::ifstream none(dir.File("otpd.db"));
   CHECK_FALSE(none.good());  // the refusal did not create it
 
-  REQUIRE(Exec(dir, Command::kUsersAdd, {"alice", "+15551230001"}) == 0);
+  REQUIRE(Exec(dir, Command::kUsersAdd, {"alice", "+12125553001"}) == 0);
   REQUIRE(Exec(dir, Command::kBackup, {dir.File("copy.db")}, nullptr, &err) == 0);
   CHECK(err == "otpd: backup: " + dir.File("copy.db") + " written\n");
   Run list(dir, Command::kUsersList);
   list.inv.config.database = dir.File("copy.db");
   REQUIRE(list.Exec() == 0);
-  CHECK(list.out() == "alice\t+15551230001\t-\n");
+  CHECK(list.out() == "alice\t+12125553001\t-\n");
 }
 
 TEST_CASE("check-config prints the effective settings") {
@@ -194,7 +194,9 @@ TEST_CASE("sms test refuses a phone that is not E.164 with exit code 2") {
   TempDir dir;
   std::string out, err;
   CHECK(Exec(dir, Command::kSmsTest, {"5551230001"}, &out, &err) == 2);
-  CHECK(err == "otpd: sms test: '5551230001' is not E.164, like +15551234567\n");
+  CHECK(err ==
+        "otpd: sms test: phone '5551230001' is not in international form ('+', country code, "
+        "number) (write it like +14155550123)\n");
   CHECK(out.empty());
 }
 
@@ -202,14 +204,14 @@ TEST_CASE("sms test sends one message and prints the backend's answer") {
   TempDir dir;
   FakeSmsSender sms;
   FailingSmsSender failing(&sms);
-  Run run(dir, Command::kSmsTest, {"+15551230001"});
+  Run run(dir, Command::kSmsTest, {"+12125553001"});
   run.inv.config.app_name = "Acme";
-  REQUIRE(RunSmsTest(run.inv.config, "+15551230001", &failing, run.env) == 0);
+  REQUIRE(RunSmsTest(run.inv.config, "+12125553001", &failing, run.env) == 0);
   REQUIRE(sms.count() == 1);
-  CHECK(sms.messages()[0].to == "+15551230001");
+  CHECK(sms.messages()[0].to == "+12125553001");
   CHECK(sms.messages()[0].body == "This is a test message from Acme (otpd).");
   failing.FailWith(21211);
-  CHECK(RunSmsTest(run.inv.config, "+15551230001", &failing, run.env) == 1);
+  CHECK(RunSmsTest(run.inv.config, "+12125553001", &failing, run.env) == 1);
   run.Close();
   CHECK(run.out().rfind("sent: backend=console id=", 0) == 0);
   CHECK(run.out().find("\nfailed: backend=console provider_code=21211 ") != std::string::npos);
@@ -218,7 +220,7 @@ TEST_CASE("sms test sends one message and prints the backend's answer") {
 
 TEST_CASE("sms test with the console backend writes the message to its log file") {
   TempDir dir;
-  Run run(dir, Command::kSmsTest, {"+15551230001"});
+  Run run(dir, Command::kSmsTest, {"+12125553001"});
   run.inv.config.sms_log_file = dir.File("sms.log");
   REQUIRE(run.Exec() == 0);
   CHECK(run.out().rfind("sent: backend=console", 0) == 0);

@@ -59,7 +59,7 @@ std::string Config(const TempDir& dir, const std::string& sms_log, const std::st
   WriteFile(path, "listen = \"127.0.0.1\"\nport = 0\ndatabase = \"" + dir.File("otpd.db") +
                       "\"\nsms_log_file = \"" + dir.File(sms_log) + "\"\nthreads = 96\n" +
                       StoreConfig(dir) + extra +
-                      "\n[users]\nabc = \"+11111111111\"\n\"John.Doe\" = \"+12222222222\"\n");
+                      "\n[users]\nabc = \"+12015551111\"\n\"John.Doe\" = \"+12025552222\"\n");
   return path;
 }
 
@@ -208,13 +208,13 @@ TEST_CASE("otpd binary: SIGHUP re-syncs [users] and applies live settings") {
                       "\"\nsms_log_file = \"" + dir.File("sms.log") +
                       "\"\nthreads = 64\nexpose_phone = \"full\"\n" + StoreConfig(dir) +
                       kNoSendLimits + "message_template = \"{app} says {code}\"\n"
-                      "[users]\nabc = \"+11111111111\"\nnewbie = \"+13333333333\"\n");
+                      "[users]\nabc = \"+12015551111\"\nnewbie = \"+12035553333\"\n");
   REQUIRE(kill(otpd.pid(), SIGHUP) == 0);
   REQUIRE(WaitForLog(otpd.log(), "reloaded"));
   res = cli.Post("/send-code", R"({"user_id":"abc"})", "application/json");
   REQUIRE(res);
-  CHECK(res->body.find("\"phone\":\"+11111111111\"") != std::string::npos);
-  CHECK(ReadFile(dir.File("sms.log")).find("+11111111111 otpd says ") != std::string::npos);
+  CHECK(res->body.find("\"phone\":\"+12015551111\"") != std::string::npos);
+  CHECK(ReadFile(dir.File("sms.log")).find("+12015551111 otpd says ") != std::string::npos);
   CHECK(cli.Post("/send-code", R"({"user_id":"newbie"})", "application/json")->status == 200);
   CHECK(cli.Post("/send-code", R"({"user_id":"john.doe"})", "application/json")->status == 404);
   const auto warn = LogLines(otpd.log(), "\"changed settings take effect at the next restart\"");
@@ -242,7 +242,7 @@ TEST_CASE("otpd binary: a bad config on SIGHUP is logged and the running config 
   REQUIRE(res);
   CHECK(res->status == 200);
   CHECK(res->body.find("+1*******222") != std::string::npos);
-  CHECK(LastCode(dir.File("sms.log"), "+12222222222").size() == 6);
+  CHECK(LastCode(dir.File("sms.log"), "+12025552222").size() == 6);
   CHECK(otpd.Terminate() == 0);
 }
 
@@ -272,24 +272,24 @@ TEST_CASE("otpd binary: log_file is reopened on SIGHUP (logrotate)") {
 TEST_CASE("otpd users import/export: CSV and old-service lines, all or nothing, round trip") {
   TempDir dir;
   const std::string db = dir.File("otpd.db");
-  WriteFile(dir.File("bad.csv"), "user_id,phone\nok,+11111111111\nbad,555\nok,+12222222222\n");
+  WriteFile(dir.File("bad.csv"), "user_id,phone\nok,+12015551111\nbad,555\nok,+12025552222\n");
   CommandResult r = RunOtpd(dir, {"users", "import", dir.File("bad.csv"), "--database", db});
   CHECK(r.exit_code == 1);
   CHECK(r.err.find("line 3: phone '555'") != std::string::npos);
   CHECK(r.err.find("line 4: user 'ok' already on line 2") != std::string::npos);
   CHECK(RunOtpd(dir, {"users", "list", "--database", db}).out.empty());  // nothing written
 
-  WriteFile(dir.File("users.csv"), "user_id,phone\nAmy,+11111111111\n\"Doe, J\",+12222222222\n");
+  WriteFile(dir.File("users.csv"), "user_id,phone\nAmy,+12015551111\n\"Doe, J\",+12025552222\n");
   WriteFile(dir.File("mock_database.py"),
-            "USER_PHONE_DATABASE = {\n    \"abc\": \"+13333333333\",\n    \"amy\": "
-            "\"+14444444444\",\n}\n");
+            "USER_PHONE_DATABASE = {\n    \"abc\": \"+12035553333\",\n    \"amy\": "
+            "\"+12055554444\",\n}\n");
   CHECK(RunOtpd(dir, {"users", "import", dir.File("users.csv"), "--database", db}).exit_code == 0);
   r = RunOtpd(dir, {"users", "import", dir.File("mock_database.py"), "--database", db});
   CHECK(r.exit_code == 0);
   r = RunOtpd(dir, {"users", "export", "--database", db});
   CHECK(r.exit_code == 0);
   CHECK(r.out ==
-        "user_id,phone,locale\nabc,+13333333333,\namy,+14444444444,\n\"doe, j\",+12222222222,\n");
+        "user_id,phone,locale\nabc,+12035553333,\namy,+12055554444,\n\"doe, j\",+12025552222,\n");
   WriteFile(dir.File("export.csv"), r.out);
   const std::string db2 = dir.File("copy.db");
   CHECK(RunOtpd(dir, {"users", "import", dir.File("export.csv"), "--database", db2}).exit_code == 0);
@@ -361,7 +361,7 @@ TEST_CASE("otpd check-config: exit 0 with secrets redacted, 2 naming the bad key
   r = RunOtpd(dir, {"check-config", "--config", conf},
               {"CREDENTIALS_DIRECTORY=" + dir.path(),
                "TWILIO_ACCOUNT_SID=AC0123456789abcdef0123456789abcdef",
-               "TWILIO_PHONE_NUMBER=+15550001111"});
+               "TWILIO_PHONE_NUMBER=+12085551111"});
   CHECK(r.exit_code == 0);
   CHECK(r.out.find("twilio_auth_token = \"<redacted>\"") != std::string::npos);
   CHECK(r.out.find("from-credentials") == std::string::npos);
@@ -474,7 +474,7 @@ TEST_CASE("otpd binary: kill -9 under load loses no answered code and no attempt
   std::vector<CrashUser> state(24);
   for (size_t i = 0; i < state.size(); i++) {
     state[i].id = "crash" + std::to_string(i);
-    state[i].phone = "+155500000" + std::to_string(10 + i);
+    state[i].phone = "+120155500" + std::to_string(10 + i);
     users += state[i].id + " = \"" + state[i].phone + "\"\n";
   }
   const int kMaxAttempts = 10;
@@ -585,7 +585,7 @@ TEST_CASE("otpd binary: metrics after a scripted sequence, and one access line p
   OtpdProcess otpd(dir, "a", {"--config", Config(dir, "sms.log")});
   auto cli = otpd.Client();
   REQUIRE(cli.Post("/send-code", R"({"user_id":"ABC"})", "application/json")->status == 200);
-  const std::string code = LastCode(dir.File("sms.log"), "+11111111111");
+  const std::string code = LastCode(dir.File("sms.log"), "+12015551111");
   CHECK(cli.Post("/send-code", R"({"user_id":"ghost"})", "application/json")->status == 404);
   CHECK(cli.Post("/verify-code", VerifyJson("abc", WrongCode(code)), "application/json")->status ==
         400);
@@ -647,7 +647,7 @@ TEST_CASE("otpd binary: send and verify a code, read from sms_log_file") {
   CHECK(res->status == 200);
   CHECK(res->body ==
         R"({"message":"OTP sent successfully via SMS","user_id":"abc","phone":"+1*******111"})");
-  const std::string code = LastCode(dir.File("sms.log"), "+11111111111");
+  const std::string code = LastCode(dir.File("sms.log"), "+12015551111");
   REQUIRE(code.size() == 6);
   res = cli.Post("/verify-code", VerifyJson("abc", code), "application/json");
   REQUIRE(res);
@@ -668,7 +668,7 @@ TEST_CASE("otpd binary: send and verify a code, read from sms_log_file") {
 // The old service's environment names, plus the fake's address and CA.
 std::vector<std::string> TwilioEnv(const FakeTwilio& fake, const TestCa& ca) {
   return {"TWILIO_ACCOUNT_SID=AC0123456789abcdef0123456789abcdef",
-          "TWILIO_AUTH_TOKEN=bb-token-0123456789", "TWILIO_PHONE_NUMBER=+15550001111",
+          "TWILIO_AUTH_TOKEN=bb-token-0123456789", "TWILIO_PHONE_NUMBER=+12085551111",
           "OTPD_TWILIO_API_BASE=" + fake.base(), "OTPD_TWILIO_CA_FILE=" + ca.cert_file()};
 }
 
@@ -678,11 +678,11 @@ TEST_CASE("otpd binary: Twilio through the old service's environment names") {
   FakeTwilio fake(ca.Issue("server", "IP:127.0.0.1,DNS:localhost"));
   const std::vector<std::string> env = TwilioEnv(fake, ca);
 
-  CommandResult r = RunOtpd(dir, {"sms", "test", "+15551234567"}, env);
+  CommandResult r = RunOtpd(dir, {"sms", "test", "+12135554567"}, env);
   CHECK(r.exit_code == 0);
   CHECK(r.out == "sent: backend=twilio id=SM0123456789abcdef0123456789abcdef\n");
   REQUIRE(fake.requests().size() == 1);
-  CHECK(fake.requests()[0].form["From"] == "+15550001111");
+  CHECK(fake.requests()[0].form["From"] == "+12085551111");
 
   r = RunOtpd(dir, {"check-config"}, env);
   CHECK(r.exit_code == 0);
@@ -696,7 +696,7 @@ TEST_CASE("otpd binary: Twilio through the old service's environment names") {
   REQUIRE(res);
   CHECK(res->status == 200);
   REQUIRE(fake.requests().size() == 2);
-  CHECK(fake.requests()[1].form["To"] == "+11111111111");
+  CHECK(fake.requests()[1].form["To"] == "+12015551111");
   const std::string code = FindCode(fake.requests()[1].form["Body"]);
   REQUIRE(code.size() == 6);
   res = cli.Post("/verify-code", VerifyJson("abc", code), "application/json");
@@ -726,7 +726,7 @@ TEST_CASE("otpd binary: 64 concurrent wrong guesses consume exactly max_attempts
   OtpdProcess otpd(dir, "a", {"--config", Config(dir, "sms.log")});
   auto cli = otpd.Client();
   REQUIRE(cli.Post("/send-code", R"({"user_id":"abc"})", "application/json")->status == 200);
-  const std::string code = LastCode(dir.File("sms.log"), "+11111111111");
+  const std::string code = LastCode(dir.File("sms.log"), "+12015551111");
   std::map<int, int> counts = ConcurrentWrongGuesses({&otpd}, "abc", 64, code);
   CHECK(counts[400] == 3);
   CHECK(counts[429] == 61);
@@ -745,13 +745,13 @@ TEST_CASE("otpd binary: two processes on one database file share codes and count
   auto ca = a.Client();
   auto cb = b.Client();
   REQUIRE(ca.Post("/send-code", R"({"user_id":"abc"})", "application/json")->status == 200);
-  std::string code = LastCode(dir.File("a.sms"), "+11111111111");
+  std::string code = LastCode(dir.File("a.sms"), "+12015551111");
   std::map<int, int> counts = ConcurrentWrongGuesses({&a, &b}, "abc", 64, code);
   CHECK(counts[400] == 3);
   CHECK(counts[429] == 61);
   // Sent by b, verified by a.
   REQUIRE(cb.Post("/send-code", R"({"user_id":"abc"})", "application/json")->status == 200);
-  code = LastCode(dir.File("b.sms"), "+11111111111");
+  code = LastCode(dir.File("b.sms"), "+12015551111");
   auto res = ca.Post("/verify-code", VerifyJson("abc", code), "application/json");
   REQUIRE(res);
   CHECK(res->status == 200);
@@ -768,7 +768,7 @@ TEST_CASE("otpd binary: users edited with plain SQL and the CLI are seen live") 
   sqlite3* db = nullptr;
   REQUIRE(sqlite3_open(dir.File("otpd.db").c_str(), &db) == SQLITE_OK);
   sqlite3_busy_timeout(db, 5000);
-  REQUIRE(sqlite3_exec(db, "INSERT INTO users(user_id, phone) VALUES ('SqlUser', '+13333333333')",
+  REQUIRE(sqlite3_exec(db, "INSERT INTO users(user_id, phone) VALUES ('SqlUser', '+12035553333')",
                        nullptr, nullptr, nullptr) == SQLITE_OK);
   // The schema refuses a phone that is not E.164.
   CHECK(sqlite3_exec(db, "INSERT INTO users(user_id, phone) VALUES ('bad', '555-1234')", nullptr,
@@ -779,7 +779,7 @@ TEST_CASE("otpd binary: users edited with plain SQL and the CLI are seen live") 
   CHECK(res->status == 200);
   CHECK(res->body.find("+1*******333") != std::string::npos);
 
-  CommandResult r = RunOtpd(dir, {"users", "add", "CliUser", "+14444444444", "--database",
+  CommandResult r = RunOtpd(dir, {"users", "add", "CliUser", "+12055554444", "--database",
                                   dir.File("otpd.db")});
   CHECK(r.exit_code == 0);
   CHECK(cli.Post("/send-code", R"({"user_id":"cliuser"})", "application/json")->status == 200);
@@ -791,20 +791,20 @@ TEST_CASE("otpd binary: users edited with plain SQL and the CLI are seen live") 
 TEST_CASE("otpd users: add, list, remove; bad input is a clear error and writes nothing") {
   TempDir dir;
   const std::string db = dir.File("otpd.db");
-  CHECK(RunOtpd(dir, {"users", "add", "Zed", "+15555555555", "--database", db}).exit_code == 0);
-  CHECK(RunOtpd(dir, {"--database", db, "users", "add", "amy", "+16666666666"}).exit_code == 0);
+  CHECK(RunOtpd(dir, {"users", "add", "Zed", "+12155555555", "--database", db}).exit_code == 0);
+  CHECK(RunOtpd(dir, {"--database", db, "users", "add", "amy", "+12165556666"}).exit_code == 0);
   CommandResult r = RunOtpd(dir, {"users", "list", "--database", db});
   CHECK(r.exit_code == 0);
-  CHECK(r.out == "amy\t+16666666666\t-\nzed\t+15555555555\t-\n");
+  CHECK(r.out == "amy\t+12165556666\t-\nzed\t+12155555555\t-\n");
   r = RunOtpd(dir, {"users", "add", "bob", "555-1234", "--database", db});
   CHECK(r.exit_code != 0);
   CHECK(r.err.find("555-1234") != std::string::npos);
-  r = RunOtpd(dir, {"users", "add", "", "+17777777777", "--database", db});
+  r = RunOtpd(dir, {"users", "add", "", "+12175557777", "--database", db});
   CHECK(r.exit_code != 0);
   r = RunOtpd(dir, {"users", "remove", "nobody", "--database", db});
   CHECK(r.exit_code != 0);
   CHECK(RunOtpd(dir, {"users", "list", "--database", db}).out ==
-        "amy\t+16666666666\t-\nzed\t+15555555555\t-\n");
+        "amy\t+12165556666\t-\nzed\t+12155555555\t-\n");
   struct stat st;
   REQUIRE(stat(db.c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0600);

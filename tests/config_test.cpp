@@ -252,7 +252,7 @@ TEST_CASE("sms_backend auto: twilio with credentials, console without") {
   CHECK(Parse({}).inv.config.sms_backend == "auto");
   CHECK(EffectiveSmsBackend(Parse({}).inv.config) == "console");
   const std::vector<std::string> old_names = {"TWILIO_ACCOUNT_SID=AC1", "TWILIO_AUTH_TOKEN=tok1",
-                                              "TWILIO_PHONE_NUMBER=+15550000001"};
+                                              "TWILIO_PHONE_NUMBER=+12075550001"};
   Parsed p = Parse({}, old_names);
   REQUIRE(p.status.ok());
   CHECK(EffectiveSmsBackend(p.inv.config) == "twilio");
@@ -260,7 +260,7 @@ TEST_CASE("sms_backend auto: twilio with credentials, console without") {
   REQUIRE(p.status.ok());
   CHECK(EffectiveSmsBackend(p.inv.config) == "console");
   // A sender number alone is not a credential.
-  p = Parse({"--twilio-phone-number=+15550000001"});
+  p = Parse({"--twilio-phone-number=+12075550001"});
   REQUIRE(p.status.ok());
   CHECK(EffectiveSmsBackend(p.inv.config) == "console");
   // API key and messaging service instead of token and number.
@@ -277,19 +277,19 @@ TEST_CASE("a partial Twilio setup stops the start naming the missing key, never 
     const char* message;
   };
   const Case cases[] = {
-      {{"TWILIO_AUTH_TOKEN=supersecret1", "TWILIO_PHONE_NUMBER=+15550000001"},
+      {{"TWILIO_AUTH_TOKEN=supersecret1", "TWILIO_PHONE_NUMBER=+12075550001"},
        "twilio_account_sid is not set"},
-      {{"TWILIO_ACCOUNT_SID=AC1", "TWILIO_PHONE_NUMBER=+15550000001"},
+      {{"TWILIO_ACCOUNT_SID=AC1", "TWILIO_PHONE_NUMBER=+12075550001"},
        "no credential is set"},
       {{"TWILIO_ACCOUNT_SID=AC1", "TWILIO_AUTH_TOKEN=supersecret1"}, "no sender is set"},
       {{"TWILIO_ACCOUNT_SID=AC1", "OTPD_TWILIO_API_KEY_SECRET=supersecret1",
-        "TWILIO_PHONE_NUMBER=+15550000001"},
+        "TWILIO_PHONE_NUMBER=+12075550001"},
        "only one of twilio_api_key_sid and twilio_api_key_secret"},
       {{"TWILIO_ACCOUNT_SID=AC1", "TWILIO_AUTH_TOKEN=supersecret1",
-        "OTPD_TWILIO_AUTH_TOKEN_FILE=/run/x", "TWILIO_PHONE_NUMBER=+15550000001"},
+        "OTPD_TWILIO_AUTH_TOKEN_FILE=/run/x", "TWILIO_PHONE_NUMBER=+12075550001"},
        "both set"},
       {{"TWILIO_ACCOUNT_SID=AC1", "TWILIO_AUTH_TOKEN=supersecret1\r\nX: y",
-        "TWILIO_PHONE_NUMBER=+15550000001"},
+        "TWILIO_PHONE_NUMBER=+12075550001"},
        "must not contain control characters"},
       {{"OTPD_TWILIO_API_BASE=http://api.twilio.com"}, "must be an https:// URL"},
       {{"OTPD_TWILIO_API_BASE=https://api.twilio.com/x"}, "must not have a path"},
@@ -307,7 +307,7 @@ TEST_CASE("a partial Twilio setup stops the start naming the missing key, never 
 
 TEST_CASE("config file: the [templates] table") {
   Parsed p = ParseFile(
-      "app_name = \"Acme\"\n[users]\nabc = \"+11111111111\"\n[templates]\n"
+      "app_name = \"Acme\"\n[users]\nabc = \"+12015551111\"\n[templates]\n"
       "es = \"Tu c\u00f3digo es {code}\"\n\"pt-BR\" = \"Seu c\u00f3digo \u00e9 {code}\"\n");
   REQUIRE_MESSAGE(p.status.ok(), p.status.ToString());
   CHECK(p.inv.config.users.size() == 1);
@@ -325,12 +325,12 @@ TEST_CASE("config file: the [templates] table") {
 
 TEST_CASE("the old service's TWILIO_* names, and OTPD_TWILIO_* over them") {
   const std::vector<std::string> old_names = {"TWILIO_ACCOUNT_SID=AC1", "TWILIO_AUTH_TOKEN=tok1",
-                                              "TWILIO_PHONE_NUMBER=+15550000001"};
+                                              "TWILIO_PHONE_NUMBER=+12075550001"};
   const Parsed p = Parse({}, old_names);
   REQUIRE(p.status.ok());
   CHECK(p.inv.config.twilio_account_sid == "AC1");
   CHECK(p.inv.config.twilio_auth_token == "tok1");
-  CHECK(p.inv.config.twilio_phone_number == "+15550000001");
+  CHECK(p.inv.config.twilio_phone_number == "+12075550001");
   // Both orders in the environment: the OTPD_ name wins either way.
   for (const bool otpd_first : {true, false}) {
     std::vector<std::string> env = old_names;
@@ -407,16 +407,16 @@ TEST_CASE("config file: the [users] table") {
   const Parsed p = ParseFile(
       "code_length = 8\n"
       "[users]\n"
-      "abc = \"+11111111111\"\n"
-      "\"John.Doe\" = \"+12222222222\"\n"
-      "'jane.roe@example.com' = '+13333333333'\n"
-      "with-dash_1 = \"+14444444444\"\n");
+      "abc = \"+12015551111\"\n"
+      "\"John.Doe\" = \"+12025552222\"\n"
+      "'jane.roe@example.com' = '+12035553333'\n"
+      "with-dash_1 = \"+12055554444\"\n");
   REQUIRE_MESSAGE(p.status.ok(), p.status.ToString());
   CHECK(p.inv.config.code_length == 8);
-  const std::map<std::string, std::string> want = {{"abc", "+11111111111"},
-                                                   {"John.Doe", "+12222222222"},
-                                                   {"jane.roe@example.com", "+13333333333"},
-                                                   {"with-dash_1", "+14444444444"}};
+  const std::map<std::string, std::string> want = {{"abc", "+12015551111"},
+                                                   {"John.Doe", "+12025552222"},
+                                                   {"jane.roe@example.com", "+12035553333"},
+                                                   {"with-dash_1", "+12055554444"}};
   CHECK(p.inv.config.users == want);
 }
 
@@ -426,13 +426,16 @@ TEST_CASE("config file: [users] errors name the user") {
     const char* message;
   };
   const Case cases[] = {
-      {"[users]\nabc = +15551234567\n", "the phone of 'abc' must be a quoted string"},
-      {"[users]\nAbc = \"+15551234567\"\nabC = \"+15551234568\"\n",
+      {"[users]\nabc = +12135554567\n", "the phone of 'abc' must be a quoted string"},
+      {"[users]\nAbc = \"+12135554567\"\nabC = \"+12145554568\"\n",
        "'Abc' and 'abC' are the same user ID"},
       {"[users]\nabc = \"+1\"\nabc = \"+2\"\n", "'abc' appears twice in [users]"},
-      {"[users]\nbob = \"5551234567\"\n", "users: bob = '5551234567': phone must be E.164"},
-      {"[users]\njohn.doe = \"+15551234567\"\n", "dotted key john...."},
-      {"[users]\n\"\" = \"+15551234567\"\n", "user ID '' must be 1 to 128 bytes"},
+      {"[users]\nbob = \"5551234567\"\n",
+       "users: bob: phone '5551234567' is not in international form"},
+      {"[users]\nbob = \"+11111111111\"\n", "not a valid number in its country's numbering plan"},
+      {"[users]\nbob = \"+19005550111\"\n", "is a premium_rate number, never sent a code"},
+      {"[users]\njohn.doe = \"+12135554567\"\n", "dotted key john...."},
+      {"[users]\n\"\" = \"+12135554567\"\n", "user ID '' must be 1 to 128 bytes"},
       {"[users]\n[users]\n", "[users] appears twice"},
   };
   for (const Case& c : cases) {
@@ -571,8 +574,8 @@ TEST_CASE("ValidateConfig: the exact message format") {
   config = Config();
   config.users = {{"abc", "+1"}};
   CHECK(ValidateConfig(config).message() ==
-        "users: abc = '+1': phone must be E.164, like +15551234567");
-  config.users = {{"ABC", "+15551234567"}, {"abc", "+15551234568"}};
+        "users: abc: phone '+1' is not a phone number (write it like +14155550123)");
+  config.users = {{"ABC", "+12135554567"}, {"abc", "+12145554568"}};
   CHECK(Contains(ValidateConfig(config).message(), "'ABC' and 'abc' are the same user ID"));
 }
 
@@ -778,8 +781,8 @@ TEST_CASE("otpd.conf.example uncommented: every key, each at its default") {
   const Parsed p = ParseFile(text);
   REQUIRE_MESSAGE(p.status.ok(), p.status.ToString());
   CheckSameSettings(p.inv.config, Config());
-  const std::map<std::string, std::string> users = {{"abc", "+11111111111"},
-                                                    {"john.doe", "+12222222222"}};
+  const std::map<std::string, std::string> users = {{"abc", "+12015551111"},
+                                                    {"john.doe", "+12025552222"}};
   CHECK(p.inv.config.users == users);
   CHECK(p.inv.config.templates.size() == 2);
   CHECK(p.inv.config.templates.at("es") ==
@@ -793,7 +796,7 @@ TEST_CASE("otpd.conf.example uncommented: every key, each at its default") {
     if (!key.empty()) in_file.insert(key);
   }
   const std::set<std::string> in_help = KeysInHelp();
-  CHECK(in_help.size() == 67);
+  CHECK(in_help.size() == 69);
   CHECK(in_file == in_help);
 }
 
@@ -842,8 +845,8 @@ TEST_CASE("DescribeConfig: effective settings, secrets redacted, TOML that reads
   TempDir dir;
   const std::string path = dir.File("c.conf");
   std::ofstream(path) << "secret = \"0123456789abcdef-secret\"\ntwilio_auth_token = \"tok-123\"\n"
-                         "twilio_account_sid = \"AC1\"\ntwilio_phone_number = \"+15550000000\"\n"
-                         "code_length = 8\napp_name = \"My \\\"App\\\"\"\n[users]\nabc = \"+11111111111\"\n";
+                         "twilio_account_sid = \"AC1\"\ntwilio_phone_number = \"+12065550000\"\n"
+                         "code_length = 8\napp_name = \"My \\\"App\\\"\"\n[users]\nabc = \"+12015551111\"\n";
   const Parsed p = Parse({"check-config", "--config", path});
   REQUIRE_MESSAGE(p.status.ok(), p.status.ToString());
   CHECK(p.inv.command == Command::kCheckConfig);
@@ -854,7 +857,7 @@ TEST_CASE("DescribeConfig: effective settings, secrets redacted, TOML that reads
   CHECK(text.find("twilio_auth_token = \"<redacted>\"\n") != std::string::npos);
   CHECK(text.find("secret_file = \"\"\n") != std::string::npos);
   CHECK(text.find("code_length = 8\n") != std::string::npos);
-  CHECK(text.find("[users]\n\"abc\" = \"+11111111111\"\n") != std::string::npos);
+  CHECK(text.find("[users]\n\"abc\" = \"+12015551111\"\n") != std::string::npos);
   for (const char* name : {"secret", "twilio_auth_token", "redis_token", "hmac_secret",
                            "api_keys"}) {
     CHECK_MESSAGE(IsSecretKey(name), name);
@@ -868,7 +871,7 @@ TEST_CASE("ChangedKeys names the keys that differ") {
   CHECK(ChangedKeys(a, b).empty());
   b.threads = 7;
   b.expose_phone = "full";
-  b.users["x"] = "+11111111111";
+  b.users["x"] = "+12015551111";
   CHECK(ChangedKeys(a, b) == std::vector<std::string>{"threads", "expose_phone"});
 }
 
@@ -886,20 +889,20 @@ TEST_CASE("operator commands parse with their arguments") {
 }
 
 TEST_CASE("commands: sms test and check-config; Twilio secrets redacted, backend resolved") {
-  Parsed p = Parse({"sms", "test", "+15551234567"});
+  Parsed p = Parse({"sms", "test", "+12135554567"});
   REQUIRE(p.status.ok());
   CHECK(p.inv.command == Command::kSmsTest);
-  CHECK(p.inv.args == std::vector<std::string>{"+15551234567"});
+  CHECK(p.inv.args == std::vector<std::string>{"+12135554567"});
   p = Parse({"sms"});
   CHECK(p.status.IsInvalidArgument());
   CHECK(Contains(p.status.message(), "otpd sms test PHONE"));
   p = Parse({"check-config", "--twilio-api-key-secret=hidden-key-1"},
             {"TWILIO_AUTH_TOKEN=hidden-token-1", "TWILIO_ACCOUNT_SID=AC77",
-             "TWILIO_PHONE_NUMBER=+15550000001", "OTPD_SECRET=hidden-secret-0123456789"});
+             "TWILIO_PHONE_NUMBER=+12075550001", "OTPD_SECRET=hidden-secret-0123456789"});
   CHECK(p.status.IsInvalidArgument());  // API key secret without its SID
   CHECK(!Contains(p.status.message(), "hidden"));
   p = Parse({"check-config"}, {"TWILIO_AUTH_TOKEN=hidden-token-1", "TWILIO_ACCOUNT_SID=AC77",
-                               "TWILIO_PHONE_NUMBER=+15550000001",
+                               "TWILIO_PHONE_NUMBER=+12075550001",
                                "OTPD_SECRET=hidden-secret-0123456789"});
   REQUIRE_MESSAGE(p.status.ok(), p.status.ToString());
   CHECK(p.inv.command == Command::kCheckConfig);

@@ -72,14 +72,14 @@ TEST_CASE("a reload re-syncs the file's [users], and a bad one keeps everything"
   Live live;
   Config next = live.parts.running;
   next.config_file = "/etc/otpd/otpd.conf";
-  next.users = {{"zed", "+15551230009"}};
+  next.users = {{"zed", "+12125553009"}};
   next.code_length = 7;
   ReloadReport report = Reload(Status::OK(), next, &live.parts);
   REQUIRE(report.status.ok());
   CHECK(report.users == 1);
   User user;
   REQUIRE(live.stack.users->Lookup("ZED", &user).ok());
-  CHECK(user.phone == "+15551230009");
+  CHECK(user.phone == "+12125553009");
 
   next.users = {{"zed", "not a phone"}};
   next.code_length = 9;
@@ -87,7 +87,7 @@ TEST_CASE("a reload re-syncs the file's [users], and a bad one keeps everything"
   CHECK_FALSE(report.status.ok());
   CHECK(live.stack.service->options().code_length == 7);
   REQUIRE(live.stack.users->Lookup("zed", &user).ok());
-  CHECK(user.phone == "+15551230009");
+  CHECK(user.phone == "+12125553009");
 }
 
 // Everything a reload can change in the running parts, as text: the
@@ -105,6 +105,8 @@ std::string PartsState(Live* live) {
                   "|" + std::to_string(o.failure_window_ms) + "|" +
                   (o.conceal_unknown_users ? "conceal" : "404") + "|";
   for (const std::string& c : o.allowed_country_codes) s += c + ",";
+  for (const std::string& r : o.allowed_regions) s += r + ",";
+  for (PhoneType t : o.refused_phone_types) s += std::string(PhoneTypeName(t)) + ",";
   for (const auto& [locale, text] : o.templates) s += locale + "=" + text + ",";
   const HttpApiOptions& a = live->stack.api->options();
   s += std::string("|") + (a.expose_full_phone ? "full" : "masked") + "|" + a.base_path + "|" +
@@ -130,6 +132,7 @@ void ChangeKey(const KeySpec& key, const std::string& log_file, Config* c) {
         {"app_name", "Acme"},            {"message_template", "Code {code}"},
         {"webotp_domain", "example.com"}, {"allowed_country_codes", "44"},
         {"listen", "::1"},               {"store", "redis"},
+        {"allowed_regions", "GB"},       {"refuse_phone_types", "toll_free"},
     };
     const auto it = kSamples.find(key.name);
     c->*key.str = key.name == std::string("log_file") ? log_file

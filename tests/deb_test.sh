@@ -72,7 +72,7 @@ mkdir -p "$tmp/creds" "$root/var/lib/otpd"
 echo "deb-test-token-0123456789" >"$tmp/creds/twilio_auth_token"
 chmod 0400 "$tmp/creds/twilio_auth_token"
 CREDENTIALS_DIRECTORY=$tmp/creds TWILIO_ACCOUNT_SID=AC0123456789abcdef0123456789abcdef \
-  TWILIO_PHONE_NUMBER=+15550001111 OTPD_DATABASE=$root/var/lib/otpd/otpd.db OTPD_PORT=0 \
+  TWILIO_PHONE_NUMBER=+12085551111 OTPD_DATABASE=$root/var/lib/otpd/otpd.db OTPD_PORT=0 \
   OTPD_DEFAULT_CONFIG= "$bin" serve --config "$root/etc/otpd/otpd.conf" >>"$tmp/otpd.log" 2>&1 &
 pid=$!
 i=0

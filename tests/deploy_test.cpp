@@ -35,7 +35,7 @@ std::string ServeConfig(const TempDir& dir, const std::string& extra = "") {
   const std::string path = dir.File("otpd.conf");
   WriteFile(path, "listen = \"127.0.0.1\"\nport = 0\ndatabase = \"" + dir.File("otpd.db") +
                       "\"\nthreads = 8\nsend_cooldown = 0\n" + extra +
-                      "\n[users]\nabc = \"+11111111111\"\n");
+                      "\n[users]\nabc = \"+12015551111\"\n");
   return path;
 }
 
@@ -55,7 +55,7 @@ TEST_CASE("otpd binary: the Twilio token only in systemd's credentials directory
   const std::string token = "cred-token-0123456789";
   const std::vector<std::string> env = {
       "CREDENTIALS_DIRECTORY=" + CredentialsDir(dir, token + "\n"),
-      std::string("TWILIO_ACCOUNT_SID=") + kSid, "TWILIO_PHONE_NUMBER=+15550001111",
+      std::string("TWILIO_ACCOUNT_SID=") + kSid, "TWILIO_PHONE_NUMBER=+12085551111",
       "OTPD_TWILIO_API_BASE=" + fake.base(), "OTPD_TWILIO_CA_FILE=" + ca.cert_file()};
   const std::string conf = ServeConfig(dir, "sms_backend = \"twilio\"\n");
 
@@ -84,7 +84,7 @@ TEST_CASE("otpd binary: an empty credential file (as make install leaves it) is 
   // With a Twilio account but the token file still empty, the start stops
   // with the missing credential named.
   r = RunOtpd(dir, {"serve", "--config", ServeConfig(dir)},
-              {env[0], std::string("TWILIO_ACCOUNT_SID=") + kSid, "TWILIO_PHONE_NUMBER=+15550001111"});
+              {env[0], std::string("TWILIO_ACCOUNT_SID=") + kSid, "TWILIO_PHONE_NUMBER=+12085551111"});
   CHECK(r.exit_code == 2);
   CHECK(r.err.find("no credential is set") != std::string::npos);
 }
@@ -122,11 +122,11 @@ TEST_CASE("otpd binary: no notify socket, no notifications, same start") {
 TEST_CASE("otpd binary: every command reads the installed config without --config") {
   TempDir dir;
   const std::vector<std::string> env = {"OTPD_DEFAULT_CONFIG=" + ServeConfig(dir)};
-  CommandResult r = RunOtpd(dir, {"users", "add", "bob", "+15551234567"}, env);
+  CommandResult r = RunOtpd(dir, {"users", "add", "bob", "+12135554567"}, env);
   REQUIRE(r.exit_code == 0);
   r = RunOtpd(dir, {"users", "list"}, env);
   CHECK(r.exit_code == 0);
-  CHECK(r.out.find("bob\t+15551234567") != std::string::npos);
+  CHECK(r.out.find("bob\t+12135554567") != std::string::npos);
   r = RunOtpd(dir, {"check-config"}, env);
   CHECK(r.out.find("database = \"" + dir.File("otpd.db") + "\"") != std::string::npos);
   OtpdProcess otpd(dir, "a", {"serve"}, env);
@@ -139,11 +139,11 @@ TEST_CASE("otpd binary: every command reads the installed config without --confi
 TEST_CASE("otpd users: locales, users without a phone, a spreadsheet's CSV, export | import") {
   TempDir dir;
   const std::string db = dir.File("otpd.db");
-  CommandResult r = RunOtpd(dir, {"users", "add", "Maria", "+15551230001", "--locale", "es-MX",
+  CommandResult r = RunOtpd(dir, {"users", "add", "Maria", "+12125553001", "--locale", "es-MX",
                                   "--database", db});
   REQUIRE(r.exit_code == 0);
-  CHECK(r.out == "maria\t+15551230001\tes-MX\n");
-  r = RunOtpd(dir, {"users", "add", "bob", "+15551230002", "--locale", "es MX", "--database", db});
+  CHECK(r.out == "maria\t+12125553001\tes-MX\n");
+  r = RunOtpd(dir, {"users", "add", "bob", "+12125553002", "--locale", "es MX", "--database", db});
   CHECK(r.exit_code == 2);
   CHECK(r.err.find("es MX") != std::string::npos);
   // As a spreadsheet saves it: a byte order mark, CRLF, its own column order.
@@ -152,11 +152,11 @@ TEST_CASE("otpd users: locales, users without a phone, a spreadsheet's CSV, expo
   r = RunOtpd(dir, {"users", "import", dir.File("sheet.csv"), "--database", db});
   REQUIRE(r.exit_code == 0);
   r = RunOtpd(dir, {"users", "list", "--database", db});
-  CHECK(r.out == "joao\t+5511912345678\tpt-BR\nmaria\t+15551230001\tes-MX\nnophone\t-\t-\n");
+  CHECK(r.out == "joao\t+5511912345678\tpt-BR\nmaria\t+12125553001\tes-MX\nnophone\t-\t-\n");
   const CommandResult exported = RunOtpd(dir, {"users", "export", "--database", db});
   REQUIRE(exported.exit_code == 0);
   CHECK(exported.out ==
-        "user_id,phone,locale\njoao,+5511912345678,pt-BR\nmaria,+15551230001,es-MX\nnophone,,\n");
+        "user_id,phone,locale\njoao,+5511912345678,pt-BR\nmaria,+12125553001,es-MX\nnophone,,\n");
   WriteFile(dir.File("export.csv"), exported.out);
   const std::string copy = dir.File("copy.db");
   REQUIRE(RunOtpd(dir, {"users", "import", dir.File("export.csv"), "--database", copy}).exit_code == 0);

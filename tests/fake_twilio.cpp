@@ -7,7 +7,7 @@ const char kFakeTwilioCreated[] =
 
 std::string TwilioErrorJson(int code, int status) {
   return "{\"code\":" + std::to_string(code) +
-         ",\"message\":\"The 'To' number +15551234567 is not valid\",\"more_info\":"
+         ",\"message\":\"The 'To' number +12135554567 is not valid\",\"more_info\":"
          "\"https://www.twilio.com/docs/errors/" +
          std::to_string(code) + "\",\"status\":" + std::to_string(status) + "}";
 }

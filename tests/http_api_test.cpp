@@ -35,7 +35,7 @@ TEST_CASE("POST /send-code 200 with expose_phone = full returns the stored numbe
   HttpStack s(OtpOptions(), full);
   HttpAnswer a = s.Post("/send-code", R"({"user_id":"abc"})");
   CHECK(a.body ==
-        R"({"message":"OTP sent successfully via SMS","user_id":"abc","phone":"+11111111111"})");
+        R"({"message":"OTP sent successfully via SMS","user_id":"abc","phone":"+12015551111"})");
 }
 
 TEST_CASE("POST /send-code 404 user_not_found and phone_not_found") {
@@ -109,7 +109,7 @@ TEST_CASE("POST /send-code: the per-IP cap uses the request's client IP") {
   OtpOptions options;
   options.send_limits.per_ip = 1;
   OtpStack s(options);
-  REQUIRE(s.users->Upsert("def", "+12222222222").ok());
+  REQUIRE(s.users->Upsert("def", "+12025552222").ok());
   HttpRequest request{"POST", "/send-code", R"({"user_id":"abc"})", "192.0.2.7"};
   CHECK(s.api->Handle(request).status == 200);
   request.body = R"({"user_id":"def"})";

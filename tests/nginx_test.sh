@@ -33,7 +33,7 @@ port = 0
 database = "$tmp/otpd.db"
 sms_log_file = "$tmp/sms.log"
 [users]
-abc = "+11111111111"
+abc = "+12015551111"
 CONF
 # The log exists before the poll below reads it, whenever the shell opens it.
 : >"$tmp/otpd.log"
@@ -83,7 +83,7 @@ for _ in $(seq 50); do c -o /dev/null "$base/healthz" && break; sleep 0.1; done
 out=$(c -X POST "$base/send-code" -H 'Content-Type: application/json' -d '{"user_id":"ABC"}')
 [ "$out" = '{"message":"OTP sent successfully via SMS","user_id":"abc","phone":"+1*******111"}' ] ||
   fail "send-code through nginx: $out"
-code=$(sed -n 's/^+11111111111 .* \([0-9]\{6\}\)\..*/\1/p' "$tmp/sms.log" | tail -n 1)
+code=$(sed -n 's/^+12015551111 .* \([0-9]\{6\}\)\..*/\1/p' "$tmp/sms.log" | tail -n 1)
 [ -n "$code" ] || fail "no code in the sms log"
 out=$(c -X POST "$base/verify-code" -H 'Content-Type: application/json' \
   -d "{\"user_id\":\"abc\",\"passcode\":\"$code\"}")

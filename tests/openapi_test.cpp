@@ -248,7 +248,7 @@ TEST_CASE("servers follows the base path; limits follow the options") {
   CHECK(doc["servers"][0]["url"] == "/otp");
   CHECK(doc["components"]["schemas"]["VerifyCodeRequest"]["properties"]["passcode"]["maxLength"] == 12);
   CHECK(doc["paths"]["/send-code"]["post"]["responses"]["200"]["content"]["application/json"]
-           ["examples"]["sent"]["value"]["phone"] == "+11111111111");
+           ["examples"]["sent"]["value"]["phone"] == "+12015551111");
 }
 
 }  // namespace otpd

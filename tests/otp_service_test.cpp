@@ -41,9 +41,9 @@ TEST_CASE("SendCode texts a fresh code that verifies once") {
   OtpStack s;
   SendResult sent = Send(s, "abc");
   CHECK(sent.outcome == SendOutcome::kSent);
-  CHECK(sent.phone == "+11111111111");
+  CHECK(sent.phone == "+12015551111");
   REQUIRE(s.sms.count() == 1);
-  CHECK(s.sms.messages()[0].to == "+11111111111");
+  CHECK(s.sms.messages()[0].to == "+12015551111");
   const std::string code = s.sms.LastCode();
   CHECK(code.size() == 6);
   CHECK(s.sms.messages()[0].body == "Your otpd code is " + code + ". It expires in 5 minutes.");
@@ -165,7 +165,7 @@ TEST_CASE("Non-digit and wrong-length passcodes are plain wrong codes") {
 
 TEST_CASE("PurgeExpired removes codes past expiry plus grace only") {
   OtpStack s;
-  REQUIRE(s.users->Upsert("def", "+12222222222").ok());
+  REQUIRE(s.users->Upsert("def", "+12025552222").ok());
   Send(s, "abc");
   s.clock.AdvanceSeconds(500);
   Send(s, "def");
@@ -212,7 +212,7 @@ TEST_CASE("allowed_country_codes: other countries are refused without a send") {
   OtpOptions options;
   options.allowed_country_codes = {"44", "33"};
   OtpStack s(options);
-  REQUIRE(s.users->Upsert("uk", "+447700900123").ok());
+  REQUIRE(s.users->Upsert("uk", "+447400900123").ok());
   REQUIRE(s.users->Upsert("tricky", "+14433333333").ok());  // +1, not +44
   SendResult r = Send(s, "abc");
   CHECK(r.outcome == SendOutcome::kRateLimited);
@@ -271,7 +271,7 @@ TEST_CASE("conceal_unknown_users: unknown users look sent, with a stable fake ph
   CHECK(r.concealed);
   CHECK(r.user_id == "nobody");
   CHECK(IsE164(r.phone));
-  CHECK(r.phone.size() == std::string("+11111111111").size());
+  CHECK(r.phone.size() == std::string("+12015551111").size());
   CHECK(s.sms.count() == 0);
   // Verify answers as for a known user with a code: 400, counting down.
   VerifyCodeResult v = Verify(s, "nobody", "123456");

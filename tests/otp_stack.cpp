@@ -42,7 +42,7 @@ OtpStack::OtpStack(const OtpOptions& options, const HttpApiOptions& api_options,
   OpenStorage(options, db, &clock, &storage);
   Check(NewSqliteUserDirectory(db, &users));
   Check(NewSqliteAuditLog(db, &clock, &audit));
-  Check(users->Upsert("abc", "+11111111111"));
+  Check(users->Upsert("abc", "+12015551111"));
   service.reset(new OtpService(options, storage.get(), users.get(), &failing, &clock, &random,
                                &hasher, audit.get()));
   api.reset(new HttpApi(service.get(), storage.get(), api_options));

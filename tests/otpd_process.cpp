@@ -24,7 +24,7 @@ namespace {
 using SteadyClock = std::chrono::steady_clock;
 
 // The phones of the users every black-box config defines.
-const char* const kTestPhones[] = {"+11111111111", "+12222222222"};
+const char* const kTestPhones[] = {"+12015551111", "+12025552222"};
 
 std::string Binary() {
   const char* bin = getenv("OTPD_BIN");

@@ -2,6 +2,9 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <set>
+
 namespace otpd {
 
 TEST_CASE("IsE164 accepts '+', a non-zero digit, and 2..15 digits in all") {
@@ -43,6 +46,93 @@ TEST_CASE("ParseCountryCodes: 1 to 3 digits, comma-separated, spaces allowed") {
     INFO(bad);
     CHECK(ParseCountryCodes(bad, &codes).IsInvalidArgument());
   }
+}
+
+}  // namespace otpd
+
+namespace otpd {
+
+TEST_CASE("NormalizePhone: every written form of a number becomes its E.164") {
+  for (const char* written : {"+1 (415) 555-0123", "+14155550123", "+1-415-555-0123",
+                              "+1.415.555.0123", " +1 415 555 0123"}) {
+    CAPTURE(written);
+    std::string e164;
+    REQUIRE(NormalizePhone(written, &e164).ok());
+    CHECK(e164 == "+14155550123");
+  }
+  std::string e164;
+  REQUIRE(NormalizePhone("+44 020 7946 0018", &e164).ok());  // trunk 0 dropped
+  CHECK(e164 == "+442079460018");
+}
+
+TEST_CASE("NormalizePhone refuses invalid numbers, extensions, premium-rate and shared-cost") {
+  std::string e164 = "unchanged";
+  for (const char* bad : {"+11111111111",  // area code 111 does not exist
+                          "4155550123",    // no country code
+                          "+1 415 555 0123 ext. 5", "+19005550111",  // premium rate
+                          "+448712345678",  // GB shared cost (087)
+                          "", "+", "not a phone", "+1 415 555 01234567"}) {
+    CAPTURE(bad);
+    Status s = NormalizePhone(bad, &e164);
+    CHECK(s.IsInvalidArgument());
+    CHECK(e164 == "unchanged");
+  }
+}
+
+TEST_CASE("ParsePhone tells the region apart inside one calling code") {
+  PhoneInfo info;
+  REQUIRE(ParsePhone("+18762101234", &info).ok());
+  CHECK(info.region == "JM");  // +1 876: Jamaica, not the US
+  REQUIRE(ParsePhone("+14155550123", &info).ok());
+  CHECK(info.region == "US");
+  REQUIRE(ParsePhone("+445612345678", &info).ok());
+  CHECK(info.type == PhoneType::kVoip);
+  REQUIRE(ParsePhone("+447640123456", &info).ok());
+  CHECK(info.type == PhoneType::kPager);
+  REQUIRE(ParsePhone("+447012345678", &info).ok());
+  CHECK(info.type == PhoneType::kPersonal);
+}
+
+TEST_CASE("ParseRegions and ParsePhoneTypes: known names only, each bad one named") {
+  std::vector<std::string> regions;
+  REQUIRE(ParseRegions("US, ca", &regions).ok());
+  CHECK(regions == std::vector<std::string>{"US", "CA"});
+  for (const char* bad : {"", "US,", "USA", "XX", "1"}) {
+    CAPTURE(bad);
+    CHECK(ParseRegions(bad, &regions).IsInvalidArgument());
+  }
+  std::vector<PhoneType> types;
+  REQUIRE(ParsePhoneTypes("voip, pager,personal", &types).ok());
+  CHECK(types == std::vector<PhoneType>{PhoneType::kVoip, PhoneType::kPager, PhoneType::kPersonal});
+  Status s = ParsePhoneTypes("voip,mobile", &types);
+  CHECK(s.IsInvalidArgument());
+  CHECK(s.message().find("'mobile'") != std::string::npos);
+}
+
+TEST_CASE("RegionsOfCountryCode: '1' is many regions, '33' one") {
+  const std::vector<std::string> nanp = RegionsOfCountryCode("1");
+  CHECK(nanp.size() > 10);
+  CHECK(std::count(nanp.begin(), nanp.end(), "JM") == 1);
+  CHECK(RegionsOfCountryCode("33") == std::vector<std::string>{"FR"});
+  CHECK(RegionsOfCountryCode("x").empty());
+}
+
+TEST_CASE("PlausiblePhone: a valid mobile of the region, as long as real ones, stable per seed") {
+  for (const char* region : {"US", "GB", "DE", "FR", "IN", "BR", "CA"}) {
+    CAPTURE(region);
+    std::set<std::string> seen;
+    for (int i = 0; i < 20; i++) {
+      const std::string seed = "seed" + std::to_string(i);
+      const std::string phone = PlausiblePhone(region, seed);
+      CHECK(PlausiblePhone(region, seed) == phone);
+      PhoneInfo info;
+      REQUIRE(ParsePhone(phone, &info).ok());
+      CHECK(info.region == region);
+      seen.insert(phone);
+    }
+    CHECK(seen.size() > 10);  // the digits vary with the seed
+  }
+  CHECK(PlausiblePhone("GB", "x").size() == std::string("+447400123456").size());
 }
 
 }  // namespace otpd

@@ -29,8 +29,8 @@ namespace {
 using SteadyClock = std::chrono::steady_clock;
 
 const char kSecret[] = "redis-nodes-test-secret-0123456789";
-const char kAbcPhone[] = "+11111111111";
-const char kDoePhone[] = "+12222222222";
+const char kAbcPhone[] = "+12015551111";
+const char kDoePhone[] = "+12025552222";
 
 // The config of node `name`: its own database and SMS log in `dir`, the
 // shared secret, codes in the Redis at `redis_url` (none: `extra` says

@@ -21,13 +21,13 @@ TEST_CASE("Console sender appends one line per message to sms_log_file, 0600") {
   std::unique_ptr<SmsSender> sender;
   REQUIRE(NewConsoleSmsSender(path, &sender).ok());
   SmsReceipt r1, r2;
-  REQUIRE(sender->Send("+11111111111", "code 123456", &r1).ok());
-  REQUIRE(sender->Send("+12222222222", "two\nlines", &r2).ok());
+  REQUIRE(sender->Send("+12015551111", "code 123456", &r1).ok());
+  REQUIRE(sender->Send("+12025552222", "two\nlines", &r2).ok());
   CHECK(r1.provider_id != r2.provider_id);
   std::ifstream in(path);
   std::stringstream all;
   all << in.rdbuf();
-  CHECK(all.str() == "+11111111111 code 123456\n+12222222222 two lines\n");
+  CHECK(all.str() == "+12015551111 code 123456\n+12025552222 two lines\n");
   struct stat st;
   REQUIRE(stat(path.c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0600);

@@ -36,7 +36,7 @@ TwilioOptions Options(const FakeTwilio& fake, const Certs& certs) {
   TwilioOptions o;
   o.account_sid = kSid;
   o.auth_token = kToken;
-  o.from = "+15550001111";
+  o.from = "+12085551111";
   o.api_base = fake.base();
   o.ca_file = certs.ca.cert_file();
   o.connect_timeout_ms = 1000;
@@ -72,7 +72,7 @@ TEST_CASE("twilio: a send posts the exact form with Basic auth and keeps the sid
   FakeTwilio fake(certs.good);
   auto sender = MustSender(Options(fake, certs));
   SmsReceipt receipt;
-  Status s = sender->Send("+15551234567", "Tu código es 123456", &receipt);
+  Status s = sender->Send("+12135554567", "Tu código es 123456", &receipt);
   REQUIRE(s.ok());
   CHECK(receipt.provider_id == "SM0123456789abcdef0123456789abcdef");
   CHECK(receipt.provider_code == 0);
@@ -82,7 +82,7 @@ TEST_CASE("twilio: a send posts the exact form with Basic auth and keeps the sid
   CHECK(reqs[0].authorization == Basic(kSid, kToken));
   CHECK(reqs[0].content_type == "application/x-www-form-urlencoded");
   CHECK(reqs[0].body ==
-        "To=%2B15551234567&Body=Tu%20c%C3%B3digo%20es%20123456&From=%2B15550001111");
+        "To=%2B12135554567&Body=Tu%20c%C3%B3digo%20es%20123456&From=%2B12085551111");
   CHECK(reqs[0].form["Body"] == "Tu código es 123456");
   CHECK(reqs[0].form.count("MessagingServiceSid") == 0);
   CHECK(reqs[0].form.count("StatusCallback") == 0);
@@ -99,7 +99,7 @@ TEST_CASE("twilio: API key auth, messaging service and status callback") {
   o.status_callback = "https://example.com/twilio/status?x=1";
   auto sender = MustSender(o);
   SmsReceipt receipt;
-  REQUIRE(sender->Send("+15551234567", "code 1", &receipt).ok());
+  REQUIRE(sender->Send("+12135554567", "code 1", &receipt).ok());
   auto reqs = fake.requests();
   REQUIRE(reqs.size() == 1);
   CHECK(reqs[0].path == std::string("/2010-04-01/Accounts/") + kSid + "/Messages.json");
@@ -122,12 +122,12 @@ TEST_CASE("twilio: 4xx errors are answered at once with Twilio's code, never ret
     });
     auto sender = MustSender(Options(fake, certs));
     SmsReceipt receipt;
-    Status s = sender->Send("+15551234567", "code 1", &receipt);
+    Status s = sender->Send("+12135554567", "code 1", &receipt);
     CHECK_FALSE(s.ok());
     CHECK(receipt.provider_code == code);
     CHECK(receipt.provider_id.empty());
     CHECK(s.message().find(std::to_string(code)) != std::string::npos);
-    CHECK(s.message().find("+15551234567") == std::string::npos);  // masked
+    CHECK(s.message().find("+12135554567") == std::string::npos);  // masked
     CHECK(fake.requests().size() - before == 1);
   }
 }
@@ -147,7 +147,7 @@ TEST_CASE("twilio: 429 and 5xx are retried, at most twice") {
       }
     });
     SmsReceipt receipt;
-    CHECK(sender->Send("+15551234567", "code 1", &receipt).ok());
+    CHECK(sender->Send("+12135554567", "code 1", &receipt).ok());
     CHECK(receipt.provider_code == 0);
     CHECK(!receipt.provider_id.empty());
     CHECK(fake.requests().size() == 3);
@@ -158,7 +158,7 @@ TEST_CASE("twilio: 429 and 5xx are retried, at most twice") {
       res.set_content(TwilioErrorJson(20500, 500), "application/json");
     });
     SmsReceipt receipt;
-    CHECK_FALSE(sender->Send("+15551234567", "code 1", &receipt).ok());
+    CHECK_FALSE(sender->Send("+12135554567", "code 1", &receipt).ok());
     CHECK(receipt.provider_code == 20500);
     CHECK(fake.requests().size() == 3);
   }
@@ -173,7 +173,7 @@ TEST_CASE("twilio: an oversized answer is dropped, not read whole") {
   });
   auto sender = MustSender(Options(fake, certs));
   SmsReceipt receipt;
-  Status s = sender->Send("+15551234567", "code 1", &receipt);
+  Status s = sender->Send("+12135554567", "code 1", &receipt);
   CHECK_FALSE(s.ok());
   CHECK(s.message().find("larger than") != std::string::npos);
   CHECK(fake.requests().size() == 1);
@@ -189,14 +189,14 @@ TEST_CASE("twilio: a refused connection is retried, then fails within the deadli
   TwilioOptions o;
   o.account_sid = kSid;
   o.auth_token = kToken;
-  o.from = "+15550001111";
+  o.from = "+12085551111";
   o.api_base = "https://127.0.0.1:" + std::to_string(port);
   o.ca_file = certs.ca.cert_file();
   o.timeout_ms = 2000;
   auto sender = MustSender(o);
   const auto start = std::chrono::steady_clock::now();
   SmsReceipt receipt;
-  Status s = sender->Send("+15551234567", "code 1", &receipt);
+  Status s = sender->Send("+12135554567", "code 1", &receipt);
   const int64_t elapsed = MillisSince(start);
   CHECK_FALSE(s.ok());
   CHECK(receipt.provider_code == 0);
@@ -214,7 +214,7 @@ TEST_CASE("twilio: a server that never answers is abandoned at the deadline") {
   auto sender = MustSender(o);
   const auto start = std::chrono::steady_clock::now();
   SmsReceipt receipt;
-  Status s = sender->Send("+15551234567", "code 1", &receipt);
+  Status s = sender->Send("+12135554567", "code 1", &receipt);
   const int64_t elapsed = MillisSince(start);
   CHECK_FALSE(s.ok());
   CHECK(elapsed >= 250);  // the read waited for the answer...
@@ -230,7 +230,7 @@ TEST_CASE("twilio: a certificate from another CA or for another host is refused"
     FakeTwilio fake(certs.foreign);
     auto sender = MustSender(Options(fake, certs));
     SmsReceipt receipt;
-    Status s = sender->Send("+15551234567", "code 1", &receipt);
+    Status s = sender->Send("+12135554567", "code 1", &receipt);
     CHECK_FALSE(s.ok());
     CHECK(s.message().find("certificate") != std::string::npos);
     CHECK(fake.requests().empty());
@@ -239,7 +239,7 @@ TEST_CASE("twilio: a certificate from another CA or for another host is refused"
     FakeTwilio fake(certs.wrong_name);
     auto sender = MustSender(Options(fake, certs));
     SmsReceipt receipt;
-    Status s = sender->Send("+15551234567", "code 1", &receipt);
+    Status s = sender->Send("+12135554567", "code 1", &receipt);
     CHECK_FALSE(s.ok());
     CHECK(s.message().find("host name") != std::string::npos);
     CHECK(fake.requests().empty());
@@ -248,7 +248,7 @@ TEST_CASE("twilio: a certificate from another CA or for another host is refused"
     FakeTwilio fake(certs.good);
     auto sender = MustSender(Options(fake, certs));
     SmsReceipt receipt;
-    CHECK(sender->Send("+15551234567", "code 1", &receipt).ok());
+    CHECK(sender->Send("+12135554567", "code 1", &receipt).ok());
   }
 }
 
@@ -258,7 +258,7 @@ TEST_CASE("twilio: one thread's sends share one keep-alive connection") {
   auto sender = MustSender(Options(fake, certs));
   for (int i = 0; i < 20; ++i) {
     SmsReceipt receipt;
-    REQUIRE(sender->Send("+15551234567", "code 1", &receipt).ok());
+    REQUIRE(sender->Send("+12135554567", "code 1", &receipt).ok());
   }
   MESSAGE("connections for 20 sequential sends: ", fake.connections());
   CHECK(fake.requests().size() == 20);
@@ -277,10 +277,10 @@ TEST_CASE("twilio: a pooled connection the server closed is replaced, not failed
   }
   auto sender = MustSender(o);
   SmsReceipt receipt;
-  REQUIRE(sender->Send("+15551234567", "code 1", &receipt).ok());
+  REQUIRE(sender->Send("+12135554567", "code 1", &receipt).ok());
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   const auto start = std::chrono::steady_clock::now();
-  CHECK(sender->Send("+15551234567", "code 2", &receipt).ok());
+  CHECK(sender->Send("+12135554567", "code 2", &receipt).ok());
   // A retry first waits 100 ms; a fresh connection takes a few.
   CHECK((MillisSince(start) >= 100) == expect_retry);
   CHECK(fake.requests().size() == 2);
@@ -298,7 +298,7 @@ TEST_CASE("twilio: keep-alive connections are reused across sends") {
     threads.emplace_back([&] {
       for (int i = 0; i < kPerThread; ++i) {
         SmsReceipt receipt;
-        if (sender->Send("+15551234567", "code 1", &receipt).ok()) ++ok;
+        if (sender->Send("+12135554567", "code 1", &receipt).ok()) ++ok;
       }
     });
   }
@@ -314,7 +314,7 @@ TEST_CASE("twilio: the factory refuses unusable options without echoing secrets"
   TwilioOptions o;
   o.account_sid = kSid;
   o.auth_token = kToken;
-  o.from = "+15550001111";
+  o.from = "+12085551111";
   std::unique_ptr<SmsSender> sender;
   CHECK(NewTwilioSmsSender(o, &sender).ok());
   TwilioOptions bad = o;
@@ -388,4 +388,34 @@ TEST_CASE("twilio: the provider code reaches the /send-code answer and no code s
 }
 
 }  // namespace
+}  // namespace otpd
+
+namespace otpd {
+
+TEST_CASE("twilio: every form of a phone number in an error message is masked") {
+  Certs certs;
+  FakeTwilio fake(certs.good);
+  fake.Respond([](int, httplib::Response& res) {
+    res.status = 400;
+    res.set_content(
+        R"({"code":21211,"message":"The 'To' number +1 (415) 555-0123 is not valid; )"
+        R"(also tried 4155550123, 415.555.0123, +1-415-555-0123 and %2B14155550123",)"
+        R"("more_info":"https://www.twilio.com/docs/errors/21211","status":400})",
+        "application/json");
+  });
+  auto sender = MustSender(Options(fake, certs));
+  SmsReceipt receipt;
+  Status s = sender->Send("+14155550123", "code 1", &receipt);
+  REQUIRE_FALSE(s.ok());
+  CHECK(receipt.provider_code == 21211);
+  const std::string& m = s.message();
+  CHECK(m.find("21211") != std::string::npos);  // the error code stays readable
+  CHECK(m.find("is not valid") != std::string::npos);
+  for (const char* leak : {"415", "555-0", "5550", "555.0", "2B1"}) {
+    CAPTURE(leak);
+    CHECK(m.find(leak) == std::string::npos);
+  }
+  CHECK(m.find("123") != std::string::npos);  // the last three digits, as MaskPhone keeps
+}
+
 }  // namespace otpd

@@ -15,9 +15,9 @@
 namespace otpd {
 namespace {
 
-constexpr char kPhoneA[] = "+15551110001";
-constexpr char kPhoneB[] = "+15551110002";
-constexpr char kPhoneC[] = "+447700900123";
+constexpr char kPhoneA[] = "+12105550001";
+constexpr char kPhoneB[] = "+12125550002";
+constexpr char kPhoneC[] = "+447400900123";
 
 struct Directory {
   TempDir dir;

@@ -106,9 +106,11 @@ int CheckConfigCommand(const CommandEnv& env) {
 // sms test PHONE: one message through the configured backend, so an
 // operator can check the credentials before going live.
 int SmsTestCommand(const CommandEnv& env) {
-  const std::string& phone = env.inv->args[0];
-  if (!IsE164(phone)) {
-    fprintf(env.err, "otpd: sms test: '%s' is not E.164, like +15551234567\n", phone.c_str());
+  std::string phone;
+  Status valid = NormalizePhone(env.inv->args[0], &phone);
+  if (!valid.ok()) {
+    fprintf(env.err, "otpd: sms test: %s (write it like +14155550123)\n",
+            valid.message().c_str());
     return 2;
   }
   std::unique_ptr<SmsSender> sms;

@@ -12,6 +12,7 @@
 #include "core/code_hash.h"
 #include "core/log.h"
 #include "core/periodic.h"
+#include "core/phone.h"
 #include "core/random.h"
 #include "core/service_health.h"
 #include "core/systemd_notify.h"
@@ -106,6 +107,20 @@ void WarnOversizedTemplates(const OtpService& service) {
          {"characters", std::to_string(t.length.units)},
          {"limit", std::to_string(t.length.limit)},
          {"encoding", t.length.gsm7 ? "GSM-7" : "UCS-2"}});
+  }
+}
+
+// A calling code shared by several regions ("1": the US, Canada and the
+// Caribbean) admits them all: allowed_regions is what the operator meant.
+void WarnWideCountryCodes(const OtpOptions& o) {
+  for (const std::string& cc : o.allowed_country_codes) {
+    const std::vector<std::string> regions = RegionsOfCountryCode(cc);
+    if (regions.size() <= 1) continue;
+    std::string names;
+    for (const std::string& r : regions) names += (names.empty() ? "" : ",") + r;
+    Log(LogLevel::kWarn,
+        "allowed_country_codes admits more than one region; name them in allowed_regions",
+        {{"country_code", cc}, {"regions", names}, {"count", std::to_string(regions.size())}});
   }
 }
 
@@ -257,6 +272,7 @@ int Serve(const Config& c, const ConfigReader& reread, std::shared_ptr<SqliteDb>
   OtpService service(ServiceOptions(c), storage.get(), users, sms.get(), SystemClock(),
                      OpenSslRandom(), &hasher, audit);
   WarnOversizedTemplates(service);
+  WarnWideCountryCodes(service.options());
   return ServeHttp(c, reread, &service, storage.get(), users, audit, store);
 }
 

@@ -35,6 +35,10 @@ OtpOptions ServiceOptions(const Config& c) {
   if (!c.allowed_country_codes.empty()) {
     ParseCountryCodes(c.allowed_country_codes, &o.allowed_country_codes);
   }
+  if (!c.allowed_regions.empty()) ParseRegions(c.allowed_regions, &o.allowed_regions);
+  if (!c.refuse_phone_types.empty()) {
+    ParsePhoneTypes(c.refuse_phone_types, &o.refused_phone_types);
+  }
   o.max_failures = c.verify_failure_cap;
   o.failure_window_ms = int64_t{c.verify_failure_window} * 1000;
   o.conceal_unknown_users = c.conceal_unknown_users;
@@ -110,6 +114,7 @@ RedisOptions RedisStoreOptions(const Config& c, const RedisEndpoint& endpoint,
   o.timeout_ms = c.redis_timeout_ms;
   o.connections = c.redis_connections;
   o.expired_grace_ms = int64_t{c.expired_grace} * 1000;
+  if (c.verify_failure_cap > 0) o.lost_data_hold_ms = int64_t{c.verify_failure_window} * 1000;
   return o;
 }
 #endif

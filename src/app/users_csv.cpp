@@ -145,14 +145,19 @@ std::string ParseCsvLine(const std::string& line, const Columns& columns, bool h
   return "";
 }
 
-// The checks every entry gets. "" when it is fine.
-std::string CheckUser(const User& user) {
+// The checks every entry gets, and its phone normalised (NormalizePhone).
+// "" when it is fine.
+std::string CheckUser(User* user_in) {
+  User& user = *user_in;
   if (user.user_id.empty()) return "empty user ID";
   if (user.user_id.size() > kMaxUserIdBytes) {
     return "user ID longer than " + std::to_string(kMaxUserIdBytes) + " bytes";
   }
-  if (!user.phone.empty() && !IsE164(user.phone)) {
-    return "phone '" + user.phone + "' is not E.164 ('+', country code, number)";
+  if (!user.phone.empty()) {
+    std::string e164;
+    Status s = NormalizePhone(user.phone, &e164);
+    if (!s.ok()) return s.message();
+    user.phone = e164;
   }
   if (!IsLocale(user.locale)) return "locale '" + user.locale + "' is not a language tag (es, pt-BR)";
   return "";
@@ -205,7 +210,7 @@ Status ParseUsersCsv(const std::string& text, std::vector<User>* users,
       user = User();
       what = ParseCsvLine(line, columns, has_header, &user);
     }
-    if (what.empty()) what = CheckUser(user);
+    if (what.empty()) what = CheckUser(&user);
     if (what.empty()) {
       const auto [it, fresh] = seen.emplace(NormalizeUserId(user.user_id), n);
       if (!fresh) what = "user '" + user.user_id + "' already on line " + std::to_string(it->second);

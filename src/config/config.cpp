@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "config/config.h"
+#include "config/guess_budget.h"
 #include "core/phone.h"
 #include "core/redis_url.h"
 #include "http/api_keys.h"
@@ -112,6 +113,22 @@ std::string CheckCountryCodes(const std::string& value) {
   if (value.empty()) return "";
   std::vector<std::string> codes;
   Status s = ParseCountryCodes(value, &codes);
+  return s.ok() ? "" : s.message();
+}
+
+// "US,CA": ISO 3166 codes of regions with phone numbers.
+std::string CheckRegions(const std::string& value) {
+  if (value.empty()) return "";
+  std::vector<std::string> regions;
+  Status s = ParseRegions(value, &regions);
+  return s.ok() ? "" : s.message();
+}
+
+// "voip,pager": number types a config may refuse.
+std::string CheckPhoneTypes(const std::string& value) {
+  if (value.empty()) return "";
+  std::vector<PhoneType> types;
+  Status s = ParsePhoneTypes(value, &types);
   return s.ok() ? "" : s.message();
 }
 
@@ -317,6 +334,14 @@ const std::vector<KeySpec>& Keys() {
                 "Country calling codes codes may be sent to, comma-separated (\"1,44\"); "
                 "unset: every country. Set this first",
                 &Config::allowed_country_codes, CheckCountryCodes))),
+      List(Live(StringKey("allowed_regions", kAbuse,
+                "ISO 3166 regions codes may be sent to, comma-separated (\"US,CA\"); unset: "
+                "every region. Unlike calling codes, \"US\" does not admit Jamaica",
+                &Config::allowed_regions, CheckRegions))),
+      List(Live(StringKey("refuse_phone_types", kAbuse,
+                "Number types refused besides premium-rate and shared-cost (always): voip, "
+                "pager, personal, toll_free, uan, voicemail, fixed_line",
+                &Config::refuse_phone_types, CheckPhoneTypes))),
       Live(IntKey("send_cooldown", kAbuse, "Seconds between two sends to one user (0: off)",
              &Config::send_cooldown, 0, 86400)),
       Live(IntKey("send_user_cap", kAbuse, "Sends per user per hour (0: off)",
@@ -535,9 +560,9 @@ std::string CheckUsers(const std::map<std::string, std::string>& users) {
       return "users: '" + it->second + "' and '" + id +
              "' are the same user ID (user IDs ignore case)";
     }
-    if (!IsE164(phone)) {
-      return "users: " + id + " = '" + phone + "': phone must be E.164, like +15551234567";
-    }
+    std::string e164;
+    Status s = NormalizePhone(phone, &e164);
+    if (!s.ok()) return "users: " + id + ": " + s.message() + " (write it like +14155550123)";
   }
   return "";
 }
@@ -646,6 +671,7 @@ std::string DescribeConfig(const Config& config) {
     out += std::string(key.name) + " = " + (bare ? value : TomlString(value)) + "\n";
   }
   out += "# sms_backend in effect: " + EffectiveSmsBackend(config) + "\n";
+  out += DescribeGuessBudget(config);
   out += "\n[users]\n";
   for (const auto& [id, phone] : config.users) out += TomlString(id) + " = " + TomlString(phone) + "\n";
   out += "\n[templates]\n";

@@ -77,6 +77,10 @@ struct Config {
   // Kept in the database: they survive restarts and hold across processes.
   // Every refused send answers 429 rate_limited with Retry-After; no SMS.
   std::string allowed_country_codes;  // "1,44": calling codes allowed; "" all
+  std::string allowed_regions;        // "US,CA": ISO 3166 regions allowed; "" all
+  // Number types refused on top of premium-rate and shared-cost (always):
+  // "voip,pager,personal"; "" none.
+  std::string refuse_phone_types = "voip,pager,personal";
   int send_cooldown = 30;         // seconds between two sends to a user, 0..86400
   int send_user_cap = 5;          // sends per user per hour, 0 (off)..1000000
   int send_phone_cap = 10;        // sends per phone number per hour, 0..1000000

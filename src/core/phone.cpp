@@ -1,5 +1,12 @@
 #include "core/phone.h"
 
+#include <list>
+#include <set>
+
+// The one file that includes libphonenumber (README, Phone numbers).
+#include <phonenumbers/logger.h>
+#include <phonenumbers/phonenumberutil.h>
+
 namespace otpd {
 
 bool IsE164(std::string_view phone) {
@@ -47,6 +54,217 @@ Status ParseCountryCodes(std::string_view text, std::vector<std::string>* codes)
     start = comma + 1;
   }
   return Status::OK();
+}
+
+}  // namespace otpd
+
+
+namespace otpd {
+namespace {
+
+using i18n::phonenumbers::PhoneNumber;
+using i18n::phonenumbers::PhoneNumberUtil;
+
+// The library's singleton, with its logging off: its messages name the
+// numbers it parsed, which must not reach otpd's log or stderr.
+PhoneNumberUtil* Util() {
+  static PhoneNumberUtil* const util = [] {
+    PhoneNumberUtil* u = PhoneNumberUtil::GetInstance();
+    u->SetLogger(new i18n::phonenumbers::NullLogger());  // the library owns it
+    return u;
+  }();
+  return util;
+}
+
+PhoneType FromLibrary(PhoneNumberUtil::PhoneNumberType type) {
+  switch (type) {
+    case PhoneNumberUtil::FIXED_LINE: return PhoneType::kFixedLine;
+    case PhoneNumberUtil::MOBILE: return PhoneType::kMobile;
+    case PhoneNumberUtil::FIXED_LINE_OR_MOBILE: return PhoneType::kFixedLineOrMobile;
+    case PhoneNumberUtil::TOLL_FREE: return PhoneType::kTollFree;
+    case PhoneNumberUtil::PREMIUM_RATE: return PhoneType::kPremiumRate;
+    case PhoneNumberUtil::SHARED_COST: return PhoneType::kSharedCost;
+    case PhoneNumberUtil::VOIP: return PhoneType::kVoip;
+    case PhoneNumberUtil::PERSONAL_NUMBER: return PhoneType::kPersonal;
+    case PhoneNumberUtil::PAGER: return PhoneType::kPager;
+    case PhoneNumberUtil::UAN: return PhoneType::kUan;
+    case PhoneNumberUtil::VOICEMAIL: return PhoneType::kVoicemail;
+    case PhoneNumberUtil::UNKNOWN: return PhoneType::kUnknown;
+  }
+  return PhoneType::kUnknown;
+}
+
+std::string Quoted(std::string_view text) {
+  if (text.size() <= 40) return "'" + std::string(text) + "'";
+  return "'" + std::string(text.substr(0, 37)) + "...'";
+}
+
+// Splits "a, b,c" on commas, trimming spaces; an empty item stays.
+std::vector<std::string> SplitList(std::string_view text) {
+  std::vector<std::string> items;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t comma = text.find(',', start);
+    if (comma == std::string_view::npos) comma = text.size();
+    std::string_view item = text.substr(start, comma - start);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    items.emplace_back(item);
+    start = comma + 1;
+  }
+  return items;
+}
+
+}  // namespace
+
+const char* PhoneTypeName(PhoneType type) {
+  switch (type) {
+    case PhoneType::kFixedLine: return "fixed_line";
+    case PhoneType::kMobile: return "mobile";
+    case PhoneType::kFixedLineOrMobile: return "fixed_line_or_mobile";
+    case PhoneType::kTollFree: return "toll_free";
+    case PhoneType::kPremiumRate: return "premium_rate";
+    case PhoneType::kSharedCost: return "shared_cost";
+    case PhoneType::kVoip: return "voip";
+    case PhoneType::kPersonal: return "personal";
+    case PhoneType::kPager: return "pager";
+    case PhoneType::kUan: return "uan";
+    case PhoneType::kVoicemail: return "voicemail";
+    case PhoneType::kUnknown: return "unknown";
+  }
+  return "unknown";
+}
+
+Status ParsePhone(std::string_view text, PhoneInfo* info) {
+  *info = PhoneInfo();
+  std::string_view trimmed = text;
+  while (!trimmed.empty() && trimmed.front() == ' ') trimmed.remove_prefix(1);
+  if (trimmed.empty() || trimmed.front() != '+') {
+    return Status::InvalidArgument("phone " + Quoted(text) +
+                                   " is not in international form ('+', country code, number)");
+  }
+  if (trimmed.size() > 64) return Status::InvalidArgument("phone " + Quoted(text) + " is too long");
+  PhoneNumber number;
+  // "ZZ": no default region, so only the '+' form parses.
+  if (Util()->Parse(std::string(trimmed), "ZZ", &number) != PhoneNumberUtil::NO_PARSING_ERROR) {
+    return Status::InvalidArgument("phone " + Quoted(text) + " is not a phone number");
+  }
+  if (number.has_extension()) {
+    return Status::InvalidArgument("phone " + Quoted(text) + " has an extension");
+  }
+  if (!Util()->IsValidNumber(number)) {
+    return Status::InvalidArgument("phone " + Quoted(text) +
+                                   " is not a valid number in its country's numbering plan");
+  }
+  Util()->Format(number, PhoneNumberUtil::E164, &info->e164);
+  Util()->GetRegionCodeForNumber(number, &info->region);
+  info->type = FromLibrary(Util()->GetNumberType(number));
+  return Status::OK();
+}
+
+bool PhoneTypeAlwaysRefused(PhoneType type) {
+  return type == PhoneType::kPremiumRate || type == PhoneType::kSharedCost;
+}
+
+Status NormalizePhone(std::string_view text, std::string* e164) {
+  PhoneInfo info;
+  Status s = ParsePhone(text, &info);
+  if (!s.ok()) return s;
+  if (PhoneTypeAlwaysRefused(info.type)) {
+    return Status::InvalidArgument("phone " + Quoted(text) + " is a " + PhoneTypeName(info.type) +
+                                   " number, never sent a code");
+  }
+  *e164 = info.e164;
+  return Status::OK();
+}
+
+Status ParsePhoneTypes(std::string_view text, std::vector<PhoneType>* types) {
+  types->clear();
+  static const PhoneType kRefusable[] = {PhoneType::kVoip,      PhoneType::kPager,
+                                         PhoneType::kPersonal,  PhoneType::kTollFree,
+                                         PhoneType::kUan,       PhoneType::kVoicemail,
+                                         PhoneType::kFixedLine};
+  for (const std::string& item : SplitList(text)) {
+    bool found = false;
+    for (PhoneType t : kRefusable) {
+      if (item == PhoneTypeName(t)) {
+        types->push_back(t);
+        found = true;
+      }
+    }
+    if (!found) {
+      return Status::InvalidArgument(
+          Quoted(item) +
+          " is not a number type otpd can refuse (voip, pager, personal, toll_free, uan, "
+          "voicemail, fixed_line)");
+    }
+  }
+  return Status::OK();
+}
+
+Status ParseRegions(std::string_view text, std::vector<std::string>* regions) {
+  regions->clear();
+  std::set<std::string> known;
+  Util()->GetSupportedRegions(&known);
+  for (std::string item : SplitList(text)) {
+    for (char& c : item) {
+      if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+    }
+    if (known.count(item) == 0) {
+      return Status::InvalidArgument(Quoted(item) +
+                                     " is not an ISO 3166 region code with phone numbers (like "
+                                     "US, CA or GB)");
+    }
+    regions->push_back(item);
+  }
+  return Status::OK();
+}
+
+std::vector<std::string> RegionsOfCountryCode(const std::string& country_code) {
+  std::list<std::string> regions;
+  int cc = 0;
+  for (char c : country_code) {
+    if (c < '0' || c > '9' || cc > 999) return {};
+    cc = cc * 10 + (c - '0');
+  }
+  Util()->GetRegionCodesForCountryCallingCode(cc, &regions);
+  return std::vector<std::string>(regions.begin(), regions.end());
+}
+
+std::string PlausiblePhone(const std::string& region, const std::string& seed) {
+  const std::string where = region.empty() ? "US" : region;
+  PhoneNumber example;
+  if (!Util()->GetExampleNumberForType(where, PhoneNumberUtil::MOBILE, &example) &&
+      !Util()->GetExampleNumberForType("US", PhoneNumberUtil::MOBILE, &example)) {
+    return "+12015550123";
+  }
+  std::string national;
+  Util()->GetNationalSignificantNumber(example, &national);
+  // The leading digits say the number type; the rest may be anything the
+  // plan allows, so try seeded tails until one is valid for the region.
+  const size_t keep = national.size() > 6 ? 3 : national.size() / 2;
+  const std::string key = seed.empty() ? std::string(1, '\0') : seed;
+  for (int attempt = 0; attempt < 16; attempt++) {
+    std::string digits = national.substr(0, keep);
+    for (size_t i = keep; i < national.size(); i++) {
+      const unsigned char b = static_cast<unsigned char>(key[(i + attempt * 7) % key.size()]);
+      digits.push_back(static_cast<char>('0' + (b + attempt * 3 + i) % 10));
+    }
+    PhoneNumber candidate;
+    candidate.set_country_code(example.country_code());
+    candidate.set_national_number(std::stoull(digits));
+    std::string got_region;
+    Util()->GetRegionCodeForNumber(candidate, &got_region);
+    if (Util()->IsValidNumber(candidate) && got_region == where &&
+        Util()->GetNumberType(candidate) == Util()->GetNumberType(example)) {
+      std::string out;
+      Util()->Format(candidate, PhoneNumberUtil::E164, &out);
+      return out;
+    }
+  }
+  std::string out;
+  Util()->Format(example, PhoneNumberUtil::E164, &out);
+  return out;
 }
 
 }  // namespace otpd

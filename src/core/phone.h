@@ -28,6 +28,70 @@ std::string NormalizeUserId(std::string_view user_id);
 // InvalidArgument naming the bad entry; *codes is then unspecified.
 Status ParseCountryCodes(std::string_view text, std::vector<std::string>* codes);
 
+// What libphonenumber says a number is (its PhoneNumberType).
+enum class PhoneType {
+  kFixedLine,
+  kMobile,
+  kFixedLineOrMobile,
+  kTollFree,
+  kPremiumRate,
+  kSharedCost,
+  kVoip,
+  kPersonal,
+  kPager,
+  kUan,
+  kVoicemail,
+  kUnknown,
+};
+
+// "mobile", "premium_rate", "voip", ...: the name config keys and logs use.
+const char* PhoneTypeName(PhoneType type);
+
+// A number parsed and checked against its region's numbering plan.
+struct PhoneInfo {
+  std::string e164;    // "+14155550123"
+  std::string region;  // ISO 3166 code of the number's region ("US", "JM")
+  PhoneType type = PhoneType::kUnknown;
+};
+
+// Parses a number written in international form, with any of the usual
+// separators ("+1 (415) 555-0123", "+44 20 7946 0018", "+44 020 7946 0018")
+// into E.164, with the region and type of the number. InvalidArgument,
+// saying why, when it cannot be parsed, is not in international form (no
+// leading '+'), has an extension, or is not a valid number for its region
+// (so "+11111111111" is refused: area code 111 does not exist).
+// libphonenumber does the work, with the numbering plans of the version
+// Debian ships (README, Phone numbers). Thread-safe.
+Status ParsePhone(std::string_view text, PhoneInfo* info);
+
+// Number types never right for a one-time code, whatever the config says:
+// premium-rate and shared-cost lines (they earn the owner money per text).
+bool PhoneTypeAlwaysRefused(PhoneType type);
+
+// The normalisation every entry point shares (users add, import, the
+// config's [users] table, the users read back from SQL): ParsePhone, then
+// PhoneTypeAlwaysRefused numbers are refused too. *e164 is the E.164 form.
+Status NormalizePhone(std::string_view text, std::string* e164);
+
+// Parses "voip, pager,personal" into types a config may refuse on top of
+// the always refused ones. Accepted names: voip, pager, personal,
+// toll_free, uan, voicemail, fixed_line. InvalidArgument naming the entry.
+Status ParsePhoneTypes(std::string_view text, std::vector<PhoneType>* types);
+
+// Parses "US, CA" into {"US", "CA"}: ISO 3166 alpha-2 codes of regions
+// libphonenumber knows (upper-cased). InvalidArgument naming the entry.
+Status ParseRegions(std::string_view text, std::vector<std::string>* regions);
+
+// The regions that share the calling code `country_code` ("1" -> US, CA,
+// JM, DO, ...; "44" -> GB, GG, IM, JE), main region first. Empty when none.
+std::vector<std::string> RegionsOfCountryCode(const std::string& country_code);
+
+// A valid mobile number of `region` ("" or unknown: US) whose digits come
+// from `seed` (any bytes), the same for the same seed: the region's example
+// mobile number's leading digits and length, the rest from the seed. For a
+// concealed answer that must look like a real number of that region.
+std::string PlausiblePhone(const std::string& region, const std::string& seed);
+
 // The longest user ID accepted anywhere, in bytes.
 constexpr size_t kMaxUserIdBytes = 128;
 

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/client_key.h"
+
 namespace otpd {
 namespace {
 
@@ -151,12 +153,6 @@ std::string ClientIp(const std::string& peer, const std::vector<std::string>& fo
   return client;  // every hop is a proxy: the left-most one
 }
 
-std::string LimitKey(const std::string& canonical_ip) {
-  Bytes b;
-  bool v4 = false;
-  if (!ParseIp(canonical_ip, &b, &v4) || v4) return canonical_ip;
-  std::memset(b.data() + 8, 0, 8);
-  return Format(b, false) + "/64";
-}
+std::string LimitKey(const std::string& canonical_ip) { return ClientKey(canonical_ip); }
 
 }  // namespace otpd

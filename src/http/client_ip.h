@@ -52,8 +52,8 @@ std::string ClientIp(const std::string& peer, const std::vector<std::string>& fo
 // `ip` in canonical text, or "" when it is not an IPv4/IPv6 literal.
 std::string CanonicalIp(std::string_view ip);
 
-// The key a per-client limit counts under: the IPv4 address, or the /64 an
-// IPv6 address is in (one subscriber usually holds a whole /64).
+// The key a per-client limit counts under: ClientKey (core/client_key.h),
+// the one definition every per-client limit shares.
 std::string LimitKey(const std::string& canonical_ip);
 
 }  // namespace otpd

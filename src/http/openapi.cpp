@@ -88,7 +88,7 @@ Json RequestBody(const std::string& schema, const Json& example) {
 }
 
 Json SendCodeOperation(const HttpApiOptions& options) {
-  const std::string phone = options.expose_full_phone ? "+11111111111" : MaskPhone("+11111111111");
+  const std::string phone = options.expose_full_phone ? "+12015551111" : MaskPhone("+12015551111");
   Json responses = {
       {"200", Response("The code was stored and texted", "SendCodeResponse",
                        {{"sent", Example("Code sent", {{"message", "OTP sent successfully via SMS"},

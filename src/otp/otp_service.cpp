@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "core/client_key.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/phone.h"
@@ -45,11 +46,34 @@ const char* VerifyOutcomeName(VerifyOutcome outcome) { return InfoOf(outcome).au
 
 }  // namespace
 
-bool OtpService::CountryAllowed(const std::string& phone) const {
-  if (options_.Get().allowed_country_codes.empty()) return true;
-  for (const std::string& cc : options_.Get().allowed_country_codes) {
+bool OtpService::CountryAllowed(const std::string& phone, std::string* why) const {
+  std::string ignored;
+  std::string* reason = why != nullptr ? why : &ignored;
+  const OtpOptions& options = options_.Get();
+  PhoneInfo info;
+  Status s = ParsePhone(phone, &info);
+  if (!s.ok()) {
+    *reason = "not a valid number";
+    return false;
+  }
+  const bool type_refused = PhoneTypeAlwaysRefused(info.type) ||
+                            std::count(options.refused_phone_types.begin(),
+                                       options.refused_phone_types.end(), info.type) > 0;
+  if (type_refused) {
+    *reason = std::string("number type ") + PhoneTypeName(info.type) + " refused";
+    return false;
+  }
+  if (!options.allowed_regions.empty() &&
+      std::count(options.allowed_regions.begin(), options.allowed_regions.end(), info.region) ==
+          0) {
+    *reason = "region " + info.region + " not allowed";
+    return false;
+  }
+  if (options.allowed_country_codes.empty()) return true;
+  for (const std::string& cc : options.allowed_country_codes) {
     if (phone.size() > cc.size() + 1 && phone.compare(1, cc.size(), cc) == 0) return true;
   }
+  *reason = "country code not allowed";
   return false;
 }
 
@@ -96,26 +120,31 @@ Status OtpService::SendUnaudited(const std::string& client_ip, SendResult* resul
   }
   result->phone = user.phone;
   bool allowed = false;
-  s = Reserve(client_ip, result, &allowed);
+  s = Reserve(client_ip, true, result, &allowed);
   if (!s.ok() || !allowed) return s;
   return StoreAndText(user.locale, result);
 }
 
-Status OtpService::Reserve(const std::string& client_ip, SendResult* result, bool* allowed) {
+Status OtpService::Reserve(const std::string& client_ip, bool counts_toward_global,
+                           SendResult* result, bool* allowed) {
   *allowed = false;
-  if (!CountryAllowed(result->phone)) {
+  std::string why;
+  if (!CountryAllowed(result->phone, &why)) {
     // Not a rate at all, but answered like one (CONTRACT.md): the client
     // learns nothing new, and the window is the honest wait for a retry.
     Log(LogLevel::kWarn, "send refused: country not allowed",
-        {{"user_id", result->user_id}, {"phone", MaskPhone(result->phone)}});
+        {{"user_id", result->user_id}, {"phone", MaskPhone(result->phone)}, {"reason", why}});
     result->outcome = SendOutcome::kRateLimited;
     result->limit = SendLimit::kNone;
     result->retry_after_s = CeilSeconds(options_.Get().send_limits.window_ms);
     return Status::OK();
   }
   SendDecision decision;
-  Status s = storage_->ReserveSend(SendRequest{result->user_id, result->phone, client_ip},
-                                   options_.Get().send_limits, &decision);
+  // The per-IP cap counts the client key (a /64 for IPv6), like every
+  // per-client limit; the audit keeps the full address.
+  const SendRequest request{result->user_id, result->phone, ClientKey(client_ip),
+                            counts_toward_global};
+  Status s = storage_->ReserveSend(request, options_.Get().send_limits, &decision);
   if (!s.ok()) return s;
   if (!decision.allowed) {
     result->outcome = SendOutcome::kRateLimited;
@@ -145,9 +174,7 @@ Status OtpService::StoreAndText(const std::string& locale, SendResult* result) {
   s = sms_->Send(result->phone, body, &result->receipt);
   const int64_t took_us = clock_->MonotonicMicros() - sms_start_us;
   DefaultMetrics().RecordSmsLatency(took_us, s.ok());
-  const int64_t avg = sms_latency_us_.load();
-  // A lost update between threads only blurs the average.
-  sms_latency_us_.store(avg == 0 ? took_us : avg + (took_us - avg) / 8);
+  sms_latency_.Record(took_us);
   if (!s.ok()) {
     Log(LogLevel::kError, "sms send failed",
         {{"user_id", result->user_id}, {"phone", MaskPhone(result->phone)},
@@ -167,22 +194,27 @@ Status OtpService::StoreAndText(const std::string& locale, SendResult* result) {
 }
 
 std::string OtpService::FakePhone(const std::string& user_id) const {
-  // The country of the allow-list when there is one, so the fake looks like
-  // the real numbers; the digits from the HMAC, so they reveal nothing.
-  std::string phone = "+" + (options_.Get().allowed_country_codes.empty()
-                                 ? std::string("1")
-                                 : options_.Get().allowed_country_codes.front());
+  // A valid mobile number of an allowed region, so the masked fake has the
+  // length real numbers there have; the region and digits from the HMAC,
+  // so they reveal nothing and repeat for the same user ID.
+  const OtpOptions& options = options_.Get();
   const std::string mac = hasher_->Hash("conceal\n" + user_id, "");
-  for (size_t i = 0; phone.size() < 12; i++) {
-    phone.push_back(static_cast<char>('0' + static_cast<unsigned char>(mac[i % mac.size()]) % 10));
+  std::vector<std::string> regions = options.allowed_regions;
+  if (regions.empty()) {
+    for (const std::string& cc : options.allowed_country_codes) {
+      const std::vector<std::string> of_code = RegionsOfCountryCode(cc);
+      if (!of_code.empty()) regions.push_back(of_code.front());  // the main region
+    }
   }
-  return phone;
+  if (regions.empty()) regions.push_back("US");
+  const size_t pick = static_cast<unsigned char>(mac.empty() ? 0 : mac[0]) % regions.size();
+  return PlausiblePhone(regions[pick], mac.substr(mac.empty() ? 0 : 1));
 }
 
 Status OtpService::SendConcealed(const std::string& client_ip, SendResult* result) {
   result->phone = FakePhone(result->user_id);
   bool allowed = false;
-  Status s = Reserve(client_ip, result, &allowed);
+  Status s = Reserve(client_ip, false, result, &allowed);
   if (!s.ok() || !allowed) return s;
   std::string code;
   s = GenerateCode(random_, options_.Get().code_length, &code);
@@ -191,7 +223,11 @@ Status OtpService::SendConcealed(const std::string& client_ip, SendResult* resul
   s = storage_->PutCode(StoredCode{result->user_id, hasher_->Hash(result->user_id, code), now,
                                    now + options_.Get().expiry_ms});
   if (!s.ok()) return s;
-  clock_->SleepMicros(sms_latency_us_.load());
+  // As long as a real send, and counted like one: the histogram of SMS
+  // durations in /metrics must not tell how many sends were concealed.
+  const int64_t wait_us = sms_latency_.Sample(random_);
+  clock_->SleepMicros(wait_us);
+  DefaultMetrics().RecordSmsLatency(wait_us, true);
   result->outcome = SendOutcome::kSent;
   result->concealed = true;
   return Status::OK();

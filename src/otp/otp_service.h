@@ -17,9 +17,11 @@
 #include <vector>
 
 #include "otp/audit.h"
+#include "otp/latency_mimic.h"
 #include "core/clock.h"
 #include "core/code_hash.h"
 #include "core/live_value.h"
+#include "core/phone.h"
 #include "core/random.h"
 #include "otp/sms.h"
 #include "core/status.h"
@@ -43,6 +45,14 @@ struct OtpOptions {
   // Country calling codes ("1", "44", ...) a code may be sent to; empty:
   // every country.
   std::vector<std::string> allowed_country_codes;
+  // ISO 3166 regions ("US", "CA") a code may be sent to; empty: every
+  // region. With both lists set a number must pass both.
+  std::vector<std::string> allowed_regions;
+  // Number types refused besides premium-rate and shared-cost, which are
+  // always refused (PhoneTypeAlwaysRefused), as is a number that is not
+  // valid for its region.
+  std::vector<PhoneType> refused_phone_types = {PhoneType::kVoip, PhoneType::kPager,
+                                                PhoneType::kPersonal};
   // Failed verifications per user across codes in a rolling window before
   // every verify answers kThrottled; 0 turns the cap off.
   int max_failures = 10;
@@ -91,6 +101,8 @@ class OtpService {
   // secret in every process that shares the store. With `audit`, every
   // send and verify outcome is recorded there (a failed record is logged,
   // never fails the request).
+  // `clock`'s monotonic time times the SMS sends, and its SleepMicros holds
+  // concealed answers (a fake clock in tests records the waits).
   OtpService(const OtpOptions& options, Storage* storage, UserDirectory* users,
              SmsSender* sms, Clock* clock, RandomSource* random, const CodeHasher* hasher,
              AuditLog* audit = nullptr);
@@ -102,9 +114,13 @@ class OtpService {
   // active (the earlier one may have been replaced).
   // With conceal_unknown_users, an unknown user (or one without a phone)
   // goes through the same limits and store writes as a known one, under a
-  // fake phone derived from the user ID (so repeated answers agree); a code
-  // nobody knows is stored so verify answers as for a known user; no SMS is
-  // sent, and the call waits about as long as recent SMS sends took.
+  // fake phone derived from the user ID (so repeated answers agree): a
+  // valid mobile number of an allowed region, as long as real ones there;
+  // a code nobody knows is stored so verify answers as for a known user; no
+  // SMS is sent, and the call waits for a duration drawn from the recent
+  // real SMS sends (LatencyMimic), which /metrics counts as an SMS send.
+  // It is checked against sms_budget_per_hour but not counted in it: it
+  // costs nothing, so made-up IDs cannot spend the real users' budget.
   Status SendCode(const std::string& user_id, const std::string& client_ip, SendResult* result);
 
   // Checks `passcode` against the user's live code in one atomic store step
@@ -121,8 +137,10 @@ class OtpService {
   // limits no longer count.
   Status PurgeExpired(int64_t* purged);
 
-  // Whether `phone` (E.164) starts with one of the allowed country codes.
-  bool CountryAllowed(const std::string& phone) const;
+  // Whether a code may go to `phone`: a valid number (ParsePhone) of an
+  // allowed region, starting with an allowed country code, of a type not
+  // refused. When not, *why says so (for the log).
+  bool CountryAllowed(const std::string& phone, std::string* why = nullptr) const;
 
   // The options in force now. The reference stays valid for the life of
   // the service.
@@ -138,7 +156,9 @@ class OtpService {
   void Audit(const std::string& user_id, const std::string& phone, const std::string& client_ip,
              const char* event, const std::string& outcome);
   // Reserves the send; false (with *result filled) when a limit refused it.
-  Status Reserve(const std::string& client_ip, SendResult* result, bool* allowed);
+  // `counts_toward_global`: see SendRequest.
+  Status Reserve(const std::string& client_ip, bool counts_toward_global, SendResult* result,
+                 bool* allowed);
   // Stores a fresh code and texts it in the user's `locale` (the second
   // half of SendCode).
   Status StoreAndText(const std::string& locale, SendResult* result);
@@ -158,8 +178,8 @@ class OtpService {
   RandomSource* const random_;
   const CodeHasher* const hasher_;
   AuditLog* const audit_;
-  // Moving average of SMS send time, which concealed sends imitate.
-  std::atomic<int64_t> sms_latency_us_{0};
+  // Recent SMS send times, which concealed sends imitate.
+  LatencyMimic sms_latency_;
 };
 
 }  // namespace otpd

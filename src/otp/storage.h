@@ -63,7 +63,11 @@ struct VerifyLimits {
 struct SendRequest {
   std::string user_id;  // normalized
   std::string phone;    // E.164
-  std::string client_ip;
+  std::string client_ip;  // the client key (core/client_key.h)
+  // false: the global cap is checked (so a refusal looks the same) but this
+  // send is not counted in it: a concealed send texts nobody, so it must
+  // not spend the real SMS budget (OtpService::SendConcealed).
+  bool counts_toward_global = true;
 };
 
 // Caps on sends in a rolling window; 0 turns one off.
@@ -169,6 +173,10 @@ struct RedisOptions {
   // pseudonyms, so KEYS and MONITOR show no personal data. Must outlive the
   // store. Null (tests): in the clear.
   const CodeHasher* key_hasher = nullptr;
+  // When Redis is seen to have lost its data while this process used it,
+  // every verify answers kThrottled for this long (the failure window), so
+  // the lost failure history gives nobody new guesses. 0: no hold.
+  int64_t lost_data_hold_ms = 0;
 };
 
 #ifdef OTPD_REDIS

@@ -104,19 +104,44 @@ std::string FormEncode(const std::vector<std::pair<std::string, std::string>>& f
   return out;
 }
 
-// Twilio's messages may quote the number ("The 'To' number +1555... is not
-// valid"); logs never hold full phones.
+// Twilio's messages may quote the number in any form ("The 'To' number
+// +1555... is not valid", "+1 (415) 555-0123", "4155550123", "%2B1415...");
+// logs never hold full phones. A run of digits and the separators numbers
+// are written with that holds 7 digits or more keeps only its last three.
+bool IsPhoneSeparator(char c) {
+  return c == ' ' || c == '-' || c == '.' || c == '(' || c == ')' || c == '+' || c == '/';
+}
+
 std::string MaskNumbers(const std::string& text) {
   std::string out;
-  for (size_t i = 0; i < text.size();) {
-    size_t j = i + 1;
-    while (text[i] == '+' && j < text.size() && isdigit(static_cast<unsigned char>(text[j]))) ++j;
-    if (j - i > 4) {
-      out += MaskPhone(text.substr(i, j - i));
-      i = j;
-    } else {
-      out += text[i++];
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t j = i;
+    int digits = 0;
+    size_t last_digit_end = i;
+    while (j < text.size()) {
+      if (isdigit(static_cast<unsigned char>(text[j]))) {
+        ++digits;
+        last_digit_end = ++j;
+      } else if (text.compare(j, 3, "%2B") == 0 || text.compare(j, 3, "%2b") == 0) {
+        j += 3;
+      } else if (IsPhoneSeparator(text[j])) {
+        ++j;
+      } else {
+        break;
+      }
     }
+    if (digits < 7) {
+      out += text[i++];
+      continue;
+    }
+    int seen = 0;
+    for (size_t k = i; k < last_digit_end; k++) {
+      const bool digit = isdigit(static_cast<unsigned char>(text[k])) != 0;
+      if (digit) ++seen;
+      out += digit && seen <= digits - 3 ? '*' : text[k];
+    }
+    i = last_digit_end;
   }
   return out;
 }

@@ -105,6 +105,12 @@ CREATE TABLE settings (
 ) WITHOUT ROWID;
 CREATE TABLE write_probe (data BLOB);
 )sql",
+    // Sends the global cap (sms_budget_per_hour) counts: 0 for concealed
+    // sends, which text nobody (SendRequest::counts_toward_global).
+    R"sql(
+ALTER TABLE sends ADD COLUMN counts_global INTEGER NOT NULL DEFAULT 1
+  CHECK (counts_global IN (0, 1));
+)sql",
 };
 
 constexpr int kSchemaVersion = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));

@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "core/code_hash.h"
+#include "core/log.h"
 #include "core/phone.h"
 #include "otp/storage.h"
 
@@ -80,7 +81,7 @@ constexpr char kDeleteScript[] =
     "end\n"
     "return 1\n";
 
-// KEYS: code, failures, codes index. ARGV: hash, now, max_attempts, grace,
+// KEYS: code, failures, codes index, data-lost. ARGV: hash, now, max_attempts, grace,
 // max_failures, failure_window, failure member, user.
 // Returns {outcome, attempts_remaining, expires_at, retry_after}; outcome as
 // VerifyOutcome: 0 ok, 1 invalid, 2 locked, 3 expired, 4 not found,
@@ -98,6 +99,8 @@ constexpr char kVerifyScript[] =
     "local now = tonumber(ARGV[2])\n"
     "local max_attempts = tonumber(ARGV[3])\n"
     "local window = tonumber(ARGV[6])\n"
+    "local lost = redis.call('PTTL', KEYS[4])\n"  // see RedisPool::CheckAlive
+    "if lost > 0 and tonumber(ARGV[5]) > 0 then return {5, 0, 0, lost} end\n"
     "local hit, retry = cap_reached(KEYS[2], tonumber(ARGV[5]), window, now)\n"
     "if hit then return {5, 0, 0, retry} end\n"
     "local row = redis.call('HMGET', KEYS[1], 'hash', 'expires_at', 'attempts')\n"
@@ -125,7 +128,8 @@ constexpr char kVerifyScript[] =
     "return {1, max_attempts - (attempts + 1), expires_at, 0}\n";
 
 // KEYS: sends of the user, of the phone, of the IP, of everyone.
-// ARGV: now, cooldown, per_user, per_phone, per_ip, global, window, member.
+// ARGV: now, cooldown, per_user, per_phone, per_ip, global, window, member,
+// counts toward global (1/0: checked either way, recorded only when 1).
 // Returns {allowed (0/1), limit (SendLimit), retry_after}.
 constexpr char kReserveScript[] =
     OTPD_LUA_CAP_REACHED
@@ -157,7 +161,7 @@ constexpr char kReserveScript[] =
     "record(KEYS[1], user_keep)\n"
     "if per_phone > 0 then record(KEYS[2], window) end\n"
     "if per_ip > 0 then record(KEYS[3], window) end\n"
-    "if global > 0 then record(KEYS[4], window) end\n"
+    "if global > 0 and ARGV[9] == '1' then record(KEYS[4], window) end\n"
     "return {1, 0, 0}\n";
 
 // KEYS: codes index. ARGV: cutoff (now - grace), batch size, code key prefix.
@@ -235,9 +239,13 @@ class RedisPool {
  private:
   Status Connect(redisContext** out);
   Status Setup(redisContext* c);
+  // Notices a Redis that lost its data while this process used it (see
+  // RedisOptions::lost_data_hold_ms).
+  Status CheckAlive(redisContext* c);
   std::string Where() const { return "redis at " + options_.endpoint.Describe(); }
 
   const RedisOptions options_;
+  std::atomic<bool> seen_alive_{false};  // "<prefix>alive" was there or set by us
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<redisContext*> idle_;
@@ -311,6 +319,34 @@ Status RedisPool::Setup(redisContext* c) {
         " was written by otpd nodes with another secret; every node sharing this Redis and "
         "prefix needs the same secret (copy otpd.secret from one of them)");
   }
+  return CheckAlive(c);
+}
+
+// "<prefix>alive" has no TTL: once this process has seen it, its absence
+// on a new connection means Redis lost every key (a restart without
+// persistence, a FLUSHALL, a failover to an empty replica), the per-user
+// failure history with them. Verifies are then refused for the failure
+// window (the verify script reads "<prefix>data-lost"), so nobody gets a
+// fresh set of guesses. A process that starts on an empty Redis cannot
+// tell a first start from a loss, and does not hold.
+Status RedisPool::CheckAlive(redisContext* c) {
+  Reply reply;
+  bool broken = false;
+  Status s = Command(c, {"SET", options_.prefix + "alive", "1", "NX"}, &reply, &broken);
+  if (!s.ok()) return Status::Unavailable(Where() + ": " + s.message());
+  const bool created = reply->type == REDIS_REPLY_STATUS;
+  if (!seen_alive_.exchange(true) || !created || options_.lost_data_hold_ms <= 0) {
+    return Status::OK();
+  }
+  s = Command(c, {"SET", options_.prefix + "data-lost", "1", "PX",
+                  std::to_string(options_.lost_data_hold_ms)},
+              &reply, &broken);
+  if (!s.ok()) return Status::Unavailable(Where() + ": " + s.message());
+  Log(LogLevel::kError,
+      "redis lost its data (restart without persistence?); verifies answer 429 for "
+      "verify_failure_window so the failure cap is not reset",
+      {{"redis", options_.endpoint.Describe()},
+       {"hold_ms", std::to_string(options_.lost_data_hold_ms)}});
   return Status::OK();
 }
 
@@ -539,7 +575,8 @@ Status RedisStorage::VerifyCode(const std::string& user_id, const std::string& c
   const std::string user = NormalizeUserId(user_id);
   const int64_t now = clock_->NowMillis();
   Reply reply;
-  Status s = Eval(verify_, {CodeKey(user), prefix_ + "failures:" + user, prefix_ + "codes"},
+  Status s = Eval(verify_, {CodeKey(user), prefix_ + "failures:" + user, prefix_ + "codes",
+                            prefix_ + "data-lost"},
                   {code_hash, std::to_string(now), std::to_string(limits.max_attempts),
                    std::to_string(limits.expired_grace_ms), std::to_string(limits.max_failures),
                    std::to_string(limits.failure_window_ms), EventId(now), user},
@@ -575,7 +612,8 @@ Status RedisStorage::ReserveSend(const SendRequest& request, const SendLimits& l
                   {std::to_string(now), std::to_string(limits.cooldown_ms),
                    std::to_string(limits.per_user), std::to_string(limits.per_phone),
                    std::to_string(has_ip ? limits.per_ip : 0), std::to_string(limits.global),
-                   std::to_string(limits.window_ms), EventId(now)},
+                   std::to_string(limits.window_ms), EventId(now),
+                   request.counts_toward_global ? "1" : "0"},
                   &reply);
   std::vector<int64_t> v;
   if (s.ok()) s = Integers(reserve_, reply.get(), 3, &v);

@@ -40,12 +40,14 @@ constexpr char kNthSendFromIpSql[] =
     "SELECT at FROM sends WHERE client_ip = ?1 AND at > ?2 ORDER BY at DESC LIMIT 1 OFFSET ?3";
 // Over all sends; ?1 is bound like the others and matches everything.
 constexpr char kNthSendSql[] =
-    "SELECT at FROM sends WHERE ?1 = ?1 AND at > ?2 ORDER BY at DESC LIMIT 1 OFFSET ?3";
+    "SELECT at FROM sends WHERE ?1 = ?1 AND counts_global = 1 AND at > ?2"
+    " ORDER BY at DESC LIMIT 1 OFFSET ?3";
 constexpr char kNthFailureSql[] =
     "SELECT at FROM verify_failures WHERE user_id = ?1 AND at > ?2"
     " ORDER BY at DESC LIMIT 1 OFFSET ?3";
 constexpr char kInsertSendSql[] =
-    "INSERT INTO sends (user_id, phone, client_ip, at) VALUES (?1, ?2, ?3, ?4)";
+    "INSERT INTO sends (user_id, phone, client_ip, at, counts_global)"
+    " VALUES (?1, ?2, ?3, ?4, ?5)";
 constexpr char kInsertFailureSql[] = "INSERT INTO verify_failures (user_id, at) VALUES (?1, ?2)";
 constexpr char kClearFailuresSql[] = "DELETE FROM verify_failures WHERE user_id = ?1";
 constexpr char kInsertFingerprintSql[] =
@@ -199,6 +201,7 @@ Status SqliteStorage::ReserveSend(const SendRequest& request, const SendLimits& 
       stmt.BindText(2, request.phone);
       stmt.BindText(3, request.client_ip);
       stmt.BindInt64(4, now);
+      stmt.BindInt64(5, request.counts_toward_global ? 1 : 0);
       s = stmt.Run();
     }
   }

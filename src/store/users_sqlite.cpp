@@ -42,17 +42,25 @@ std::string Quote(const std::string& text) {
   return "\"" + text.substr(0, 37) + "...\"";
 }
 
-Status ValidateUser(const std::string& user_id, const std::string& phone) {
+// Checks the entry and sets *e164 to its phone normalised (NormalizePhone).
+Status ValidateUser(const std::string& user_id, const std::string& phone, std::string* e164) {
   if (user_id.empty()) return Status::InvalidArgument("user ID is empty");
   if (user_id.size() > kMaxUserIdBytes) {
     return Status::InvalidArgument("user ID " + Quote(user_id) + " is longer than " +
                                    std::to_string(kMaxUserIdBytes) + " bytes");
   }
-  if (!IsE164(phone)) {
-    return Status::InvalidArgument("phone " + Quote(phone) + " of user " + Quote(user_id) +
-                                   " is not E.164 ('+' and 2 to 15 digits, no leading 0)");
-  }
+  Status s = NormalizePhone(phone, e164);
+  if (!s.ok()) return Status::InvalidArgument("user " + Quote(user_id) + ": " + s.message());
   return Status::OK();
+}
+
+// A phone as read back: rows written with plain SQL get the same
+// normalisation as the CLI's ("+440207946..." -> "+44207946..."); one that
+// does not parse is kept, and the send refuses it (OtpService).
+std::string PhoneAsRead(const std::string& stored) {
+  std::string e164;
+  if (stored.empty() || !NormalizePhone(stored, &e164).ok()) return stored;
+  return e164;
 }
 
 // Checks every entry and normalizes the IDs. Two entries that differ only
@@ -61,7 +69,8 @@ Status NormalizeConfigUsers(const std::map<std::string, std::string>& users,
                             std::map<std::string, std::string>* normalized) {
   std::map<std::string, std::string> first_spelling;  // normalized -> as listed
   for (const auto& entry : users) {
-    Status s = ValidateUser(entry.first, entry.second);
+    std::string phone;
+    Status s = ValidateUser(entry.first, entry.second, &phone);
     if (!s.ok()) return s;
     const std::string id = NormalizeUserId(entry.first);
     auto inserted = first_spelling.emplace(id, entry.first);
@@ -70,7 +79,7 @@ Status NormalizeConfigUsers(const std::map<std::string, std::string>& users,
                                      Quote(entry.first) +
                                      " are the same user (IDs are case-insensitive)");
     }
-    (*normalized)[id] = entry.second;
+    (*normalized)[id] = phone;
   }
   return Status::OK();
 }
@@ -109,10 +118,12 @@ Status ValidateLocale(const std::string& user_id, const std::string& locale) {
 
 // An entry of UpsertAll: as ValidateUser, but the phone may be absent
 // (a user without a phone, as export writes one), and the locale is checked.
-Status ValidateListedUser(const User& u) {
+// *e164: the phone normalised ("" when absent).
+Status ValidateListedUser(const User& u, std::string* e164) {
   Status s;
+  e164->clear();
   if (!u.phone.empty()) {
-    s = ValidateUser(u.user_id, u.phone);
+    s = ValidateUser(u.user_id, u.phone, e164);
   } else if (u.user_id.empty() || u.user_id.size() > kMaxUserIdBytes) {
     s = Status::InvalidArgument("user ID " + Quote(u.user_id) + " is empty or longer than " +
                                 std::to_string(kMaxUserIdBytes) + " bytes");
@@ -136,7 +147,8 @@ Status ReadUsers(SqliteConnection* conn, const char* sql, std::vector<User>* use
   while (s.ok()) {
     s = stmt.Step(&row);
     if (!s.ok() || !row) break;
-    users->push_back(User{stmt.ColumnText(0), stmt.ColumnText(1), stmt.ColumnText(2)});
+    users->push_back(
+        User{stmt.ColumnText(0), PhoneAsRead(stmt.ColumnText(1)), stmt.ColumnText(2)});
   }
   return s;
 }
@@ -174,24 +186,27 @@ Status SqliteUserDirectory::Lookup(const std::string& user_id, User* user) {
   s = stmt.Step(&row);
   if (!s.ok()) return s;
   if (!row) return Status::NotFound("user " + Quote(user_id) + " not found");
-  *user = User{stmt.ColumnText(0), stmt.ColumnText(1), stmt.ColumnText(2)};
+  *user = User{stmt.ColumnText(0), PhoneAsRead(stmt.ColumnText(1)), stmt.ColumnText(2)};
   return Status::OK();
 }
 
 Status SqliteUserDirectory::Upsert(const std::string& user_id, const std::string& phone) {
-  Status s = ValidateUser(user_id, phone);
+  std::string e164;
+  Status s = ValidateUser(user_id, phone, &e164);
   SqliteLease lease;
   if (s.ok()) s = db_->Acquire(&lease);
   SqliteConnection* conn = lease.get();
   if (!s.ok()) return s;
   return WriteTransaction(
-      conn, [&] { return RunUpsert(conn, kUpsertSql, NormalizeUserId(user_id), phone); });
+      conn, [&] { return RunUpsert(conn, kUpsertSql, NormalizeUserId(user_id), e164); });
 }
 
 Status SqliteUserDirectory::UpsertAll(const std::vector<User>& users) {
   std::map<std::string, std::string> first_spelling;  // normalized -> as listed
+  std::vector<std::string> phones;                      // normalised, in order
   for (const User& u : users) {
-    Status s = ValidateListedUser(u);
+    phones.emplace_back();
+    Status s = ValidateListedUser(u, &phones.back());
     if (!s.ok()) return s;
     auto inserted = first_spelling.emplace(NormalizeUserId(u.user_id), u.user_id);
     if (!inserted.second) {
@@ -206,8 +221,9 @@ Status SqliteUserDirectory::UpsertAll(const std::vector<User>& users) {
   if (!s.ok()) return s;
   SqliteTransaction txn(conn);
   s = txn.Begin();
-  for (auto it = users.begin(); s.ok() && it != users.end(); ++it) {
-    s = RunUpsert(conn, kUpsertSql, NormalizeUserId(it->user_id), it->phone, &it->locale);
+  for (size_t i = 0; s.ok() && i < users.size(); ++i) {
+    s = RunUpsert(conn, kUpsertSql, NormalizeUserId(users[i].user_id), phones[i],
+                  &users[i].locale);
   }
   if (s.ok()) s = txn.Commit();
   return s;  // on failure txn's destructor rolls back every change

@@ -48,7 +48,7 @@ async function startOtpd() {
     // The flow sends twice to abc within seconds: no resend cooldown here.
     'send_cooldown = 0',
     '[users]',
-    'abc = "+11111111111"',
+    'abc = "+12015551111"',
     '',
   ].join('\n'));
   const log = path.join(tmp, 'otpd.log');
