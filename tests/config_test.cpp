@@ -1,6 +1,7 @@
 // Tests for src/config: flags, environment, config file, their precedence,
 // validation messages, subcommands, and the shipped otpd.conf.example.
 #include "config/config.h"
+#include "config/sources.h"
 
 #include <doctest/doctest.h>
 
@@ -492,6 +493,14 @@ TEST_CASE("config file: syntax and type errors name the key and line") {
     CHECK_MESSAGE(Contains(p.status.message(), c.message), p.status.message());
     CHECK_MESSAGE(Contains(p.status.message(), "config file "), p.status.message());
   }
+}
+
+TEST_CASE("config file: a NUL byte is refused with its place, not parsed") {
+  Settings settings;
+  Config config;
+  const Status s = ReadConfigText("f.conf", std::string("port = 1\n[\0\0x\n", 13), &settings,
+                                  &config);
+  CHECK(s.message() == "config file f.conf: NUL byte (not text) (line 2, column 2)");
 }
 
 TEST_CASE("config file: the message names the file exactly as given") {

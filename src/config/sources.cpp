@@ -277,6 +277,16 @@ std::string ReadEntry(const std::string& path, const std::string& text, const En
 
 Status ReadConfigText(const std::string& path, const std::string& text, Settings* settings,
                       Config* config) {
+  // TOML never allows a NUL byte, and toml++ 3.3 asserts on one in a
+  // [header] instead of reporting it: refuse it first.
+  const size_t nul = text.find('\0');
+  if (nul != std::string::npos) {
+    const size_t line_start = text.rfind('\n', nul);
+    const size_t line = 1 + static_cast<size_t>(std::count(text.begin(), text.begin() + nul, '\n'));
+    const size_t column = line_start == std::string::npos ? nul + 1 : nul - line_start;
+    return Status::InvalidArgument(Prefix(path) + "NUL byte (not text)" +
+                                   Where(static_cast<int>(line), static_cast<int>(column)));
+  }
   toml::parse_result parsed = toml::parse(std::string_view(text), std::string_view(path));
   if (!parsed) return Status::InvalidArgument(Prefix(path) + SyntaxError(text, parsed.error()));
   for (const Entry& e : InFileOrder(parsed.table())) {
