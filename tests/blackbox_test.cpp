@@ -2,7 +2,7 @@
 // config file on a free loopback port, spoken to over HTTP
 // (otpd_process.h).
 #include <doctest/doctest.h>
-#include <httplib.h>
+#include <otpd_httplib.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <sys/socket.h>
