@@ -28,7 +28,7 @@ BUILD    ?= build
 endif
 OUT      ?= .
 
-PKGS     := sqlite3 openssl
+PKGS     := sqlite3 openssl libbrotlienc zlib
 ifeq ($(REDIS),1)
 PKGS     += hiredis
 CPPFLAGS += -DOTPD_REDIS=1
@@ -121,8 +121,9 @@ libotpd.a: $(BUILD)/libotpd.a
 $(OUT)/otpd: $(MAIN_OBJ) $(BUILD)/libotpd.a $(FLAVOUR_STAMP)
 	$(CXX) $(LDFLAGS) $(filter %.o %.a,$^) $(LDLIBS) -o $@
 
+# The tests also decode what the server compressed.
 $(OUT)/otpd_test: $(TEST_OBJS) $(BUILD)/libotpd.a $(FLAVOUR_STAMP)
-	$(CXX) $(LDFLAGS) $(filter %.o %.a,$^) $(LDLIBS) -o $@
+	$(CXX) $(LDFLAGS) $(filter %.o %.a,$^) $(LDLIBS) $(shell pkg-config --libs libbrotlidec) -o $@
 
 # The dev server: a database under ./var, the demo user abc, codes on the
 # console and in var/sms.log.

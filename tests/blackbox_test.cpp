@@ -855,3 +855,22 @@ TEST_CASE("otpd audit: prints the trail of the running server's sends and verifi
 }
 
 }  // namespace otpd
+
+namespace otpd {
+
+TEST_CASE("otpd binary: a second otpd on a port in use exits 1 with one line naming it") {
+  TempDir dir;
+  OtpdProcess first(dir, "a", {"--config", Config(dir, "sms.log")});
+  const std::string where = "127.0.0.1:" + std::to_string(first.port());
+  CommandResult second = RunOtpd(dir, {"serve", "--listen", "127.0.0.1", "--port",
+                                       std::to_string(first.port()), "--database",
+                                       dir.File("second.db"), "--log-level", "warn"});
+  CHECK(second.exit_code == 1);
+  CHECK(second.out.empty());
+  CHECK(second.err == "otpd: listen: cannot listen on " + where + ": Address already in use\n");
+  auto res = first.Client().Get("/healthz");  // the first one still has the port to itself
+  REQUIRE(res);
+  CHECK(res->status == 200);
+}
+
+}  // namespace otpd

@@ -1,6 +1,8 @@
 #include "http/http_server.h"
 
 #include <arpa/inet.h>
+#include <brotli/decode.h>
+#include <zlib.h>
 #include <doctest/doctest.h>
 #include <otpd_httplib.h>
 #include <netinet/in.h>
@@ -16,6 +18,7 @@
 #include <vector>
 
 #include "core/metrics.h"
+#include "http/api_keys.h"
 #include "otp_stack.h"
 #include "test_util.h"
 
@@ -128,6 +131,69 @@ TEST_CASE("Server: send and verify over HTTP, JSON content type, keep-alive") {
   REQUIRE(res);
   CHECK(res->status == 200);
   CHECK(res->body == R"({"success":true,"message":"OTP verified successfully","user_id":"abc"})");
+}
+
+TEST_CASE("Server: the docs pages and /openapi.json go out compressed once, not per request") {
+  ServerFixture f;
+  for (const char* path : {"/docs", "/redoc", "/openapi.json"}) {
+    CAPTURE(std::string(path));
+    const HttpAnswer page = f.stack.api->Handle(HttpRequest{"GET", path, "", "127.0.0.1"});
+    REQUIRE(page.compressed != nullptr);
+    REQUIRE_FALSE(page.compressed->br.empty());
+    REQUIRE_FALSE(page.compressed->gzip.empty());
+    // The bytes compressed when the API was built, on every request.
+    for (int i = 0; i < 2; i++) {
+      auto cli = f.Client();
+      cli.set_decompress(false);  // the bytes as sent
+      auto res = cli.Get(path, httplib::Headers{{"Accept-Encoding", "gzip, br"}});
+      REQUIRE(res);
+      CHECK(res->status == 200);
+      CHECK(res->get_header_value("Content-Encoding") == "br");
+      CHECK(res->get_header_value("Vary") == "Accept-Encoding");
+      CHECK(res->body == page.compressed->br);
+    }
+    std::string plain(page.body.size(), '\0');
+    size_t n = plain.size();
+    REQUIRE(BrotliDecoderDecompress(page.compressed->br.size(),
+                                    reinterpret_cast<const uint8_t*>(page.compressed->br.data()), &n,
+                                    reinterpret_cast<uint8_t*>(&plain[0])) == BROTLI_DECODER_RESULT_SUCCESS);
+    CHECK(plain.substr(0, n) == page.body);
+    auto cli = f.Client();
+    cli.set_decompress(false);
+    auto res = cli.Get(path, httplib::Headers{{"Accept-Encoding", "gzip"}});
+    REQUIRE(res);
+    CHECK(res->get_header_value("Content-Encoding") == "gzip");
+    CHECK(res->body == page.compressed->gzip);
+    res = cli.Get(path, httplib::Headers{{"Accept-Encoding", "br;q=0, identity"}});
+    REQUIRE(res);
+    CHECK_FALSE(res->has_header("Content-Encoding"));
+    CHECK(res->body == page.body);
+  }
+}
+
+TEST_CASE("Server: an API key with %XX in it is compared as sent, not percent-decoded") {
+  const std::string key = "key%41with%2Cpercent%0D%0Aescapes";  // printable, no comma
+  HttpApiOptions api;
+  REQUIRE(ApiKeys::Load(key, "", &api.api_keys).ok());
+  OtpStack stack(OtpOptions(), api);
+  HttpServerOptions o;
+  o.host = "127.0.0.1";
+  o.port = 0;
+  HttpServer server(o, stack.api.get());
+  REQUIRE(server.Bind().ok());
+  std::thread run([&] { server.Run(); });
+  httplib::Client cli("127.0.0.1", server.port());
+  auto res = cli.Post("/send-code", httplib::Headers{{"Authorization", "Bearer " + key}},
+                      R"({"user_id":"abc"})", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  // What the old library turned the header into is not the key.
+  res = cli.Post("/send-code", httplib::Headers{{"Authorization", "Bearer keyAwith,percent"}},
+                 R"({"user_id":"abc"})", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 401);
+  server.Stop();
+  run.join();
 }
 
 TEST_CASE("Server: unknown path 404, wrong method 405, as JSON") {

@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/random.h"
+#include "http/docs_pages.h"
 #include "http/connection_limit.h"
 #include "http/httplib_server.h"
 
@@ -110,11 +111,22 @@ std::string ClientOf(const Request& req, const TrustedProxies& trusted) {
   return ClientIp(req.remote_addr, forwarded, trusted);
 }
 
-void ApplyAnswer(const HttpAnswer& a, Response* res) {
+void ApplyAnswer(const HttpAnswer& a, Response* res, const Request* req = nullptr) {
   res->status = a.status;
   for (const auto& h : a.headers) res->set_header(h.first.c_str(), h.second);
-  res->set_content(a.body, a.content_type.c_str());
   t_user_id = a.user_id;
+  if (a.compressed != nullptr && req != nullptr) {
+    // Bytes compressed when the page was rendered; never per request.
+    res->set_header("Vary", "Accept-Encoding");
+    const std::string enc = PickEncoding(req->get_header_value("Accept-Encoding"));
+    const std::string& z = enc == "br" ? a.compressed->br : a.compressed->gzip;
+    if (!enc.empty() && !z.empty()) {
+      res->set_header("Content-Encoding", enc);
+      res->set_content(z, a.content_type.c_str());
+      return;
+    }
+  }
+  res->set_content(a.body, a.content_type.c_str());
 }
 
 // Answers and closes the connection: the content provider writes the body
@@ -336,7 +348,7 @@ void HttpServer::Impl::Serve(const Request& req, Response& res,
       return;
     }
   }
-  ApplyAnswer(api_->Handle(r), &res);
+  ApplyAnswer(api_->Handle(r), &res, &req);
 }
 
 // Counts the request and writes its access line. Requests the library
