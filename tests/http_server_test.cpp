@@ -375,6 +375,9 @@ TEST_CASE("Server: Expect: 100-continue is either refused or served, never both"
     const bool continued = got.rfind("HTTP/1.1 100", 0) == 0;
     CHECK(continued == c.served);
     CHECK(CountResponses(got) == (continued ? 2 : 1));
+    size_t ids = 0;
+    for (size_t i = got.find("X-Request-Id:"); i != std::string::npos; i = got.find("X-Request-Id:", i + 1)) ids++;
+    CHECK(ids == 1);  // one answer, one request ID
     if (c.served) {  // the API ran it: a code sent, or the user's cooldown
       const size_t final_at = got.find("HTTP/1.1 ", 1);
       CHECK((got.compare(final_at, 12, "HTTP/1.1 200") == 0 ||

@@ -260,7 +260,9 @@ void HttpServer::Impl::Configure() {
   // status it writes as the whole answer and closes. So a request the guard
   // refuses gets the guard's answer, and is not run; the rest get 100.
   server.set_expect_100_continue_handler([this](const Request& req, Response& res) {
-    return Guard(req, res) == Handled::Handled ? res.status : 100;
+    if (Guard(req, res) == Handled::Handled) return res.status;
+    res.headers.erase("X-Request-Id");  // the pre-routing guard sets it again
+    return 100;
   });
   server.set_pre_routing_handler(
       [this](const Request& req, Response& res) { return Guard(req, res); });
