@@ -18,6 +18,14 @@ unit=$tmp/usr/lib/systemd/system/otpd.service
 [ ! -s "$tmp/etc/otpd/twilio_auth_token" ] || fail "token file not empty"
 cmp -s otpd.conf.example "$tmp/etc/otpd/otpd.conf" || fail "config differs from the example"
 [ -f "$tmp/usr/lib/sysusers.d/otpd.conf" ] || fail "sysusers file"
+for f in usr/share/man/man8/otpd.8 usr/share/man/man5/otpd.conf.5 \
+  usr/share/bash-completion/completions/otpd; do
+  [ "$(mode "$tmp/$f")" = 644 ] || fail "/$f missing or not 0644"
+done
+# Installed stripped: no symbol table, no debug sections.
+if readelf -S "$tmp/usr/bin/otpd" | grep -q -e '\.symtab' -e '\.debug_'; then
+  fail "installed binary is not stripped"
+fi
 "$tmp/usr/bin/otpd" --version >/dev/null || fail "installed binary does not run"
 "$tmp/usr/bin/otpd" check-config --config "$tmp/etc/otpd/otpd.conf" >/dev/null ||
   fail "installed config does not check"
