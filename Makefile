@@ -29,7 +29,7 @@ BUILD    ?= build
 endif
 OUT      ?= .
 
-PKGS     := cpp-httplib sqlite3 openssl
+PKGS     := sqlite3 openssl libbrotlienc zlib
 ifeq ($(REDIS),1)
 PKGS     += hiredis
 CPPFLAGS += -DOTPD_REDIS=1
@@ -41,6 +41,14 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+# cpp-httplib, vendored (third_party/cpp-httplib/README.md): split once into
+# declarations ($(HTTPLIB_GEN)/httplib.h, what every file includes through
+# otpd_httplib.h) and the implementation, compiled only in
+# src/http/httplib_server.cpp.
+HTTPLIB_DIR   := third_party/cpp-httplib
+HTTPLIB_GEN   := $(BUILD)/gen/cpp-httplib
+HTTPLIB_SPLIT := $(HTTPLIB_GEN)/httplib.h
+CPPFLAGS += -isystem $(HTTPLIB_GEN) -isystem $(HTTPLIB_DIR)
 CPPFLAGS += -Isrc $(CPPFLAGS_EXTRA) -DOTPD_VERSION='"$(VERSION)"' -MMD -MP
 CXXFLAGS += $(CXXSTD) $(OPT) $(WARN) $(SAN) $(PKG_CFLAGS)
 LDFLAGS  += $(SAN)
@@ -51,7 +59,8 @@ LDLIBS   += $(PKG_LIBS) $(PHONE_LIBS) -lpthread
 
 # The Redis store (hiredis) only in the Redis build; its tests compile to
 # nothing without OTPD_REDIS.
-LIB_SRCS  := $(wildcard src/*/*.cpp)
+# The cpp-httplib implementation first: it is the longest to compile.
+LIB_SRCS  := src/http/httplib_server.cpp $(filter-out src/http/httplib_server.cpp,$(wildcard src/*/*.cpp))
 ifneq ($(REDIS),1)
 LIB_SRCS  := $(filter-out src/store/%_redis.cpp,$(LIB_SRCS))
 endif
@@ -97,9 +106,12 @@ test-deps:
 	@./third_party/install.sh $(DEP_LISTS) third_party/packages-test.txt \
 	  $(if $(filter 1,$(REDIS)),third_party/packages-redis-test.txt)
 
-$(BUILD)/%.o: %.cpp
+$(BUILD)/%.o: %.cpp | $(HTTPLIB_SPLIT)
 	@mkdir -p $(dir $@)
 	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c $< -o $@
+
+$(HTTPLIB_SPLIT): $(HTTPLIB_DIR)/split.sh $(HTTPLIB_DIR)/httplib.h
+	sh $(HTTPLIB_DIR)/split.sh $(HTTPLIB_DIR)/httplib.h $(HTTPLIB_GEN)
 
 $(DOCS_GEN): src/http/docs/embed.sh $(DOCS_ASSETS)
 	@mkdir -p $(dir $@)
@@ -134,8 +146,9 @@ libotpd.a: $(BUILD)/libotpd.a
 $(OUT)/otpd: $(MAIN_OBJ) $(BUILD)/libotpd.a $(FLAVOUR_STAMP)
 	$(CXX) $(LDFLAGS) $(filter %.o %.a,$^) $(LDLIBS) -o $@
 
+# The tests also decode what the server compressed.
 $(OUT)/otpd_test: $(TEST_OBJS) $(BUILD)/libotpd.a $(FLAVOUR_STAMP)
-	$(CXX) $(LDFLAGS) $(filter %.o %.a,$^) $(LDLIBS) -o $@
+	$(CXX) $(LDFLAGS) $(filter %.o %.a,$^) $(LDLIBS) $(shell pkg-config --libs libbrotlidec) -o $@
 
 # The dev server: a database under ./var, the demo user abc, codes on the
 # console and in var/sms.log.

@@ -1,7 +1,7 @@
 // The ceiling of the HTTP layer: a minimal cpp-httplib server configured as
 // otpd configures it (TCP_NODELAY, the same worker pool, keep-alive and
 // backlog), answering a POST with a tiny JSON body. Prints its port.
-#include <httplib.h>
+#include <otpd_httplib.h>
 #include <sys/socket.h>
 
 #include <cstdio>

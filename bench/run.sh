@@ -76,8 +76,8 @@ start_otpd() {
 echo "building (optimised) ..." >&2
 make --no-print-directory REDIS="$REDIS" BUILD=$B OUT=$B OPT='-O2 -g -DNDEBUG' $B/otpd \
   $B/libotpd.a >/dev/null
-FLAGS="-std=c++17 -O2 -DNDEBUG -Isrc $(pkg-config --cflags cpp-httplib)"
-LIBS="$B/libotpd.a $(pkg-config --libs cpp-httplib sqlite3 openssl) -lpthread"
+FLAGS="-std=c++17 -O2 -DNDEBUG -Isrc -isystem $B/gen/cpp-httplib -isystem third_party/cpp-httplib"
+LIBS="$B/libotpd.a $(pkg-config --libs sqlite3 openssl libbrotlienc zlib) -lpthread"
 if [ "$REDIS" = 1 ]; then
   FLAGS="$FLAGS -DOTPD_REDIS=1"
   LIBS="$LIBS $(pkg-config --libs hiredis)"

@@ -3,7 +3,7 @@
 // Prints the milliseconds, then stops otpd with SIGTERM. `--free-port`
 // prints a free loopback port instead.
 #include <arpa/inet.h>
-#include <httplib.h>
+#include <otpd_httplib.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>

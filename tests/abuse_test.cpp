@@ -2,7 +2,7 @@
 // (otpd_process.h): the region allow-list, the per-client key for IPv6,
 // and concealment of unknown users (budget, phone length, metrics).
 #include <doctest/doctest.h>
-#include <httplib.h>
+#include <otpd_httplib.h>
 #include <sqlite3.h>
 #include <unistd.h>
 

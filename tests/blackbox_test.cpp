@@ -2,7 +2,7 @@
 // config file on a free loopback port, spoken to over HTTP
 // (otpd_process.h).
 #include <doctest/doctest.h>
-#include <httplib.h>
+#include <otpd_httplib.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <sys/socket.h>
@@ -997,6 +997,25 @@ TEST_CASE("otpd binary: a second secret on one database is refused with one line
   REQUIRE(chmod(dir.File("otpd.secret").c_str(), 0600) == 0);
   OtpdProcess again(dir, "b", {"--config", conf});
   CHECK(again.Terminate() == 0);
+}
+
+}  // namespace otpd
+
+namespace otpd {
+
+TEST_CASE("otpd binary: a second otpd on a port in use exits 1 with one line naming it") {
+  TempDir dir;
+  OtpdProcess first(dir, "a", {"--config", Config(dir, "sms.log")});
+  const std::string where = "127.0.0.1:" + std::to_string(first.port());
+  CommandResult second = RunOtpd(dir, {"serve", "--listen", "127.0.0.1", "--port",
+                                       std::to_string(first.port()), "--database",
+                                       dir.File("second.db"), "--log-level", "warn"});
+  CHECK(second.exit_code == 1);
+  CHECK(second.out.empty());
+  CHECK(second.err == "otpd: listen: cannot listen on " + where + ": Address already in use\n");
+  auto res = first.Client().Get("/healthz");  // the first one still has the port to itself
+  REQUIRE(res);
+  CHECK(res->status == 200);
 }
 
 }  // namespace otpd

@@ -4,7 +4,7 @@
 #ifndef OTPD_TESTS_FAKE_TWILIO_H_
 #define OTPD_TESTS_FAKE_TWILIO_H_
 
-#include <httplib.h>
+#include <otpd_httplib.h>
 
 #include <condition_variable>
 #include <functional>

@@ -1,7 +1,7 @@
 #include "core/metrics.h"
 
 #include <doctest/doctest.h>
-#include <httplib.h>
+#include <otpd_httplib.h>
 
 #include <algorithm>
 #include <chrono>
@@ -165,12 +165,12 @@ TEST_CASE("Metrics: GET /metrics over HTTP follows a scripted sequence") {
 TEST_CASE("Server: X-Request-Id is echoed when sane and generated otherwise") {
   OtpStack stack(OtpOptions(), HttpApiOptions(), Transport::kHttp);
   httplib::Client cli("127.0.0.1", stack.server->port());
-  auto res = cli.Get("/healthz", {{"X-Request-Id", "abc.DEF_123-x"}});
+  auto res = cli.Get("/healthz", httplib::Headers{{"X-Request-Id", "abc.DEF_123-x"}});
   REQUIRE(res);
   CHECK(res->get_header_value("X-Request-Id") == "abc.DEF_123-x");
   for (const std::string& bad : {std::string("has space"), std::string(65, 'a'),
                                 std::string("semi;colon")}) {
-    res = cli.Get("/healthz", {{"X-Request-Id", bad}});
+    res = cli.Get("/healthz", httplib::Headers{{"X-Request-Id", bad}});
     REQUIRE(res);
     const std::string id = res->get_header_value("X-Request-Id");
     CHECK(id != bad);

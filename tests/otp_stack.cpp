@@ -1,6 +1,6 @@
 #include "otp_stack.h"
 
-#include <httplib.h>
+#include <otpd_httplib.h>
 
 #include <stdexcept>
 

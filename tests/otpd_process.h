@@ -14,7 +14,7 @@
 #ifndef OTPD_TESTS_OTPD_PROCESS_H_
 #define OTPD_TESTS_OTPD_PROCESS_H_
 
-#include <httplib.h>
+#include <otpd_httplib.h>
 #include <sys/types.h>
 
 #include <map>

@@ -5,7 +5,7 @@
 #ifdef OTPD_REDIS
 
 #include <doctest/doctest.h>
-#include <httplib.h>
+#include <otpd_httplib.h>
 #include <unistd.h>
 
 #include <algorithm>

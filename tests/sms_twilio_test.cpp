@@ -1,7 +1,7 @@
 // The Twilio sender against a fake Twilio: an in-process HTTPS server on
 // 127.0.0.1 with certificates made at run time (tests/test_tls.h).
 #include <doctest/doctest.h>
-#include <httplib.h>
+#include <otpd_httplib.h>
 #include <openssl/evp.h>
 
 #include <atomic>
@@ -269,11 +269,12 @@ TEST_CASE("twilio: a pooled connection the server closed is replaced, not failed
   Certs certs;
   FakeTwilio fake(certs.good);  // closes idle connections after 1 s
   TwilioOptions o = Options(fake, certs);
-  bool expect_retry = false;
+  const bool expect_retry = false;
   SUBCASE("dropped from the pool before the server closes it") { o.max_idle_ms = 500; }
-  SUBCASE("still pooled: the failed write is retried") {
+  SUBCASE("still pooled: the client sees it closed and reconnects") {
+    // cpp-httplib 0.53 checks a kept connection before writing on it, so
+    // the send goes out on a new one without a failed write and a retry.
     o.max_idle_ms = 60000;
-    expect_retry = true;
   }
   auto sender = MustSender(o);
   SmsReceipt receipt;

@@ -55,6 +55,9 @@ HttpServerOptions ServerOptions(const Config& c) {
   o.write_timeout_s = c.write_timeout;
   o.keepalive_timeout_s = c.keepalive_timeout;
   o.keepalive_max = c.keepalive_max;
+  o.max_connections_per_ip = c.max_connections_per_ip;
+  o.header_timeout_ms = c.header_timeout * 1000;
+  o.reuse_port = c.reuse_port;
   o.tls_cert = c.tls_cert;
   o.tls_key = c.tls_key;
   // Validated by ParseInvocation, so this cannot fail here.

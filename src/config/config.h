@@ -32,6 +32,9 @@ struct Config {
   int write_timeout = 5;             // seconds to wait while writing an answer, 1..300
   int keepalive_timeout = 5;         // seconds an idle keep-alive connection is kept, 0..300
   int keepalive_max = 100;           // requests per connection before it is closed, 1..100000
+  int max_connections_per_ip = 64;   // open connections per IPv4 address / IPv6 /64, 0 = no cap
+  int header_timeout = 5;            // seconds for a request's line, headers and body, 1..300
+  bool reuse_port = false;           // SO_REUSEPORT: share the port with other processes
   std::string base_path;  // prefix a reverse proxy serves otpd under ("/otp"); docs links
   std::string tls_cert;  // PEM certificate (chain); set with tls_key to serve HTTPS only
   std::string tls_key;   // PEM private key of tls_cert

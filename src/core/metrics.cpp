@@ -183,12 +183,18 @@ void Metrics::RenderRateLimited(std::string* out) const {
   }
 }
 
+void Metrics::RecordConnectionRefused() { Add(&connections_refused_); }
+
 std::string Metrics::Render(int64_t active_codes) const {
   std::string out;
   out.reserve(16384);
   RenderRequests(&out);
   RenderOutcomes(&out);
   RenderRateLimited(&out);
+  Header(&out, "otpd_connections_refused_total", "counter",
+         "Connections closed on accept: the client address held max_connections_per_ip.");
+  out += "otpd_connections_refused_total{reason=\"per_ip\"} " +
+         std::to_string(Read(connections_refused_)) + "\n";
   if (active_codes >= 0) {
     Header(&out, "otpd_active_codes", "gauge", "Codes stored and not yet expired.");
     out += "otpd_active_codes " + std::to_string(active_codes) + "\n";

@@ -74,6 +74,10 @@ class Metrics {
   // their own series; later names count under limit="other".
   void RecordRateLimited(std::string_view limit);
 
+  // One connection closed as soon as it was accepted because its client
+  // address already held max_connections_per_ip (http/connection_limit.h).
+  void RecordConnectionRefused();
+
   // The whole exposition. `active_codes` < 0 leaves the gauge out (the
   // store could not count).
   // Request series appear once a route has been requested; the outcome
@@ -99,6 +103,7 @@ class Metrics {
   std::array<std::string, kMaxRateLimits + 1> limit_names_;  // written before published
   std::atomic<size_t> limit_count_{0};
   std::array<std::atomic<uint64_t>, kMaxRateLimits + 1> limited_{};  // last: "other"
+  std::atomic<uint64_t> connections_refused_{0};
   const int64_t start_unix_s_;
 };
 

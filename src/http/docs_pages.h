@@ -9,6 +9,7 @@
 #define OTPD_DOCS_PAGES_H_
 
 #include <nlohmann/json.hpp>
+#include <memory>
 #include <string>
 
 namespace otpd {
@@ -28,6 +29,20 @@ std::string RenderDocsPage(const nlohmann::ordered_json& openapi, DocsStyle styl
 // The Content-Security-Policy for both pages: only this origin, and only
 // the embedded style and script (by their SHA-256).
 const std::string& DocsContentSecurityPolicy();
+
+// A page's body compressed once, when the page is rendered, so that no
+// request pays for compressing it (brotli at high quality took up to 3.7 s
+// a request when the HTTP library did it per request).
+struct CompressedBody {
+  std::string gzip;  // "" when compression failed: serve the body as is
+  std::string br;
+};
+std::shared_ptr<const CompressedBody> CompressBody(const std::string& body);
+
+// The encoding to answer an Accept-Encoding header with, from what
+// CompressedBody holds: "br", then "gzip", else "" (identity). A coding
+// listed with q=0 is not acceptable; "*" accepts both.
+std::string PickEncoding(const std::string& accept_encoding);
 
 }  // namespace otpd
 

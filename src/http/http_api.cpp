@@ -185,7 +185,10 @@ HttpApi::HttpApi(OtpService* service, Storage* storage, const HttpApiOptions& op
       docs_html_(RenderDocsPage(OpenApiDocument(WithKeysFlag(options)), DocsStyle::kInteractive,
                                 options.base_path, WithKeysFlag(options).api_keys_enabled)),
       redoc_html_(RenderDocsPage(OpenApiDocument(WithKeysFlag(options)), DocsStyle::kReference,
-                                 options.base_path, WithKeysFlag(options).api_keys_enabled)) {}
+                                 options.base_path, WithKeysFlag(options).api_keys_enabled)),
+      openapi_json_z_(CompressBody(openapi_json_)),
+      docs_html_z_(CompressBody(docs_html_)),
+      redoc_html_z_(CompressBody(redoc_html_)) {}
 
 const std::vector<Route>& HttpApi::Routes() {
   static const std::vector<Route> routes = {
@@ -240,10 +243,11 @@ HttpAnswer HttpApi::Dispatch(const HttpRequest& request) const {
       if (request.path == "/healthz") return JsonAnswer(200, Json{{"status", "ok"}});
       if (request.path == "/readyz") return Ready();
       if (request.path == "/metrics") return MetricsPage();
-      if (request.path == "/docs") return Page(docs_html_);
-      if (request.path == "/redoc") return Page(redoc_html_);
+      if (request.path == "/docs") return Page(docs_html_, docs_html_z_);
+      if (request.path == "/redoc") return Page(redoc_html_, redoc_html_z_);
       HttpAnswer a;
       a.body = openapi_json_;
+      a.compressed = openapi_json_z_;
       return a;
     }
     allow += allow.empty() ? r.method : std::string(", ") + r.method;
@@ -362,9 +366,11 @@ HttpAnswer HttpApi::Ready() const {
   return a;
 }
 
-HttpAnswer HttpApi::Page(const std::string& html) const {
+HttpAnswer HttpApi::Page(const std::string& html,
+                         const std::shared_ptr<const CompressedBody>& z) const {
   HttpAnswer a;
   a.body = html;
+  a.compressed = z;
   a.content_type = "text/html; charset=utf-8";
   a.headers.emplace_back("Content-Security-Policy", DocsContentSecurityPolicy());
   a.headers.emplace_back("X-Content-Type-Options", "nosniff");

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "http/api_keys.h"
+#include "http/docs_pages.h"
 #include "core/live_value.h"
 #include "otp/otp_service.h"
 #include "http/rate_limiter.h"
@@ -42,6 +43,9 @@ struct HttpAnswer {
   // The normalized user ID the request named, once its body validated; only
   // for the access log ("" when none).
   std::string user_id;
+  // The body compressed once (the docs pages and /openapi.json); the server
+  // sends one of these when the client accepts it. Null: send `body`.
+  std::shared_ptr<const CompressedBody> compressed;
 };
 
 struct HttpApiOptions {
@@ -93,7 +97,7 @@ class HttpApi {
   static HttpAnswer VerifyAnswer(const Status& s, const VerifyCodeResult& r);
   HttpAnswer Ready() const;
   HttpAnswer MetricsPage() const;
-  HttpAnswer Page(const std::string& html) const;
+  HttpAnswer Page(const std::string& html, const std::shared_ptr<const CompressedBody>& z) const;
   HttpAnswer Dispatch(const HttpRequest& request) const;
 
   OtpService* const service_;
@@ -105,6 +109,10 @@ class HttpApi {
   const std::string openapi_json_;
   const std::string docs_html_;
   const std::string redoc_html_;
+  // The three compressed once, at construction.
+  const std::shared_ptr<const CompressedBody> openapi_json_z_;
+  const std::shared_ptr<const CompressedBody> docs_html_z_;
+  const std::shared_ptr<const CompressedBody> redoc_html_z_;
 };
 
 // {"detail": "<text>"}: the shape FastAPI used for 404, 405, 413 and the like.

@@ -1,6 +1,6 @@
 #include "http/http_server.h"
 
-#include <httplib.h>
+#include <otpd_httplib.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -14,6 +14,9 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/random.h"
+#include "http/docs_pages.h"
+#include "http/connection_limit.h"
+#include "http/httplib_server.h"
 
 namespace otpd {
 namespace {
@@ -22,19 +25,15 @@ using httplib::Request;
 using httplib::Response;
 using Handled = httplib::Server::HandlerResponse;
 
-// cpp-httplib keeps its listening socket protected; we need it to set a
-// real backlog (the library's is 5). A pointer to the protected member,
-// taken inside a derived class, reads it from any Server or SSLServer.
-struct SocketPeek : httplib::Server {
-  static socket_t ListeningFd(const httplib::Server& server) {
-    return server.*(&SocketPeek::svr_sock_);
-  }
-};
-
-// A plain server, or an HTTPS one when a certificate is configured.
-std::unique_ptr<httplib::Server> MakeServer(const HttpServerOptions& options) {
-  if (options.tls_cert.empty()) return std::make_unique<httplib::Server>();
-  return std::make_unique<httplib::SSLServer>(options.tls_cert.c_str(), options.tls_key.c_str());
+// Listening-socket options: SO_REUSEADDR (a restart may bind while old
+// connections sit in TIME_WAIT), and SO_REUSEPORT only when asked for. The
+// library's default turns SO_REUSEPORT on, so a second otpd on the same
+// port would start and silently share it.
+httplib::SocketOptions ListenSocketOptions(bool reuse_port) {
+  return [reuse_port](socket_t sock) {
+    httplib::set_socket_opt(sock, SOL_SOCKET, SO_REUSEADDR, 1);
+    if (reuse_port) httplib::set_socket_opt(sock, SOL_SOCKET, SO_REUSEPORT, 1);
+  };
 }
 
 // What the access log needs about the request this worker is serving. A
@@ -107,16 +106,27 @@ std::string ClientOf(const Request& req, const TrustedProxies& trusted) {
   std::vector<std::string> forwarded;
   if (!trusted.empty()) {
     const size_t n = req.get_header_value_count("X-Forwarded-For");
-    for (size_t i = 0; i < n; i++) forwarded.push_back(req.get_header_value("X-Forwarded-For", i));
+    for (size_t i = 0; i < n; i++) forwarded.push_back(req.get_header_value("X-Forwarded-For", "", i));
   }
   return ClientIp(req.remote_addr, forwarded, trusted);
 }
 
-void ApplyAnswer(const HttpAnswer& a, Response* res) {
+void ApplyAnswer(const HttpAnswer& a, Response* res, const Request* req = nullptr) {
   res->status = a.status;
   for (const auto& h : a.headers) res->set_header(h.first.c_str(), h.second);
-  res->set_content(a.body, a.content_type.c_str());
   t_user_id = a.user_id;
+  if (a.compressed != nullptr && req != nullptr) {
+    // Bytes compressed when the page was rendered; never per request.
+    res->set_header("Vary", "Accept-Encoding");
+    const std::string enc = PickEncoding(req->get_header_value("Accept-Encoding"));
+    const std::string& z = enc == "br" ? a.compressed->br : a.compressed->gzip;
+    if (!enc.empty() && !z.empty()) {
+      res->set_header("Content-Encoding", enc);
+      res->set_content(z, a.content_type.c_str());
+      return;
+    }
+  }
+  res->set_content(a.body, a.content_type.c_str());
 }
 
 // Answers and closes the connection: the content provider writes the body
@@ -157,11 +167,17 @@ const char* ReasonText(int status) {
 class HttpServer::Impl {
  public:
   Impl(const HttpServerOptions& options, const HttpApi* api)
-      : owned_(MakeServer(options)), server(*owned_), options_(options), api_(api) {
+      : limit_(options.max_connections_per_ip, options.trusted_proxies),
+        owned_(NewHttplibServer(ConnectionPolicy{&limit_, options.header_timeout_ms},
+                                options.tls_cert, options.tls_key)),
+        server(*owned_),
+        options_(options),
+        api_(api) {
     Configure();
   }
 
  private:
+  ConnectionLimit limit_;
   std::unique_ptr<httplib::Server> owned_;
 
  public:
@@ -179,24 +195,19 @@ class HttpServer::Impl {
     cv_.notify_all();
   }
 
-  // The library's stop() does nothing until its accept loop has started,
-  // so a Stop racing a starting Run keeps asking until it takes effect.
+  // The library's stop() closes the listening socket whether or not its
+  // accept loop has started, and a listen_after_bind() after it returns at
+  // once, so one call is enough; then wait for Run to return.
   bool StopAndWait() {
     std::lock_guard<std::mutex> stop_lock(stop_mu_);
     const auto deadline =
         std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.shutdown_deadline_ms);
     std::unique_lock<std::mutex> lock(mu_);
     stop_requested_ = true;
-    while (running_) {
-      if (server.is_running() && SocketPeek::ListeningFd(server) != INVALID_SOCKET) {
-        lock.unlock();
-        server.stop();
-        lock.lock();
-      }
-      if (std::chrono::steady_clock::now() >= deadline) return false;
-      cv_.wait_for(lock, std::chrono::milliseconds(10));
-    }
-    return true;
+    lock.unlock();
+    server.stop();
+    lock.lock();
+    return cv_.wait_until(lock, deadline, [this] { return !running_; });
   }
 
   Status Bind(int* port) {
@@ -213,10 +224,6 @@ class HttpServer::Impl {
         return Status::IOError("cannot listen on " + where + ": " + strerror(errno));
       }
       *port = options_.port;
-    }
-    // The library listens with a backlog of 5; widen it on the same socket.
-    if (::listen(SocketPeek::ListeningFd(server), options_.backlog) != 0) {
-      return Status::IOError("listen(" + where + "): " + strerror(errno));
     }
     return Status::OK();
   }
@@ -237,17 +244,25 @@ class HttpServer::Impl {
 };
 
 void HttpServer::Impl::Configure() {
-  const size_t threads = static_cast<size_t>(options_.threads);
-  server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  // A few workers always; more while connections are open, up to
+  // `threads`; the extra ones leave after CPPHTTPLIB_THREAD_POOL_IDLE_TIMEOUT.
+  const size_t most = static_cast<size_t>(options_.threads);
+  const size_t least = std::min<size_t>(most, CPPHTTPLIB_THREAD_POOL_COUNT);
+  server.new_task_queue = [least, most] { return new httplib::ThreadPool(least, most); };
+  server.set_socket_options(ListenSocketOptions(options_.reuse_port));
   server.set_tcp_nodelay(true);
   server.set_keep_alive_max_count(static_cast<size_t>(options_.keepalive_max));
   server.set_keep_alive_timeout(options_.keepalive_timeout_s);
   server.set_read_timeout(options_.read_timeout_s, 0);
   server.set_write_timeout(options_.write_timeout_s, 0);
   server.set_payload_max_length(options_.max_body_bytes);
-  server.set_expect_100_continue_handler([this](const Request& req, Response&) {
-    const int64_t len = ContentLength(req);
-    return len >= 0 && static_cast<size_t>(len) <= options_.max_body_bytes ? 100 : 417;
+  // The library answers 417 and then goes on to run the request; any other
+  // status it writes as the whole answer and closes. So a request the guard
+  // refuses gets the guard's answer, and is not run; the rest get 100.
+  server.set_expect_100_continue_handler([this](const Request& req, Response& res) {
+    if (Guard(req, res) == Handled::Handled) return res.status;
+    res.headers.erase("X-Request-Id");  // the pre-routing guard sets it again
+    return 100;
   });
   server.set_pre_routing_handler(
       [this](const Request& req, Response& res) { return Guard(req, res); });
@@ -335,7 +350,7 @@ void HttpServer::Impl::Serve(const Request& req, Response& res,
       return;
     }
   }
-  ApplyAnswer(api_->Handle(r), &res);
+  ApplyAnswer(api_->Handle(r), &res, &req);
 }
 
 // Counts the request and writes its access line. Requests the library

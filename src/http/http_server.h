@@ -1,9 +1,13 @@
-// HttpServer: serves an HttpApi over cpp-httplib 0.11.4 (Debian), over
-// HTTPS when a certificate is given, configured as ../shared/HTTPLIB.md measured it must be: TCP_NODELAY, a large worker
-// pool, a real listen backlog, short read/write/keep-alive timeouts, JSON
-// error bodies, an exception handler, and a framing guard that refuses
-// unsafe requests before their body is read, closing the connection so an
-// unread body can never be taken for the next request.
+// HttpServer: serves an HttpApi over cpp-httplib (vendored, v0.53.1), over
+// HTTPS when a certificate is given: TCP_NODELAY, a worker pool that grows
+// with the open connections up to `threads` and shrinks when they go, a cap
+// on the connections one client address holds (connection_limit.h), a bound
+// on each request's whole read (header_timeout), short read/write/keep-alive
+// timeouts, JSON error bodies, an exception handler, and a framing guard that
+// refuses unsafe requests before their body is read, closing the connection
+// so an unread body can never be taken for the next request. A request with
+// `Expect: 100-continue` is either refused (and not run) or continued.
+// The library's compile-time limits: third_party/cpp-httplib/otpd_httplib.h.
 //
 // Every request gets an ID (the client's X-Request-Id when it is
 // [A-Za-z0-9._-]{1,64}, else a generated one), echoed in the X-Request-Id
@@ -28,13 +32,16 @@ namespace otpd {
 struct HttpServerOptions {
   std::string host = "127.0.0.1";  // IPv4 or IPv6 literal
   int port = 8000;                 // 0: an ephemeral port (tests)
-  int threads = 1024;              // worker threads; each connection holds one
+  int threads = 1024;              // most worker threads; each open connection holds
+                                   // one, and idle ones above 8 leave after 3 s
   size_t max_body_bytes = 16384;   // larger bodies answer 413
   int read_timeout_s = 5;
   int write_timeout_s = 5;
   int keepalive_timeout_s = 5;
   int keepalive_max = 100;         // requests per connection
-  int backlog = 1024;              // listen(2) backlog (the library's is 5)
+  int max_connections_per_ip = 64; // per IPv4 address or IPv6 /64; 0: no cap
+  int header_timeout_ms = 5000;    // a request's whole read (line, headers, body)
+  bool reuse_port = false;         // SO_REUSEPORT: let other processes share the port
   int shutdown_deadline_ms = 5000; // Stop waits this long for in-flight requests
   // PEM files: when tls_cert is set, the server speaks HTTPS only.
   std::string tls_cert;
@@ -51,7 +58,8 @@ class HttpServer {
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
-  // Binds and listens. IOError naming the address when it cannot;
+  // Binds and listens. IOError naming the address when it cannot (in use,
+  // say: the port is shared only with reuse_port);
   // InvalidArgument when the TLS certificate or key cannot be loaded.
   Status Bind();
 

@@ -8,7 +8,7 @@
 #include <openssl/x509_vfy.h>
 #include <sys/stat.h>
 
-#include <httplib.h>
+#include <otpd_httplib.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -183,6 +183,9 @@ Status TransportStatus(httplib::Error err, long verify_result, bool* retryable) 
   using httplib::Error;
   *retryable = err == Error::Connection || err == Error::ConnectionTimeout ||
                err == Error::SSLConnection || err == Error::Write;
+  if (err == Error::SSLServerHostnameVerification) {
+    return Status::Unavailable("twilio TLS certificate rejected: host name does not match the certificate");
+  }
   if (err == Error::SSLServerVerification) {
     const std::string why = verify_result != X509_V_OK
                                 ? X509_verify_cert_error_string(verify_result)
@@ -310,12 +313,13 @@ Status TwilioSmsSender::Attempt(const std::string& form, Steady::time_point dead
     answer.append(data, n);
     return true;
   };
-  httplib::Response res;
-  httplib::Error err = httplib::Error::Success;
-  if (!client->send(req, res, err)) {
-    return TransportStatus(err, client->get_openssl_verify_result(), retryable);
+  // On a rejected certificate the result carries OpenSSL's verify result.
+  httplib::Result result = client->send(req);
+  if (!result) {
+    return TransportStatus(result.error(), static_cast<long>(result.ssl_backend_error()),
+                           retryable);
   }
-  Status s = TwilioAnswerStatus(res.status, answer, receipt, retryable);
+  Status s = TwilioAnswerStatus(result->status, answer, receipt, retryable);
   if (s.ok() || !*retryable) Release(std::move(client));
   return s;
 }
