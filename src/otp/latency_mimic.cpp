@@ -1,29 +1,6 @@
 #include "otp/latency_mimic.h"
 
-#include <chrono>
-#include <thread>
-
 namespace otpd {
-namespace {
-
-class SteadyStopwatch : public Stopwatch {
- public:
-  int64_t NowMicros() override {
-    return std::chrono::duration_cast<std::chrono::microseconds>(
-               std::chrono::steady_clock::now().time_since_epoch())
-        .count();
-  }
-  void SleepMicros(int64_t micros) override {
-    if (micros > 0) std::this_thread::sleep_for(std::chrono::microseconds(micros));
-  }
-};
-
-}  // namespace
-
-Stopwatch* SystemStopwatch() {
-  static SteadyStopwatch* const stopwatch = new SteadyStopwatch();
-  return stopwatch;
-}
 
 LatencyMimic::LatencyMimic(size_t capacity) : capacity_(capacity == 0 ? 1 : capacity) {}
 

@@ -18,22 +18,6 @@
 
 namespace otpd {
 
-// Where OtpService measures SMS send time and waits. Production uses
-// SystemStopwatch() (steady clock, real sleep); tests pass a fake that
-// records the waits and moves its own time. Implementations are
-// thread-safe.
-class Stopwatch {
- public:
-  virtual ~Stopwatch() = default;
-  // Microseconds on a monotonic clock (any origin).
-  virtual int64_t NowMicros() = 0;
-  // Blocks the calling thread for `micros` (<= 0: returns at once).
-  virtual void SleepMicros(int64_t micros) = 0;
-};
-
-// The steady clock and std::this_thread::sleep_for. Never null.
-Stopwatch* SystemStopwatch();
-
 // The last `capacity` real SMS send times, and draws from them.
 class LatencyMimic {
  public:

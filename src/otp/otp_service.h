@@ -101,11 +101,9 @@ class OtpService {
   // secret in every process that shares the store. With `audit`, every
   // send and verify outcome is recorded there (a failed record is logged,
   // never fails the request).
-  // `stopwatch` (null: SystemStopwatch()) times the SMS sends and holds
-  // concealed answers; tests pass a fake.
   OtpService(const OtpOptions& options, Storage* storage, UserDirectory* users,
              SmsSender* sms, Clock* clock, RandomSource* random, const CodeHasher* hasher,
-             AuditLog* audit = nullptr, Stopwatch* stopwatch = nullptr);
+             AuditLog* audit = nullptr);
 
   // Looks the user up, checks the country allow-list, reserves the send
   // against the send limits (Storage::ReserveSend; `client_ip` may be empty),
@@ -178,7 +176,6 @@ class OtpService {
   RandomSource* const random_;
   const CodeHasher* const hasher_;
   AuditLog* const audit_;
-  Stopwatch* const stopwatch_;
   // Recent SMS send times, which concealed sends imitate.
   LatencyMimic sms_latency_;
 };
