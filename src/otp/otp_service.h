@@ -101,8 +101,6 @@ class OtpService {
   // secret in every process that shares the store. With `audit`, every
   // send and verify outcome is recorded there (a failed record is logged,
   // never fails the request).
-  // `clock`'s monotonic time times the SMS sends, and its SleepMicros holds
-  // concealed answers (a fake clock in tests records the waits).
   OtpService(const OtpOptions& options, Storage* storage, UserDirectory* users,
              SmsSender* sms, Clock* clock, RandomSource* random, const CodeHasher* hasher,
              AuditLog* audit = nullptr);

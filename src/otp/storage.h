@@ -166,7 +166,7 @@ struct RedisOptions {
   // Derived from the code-hash secret (never the secret itself). Every
   // node on one Redis and prefix must hash with the same secret, or codes
   // sent through one fail on another: the first node stores this under
-  // "<prefix>secret-check" (the one key without a TTL) and a node that
+  // "<prefix>secret-check" (kept without a TTL, like "<prefix>alive") and a node that
   // brings another value is refused (InvalidArgument). Empty: no check.
   std::string secret_fingerprint;
   // When set, phone numbers and client IPs in key names are its
