@@ -5,6 +5,7 @@
 #include "app/admin_commands.h"
 #include "app/daemon.h"
 #include "app/options.h"
+#include "app/systemd_service.h"
 #include "config/config.h"
 #include "core/log.h"
 
@@ -12,17 +13,18 @@ namespace otpd {
 namespace {
 
 int Main(int argc, char** argv) {
+  Status s = DisableCoreDumps();  // before any secret is read
+  if (!s.ok()) fprintf(stderr, "otpd: warning: core dumps stay on: %s\n", s.message().c_str());
   Invocation inv;
-  Status s = ParseInvocation(argc, argv, nullptr, &inv);
+  s = ParseInvocation(argc, argv, nullptr, &inv);
   if (!s.ok()) {
     fprintf(stderr, "otpd: %s\n", s.message().c_str());
-    return inv.command == Command::kCheckConfig ? 1 : 2;
+    return 2;  // a bad command line or configuration
   }
   if (inv.command == Command::kExit) {
     fputs(inv.output.c_str(), inv.exit_code == 0 ? stdout : stderr);
     return inv.exit_code;
   }
-  ReadCredentials(&inv.config);
   CommandEnv env;
   env.inv = &inv;
   env.reread = [argc, argv](Invocation* next) {

@@ -18,6 +18,14 @@ unit=$tmp/usr/lib/systemd/system/otpd.service
 [ ! -s "$tmp/etc/otpd/twilio_auth_token" ] || fail "token file not empty"
 cmp -s otpd.conf.example "$tmp/etc/otpd/otpd.conf" || fail "config differs from the example"
 [ -f "$tmp/usr/lib/sysusers.d/otpd.conf" ] || fail "sysusers file"
+for f in usr/share/man/man8/otpd.8 usr/share/man/man5/otpd.conf.5 \
+  usr/share/bash-completion/completions/otpd; do
+  [ "$(mode "$tmp/$f")" = 644 ] || fail "/$f missing or not 0644"
+done
+# Installed stripped: no symbol table, no debug sections.
+if readelf -S "$tmp/usr/bin/otpd" | grep -q -e '\.symtab' -e '\.debug_'; then
+  fail "installed binary is not stripped"
+fi
 "$tmp/usr/bin/otpd" --version >/dev/null || fail "installed binary does not run"
 "$tmp/usr/bin/otpd" check-config --config "$tmp/etc/otpd/otpd.conf" >/dev/null ||
   fail "installed config does not check"
@@ -29,14 +37,15 @@ $make -s --no-print-directory install DESTDIR="$tmp" PREFIX=/usr >/dev/null
 grep -q '^code_length = 8$' "$tmp/etc/otpd/otpd.conf" || fail "config was overwritten"
 grep -q '^tok$' "$tmp/etc/otpd/twilio_auth_token" || fail "token was overwritten"
 
-grep -q '^ExecStart=/usr/bin/otpd serve --config /etc/otpd/otpd.conf --database /var/lib/otpd/otpd.db$' \
-  "$unit" || fail "ExecStart"
+# Settings belong in the config file: the unit passes only --config.
+grep -qxF 'ExecStart=/usr/bin/otpd serve --config /etc/otpd/otpd.conf' "$unit" || fail "ExecStart"
 for line in User=otpd StateDirectory=otpd \
   LoadCredential=twilio_auth_token:/etc/otpd/twilio_auth_token \
   EnvironmentFile=-/etc/otpd/otpd.env 'ExecReload=/bin/kill -HUP $MAINPID' \
   NoNewPrivileges=yes ProtectSystem=strict ProtectHome=yes PrivateTmp=yes PrivateDevices=yes \
   'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX' SystemCallFilter=@system-service \
-  CapabilityBoundingSet= MemoryDenyWriteExecute=yes; do
+  CapabilityBoundingSet= MemoryDenyWriteExecute=yes Type=notify NotifyAccess=main \
+  WatchdogSec=30s RestartPreventExitStatus=2 LimitCORE=0; do
   grep -qxF "$line" "$unit" || fail "unit lacks $line"
 done
 

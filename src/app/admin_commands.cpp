@@ -14,9 +14,15 @@
 namespace otpd {
 namespace {
 
+// Exit codes: 1 a runtime failure, 2 a bad command line or configuration.
 int Fail(const CommandEnv& env, const std::string& what, const Status& s) {
   fprintf(env.err, "otpd: %s: %s\n", what.c_str(), s.message().c_str());
   return 1;
+}
+
+int BadUsage(const CommandEnv& env, const std::string& what, const Status& s) {
+  Fail(env, what, s);
+  return 2;
 }
 
 // The database of the commands that use one, with its users and audit trail.
@@ -45,13 +51,32 @@ int ServeCommand(const CommandEnv& env) {
   return Serve(env.inv->config, env.reread, d.db, d.users.get(), d.audit.get());
 }
 
+// The commands that only read (and `users remove`) never create a database:
+// a mistyped --database is an error, not a new empty file.
+bool CreatesDatabase(Command command) {
+  return command == Command::kServe || command == Command::kUsersAdd ||
+         command == Command::kUsersImport;
+}
+
+// 0 when the database exists or the command may create it; else the exit
+// code (the error printed).
+int RequireDatabase(const CommandEnv& env, const char* what) {
+  if (CreatesDatabase(env.inv->command)) return 0;
+  const std::string& path = env.inv->config.database;
+  struct stat st;
+  if (stat(path.c_str(), &st) == 0) return 0;
+  return Fail(env, what, Status::NotFound("no database at " + path + " (see --database)"));
+}
+
 int UsersCommand(const CommandEnv& env) {
+  if (RequireDatabase(env, "users") != 0) return 1;
   Database d;
   const int failed = OpenDatabase(env, /*serving=*/false, &d);
   return failed != 0 ? failed : RunUsersCommand(d.users.get(), env);
 }
 
 int AuditCommand(const CommandEnv& env) {
+  if (RequireDatabase(env, "audit") != 0) return 1;
   Database d;
   const int failed = OpenDatabase(env, /*serving=*/false, &d);
   return failed != 0 ? failed : RunAuditCommand(d.audit.get(), env);
@@ -98,20 +123,42 @@ int ListUsers(const char* what, UserDirectory* users, std::vector<User>* list,
   return s.ok() ? 0 : Fail(env, what, s);
 }
 
+// "-" for a field that is not set, in `users list`.
+std::string Dash(const std::string& field) { return field.empty() ? "-" : field; }
+
+// users add ID PHONE [--locale TAG]: a bad phone or locale is a bad
+// argument (exit 2); the locale, when not given, stays as it was.
+int AddUser(UserDirectory* users, const CommandEnv& env) {
+  const std::vector<std::string>& args = env.inv->args;
+  const User user{args[0], args[1], args.size() > 2 ? args[2] : ""};
+  if (user.phone.empty()) {
+    return BadUsage(env, "users add", Status::InvalidArgument("PHONE is empty"));
+  }
+  Status s = users->UpsertAll({user});
+  if (s.IsInvalidArgument()) return BadUsage(env, "users add", s);
+  if (!s.ok()) return Fail(env, "users add", s);
+  User stored;
+  s = users->Lookup(user.user_id, &stored);
+  if (!s.ok()) return Fail(env, "users add", s);
+  fprintf(env.out, "%s\t%s\t%s\n", stored.user_id.c_str(), Dash(stored.phone).c_str(),
+          Dash(stored.locale).c_str());
+  return 0;
+}
+
 }  // namespace
 
 const std::vector<AdminCommand>& AdminCommands() {
   static const std::vector<AdminCommand> kCommands = {
-      {Command::kServe, "serve", ServeCommand},
-      {Command::kUsersAdd, "users add", UsersCommand},
-      {Command::kUsersRemove, "users remove", UsersCommand},
-      {Command::kUsersList, "users list", UsersCommand},
-      {Command::kUsersImport, "users import", UsersCommand},
-      {Command::kUsersExport, "users export", UsersCommand},
-      {Command::kCheckConfig, "check-config", CheckConfigCommand},
-      {Command::kBackup, "backup", BackupCommand},
-      {Command::kSmsTest, "sms test", SmsTestCommand},
-      {Command::kAudit, "audit", AuditCommand},
+      {Command::kServe, ServeCommand},
+      {Command::kUsersAdd, UsersCommand},
+      {Command::kUsersRemove, UsersCommand},
+      {Command::kUsersList, UsersCommand},
+      {Command::kUsersImport, UsersCommand},
+      {Command::kUsersExport, UsersCommand},
+      {Command::kCheckConfig, CheckConfigCommand},
+      {Command::kBackup, BackupCommand},
+      {Command::kSmsTest, SmsTestCommand},
+      {Command::kAudit, AuditCommand},
   };
   return kCommands;
 }
@@ -157,16 +204,16 @@ int RunUsersCommand(UserDirectory* users, const CommandEnv& env) {
       fputs(FormatUsersCsv(list).c_str(), env.out);
       return fflush(env.out) == 0 ? 0 : Fail(env, "users export", Status::IOError("write failed"));
     case Command::kUsersAdd:
-      s = users->Upsert(inv.args[0], inv.args[1]);
-      if (!s.ok()) return Fail(env, "users add", s);
-      fprintf(env.out, "%s\t%s\n", NormalizeUserId(inv.args[0]).c_str(), inv.args[1].c_str());
-      return 0;
+      return AddUser(users, env);
     case Command::kUsersRemove:
       s = users->Remove(inv.args[0]);
       return s.ok() ? 0 : Fail(env, "users remove", s);
     default:
       if (ListUsers("users list", users, &list, env) != 0) return 1;
-      for (const User& u : list) fprintf(env.out, "%s\t%s\n", u.user_id.c_str(), u.phone.c_str());
+      for (const User& u : list) {
+        fprintf(env.out, "%s\t%s\t%s\n", u.user_id.c_str(), Dash(u.phone).c_str(),
+                Dash(u.locale).c_str());
+      }
       return 0;
   }
 }
@@ -176,7 +223,7 @@ int RunAuditCommand(AuditLog* audit, const CommandEnv& env) {
   query.user_id = NormalizeUserId(env.inv->args[0]);
   query.limit = 100000;
   Status s = ParseSince(env.inv->args[1], env.clock->NowMillis(), &query.since_ms);
-  if (!s.ok()) return Fail(env, "audit", s);
+  if (!s.ok()) return BadUsage(env, "audit", s);
   std::vector<AuditEvent> events;
   s = audit->Query(query, &events);
   if (!s.ok()) return Fail(env, "audit", s);

@@ -1,7 +1,8 @@
-// The commands of the otpd executable, as one table (name, handler), the
-// way ninja lists its tools: serve, users add/remove/list/import/export,
-// audit, backup, sms test, check-config. The command line (config/) picks
-// one; RunCommand runs it.
+// The handlers of the otpd executable's commands: serve, users
+// add/remove/list/import/export, audit, backup, sms test, check-config.
+// Their names, help and arguments are the table in config.h (Commands(),
+// the way ninja lists its tools); this table gives each its handler.
+// RunCommand runs the one the command line picked.
 //
 // Every handler writes to the streams in CommandEnv, so tests run them in
 // process against a temporary database and read what they printed.
@@ -36,11 +37,10 @@ using CommandHandler = int (*)(const CommandEnv& env);
 
 struct AdminCommand {
   Command command;
-  const char* name;  // as typed after `otpd`, and the prefix of its errors
   CommandHandler run;
 };
 
-// Every command, serve first.
+// A handler for every command of Commands(), in its order.
 const std::vector<AdminCommand>& AdminCommands();
 
 // Runs env.inv->command (not kExit) and returns the process's exit code:

@@ -7,11 +7,14 @@
 #include <thread>
 
 #include "app/options.h"
+#include "app/systemd_service.h"
 #include "core/clock.h"
 #include "core/code_hash.h"
 #include "core/log.h"
 #include "core/periodic.h"
 #include "core/random.h"
+#include "core/service_health.h"
+#include "core/systemd_notify.h"
 #include "http/http_server.h"
 #include "http/rate_limiter.h"
 #include "otp/sms.h"
@@ -41,11 +44,12 @@ void HandleSignals(HttpServer* server, const ConfigReader* reread, LiveParts* li
     if (sig == SIGHUP) {
       Invocation inv;
       const Status read = (*reread)(&inv);
-      ReadCredentials(&inv.config);
-      Reload(read, inv.config, live);
+      const ReloadReport report = Reload(read, inv.config, live);
+      if (live->health != nullptr) live->health->Reloaded(report.status);
       continue;
     }
     Log(LogLevel::kInfo, "stopping", {{"signal", sig == SIGTERM ? "TERM" : "INT"}});
+    if (live->health != nullptr) live->health->Stopping();
     if (!server->Stop()) {
       // A slow or idle client still holds a worker. Every committed write
       // is already durable (SQLite WAL), so leave without waiting for it.
@@ -139,6 +143,13 @@ int ServeHttp(const Config& c, const ConfigReader& reread, OtpService* service, 
   if (!s.ok()) return Fail("listen", s);
 
   PeriodicTask purge(int64_t{c.purge_interval} * 1000, PurgeTask(service, audit, c));
+  // READY=1 once the port is bound and the store takes writes; watchdog
+  // pings while both stay so.
+  const SystemdNotifier systemd = SystemdNotifier::FromEnvironment(getpid());
+  ServiceHealth health(&systemd, [&] { return CheckServing(c.listen, server.port(), storage); },
+                       "serving on " + c.listen + " port " + std::to_string(server.port()));
+  live.health = &health;
+  health.Start();
   std::thread signals(HandleSignals, &server, &reread, &live);
   Log(LogLevel::kInfo, "otpd started",
       {{"version", OTPD_VERSION}, {"listen", c.listen}, {"port", std::to_string(server.port())},
@@ -153,15 +164,6 @@ int ServeHttp(const Config& c, const ConfigReader& reread, OtpService* service, 
 
 }  // namespace
 
-bool IsLiveKey(const std::string& key) {
-  for (const char* live : {"log_level", "log_file", "code_length", "expiry", "max_attempts",
-                           "expired_grace", "expose_phone", "app_name", "message_template",
-                           "webotp_domain"}) {
-    if (key == live) return true;
-  }
-  return false;
-}
-
 void ApplyLiveSettings(const Config& c, LiveParts* live) {
   LogLevel level = LogLevel::kInfo;
   ParseLogLevel(c.log_level, &level);
@@ -169,6 +171,16 @@ void ApplyLiveSettings(const Config& c, LiveParts* live) {
   live->service->SetOptions(ServiceOptions(c));
   live->api->SetOptions(ApiOptions(c, live->keys));
 }
+
+namespace {
+
+std::string Joined(const std::vector<std::string>& keys) {
+  std::string out;
+  for (const std::string& key : keys) out += (out.empty() ? "" : ",") + key;
+  return out;
+}
+
+}  // namespace
 
 ReloadReport Reload(const Status& read, const Config& next, LiveParts* live) {
   ReloadReport report;
@@ -181,22 +193,31 @@ ReloadReport Reload(const Status& read, const Config& next, LiveParts* live) {
         {{"error", report.status.message()}});
     return report;
   }
-  if (!next.log_file.empty()) {
-    Status ls = OpenLogFile(next.log_file);
+  Config running = live->running;
+  for (const KeySpec& key : Keys()) {
+    if (ValueText(key, running) == ValueText(key, next)) continue;
+    if (key.live) {
+      CopyValue(key, next, &running);
+      report.applied.push_back(key.name);
+    } else {
+      report.restart.push_back(key.name);
+    }
+  }
+  running.templates = next.templates;
+  running.users = next.users;
+  live->running = running;
+  if (!running.log_file.empty()) {
+    Status ls = OpenLogFile(running.log_file);
     if (!ls.ok()) Log(LogLevel::kError, "cannot reopen the log file", {{"error", ls.message()}});
   }
-  ApplyLiveSettings(next, live);
-  std::string restart;
-  for (const std::string& key : ChangedKeys(live->started, next)) {
-    if (IsLiveKey(key)) continue;
-    report.restart.push_back(key);
-    restart += (restart.empty() ? "" : ",") + key;
-  }
-  if (!restart.empty()) {
-    Log(LogLevel::kWarn, "changed settings take effect at the next restart", {{"keys", restart}});
+  ApplyLiveSettings(running, live);
+  if (!report.restart.empty()) {
+    Log(LogLevel::kWarn, "changed settings take effect at the next restart",
+        {{"keys", Joined(report.restart)}});
   }
   report.users = next.users.size();
-  Log(LogLevel::kInfo, "reloaded", {{"users", std::to_string(next.users.size())}});
+  Log(LogLevel::kInfo, "reloaded",
+      {{"applied", Joined(report.applied)}, {"users", std::to_string(report.users)}});
   return report;
 }
 

@@ -114,14 +114,6 @@ RedisOptions RedisStoreOptions(const Config& c, const RedisEndpoint& endpoint,
 }
 #endif
 
-void ReadCredentials(Config* c) {
-  const char* dir = getenv("CREDENTIALS_DIRECTORY");
-  if (!c->twilio_auth_token.empty() || dir == nullptr || *dir == '\0') return;
-  std::ifstream in(std::string(dir) + "/twilio_auth_token");
-  std::string token;
-  if (in && std::getline(in, token)) c->twilio_auth_token = token;
-}
-
 Status NewSmsSender(const Config& c, std::unique_ptr<SmsSender>* sms) {
   if (EffectiveSmsBackend(c) == "console") {
     if (!c.twilio_account_sid.empty()) {

@@ -35,10 +35,6 @@ RedisOptions RedisStoreOptions(const Config& c, const RedisEndpoint& endpoint,
                                const CodeHasher& hasher);
 #endif
 
-// systemd's LoadCredential= puts the token in $CREDENTIALS_DIRECTORY; it is
-// used when no other source set twilio_auth_token.
-void ReadCredentials(Config* c);
-
 // The sender sms_backend asks for ("auto" resolved by the config).
 Status NewSmsSender(const Config& c, std::unique_ptr<SmsSender>* sms);
 

@@ -114,7 +114,7 @@ const VerifyOutcomeInfo kVerifyInfo[] = {
 const SendOutcomeInfo kSendInfo[] = {
     {SendOutcome::kSent, SendMetric::kSent, "sent", 200, "", "OTP sent successfully via SMS"},
     {SendOutcome::kUserNotFound, SendMetric::kUserNotFound, "user_not_found", 404,
-     "user_not_found", "User not found"},
+     "user_not_found", "User not found in database"},
     {SendOutcome::kPhoneNotFound, SendMetric::kPhoneNotFound, "phone_not_found", 404,
      "phone_not_found", "Phone number not found for user"},
     {SendOutcome::kSmsFailed, SendMetric::kSmsFailed, "sms_failed", 500, "sms_failed",
