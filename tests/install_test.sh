@@ -49,6 +49,12 @@ for line in User=otpd StateDirectory=otpd \
   grep -qxF "$line" "$unit" || fail "unit lacks $line"
 done
 
+# The README names the credential as the unit does.
+unit_credential=$(sed -n 's/^LoadCredential=//p' "$unit")
+for c in $(grep -o 'LoadCredential=[^` ]*' README.md otpd.conf.example | sed 's/^.*LoadCredential=//' | sort -u); do
+  [ "$c" = "$unit_credential" ] || fail "README names LoadCredential=$c, the unit has $unit_credential"
+done
+
 if command -v systemd-analyze >/dev/null 2>&1; then
   # verify checks that ExecStart's binary exists: point it into DESTDIR.
   mkdir -p "$tmp/check"
