@@ -1,8 +1,15 @@
 #!/bin/sh
 # Writes bench/results.md from run.sh's measurements and prints one summary
 # line. Arguments: RESULTS STARTUP_MS STORAGE DURATION CONNECTIONS WRK_THREADS THREADS
+# WAL ("send_8s_end=B sustained_end=B sustained_peak=B sustained_s=S") LOAD
 set -eu
 RESULTS=$1 STARTUP=$2 STORAGE=$3 DURATION=$4 CONNECTIONS=$5 WRK_THREADS=$6 THREADS=$7
+WAL=${8:-} LOAD=${9:-unknown}
+walv() { echo "$WAL" | tr ' ' '\n' | awk -F= -v k="$1" '$1 == k {print $2}'; }
+WAL_PEAK_MB=$(awk -v b="$(walv sustained_peak)" 'BEGIN {printf "%.1f", (b + 0) / 1048576}')
+WAL_END_MB=$(awk -v b="$(walv sustained_end)" 'BEGIN {printf "%.1f", (b + 0) / 1048576}')
+WAL_SEND_MB=$(awk -v b="$(walv send_8s_end)" 'BEGIN {printf "%.1f", (b + 0) / 1048576}')
+WAL_S=$(walv sustained_s)
 OUT=bench/results.md
 {
   echo "# otpd benchmark results"
@@ -10,6 +17,7 @@ OUT=bench/results.md
   echo "Produced by \`make bench\` on $(date -u '+%Y-%m-%d %H:%M UTC'); regenerate, do not edit."
   echo
   echo "Machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n1), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), Linux $(uname -r)."
+  echo "Load average when the run ended (other work on the machine): $LOAD."
   echo "Load: wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s on the same host (loopback); server pool $THREADS threads; otpd built -O2 -DNDEBUG, SQLite WAL, synchronous=NORMAL, log_level=warn, audit trail on; per-user/per-phone send caps and the failure cap at their defaults, per-client request limit raised, resend cooldown and per-IP/global send caps off (see bench/run.sh)."
   echo
   echo "| run | req/s | ratio to baseline | p50 ms | p99 ms | p99.9 ms | socket errors | 5xx | 2xx | peak RSS MB |"
@@ -24,6 +32,21 @@ OUT=bench/results.md
   echo
   echo "Startup to first answered request, 1 000 000 users and live codes: **${STARTUP} ms**."
   echo
+  echo "WAL: ${WAL_SEND_MB} MB after the ${DURATION} s send-code run; during ${WAL_S} s of sustained"
+  echo "send-code at full speed (send-code-60s) at most **${WAL_PEAK_MB} MB** (sampled every 0.2 s), ${WAL_END_MB} MB at the end."
+  echo
+  echo "$RESULTS" | awk -F'|' '
+    NF >= 9 { rps[$1] = $2; rss[$1] = $9 }
+    END {
+      if (rss["verify-code-1m"] > 0 && rss["verify-code"] > 0)
+        printf "Memory: peak RSS %.1f MB with 100 000 users, %.1f MB with 1 000 000: %.0f bytes per added user.\n",
+               rss["verify-code"] / 1024, rss["verify-code-1m"] / 1024,
+               (rss["verify-code-1m"] - rss["verify-code"]) * 1024 / 900000
+      if (rps["send-code-full"] > 0)
+        printf "\nsynchronous = FULL: send-code %d req/s against %d with NORMAL (%.2fx).\n",
+               rps["send-code-full"], rps["send-code"], rps["send-code-full"] / rps["send-code"]
+    }'
+  echo
   echo "Storage alone (no HTTP, bench/storage_bench.cpp):"
   echo
   echo "$STORAGE" | sed 's/^/    /'
@@ -32,7 +55,7 @@ OUT=bench/results.md
   echo
   echo "| target | measured | met |"
   echo "|---|---|---|"
-  echo "$RESULTS" | awk -F'|' -v startup="$STARTUP" '
+  echo "$RESULTS" | awk -F'|' -v startup="$STARTUP" -v walpeak="$WAL_PEAK_MB" '
     NF >= 9 { rps[$1] = $2; p99[$1] = $4; rss[$1] = $9 }
     function row(name, value, ok) { printf "| %s | %s | %s |\n", name, value, ok ? "yes" : "**no**" }
     END {
@@ -44,10 +67,11 @@ OUT=bench/results.md
       row("RSS after the verify run < 30 MB", sprintf("%.1f MB", rss["verify-code"] / 1024), rss["verify-code"] < 30 * 1024)
       row("1M users: verify within 20% of 100k", sprintf("%.2fx", rps["verify-code-1m"] / rps["verify-code"]), rps["verify-code-1m"] >= 0.8 * rps["verify-code"])
       row("startup with 1M users < 100 ms", startup " ms", startup < 100)
+      row("WAL < 64 MB during sustained sends", walpeak " MB", walpeak + 0 < 64)
     }'
 } > "$OUT"
-echo "$RESULTS" | awk -F'|' -v startup="$STARTUP" '
+echo "$RESULTS" | awk -F'|' -v startup="$STARTUP" -v walpeak="$WAL_PEAK_MB" '
   NF >= 9 { rps[$1] = $2 }
   END { b = rps["baseline"]
-        printf "bench: baseline %d req/s; verify %.2fx; send %.2fx; verify@1M %.2fx of 100k; startup %s ms (bench/results.md)\n",
-               b, rps["verify-code"] / b, rps["send-code"] / b, rps["verify-code-1m"] / rps["verify-code"], startup }'
+        printf "bench: baseline %d req/s; verify %.2fx; send %.2fx; verify@1M %.2fx of 100k; startup %s ms; WAL peak %s MB (bench/results.md)\n",
+               b, rps["verify-code"] / b, rps["send-code"] / b, rps["verify-code-1m"] / rps["verify-code"], startup, walpeak }'

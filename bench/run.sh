@@ -1,7 +1,8 @@
 #!/bin/sh
 # make bench: measures otpd against the ceiling of its HTTP layer, on
 # loopback, and writes bench/results.md. Bounded: about 2 minutes on 2 cores.
-#   DURATION (s, default 8), CONNECTIONS (32), WRK_THREADS (2), THREADS (128)
+#   DURATION (s, default 8), CONNECTIONS (32), WRK_THREADS (2), THREADS (128),
+#   WAL_DURATION (s, default 60: the sustained send run whose WAL is measured)
 #   REDIS=1 (make REDIS=1 bench): the Redis build, plus verify and send with
 #   the code store in a redis-server started here.
 set -eu
@@ -13,6 +14,7 @@ if [ "$REDIS" = 1 ]; then B=build-bench-redis; else B=build-bench; fi
 BENCH_DIR=$(pwd)/bench
 export BENCH_DIR
 DURATION=${DURATION:-8}
+WAL_DURATION=${WAL_DURATION:-60}
 CONNECTIONS=${CONNECTIONS:-32}
 WRK_THREADS=${WRK_THREADS:-2}
 THREADS=${THREADS:-128}
@@ -104,7 +106,34 @@ echo "3/5 send-code, 100 000 users, console sender writing to a file" >&2
 "$B/seed" "$TMP/send.db" "$SECRET" 100000 users-only
 start_otpd "$TMP/send.db" --sms-log-file "$TMP/sms.log"
 wrk_run send-code send.lua "$PORT" "$PID" 100000
+WAL_SEND=$(stat -c %s "$TMP/send.db-wal" 2>/dev/null || echo 0)
 kill "$PID"; wait "$PID" 2>/dev/null || true
+
+echo "3b/5 send-code with synchronous = FULL (an fsync per commit)" >&2
+"$B/seed" "$TMP/sendfull.db" "$SECRET" 100000 users-only
+start_otpd "$TMP/sendfull.db" --sms-log-file "$TMP/smsfull.log" --synchronous FULL
+wrk_run send-code-full send.lua "$PORT" "$PID" 100000
+kill "$PID"; wait "$PID" 2>/dev/null || true
+
+echo "3c/5 send-code sustained for ${WAL_DURATION}s: the WAL's size" >&2
+"$B/seed" "$TMP/sendwal.db" "$SECRET" 100000 users-only
+start_otpd "$TMP/sendwal.db" --sms-log-file "$TMP/smswal.log"
+WAL_PEAK=0
+( while kill -0 "$PID" 2>/dev/null; do
+    stat -c %s "$TMP/sendwal.db-wal" 2>/dev/null || true
+    sleep 0.2
+  done ) >"$TMP/walsizes" &
+WATCH=$!
+SAVED_DURATION=$DURATION
+DURATION=$WAL_DURATION
+wrk_run send-code-60s send.lua "$PORT" "$PID" 100000
+DURATION=$SAVED_DURATION
+WAL_END=$(stat -c %s "$TMP/sendwal.db-wal" 2>/dev/null || echo 0)
+kill "$PID"; wait "$PID" 2>/dev/null || true
+wait "$WATCH" 2>/dev/null || true
+WAL_PEAK=$(sort -n "$TMP/walsizes" | tail -n1)
+WAL="send_8s_end=${WAL_SEND:-0} sustained_end=${WAL_END:-0} sustained_peak=${WAL_PEAK:-0} sustained_s=$WAL_DURATION"
+echo "  WAL: $WAL" >&2
 
 echo "4/5 verify-code, 1 000 000 users with live codes; startup time" >&2
 "$B/seed" "$TMP/1m.db" "$SECRET" 1000000
@@ -140,4 +169,4 @@ echo "5/5 storage micro-benchmark (no HTTP)" >&2
 STORAGE=$("$B/storage_bench" "$TMP" 20000)
 
 bench/report.sh "$RESULTS" "$STARTUP" "$STORAGE" "$DURATION" "$CONNECTIONS" "$WRK_THREADS" \
-  "$THREADS"
+  "$THREADS" "$WAL" "$(cut -d' ' -f1-3 /proc/loadavg)"

@@ -108,11 +108,7 @@ Status SqliteStorage::PutCode(const StoredCode& code) {
   if (code.user_id.empty() || code.code_hash.empty()) {
     return Status::InvalidArgument("PutCode needs a user ID and a code hash");
   }
-  SqliteLease lease;
-  Status s = db_->Acquire(&lease);
-  SqliteConnection* conn = lease.get();
-  if (!s.ok()) return s;
-  return WriteTransaction(conn, [&] {
+  return db_->GroupWrite([&](SqliteConnection* conn) {
     SqliteStatement stmt;
     Status ps = conn->Prepare(kPutSql, &stmt);
     if (!ps.ok()) return ps;
@@ -125,12 +121,9 @@ Status SqliteStorage::PutCode(const StoredCode& code) {
 }
 
 Status SqliteStorage::DeleteCode(const std::string& user_id, const std::string& code_hash) {
-  SqliteLease lease;
-  Status s = db_->Acquire(&lease);
-  SqliteConnection* conn = lease.get();
-  if (!s.ok()) return s;
-  return WriteTransaction(conn,
-                          [&] { return RunForUser(conn, kDeleteMatchingSql, user_id, &code_hash); });
+  return db_->GroupWrite([&](SqliteConnection* conn) {
+    return RunForUser(conn, kDeleteMatchingSql, user_id, &code_hash);
+  });
 }
 
 Status SqliteStorage::NthRecent(SqliteConnection* conn, const char* sql, const std::string& key,
@@ -180,32 +173,25 @@ Status SqliteStorage::ReadSendState(SqliteConnection* conn, const SendRequest& r
 Status SqliteStorage::ReserveSend(const SendRequest& request, const SendLimits& limits,
                                   SendDecision* decision) {
   if (request.user_id.empty()) return Status::InvalidArgument("ReserveSend needs a user ID");
-  SqliteLease lease;
-  Status s = db_->Acquire(&lease);
-  SqliteConnection* conn = lease.get();
-  if (!s.ok()) return s;
-  SqliteTransaction txn(conn);
-  s = txn.Begin();
-  if (!s.ok()) return s;
-  // Read after the lock was taken: time spent waiting for it counts.
-  const int64_t now = clock_->NowMillis();
-  SendState state;
-  s = ReadSendState(conn, request, limits, now, &state);
-  if (!s.ok()) return s;
-  const SendDecision decided = DecideSend(state, !request.client_ip.empty(), now, limits);
-  if (decided.allowed) {
+  SendDecision decided;
+  Status s = db_->GroupWrite([&](SqliteConnection* conn) {
+    // Read after the lock was taken: time spent waiting for it counts.
+    const int64_t now = clock_->NowMillis();
+    SendState state;
+    Status ws = ReadSendState(conn, request, limits, now, &state);
+    if (!ws.ok()) return ws;
+    decided = DecideSend(state, !request.client_ip.empty(), now, limits);
+    if (!decided.allowed) return Status::OK();
     SqliteStatement stmt;
-    s = conn->Prepare(kInsertSendSql, &stmt);
-    if (s.ok()) {
-      stmt.BindText(1, request.user_id);
-      stmt.BindText(2, request.phone);
-      stmt.BindText(3, request.client_ip);
-      stmt.BindInt64(4, now);
-      stmt.BindInt64(5, request.counts_toward_global ? 1 : 0);
-      s = stmt.Run();
-    }
-  }
-  if (s.ok()) s = txn.Commit();
+    ws = conn->Prepare(kInsertSendSql, &stmt);
+    if (!ws.ok()) return ws;
+    stmt.BindText(1, request.user_id);
+    stmt.BindText(2, request.phone);
+    stmt.BindText(3, request.client_ip);
+    stmt.BindInt64(4, now);
+    stmt.BindInt64(5, request.counts_toward_global ? 1 : 0);
+    return stmt.Run();
+  });
   if (s.ok()) *decision = decided;
   return s;
 }
@@ -267,16 +253,19 @@ Status SqliteStorage::RecordFailure(SqliteConnection* conn, const std::string& u
 // transaction.
 Status SqliteStorage::VerifyCode(const std::string& user_id, const std::string& code_hash,
                                  const VerifyLimits& limits, VerifyResult* result) {
-  SqliteLease lease;
-  Status s = db_->Acquire(&lease);
-  SqliteConnection* conn = lease.get();
-  if (!s.ok()) return s;
   VerifyState state;
-  s = ReadVerifyState(conn, user_id, limits, clock_->NowMillis(), &state);
-  if (!s.ok()) return s;
-  VerifyDecision decided = DecideVerify(state, code_hash, clock_->NowMillis(), limits);
+  VerifyDecision decided;
+  {
+    SqliteLease lease;
+    Status s = db_->Acquire(&lease);
+    if (!s.ok()) return s;
+    s = ReadVerifyState(lease.get(), user_id, limits, clock_->NowMillis(), &state);
+    if (!s.ok()) return s;
+    decided = DecideVerify(state, code_hash, clock_->NowMillis(), limits);
+  }
+  Status s;
   if (decided.effect != VerifyEffect::kNone) {
-    s = WriteTransaction(conn, [&] {
+    s = db_->GroupWrite([&](SqliteConnection* conn) {
       // Read after the lock was taken: time spent waiting for it counts.
       const int64_t now = clock_->NowMillis();
       Status ws = ReadVerifyState(conn, user_id, limits, now, &state);
