@@ -28,6 +28,7 @@
 #include "store/sqlite_db.h"
 #include "otp/storage.h"
 #include "otp/users.h"
+#include "app/receipts.h"
 #include "app/users_csv.h"
 
 namespace otpd {
@@ -158,6 +159,8 @@ HttpApiOptions ApiOptions(const Config& c, const ApiKeys& keys) {
   o.expose_full_phone = c.expose_phone == "full";
   o.base_path = c.base_path;
   o.api_keys = keys;
+  o.twilio_status_url = ReceiptUrl(c);
+  if (!o.twilio_status_url.empty()) o.twilio_auth_token = ReceiptSigningToken(c);
   return o;
 }
 
@@ -205,7 +208,7 @@ TwilioOptions TwilioSettings(const Config& c) {
   o.api_key_secret = c.twilio_api_key_secret;
   o.from = c.twilio_phone_number;
   o.messaging_service_sid = c.twilio_messaging_service_sid;
-  o.status_callback = c.twilio_status_callback;
+  o.status_callback = c.public_url.empty() ? c.twilio_status_callback : ReceiptUrl(c);
   o.api_base = c.twilio_api_base;
   o.ca_file = c.twilio_ca_file;
   o.connect_timeout_ms = c.twilio_connect_timeout_ms;
@@ -374,6 +377,10 @@ int Serve(const Config& c, int argc, char** argv, std::shared_ptr<SqliteDb> db,
 
   OtpService service(ServiceOptions(c), storage.get(), users, sms.get(), SystemClock(),
                      OpenSslRandom(), &hasher, audit);
+  Receipts receipts;
+  s = OpenReceipts(c, db, audit, &receipts);
+  if (!s.ok()) return Fail("deliveries", s);
+  service.SetDeliveries(receipts.tracker.get());
   for (const OversizedTemplate& t : service.OversizedTemplates()) {
     Log(LogLevel::kWarn, "SMS template may not fit one segment; long messages cost more",
         {{"template", t.locale.empty() ? "message_template" : "templates." + t.locale},
@@ -390,7 +397,8 @@ int Serve(const Config& c, int argc, char** argv, std::shared_ptr<SqliteDb> db,
         RateLimiterOptions{c.ip_requests_per_minute, c.ip_burst, static_cast<size_t>(c.ip_table_size)},
         SystemClock()));
   }
-  HttpApi api(&service, storage.get(), ApiOptions(c, keys), limiter.get());
+  HttpApi api(&service, storage.get(), ApiOptions(c, keys), limiter.get(),
+              receipts.tracker.get());
   LiveParts live{&service, &api, users, c, keys};
   HttpServer server(ServerOptions(c), &api);
   s = server.Bind();

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <thread>
 
+#include "core/delivery_metrics.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/phone.h"
@@ -208,6 +209,11 @@ Status OtpService::StoreAndText(const std::string& locale, SendResult* result) {
     return Status::OK();
   }
   result->outcome = SendOutcome::kSent;
+  DefaultDeliveryMetrics().RecordCodeSent();
+  if (deliveries_ != nullptr) {
+    deliveries_->OnSent(result->receipt.provider, result->receipt.provider_id, result->user_id,
+                        result->phone, stored.expires_at_ms);
+  }
   return Status::OK();
 }
 
@@ -268,6 +274,9 @@ Status OtpService::VerifyUnaudited(const std::string& passcode, VerifyCodeResult
     result->retry_after_s = CeilSeconds(result->store.retry_after_ms);
   }
   DefaultMetrics().RecordVerify(ToMetric(s, result->store.outcome));
+  if (s.ok() && result->store.outcome == VerifyOutcome::kOk) {
+    DefaultDeliveryMetrics().RecordCodeVerified();
+  }
   return s;
 }
 

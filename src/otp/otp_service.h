@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "otp/audit.h"
+#include "otp/deliveries.h"
 #include "core/clock.h"
 #include "core/code_hash.h"
 #include "core/live_value.h"
@@ -132,6 +133,10 @@ class OtpService {
   // running finish with the options they started with.
   void SetOptions(const OtpOptions& options) { options_.Set(options); }
 
+  // Every message a provider takes is recorded in `deliveries` for its
+  // receipts (none when null). REQUIRES: set before serving; outlives us.
+  void SetDeliveries(DeliveryTracker* deliveries) { deliveries_ = deliveries; }
+
  private:
   Status SendUnaudited(const std::string& client_ip, SendResult* result);
   Status VerifyUnaudited(const std::string& passcode, VerifyCodeResult* result);
@@ -158,6 +163,7 @@ class OtpService {
   RandomSource* const random_;
   const CodeHasher* const hasher_;
   AuditLog* const audit_;
+  DeliveryTracker* deliveries_ = nullptr;
   // Moving average of SMS send time, which concealed sends imitate.
   std::atomic<int64_t> sms_latency_us_{0};
 };

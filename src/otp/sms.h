@@ -19,6 +19,7 @@ namespace otpd {
 struct SmsReceipt {
   std::string provider_id;  // the provider's message ID, when it gave one
   int provider_code = 0;    // the provider's numeric error code on failure
+  std::string provider;     // which provider answered: "twilio", "vonage", "console"
 };
 
 class SmsSender {
