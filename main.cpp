@@ -378,7 +378,7 @@ int Serve(const Config& c, int argc, char** argv, std::shared_ptr<SqliteDb> db,
   OtpService service(ServiceOptions(c), storage.get(), users, sms.get(), SystemClock(),
                      OpenSslRandom(), &hasher, audit);
   Receipts receipts;
-  s = OpenReceipts(c, db, audit, &receipts);
+  s = OpenReceipts(c, db, audit, store, &receipts);
   if (!s.ok()) return Fail("deliveries", s);
   service.SetDeliveries(receipts.tracker.get());
   for (const OversizedTemplate& t : service.OversizedTemplates()) {

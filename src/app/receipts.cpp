@@ -4,6 +4,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/redis_url.h"
 #include "otp/sms.h"
 
 namespace otpd {
@@ -23,14 +24,29 @@ std::string ReceiptSigningToken(const Config& c) {
 }
 
 Status OpenReceipts(const Config& c, std::shared_ptr<SqliteDb> db, AuditLog* audit,
-                    Receipts* receipts) {
-  Status s = NewSqliteDeliveryLog(std::move(db), &receipts->log);
+                    const std::string& store, Receipts* receipts) {
+  const int64_t retention_ms = int64_t{c.audit_retention_days} * 86400 * 1000;
+  Status s;
+#ifdef OTPD_REDIS
+  if (store == "redis") {
+    RedisEndpoint endpoint;
+    s = RedisEndpointOf(c, &endpoint);
+    if (s.ok()) {
+      s = NewRedisDeliveryLog(endpoint, c.redis_prefix, c.redis_timeout_ms, retention_ms,
+                              &receipts->log);
+    }
+  } else {
+    s = NewSqliteDeliveryLog(std::move(db), &receipts->log);
+  }
+#else
+  (void)store;
+  s = NewSqliteDeliveryLog(std::move(db), &receipts->log);
+#endif
   if (!s.ok()) return s;
   DeliveryOptions options;
   options.unknown_after_ms = int64_t{c.delivery_unknown_after} * 1000;
   receipts->tracker.reset(
       new DeliveryTracker(receipts->log.get(), SystemClock(), audit, options));
-  const int64_t retention_ms = int64_t{c.audit_retention_days} * 86400 * 1000;
   const int64_t every_ms = std::min<int64_t>(60000, options.unknown_after_ms / 2);
   DeliveryTracker* tracker = receipts->tracker.get();
   DeliveryLog* log = receipts->log.get();

@@ -27,9 +27,11 @@ std::string ReceiptUrl(const Config& c);
 // of twilio_auth_token_file ("" when neither, or the file is unreadable).
 std::string ReceiptSigningToken(const Config& c);
 
-// Builds the parts on `db`, with rows kept audit_retention_days.
+// Builds the parts, with rows kept audit_retention_days: the log in the
+// SQLite file `db`, or in Redis when `store` (the code store in effect) is
+// "redis", so every node sees every send.
 Status OpenReceipts(const Config& c, std::shared_ptr<SqliteDb> db, AuditLog* audit,
-                    Receipts* receipts);
+                    const std::string& store, Receipts* receipts);
 
 }  // namespace otpd
 

@@ -73,6 +73,15 @@ class DeliveryLog {
 // file changes).
 Status NewSqliteDeliveryLog(std::shared_ptr<SqliteDb> db, std::unique_ptr<DeliveryLog>* log);
 
+#ifdef OTPD_REDIS
+struct RedisEndpoint;
+// The log in Redis (store/deliveries_redis.cpp), shared by every node on
+// the server and `prefix`, so a receipt may reach any node. Each row
+// expires `ttl_ms` after its send. Connects on first use.
+Status NewRedisDeliveryLog(const RedisEndpoint& endpoint, const std::string& prefix,
+                           int timeout_ms, int64_t ttl_ms, std::unique_ptr<DeliveryLog>* log);
+#endif
+
 struct DeliveryOptions {
   int64_t unknown_after_ms = 900 * 1000;  // no final receipt by then: "unknown"
 };
