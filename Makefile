@@ -72,6 +72,9 @@ SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 DESTDIR    ?=
 all: otpd otpd_test
 
+# The config file every command reads when none is named (config_path.h).
+$(BUILD)/src/config/config_path.o: CPPFLAGS += -DOTPD_DEFAULT_CONFIG='"$(SYSCONFDIR)/otpd/otpd.conf"'
+
 # The binaries remember which build they came from, so switching between
 # the default and the Redis build relinks them.
 FLAVOUR       := $(if $(filter 1,$(REDIS)),redis,default)

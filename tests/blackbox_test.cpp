@@ -146,20 +146,47 @@ TEST_CASE("otpd binary: SIGTERM answers every request in flight, then exits 0") 
   CHECK(stat(dir.File("otpd.db").c_str(), &st) == 0);
 }
 
-TEST_CASE("otpd binary: under journald no ts= field; SIGINT stops it with exit 0") {
+// JOURNAL_STREAM as systemd sets it when stderr is the journal: the
+// device and inode of `path` (created empty when missing).
+std::string JournalStream(const std::string& path) {
+  if (ReadFile(path).empty()) WriteFile(path, "");
+  struct stat st;
+  REQUIRE(stat(path.c_str(), &st) == 0);
+  return "JOURNAL_STREAM=" + std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
+}
+
+TEST_CASE("otpd binary: under journald a priority and no ts= field; SIGINT stops it with exit 0") {
   TempDir dir;
-  setenv("JOURNAL_STREAM", "8:12345", 1);
-  OtpdProcess otpd(dir, "a", {"--config", Config(dir, "sms.log")});
-  unsetenv("JOURNAL_STREAM");
+  const std::string conf = Config(dir, "sms.log");
+  // OtpdProcess opens a.log without replacing it: stderr is that file.
+  OtpdProcess otpd(dir, "a", {"--config", conf}, {JournalStream(dir.File("a.log"))});
   CHECK(otpd.Client().Get("/healthz")->status == 200);
   REQUIRE(WaitForLog(otpd.log(), "request"));
+  WriteFile(conf, "code_length = 99\n");  // the reload fails: an error line
+  REQUIRE(kill(otpd.pid(), SIGHUP) == 0);
+  REQUIRE(WaitForLog(otpd.log(), "\"reload failed; keeping the running config\""));
   REQUIRE(kill(otpd.pid(), SIGINT) == 0);
   REQUIRE(WaitForLog(otpd.log(), "\"otpd stopped\""));
   const auto stopping = LogLines(otpd.log(), "stopping");
   REQUIRE(stopping.size() == 1);
-  CHECK(stopping[0] == "level=info msg=stopping signal=INT");
+  CHECK(stopping[0] == "<6>level=info msg=stopping signal=INT");
+  const auto failed = LogLines(otpd.log(), "\"reload failed; keeping the running config\"");
+  REQUIRE(failed.size() == 1);
+  CHECK(failed[0].rfind("<3>level=error msg=", 0) == 0);
   for (const std::string& line : LogLines(otpd.log(), "request")) {
-    CHECK(line.rfind("level=info msg=request ", 0) == 0);
+    CHECK(line.rfind("<6>level=info msg=request ", 0) == 0);
+  }
+  CHECK(otpd.Terminate() == 0);
+}
+
+TEST_CASE("otpd binary: JOURNAL_STREAM naming another file is not the journal") {
+  TempDir dir;
+  OtpdProcess otpd(dir, "a", {"--config", Config(dir, "sms.log")},
+                   {JournalStream(dir.File("elsewhere"))});
+  CHECK(otpd.Client().Get("/healthz")->status == 200);
+  REQUIRE(WaitForLog(otpd.log(), "request"));
+  for (const std::string& line : LogLines(otpd.log(), "request")) {
+    CHECK(line.rfind("ts=", 0) == 0);
   }
   CHECK(otpd.Terminate() == 0);
 }
@@ -316,7 +343,7 @@ TEST_CASE("otpd backup: consistent copies of a database being written, never ove
   CHECK(r.exit_code == 1);
 }
 
-TEST_CASE("otpd check-config: exit 0 with secrets redacted, 1 naming the bad key") {
+TEST_CASE("otpd check-config: exit 0 with secrets redacted, 2 naming the bad key") {
   TempDir dir;
   const std::string conf = Config(dir, "sms.log", "secret = \"my-very-secret-value-42\"");
   CommandResult r = RunOtpd(dir, {"check-config", "--config", conf});
@@ -326,14 +353,17 @@ TEST_CASE("otpd check-config: exit 0 with secrets redacted, 1 naming the bad key
   CHECK(r.out.find("twilio_auth_token = \"\"") != std::string::npos);
   // systemd's LoadCredential= hands the Twilio token over in a directory.
   WriteFile(dir.File("twilio_auth_token"), "from-credentials\n");
-  setenv("CREDENTIALS_DIRECTORY", dir.path().c_str(), 1);
-  r = RunOtpd(dir, {"check-config", "--config", conf});
-  unsetenv("CREDENTIALS_DIRECTORY");
+  // A token makes sms_backend = auto pick Twilio, which needs the rest.
+  r = RunOtpd(dir, {"check-config", "--config", conf},
+              {"CREDENTIALS_DIRECTORY=" + dir.path(),
+               "TWILIO_ACCOUNT_SID=AC0123456789abcdef0123456789abcdef",
+               "TWILIO_PHONE_NUMBER=+15550001111"});
+  CHECK(r.exit_code == 0);
   CHECK(r.out.find("twilio_auth_token = \"<redacted>\"") != std::string::npos);
   CHECK(r.out.find("from-credentials") == std::string::npos);
   WriteFile(dir.File("bad.conf"), "max_attempts = 0\n");
   r = RunOtpd(dir, {"check-config", "--config", dir.File("bad.conf")});
-  CHECK(r.exit_code == 1);
+  CHECK(r.exit_code == 2);
   CHECK(r.err.find("max_attempts") != std::string::npos);
 }
 
@@ -850,7 +880,7 @@ TEST_CASE("otpd audit: prints the trail of the running server's sends and verifi
   r = RunOtpd(dir, {"audit", "--since", "2000-01-01", "--config", config});
   CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 3);
   r = RunOtpd(dir, {"audit", "--since", "soon", "--config", config});
-  CHECK(r.exit_code == 1);
+  CHECK(r.exit_code == 2);
   CHECK(r.err.find("--since 'soon'") != std::string::npos);
 }
 

@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -24,8 +25,15 @@ struct Parsed {
   Invocation inv;
 };
 
-// Runs ParseInvocation on "otpd" + args with exactly `env` as environment.
-Parsed Parse(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
+// Runs ParseInvocation on "otpd" + args with exactly `env` as environment
+// (plus, unless `env` names one, no default config file: the machine's
+// /etc/otpd/otpd.conf stays out of the tests).
+Parsed Parse(const std::vector<std::string>& args, std::vector<std::string> env = {}) {
+  if (std::none_of(env.begin(), env.end(), [](const std::string& e) {
+        return e.rfind("OTPD_DEFAULT_CONFIG=", 0) == 0;
+      })) {
+    env.push_back("OTPD_DEFAULT_CONFIG=");
+  }
   std::vector<const char*> argv = {"otpd"};
   for (const std::string& arg : args) argv.push_back(arg.c_str());
   argv.push_back(nullptr);
@@ -370,6 +378,30 @@ TEST_CASE("config file: TOML strings, comments and line endings") {
   CHECK(p.inv.config.keepalive_timeout == 0);
 }
 
+TEST_CASE("config file: list keys take a TOML array beside the comma string") {
+  Parsed p = ParseFile(
+      "allowed_country_codes = [\"1\", \"44\"]\n"
+      "trusted_proxies = [\"10.0.0.1\", \"192.168.0.0/16\"]\n");
+  REQUIRE_MESSAGE(p.status.ok(), p.status.ToString());
+  CHECK(p.inv.config.allowed_country_codes == "1,44");
+  CHECK(p.inv.config.trusted_proxies == "10.0.0.1,192.168.0.0/16");
+  p = ParseFile("allowed_country_codes = \"1,44\"\n");
+  REQUIRE(p.status.ok());
+  CHECK(p.inv.config.allowed_country_codes == "1,44");
+  p = ParseFile("allowed_country_codes = [\"1\", \"x\"]\n");
+  CHECK(Contains(p.status.message(), "allowed_country_codes = '1,x': "));
+  CHECK(Contains(p.status.message(), "(line 1, column 25)"));
+  // Only list keys take arrays.
+  p = ParseFile("app_name = [\"a\"]\n");
+  CHECK(Contains(p.status.message(), "app_name = [...]: must be a quoted string"));
+}
+
+TEST_CASE("config file: full TOML strings (multi-line) are read") {
+  const Parsed p = ParseFile("message_template = \"\"\"\nYour code: {code}\"\"\"\n");
+  REQUIRE_MESSAGE(p.status.ok(), p.status.ToString());
+  CHECK(p.inv.config.message_template == "Your code: {code}");
+}
+
 TEST_CASE("config file: the [users] table") {
   const Parsed p = ParseFile(
       "code_length = 8\n"
@@ -416,31 +448,39 @@ TEST_CASE("config file: syntax and type errors name the key and line") {
     const char* message;
   };
   const Case cases[] = {
-      {"cod_length = 5\n", "unknown key 'cod_length' (line 1)"},
-      {"\ncode-length = 5\n", "unknown key 'code-length' (did you mean 'code_length'?) (line 2)"},
-      {"port = \"8000\"\n", "port = \"8000\": must be an integer, without quotes (line 1)"},
-      {"port = abc\n", "cannot read the value of 'port'"},
-      {"port = 08\n", "cannot read the value of 'port'"},
-      {"port = 8.5\n", "cannot read the value of 'port'"},
-      {"listen = 127\n", "listen = 127: must be a quoted string (line 1)"},
+      {"cod_length = 5\n", "unknown key 'cod_length' (did you mean 'code_length'?) (line 1, column 1)"},
+      {"\ncode-length = 5\n",
+       "unknown key 'code-length' (did you mean 'code_length'?) (line 2, column 1)"},
+      {"code_lenght = 5\n", "unknown key 'code_lenght' (did you mean 'code_length'?)"},
+      {"colour = 5\n", "unknown key 'colour' (line 1, column 1)"},
+      {"port = \"8000\"\n", "port = \"8000\": must be an integer, without quotes (line 1, column 8)"},
+      {"port = abc\n", "cannot read the value of 'port': must be an integer (line 1, column 8)"},
+      {"port = 08\n", "cannot read the value of 'port': must be an integer (leading zeroes"},
+      {"port = 8.5\n", "port = 8.5: must be an integer (line 1, column 8)"},
+      {"expiry = 1.5\n", "expiry = 1.5: must be an integer (line 1, column 10)"},
+      {"conceal_unknown_users = yes\n",
+       "cannot read the value of 'conceal_unknown_users': must be true or false"},
+      {"listen = localhost\n", "cannot read the value of 'listen': text needs quotes: \"...\""},
+      {"listen = 127\n", "listen = 127: must be a quoted string (line 1, column 10)"},
       {"listen = true\n", "listen = true: must be a quoted string"},
       {"secret = 12345678901234567\n", "secret: must be a quoted string"},
-      {"listen = [\"::1\"]\n", "arrays are not supported ('listen')"},
-      {"listen = { a = 1 }\n", "inline tables are not supported ('listen')"},
-      {"app_name = \"\"\"x\"\"\"\n", "multi-line strings are not supported (value of 'app_name')"},
-      {"app_name = \"x\n", "unterminated string"},
-      {"app_name = \"\\q\"\n", "invalid escape \\q"},
-      {"app_name = \"\\u00\"\n", "invalid \\u escape"},
-      {"app_name = \"\\u0000\"\n", "invalid \\u escape"},
+      {"listen = [\"::1\"]\n", "listen = [...]: must be a quoted string (line 1, column 10)"},
+      {"listen = { a = 1 }\n", "listen = {...}: must be a quoted string"},
+      {"allowed_country_codes = [1, 44]\n",
+       "allowed_country_codes = [...]: must be a list of quoted strings"},
+      {"app_name = \"x\n", "cannot read the value of 'app_name': unterminated string"},
+      {"app_name = \"\\q\"\n", "unknown escape sequence '\\q'"},
+      {"app_name = \"\\u00\"\n", "expected hex digit"},
+      {"app_name = \"\\u0000\"\n", "must not contain NUL"},
       {"app_name = \"x\" y\n", "unexpected text after the value of 'app_name'"},
-      {"port = 1\nport = 2\n", "'port' appears twice (line 2)"},
-      {"port\n", "expected '=' after 'port'"},
-      {"= 5\n", "expected a key"},
+      {"port = 1\nport = 2\n", "'port' appears twice (line 2, column 8)"},
+      {"port\n", "expected '=', saw '\\n' (line 1, column 5)"},
+      {"= 5\n", "expected keys"},
       {"[other]\nk = 1\n",
-       "unknown section [other]; only [users] and [templates] are allowed (line 1)"},
+       "unknown section [other]; only [users] and [templates] are allowed (line 1, column 2)"},
       {"[users.extra]\n", "unknown section [users.extra]"},
       {"[[users]]\n", "arrays of tables ([[...]]) are not supported"},
-      {"[users\n", "expected ']' after the table name"},
+      {"[users\n", "expected ']'"},
   };
   for (const Case& c : cases) {
     const Parsed p = ParseFile(c.text);
@@ -454,7 +494,9 @@ TEST_CASE("config file: the message names the file exactly as given") {
   TempDir dir;
   const std::string path = WriteFile(dir, "otpd.conf", "cod_length = 5\n");
   const Parsed p = Parse({"--config", path});
-  CHECK(p.status.message() == "config file " + path + ": unknown key 'cod_length' (line 1)");
+  CHECK(p.status.message() == "config file " + path +
+                                  ": unknown key 'cod_length' (did you mean 'code_length'?) "
+                                  "(line 1, column 1)");
 }
 
 TEST_CASE("config file: missing, a directory, or unreadable") {
@@ -479,7 +521,7 @@ TEST_CASE("values from env and flags: messages name the source and the key") {
         "OTPD_CODE_LENGTH=11: code_length must be between 4 and 10");
   CHECK(ParseFile("code_length = 11\n")
             .status.message()
-            .find(": code_length = 11: must be between 4 and 10 (line 1)") != std::string::npos);
+            .find(": code_length = 11: must be between 4 and 10 (line 1, column 15)") != std::string::npos);
   CHECK(Parse({}, {"OTPD_EXPOSE_PHONE=partial"}).status.message() ==
         "OTPD_EXPOSE_PHONE=partial: expose_phone must be masked or full");
 }
@@ -681,9 +723,39 @@ TEST_CASE("--help and --version exit 0 with their text") {
 
 TEST_CASE("argc 0 and a null argv mean no arguments") {
   Invocation inv;
-  const std::vector<std::string> env;
+  const std::vector<std::string> env = {"OTPD_DEFAULT_CONFIG="};
   CHECK(ParseInvocation(0, nullptr, &env, &inv).ok());
   CHECK(inv.command == Command::kServe);
+}
+
+TEST_CASE("no --config and no OTPD_CONFIG: the installed config when it exists") {
+  TempDir dir;
+  const std::string installed = WriteFile(dir, "otpd.conf", "code_length = 8\n");
+  Parsed p = Parse({"users", "list"}, {"OTPD_DEFAULT_CONFIG=" + installed});
+  REQUIRE(p.status.ok());
+  CHECK(p.inv.config.code_length == 8);
+  CHECK(p.inv.config.config_file == installed);
+  // --config and OTPD_CONFIG (even empty) win over it.
+  const std::string other = WriteFile(dir, "other.conf", "code_length = 7\n");
+  p = Parse({"--config", other}, {"OTPD_DEFAULT_CONFIG=" + installed});
+  CHECK(p.inv.config.code_length == 7);
+  p = Parse({}, {"OTPD_DEFAULT_CONFIG=" + installed, "OTPD_CONFIG="});
+  CHECK(p.inv.config.code_length == 6);
+  CHECK(p.inv.config.config_file.empty());
+  // Not there: the defaults, no error.
+  p = Parse({}, {"OTPD_DEFAULT_CONFIG=" + dir.File("missing.conf")});
+  REQUIRE(p.status.ok());
+  CHECK(p.inv.config.config_file.empty());
+  // There but broken: the error names it.
+  const std::string broken = WriteFile(dir, "broken.conf", "code_length = 99\n");
+  p = Parse({}, {"OTPD_DEFAULT_CONFIG=" + broken});
+  CHECK_FALSE(p.status.ok());
+  CHECK(p.status.message().find("code_length") != std::string::npos);
+}
+
+TEST_CASE("--help names the default config file") {
+  const Parsed p = Parse({"--help"});
+  CHECK(p.inv.output.find("default: /etc/otpd/otpd.conf when it exists") != std::string::npos);
 }
 
 // Tests run from the repository root.
@@ -990,7 +1062,7 @@ TEST_CASE("Redis config keys: validation messages name the key") {
   CHECK(ValidateConfig(config).message() == "redis_url: must have a port between 1 and 65535");
   const Parsed file = ParseFile("\nredis_url = \"redis://:hunter2-pw@\"\n");
   CHECK(Contains(file.status.message(), ": redis_url: must name a host"));
-  CHECK(Contains(file.status.message(), "(line 2)"));
+  CHECK(Contains(file.status.message(), "(line 2, column 13)"));
   CHECK_FALSE(Contains(file.status.message(), "hunter2"));
   const Parsed fallback = ParseFile("redis_fallback = \"false\"\n");
   CHECK(Contains(fallback.status.message(), "must be true or false, without quotes"));

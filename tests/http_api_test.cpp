@@ -42,7 +42,7 @@ TEST_CASE("POST /send-code 404 user_not_found and phone_not_found") {
   HttpStack s;
   HttpAnswer a = s.Post("/send-code", R"({"user_id":"Nobody"})");
   CHECK(a.status == 404);
-  CHECK(a.body == R"({"detail":{"success":false,"message":"User not found","user_id":"nobody",)"
+  CHECK(a.body == R"({"detail":{"success":false,"message":"User not found in database","user_id":"nobody",)"
                   R"("error_type":"user_not_found"}})");
   sqlite3* db = nullptr;
   REQUIRE(sqlite3_open(s.dir.File("otpd.db").c_str(), &db) == SQLITE_OK);

@@ -29,14 +29,15 @@ $make -s --no-print-directory install DESTDIR="$tmp" PREFIX=/usr >/dev/null
 grep -q '^code_length = 8$' "$tmp/etc/otpd/otpd.conf" || fail "config was overwritten"
 grep -q '^tok$' "$tmp/etc/otpd/twilio_auth_token" || fail "token was overwritten"
 
-grep -q '^ExecStart=/usr/bin/otpd serve --config /etc/otpd/otpd.conf --database /var/lib/otpd/otpd.db$' \
-  "$unit" || fail "ExecStart"
+# Settings belong in the config file: the unit passes only --config.
+grep -qxF 'ExecStart=/usr/bin/otpd serve --config /etc/otpd/otpd.conf' "$unit" || fail "ExecStart"
 for line in User=otpd StateDirectory=otpd \
   LoadCredential=twilio_auth_token:/etc/otpd/twilio_auth_token \
   EnvironmentFile=-/etc/otpd/otpd.env 'ExecReload=/bin/kill -HUP $MAINPID' \
   NoNewPrivileges=yes ProtectSystem=strict ProtectHome=yes PrivateTmp=yes PrivateDevices=yes \
   'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX' SystemCallFilter=@system-service \
-  CapabilityBoundingSet= MemoryDenyWriteExecute=yes; do
+  CapabilityBoundingSet= MemoryDenyWriteExecute=yes Type=notify NotifyAccess=main \
+  WatchdogSec=30s RestartPreventExitStatus=2 LimitCORE=0; do
   grep -qxF "$line" "$unit" || fail "unit lacks $line"
 done
 

@@ -1,6 +1,8 @@
 #include "core/log.h"
 
 #include <doctest/doctest.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -68,6 +70,31 @@ TEST_CASE("OpenLogFile sends stderr to a file and reopens it after a rename") {
   CHECK(Slurp(path + ".1").find("msg=second") == std::string::npos);
   CHECK(Slurp(path).find("msg=second") != std::string::npos);
   CHECK(Slurp(path).find("msg=third") != std::string::npos);  // a failed reopen keeps the file
+}
+
+TEST_CASE("IsJournalStream: only the device and inode of the descriptor's file") {
+  TempDir dir;
+  const std::string path = dir.File("stream");
+  std::ofstream(path) << "";
+  const int fd = open(path.c_str(), O_WRONLY);
+  REQUIRE(fd >= 0);
+  struct stat st;
+  REQUIRE(fstat(fd, &st) == 0);
+  const std::string dev = std::to_string(st.st_dev), ino = std::to_string(st.st_ino);
+  CHECK(IsJournalStream((dev + ":" + ino).c_str(), fd));
+  CHECK_FALSE(IsJournalStream((dev + ":" + std::to_string(st.st_ino + 1)).c_str(), fd));
+  CHECK_FALSE(IsJournalStream((dev + ":" + ino + "x").c_str(), fd));
+  CHECK_FALSE(IsJournalStream("8:12345", fd));
+  CHECK_FALSE(IsJournalStream("", fd));
+  CHECK_FALSE(IsJournalStream(nullptr, fd));
+  close(fd);
+}
+
+TEST_CASE("JournalPrefix: syslog priorities, so journalctl -p err finds errors") {
+  CHECK(JournalPrefix(LogLevel::kError) == "<3>");
+  CHECK(JournalPrefix(LogLevel::kWarn) == "<4>");
+  CHECK(JournalPrefix(LogLevel::kInfo) == "<6>");
+  CHECK(JournalPrefix(LogLevel::kDebug) == "<7>");
 }
 
 }  // namespace otpd

@@ -35,7 +35,9 @@ sms_log_file = "$tmp/sms.log"
 [users]
 abc = "+11111111111"
 CONF
-./otpd serve --config "$tmp/otpd.conf" 2>"$tmp/otpd.log" &
+# The log exists before the poll below reads it, whenever the shell opens it.
+: >"$tmp/otpd.log"
+./otpd serve --config "$tmp/otpd.conf" 2>>"$tmp/otpd.log" &
 otpd_pid=$!
 for _ in $(seq 100); do
   port=$(sed -n 's/.*msg="otpd started".* port=\([0-9]*\).*/\1/p' "$tmp/otpd.log")

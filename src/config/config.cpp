@@ -1,39 +1,21 @@
-// Reading Config from flags, the environment and a TOML file (config.h).
-//
-// CLI11 reads the command line only. Its config-file reader is not used:
-// measured on Debian's CLI11 2.1.2 it lets the file win over environment
-// variables, cuts a value at the first '#' even inside quotes (a secret
-// "ab#cd..." arrives as "\"ab"), splits a quoted key with a dot ("John.Doe")
-// into nested parents, keeps backslash escapes literally and forgets whether
-// a value was a string or a number. So this file reads the small TOML subset
-// a config needs, and merges the sources in one place: every source writes
-// into one map key -> winning value, in the order file, environment, flags,
-// so a later source replaces an earlier one. Only the winning value of a key
-// is converted and checked, so a flag can repair a bad value in the file;
-// syntax errors, unknown keys and wrong TOML types in the file always fail.
-#include "config/config.h"
+// The key table (keys.h) and the checks of values, shared by every source
+// (sources.cpp), the command line (command_line.cpp) and check-config.
+#include "config/keys.h"
 
 #include <arpa/inet.h>
 
-#include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cctype>
-#include <cerrno>
 #include <charconv>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
-#include <memory>
-#include <set>
-#include <string_view>
 #include <system_error>
 #include <utility>
 
-#include "http/api_keys.h"
-#include "http/client_ip.h"
+#include "config/config.h"
 #include "core/phone.h"
 #include "core/redis_url.h"
-
-extern char** environ;
+#include "http/api_keys.h"
+#include "http/client_ip.h"
 
 #ifndef OTPD_VERSION
 #define OTPD_VERSION "0.0.0"
@@ -41,34 +23,6 @@ extern char** environ;
 
 namespace otpd {
 namespace {
-
-// ---------------------------------------------------------------------------
-// The keys.
-
-using StringCheck = std::string (*)(const std::string& value);
-using Redactor = std::string (*)(const std::string& value);
-
-// One key of Config: its name everywhere, its help line, where it lives in
-// the struct and which values it accepts. Exactly one of str/i32/i64/flag
-// is set.
-struct KeySpec {
-  const char* name = nullptr;        // "code_length": file key, flag, env
-  const char* group = nullptr;       // heading in --help
-  const char* help = nullptr;        // one line for --help
-  const char* legacy_env = nullptr;  // the old service's variable, if any
-  std::string Config::*str = nullptr;
-  int Config::*i32 = nullptr;
-  int64_t Config::*i64 = nullptr;
-  bool Config::*flag = nullptr;  // true or false
-  int64_t min = 0;  // integers: inclusive range
-  int64_t max = 0;
-  StringCheck check = nullptr;  // strings: "" if fine, else what is wrong
-  bool sensitive = false;       // never echoed in messages or --help
-  Redactor redact = nullptr;    // sensitive strings: DescribeConfig shows this, not "<redacted>"
-
-  bool IsInteger() const { return str == nullptr && flag == nullptr; }
-  bool IsBool() const { return flag != nullptr; }
-};
 
 std::string CheckListen(const std::string& value) {
   unsigned char addr[sizeof(struct in6_addr)];
@@ -264,6 +218,20 @@ KeySpec Redacted(KeySpec key, Redactor redact) {
   return key;
 }
 
+// A key a reload applies while serving (see Reload in app/daemon.h).
+KeySpec Live(KeySpec key) {
+  key.live = true;
+  return key;
+}
+
+// A comma-separated key: the file may give it as an array of strings.
+KeySpec List(KeySpec key) {
+  key.list = true;
+  return key;
+}
+
+}  // namespace
+
 // Every key, in the order of config.h. Ranges here are the ones documented
 // in config.h; otpd.conf.example repeats them for people.
 const std::vector<KeySpec>& Keys() {
@@ -336,33 +304,33 @@ const std::vector<KeySpec>& Keys() {
              &Config::redis_timeout_ms, 1, 60000),
       IntKey("redis_connections", kRedis, "Pooled Redis connections per process",
              &Config::redis_connections, 1, 1024),
-      IntKey("code_length", kCodes, "Digits per code", &Config::code_length, 4, 10),
-      IntKey("expiry", kCodes, "Seconds a code stays valid", &Config::expiry, 10, 86400),
-      IntKey("max_attempts", kCodes, "Wrong guesses allowed per code", &Config::max_attempts, 1,
-             100),
-      IntKey("expired_grace", kCodes, "Seconds an expired code still answers 410",
-             &Config::expired_grace, 0, 604800),
-      StringKey("expose_phone", kCodes, "Phone in /send-code answers: masked or full",
-                &Config::expose_phone, CheckExposePhone),
-      StringKey("allowed_country_codes", kAbuse,
+      Live(IntKey("code_length", kCodes, "Digits per code", &Config::code_length, 4, 10)),
+      Live(IntKey("expiry", kCodes, "Seconds a code stays valid", &Config::expiry, 10, 86400)),
+      Live(IntKey("max_attempts", kCodes, "Wrong guesses allowed per code",
+                  &Config::max_attempts, 1, 100)),
+      Live(IntKey("expired_grace", kCodes, "Seconds an expired code still answers 410",
+             &Config::expired_grace, 0, 604800)),
+      Live(StringKey("expose_phone", kCodes, "Phone in /send-code answers: masked or full",
+                &Config::expose_phone, CheckExposePhone)),
+      List(Live(StringKey("allowed_country_codes", kAbuse,
                 "Country calling codes codes may be sent to, comma-separated (\"1,44\"); "
                 "unset: every country. Set this first",
-                &Config::allowed_country_codes, CheckCountryCodes),
-      IntKey("send_cooldown", kAbuse, "Seconds between two sends to one user (0: off)",
-             &Config::send_cooldown, 0, 86400),
-      IntKey("send_user_cap", kAbuse, "Sends per user per hour (0: off)", &Config::send_user_cap,
-             0, 1000000),
-      IntKey("send_phone_cap", kAbuse, "Sends per phone number per hour (0: off)",
-             &Config::send_phone_cap, 0, 1000000),
-      IntKey("send_ip_cap", kAbuse, "Sends per client IP per hour (0: off)",
-             &Config::send_ip_cap, 0, 1000000),
-      IntKey("sms_budget_per_hour", kAbuse, "Sends over all users per hour (0: off)",
-             &Config::sms_budget_per_hour, 0, 100000000),
-      IntKey("verify_failure_cap", kAbuse,
+                &Config::allowed_country_codes, CheckCountryCodes))),
+      Live(IntKey("send_cooldown", kAbuse, "Seconds between two sends to one user (0: off)",
+             &Config::send_cooldown, 0, 86400)),
+      Live(IntKey("send_user_cap", kAbuse, "Sends per user per hour (0: off)",
+                  &Config::send_user_cap, 0, 1000000)),
+      Live(IntKey("send_phone_cap", kAbuse, "Sends per phone number per hour (0: off)",
+             &Config::send_phone_cap, 0, 1000000)),
+      Live(IntKey("send_ip_cap", kAbuse, "Sends per client IP per hour (0: off)",
+             &Config::send_ip_cap, 0, 1000000)),
+      Live(IntKey("sms_budget_per_hour", kAbuse, "Sends over all users per hour (0: off)",
+             &Config::sms_budget_per_hour, 0, 100000000)),
+      Live(IntKey("verify_failure_cap", kAbuse,
              "Failed verifications per user across codes per window (0: off)",
-             &Config::verify_failure_cap, 0, 100),
-      IntKey("verify_failure_window", kAbuse, "Seconds of the verify_failure_cap window",
-             &Config::verify_failure_window, 60, 86400),
+             &Config::verify_failure_cap, 0, 100)),
+      Live(IntKey("verify_failure_window", kAbuse, "Seconds of the verify_failure_cap window",
+             &Config::verify_failure_window, 60, 86400)),
       IntKey("ip_requests_per_minute", kAbuse,
              "Requests per client IP per minute, any endpoint (0: off)",
              &Config::ip_requests_per_minute, 0, 1000000),
@@ -370,29 +338,29 @@ const std::vector<KeySpec>& Keys() {
              1000000),
       IntKey("ip_table_size", kAbuse, "Client IPs the request limit remembers at most",
              &Config::ip_table_size, 16, 10000000),
-      StringKey("trusted_proxies", kAbuse,
+      List(StringKey("trusted_proxies", kAbuse,
                 "Proxies whose X-Forwarded-For is believed: IPs and CIDR blocks, comma-separated",
-                &Config::trusted_proxies, CheckTrustedProxies),
-      Sensitive(StringKey("api_keys", kAccess,
+                &Config::trusted_proxies, CheckTrustedProxies)),
+      Sensitive(List(StringKey("api_keys", kAccess,
                           "API keys, comma-separated; when set (or api_keys_file), every "
                           "endpoint but /healthz needs Authorization: Bearer KEY",
-                          &Config::api_keys, CheckApiKeys)),
+                          &Config::api_keys, CheckApiKeys))),
       StringKey("api_keys_file", kAccess, "File with one API key per line, mode 0600",
                 &Config::api_keys_file),
-      BoolKey("conceal_unknown_users", kAbuse,
+      Live(BoolKey("conceal_unknown_users", kAbuse,
               "Answer unknown users like known ones (200, a stable fake masked phone), "
               "sending nothing",
-              &Config::conceal_unknown_users),
+              &Config::conceal_unknown_users)),
       StringKey("sms_backend", kSms, "How codes are sent: auto, console or twilio",
                 &Config::sms_backend,
                 CheckSmsBackend),
       StringKey("sms_log_file", kSms, "console backend: also append messages to this file",
                 &Config::sms_log_file),
-      StringKey("app_name", kSms, "{app} in the message template", &Config::app_name),
-      StringKey("message_template", kSms, "SMS text; {app}, {code} and {minutes} are replaced",
-                &Config::message_template, CheckMessageTemplate),
-      StringKey("webotp_domain", kSms, "Append the WebOTP line '@DOMAIN #code' to messages",
-                &Config::webotp_domain, CheckWebOtpDomain),
+      Live(StringKey("app_name", kSms, "{app} in the message template", &Config::app_name)),
+      Live(StringKey("message_template", kSms, "SMS text; {app}, {code} and {minutes} are replaced",
+                &Config::message_template, CheckMessageTemplate)),
+      Live(StringKey("webotp_domain", kSms, "Append the WebOTP line '@DOMAIN #code' to messages",
+                &Config::webotp_domain, CheckWebOtpDomain)),
       Legacy(StringKey("twilio_account_sid", kSms, "Twilio account SID",
                        &Config::twilio_account_sid, CheckOneLine),
              "TWILIO_ACCOUNT_SID"),
@@ -430,9 +398,10 @@ const std::vector<KeySpec>& Keys() {
              &Config::twilio_connect_timeout_ms, 1, 60000),
       IntKey("twilio_timeout_ms", kSms, "Milliseconds a whole send may take, retries included",
              &Config::twilio_timeout_ms, 100, 120000),
-      StringKey("log_level", kLog, "debug, info, warn or error", &Config::log_level, CheckLogLevel),
-      StringKey("log_file", kLog, "Also append log lines to this file; SIGHUP reopens it",
-                &Config::log_file),
+      Live(StringKey("log_level", kLog, "debug, info, warn or error", &Config::log_level,
+                     CheckLogLevel)),
+      Live(StringKey("log_file", kLog, "Also append log lines to this file; SIGHUP reopens it",
+                &Config::log_file)),
   };
   return *keys;
 }
@@ -458,9 +427,42 @@ std::string EnvName(const KeySpec& key) {
   }
   return name;
 }
+namespace {
 
-// ---------------------------------------------------------------------------
-// Values: conversion and checks shared by every source and ValidateConfig.
+// Levenshtein distance, for "did you mean".
+size_t EditDistance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+}  // namespace
+
+const KeySpec* SuggestKey(std::string_view name) {
+  std::string underscored(name);
+  for (char& c : underscored) {
+    if (c == '-') c = '_';
+  }
+  const KeySpec* best = nullptr;
+  size_t best_distance = 3;  // at most 2 edits
+  for (const KeySpec& key : Keys()) {
+    const size_t d = EditDistance(underscored, key.name);
+    if (d < best_distance) {
+      best = &key;
+      best_distance = d;
+    }
+  }
+  return best;
+}
 
 std::string ValueText(const KeySpec& key, const Config& config) {
   if (key.str != nullptr) return config.*key.str;
@@ -468,6 +470,8 @@ std::string ValueText(const KeySpec& key, const Config& config) {
   if (key.i32 != nullptr) return std::to_string(config.*key.i32);
   return std::to_string(config.*key.i64);
 }
+
+namespace {
 
 enum class IntParse { kOk, kNotInteger, kOutOfRange };
 
@@ -487,7 +491,8 @@ std::string RangeText(const KeySpec& key) {
   return "must be between " + std::to_string(key.min) + " and " + std::to_string(key.max);
 }
 
-// "" if the key's current value in `config` is acceptable, else what is wrong.
+}  // namespace
+
 std::string CheckValue(const KeySpec& key, const Config& config) {
   if (key.str != nullptr) return key.check != nullptr ? key.check(config.*key.str) : "";
   if (key.flag != nullptr) return "";
@@ -495,7 +500,6 @@ std::string CheckValue(const KeySpec& key, const Config& config) {
   return value < key.min || value > key.max ? RangeText(key) : "";
 }
 
-// Converts `text` into the key's field, then checks it. "" on success.
 std::string AssignValue(const KeySpec& key, const std::string& text, Config* config) {
   if (key.str != nullptr) {
     config->*key.str = text;
@@ -520,13 +524,11 @@ std::string AssignValue(const KeySpec& key, const std::string& text, Config* con
   return "";
 }
 
-// "code_length = 11", "expose_phone = 'partial'", or just "secret".
 std::string KeyIs(const KeySpec& key, const std::string& value) {
   if (key.sensitive) return key.name;
   return std::string(key.name) + " = " + (key.str == nullptr ? value : "'" + value + "'");
 }
 
-// "" if the users table is acceptable, else one line naming the user.
 std::string CheckUsers(const std::map<std::string, std::string>& users) {
   std::map<std::string, std::string> seen;  // normalized ID -> ID as written
   for (const auto& [id, phone] : users) {
@@ -546,7 +548,6 @@ std::string CheckUsers(const std::map<std::string, std::string>& users) {
   return "";
 }
 
-// "" if the templates table is acceptable, else one line naming the locale.
 std::string CheckTemplates(const std::map<std::string, std::string>& templates) {
   for (const auto& [locale, text] : templates) {
     static const char kTagChars[] =
@@ -562,6 +563,15 @@ std::string CheckTemplates(const std::map<std::string, std::string>& templates) 
   }
   return "";
 }
+
+void CopyValue(const KeySpec& key, const Config& from, Config* to) {
+  if (key.str != nullptr) to->*key.str = from.*key.str;
+  if (key.flag != nullptr) to->*key.flag = from.*key.flag;
+  if (key.i32 != nullptr) to->*key.i32 = from.*key.i32;
+  if (key.i64 != nullptr) to->*key.i64 = from.*key.i64;
+}
+
+namespace {
 
 bool HasTwilioCredential(const Config& c) {
   return !c.twilio_account_sid.empty() || !c.twilio_auth_token.empty() ||
@@ -606,738 +616,7 @@ std::string CheckStoreBuilt(const Config& c) {
   if (c.store != "redis" || BuiltWithRedis()) return "";
   return "store = 'redis': this otpd was built without Redis; rebuild it with make REDIS=1";
 }
-
-// ---------------------------------------------------------------------------
-// Where each key's winning value came from.
-
-enum class Origin { kFile, kEnv, kFlag };
-
-struct Setting {
-  std::string value;
-  Origin origin = Origin::kFile;
-  std::string where;  // file path, variable name, or "--flag"
-  int line = 0;       // kFile only
-};
-
-using Settings = std::map<std::string, Setting>;  // key name -> winning value
-
-std::string LineSuffix(int line) { return " (line " + std::to_string(line) + ")"; }
-
-std::string SettingError(const KeySpec& key, const Setting& setting, const std::string& what) {
-  if (setting.origin == Origin::kFile) {
-    return "config file " + setting.where + ": " + KeyIs(key, setting.value) + ": " + what +
-           LineSuffix(setting.line);
-  }
-  const std::string given = key.sensitive ? setting.where : setting.where + "=" + setting.value;
-  return given + ": " + key.name + " " + what;
-}
-
-// ---------------------------------------------------------------------------
-// The TOML subset: comments, [table] headers, key = value with bare or
-// quoted keys, and basic strings, literal strings, integers or booleans as
-// values. Multi-line strings, arrays, inline tables, dotted keys, floats and
-// dates are refused by name rather than misread.
-
-enum class TomlType { kString, kInteger, kBoolean };
-
-struct TomlEntry {
-  std::string table;  // "" (top level) or "users"
-  std::string key;
-  std::string value;  // strings unescaped; integers without '_'
-  TomlType type = TomlType::kString;
-  int line = 0;
-};
-
-enum class LineKind { kBlank, kTable, kKeyValue, kError };
-
-bool IsBareKeyChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-         c == '-';
-}
-
-bool IsDigit(char c) { return c >= '0' && c <= '9'; }
-
-// TOML forbids control characters other than tab inside strings.
-bool IsControl(char c) {
-  const auto u = static_cast<unsigned char>(c);
-  return (u < 0x20 && c != '\t') || u == 0x7f;
-}
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-void AppendUtf8(uint32_t cp, std::string* out) {
-  if (cp < 0x80) {
-    out->push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
-
-// TOML decimal integer: optional sign, no leading zero, '_' only between
-// digits. Writes it without the underscores.
-bool NormalizeTomlInteger(std::string_view token, std::string* out) {
-  out->clear();
-  size_t i = 0;
-  if (i < token.size() && (token[i] == '+' || token[i] == '-')) out->push_back(token[i++]);
-  if (i == token.size() || (token[i] == '0' && i + 1 < token.size())) return false;
-  for (; i < token.size(); ++i) {
-    if (IsDigit(token[i])) {
-      out->push_back(token[i]);
-    } else if (token[i] != '_' || !IsDigit(token[i - 1]) || i + 1 == token.size() ||
-               !IsDigit(token[i + 1])) {
-      return false;
-    }
-  }
-  return true;
-}
-
-// Parses one line of the file.
-class TomlLine {
- public:
-  explicit TomlLine(std::string_view text) : s_(text) {}
-
-  // kTable: table() is set; kKeyValue: key(), value(), type(); kError: error().
-  LineKind Parse() {
-    if (AtLineEnd()) return LineKind::kBlank;
-    if (Peek() == '[') return ParseTable() ? LineKind::kTable : LineKind::kError;
-    return ParseKeyValue() ? LineKind::kKeyValue : LineKind::kError;
-  }
-
-  const std::string& table() const { return table_; }
-  const std::string& key() const { return key_; }
-  const std::string& value() const { return value_; }
-  TomlType type() const { return type_; }
-  const std::string& error() const { return error_; }
-
- private:
-  bool Fail(std::string message) {
-    error_ = std::move(message);
-    return false;
-  }
-  char Peek() const { return pos_ < s_.size() ? s_[pos_] : '\0'; }
-  void SkipSpace() {
-    while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\t')) ++pos_;
-  }
-  bool AtLineEnd() {
-    SkipSpace();
-    return pos_ == s_.size() || s_[pos_] == '#';
-  }
-
-  bool ParseTable();
-  bool ParseKeyValue();
-  bool ParseKey(std::string* key);
-  bool ParseValue();
-  bool ParseBareValue();
-  bool ParseBasicString(std::string* out);
-  bool ParseLiteralString(std::string* out);
-  bool ParseEscape(std::string* out);
-  bool ParseUnicode(size_t digits, std::string* out);
-
-  std::string_view s_;
-  size_t pos_ = 0;
-  std::string table_, key_, value_, error_;
-  TomlType type_ = TomlType::kString;
-};
-
-bool TomlLine::ParseTable() {
-  ++pos_;  // '['
-  if (Peek() == '[') return Fail("arrays of tables ([[...]]) are not supported");
-  SkipSpace();
-  std::string part;
-  if (!ParseKey(&table_)) return false;
-  for (SkipSpace(); Peek() == '.'; SkipSpace()) {
-    ++pos_;
-    SkipSpace();
-    if (!ParseKey(&part)) return false;
-    table_ += "." + part;
-  }
-  if (Peek() != ']') return Fail("expected ']' after the table name");
-  ++pos_;
-  if (!AtLineEnd()) return Fail("unexpected text after ']'");
-  return true;
-}
-
-bool TomlLine::ParseKeyValue() {
-  if (!ParseKey(&key_)) return false;
-  SkipSpace();
-  if (Peek() == '.') {
-    return Fail("dotted key " + key_ + ".... is not supported; quote a key that has dots, " +
-                "like \"john.doe\"");
-  }
-  if (Peek() != '=') return Fail("expected '=' after '" + key_ + "'");
-  ++pos_;
-  SkipSpace();
-  if (!ParseValue()) return false;
-  if (!AtLineEnd()) return Fail("unexpected text after the value of '" + key_ + "'");
-  return true;
-}
-
-bool TomlLine::ParseKey(std::string* key) {
-  key->clear();
-  if (Peek() == '"') return ParseBasicString(key);
-  if (Peek() == '\'') return ParseLiteralString(key);
-  while (pos_ < s_.size() && IsBareKeyChar(s_[pos_])) key->push_back(s_[pos_++]);
-  return key->empty() ? Fail("expected a key") : true;
-}
-
-bool TomlLine::ParseValue() {
-  value_.clear();
-  type_ = TomlType::kString;
-  const std::string_view start = s_.substr(pos_, 3);
-  if (start == "\"\"\"" || start == "'''") {
-    return Fail("multi-line strings are not supported (value of '" + key_ + "')");
-  }
-  if (Peek() == '"') return ParseBasicString(&value_);
-  if (Peek() == '\'') return ParseLiteralString(&value_);
-  return ParseBareValue();
-}
-
-bool TomlLine::ParseBareValue() {
-  const size_t begin = pos_;
-  while (pos_ < s_.size() && s_[pos_] != ' ' && s_[pos_] != '\t' && s_[pos_] != '#') ++pos_;
-  const std::string_view token = s_.substr(begin, pos_ - begin);
-  if (token == "true" || token == "false") {
-    value_ = std::string(token);
-    type_ = TomlType::kBoolean;
-    return true;
-  }
-  if (NormalizeTomlInteger(token, &value_)) {
-    type_ = TomlType::kInteger;
-    return true;
-  }
-  if (!token.empty() && token[0] == '[') return Fail("arrays are not supported ('" + key_ + "')");
-  if (!token.empty() && token[0] == '{') {
-    return Fail("inline tables are not supported ('" + key_ + "')");
-  }
-  return Fail("cannot read the value of '" + key_ + "' (text needs quotes: \"...\")");
-}
-
-bool TomlLine::ParseBasicString(std::string* out) {
-  ++pos_;  // opening quote
-  while (pos_ < s_.size()) {
-    const char c = s_[pos_++];
-    if (c == '"') return true;
-    if (c == '\\') {
-      if (!ParseEscape(out)) return false;
-    } else if (IsControl(c)) {
-      return Fail("control character in a string");
-    } else {
-      out->push_back(c);
-    }
-  }
-  return Fail("unterminated string (missing closing \")");
-}
-
-bool TomlLine::ParseLiteralString(std::string* out) {
-  ++pos_;  // opening quote
-  while (pos_ < s_.size()) {
-    const char c = s_[pos_++];
-    if (c == '\'') return true;
-    if (IsControl(c)) return Fail("control character in a string");
-    out->push_back(c);
-  }
-  return Fail("unterminated string (missing closing ')");
-}
-
-bool TomlLine::ParseEscape(std::string* out) {
-  const char c = Peek();
-  ++pos_;
-  switch (c) {
-    case 'b':
-      out->push_back('\b');
-      return true;
-    case 't':
-      out->push_back('\t');
-      return true;
-    case 'n':
-      out->push_back('\n');
-      return true;
-    case 'f':
-      out->push_back('\f');
-      return true;
-    case 'r':
-      out->push_back('\r');
-      return true;
-    case '"':
-      out->push_back('"');
-      return true;
-    case '\\':
-      out->push_back('\\');
-      return true;
-    case 'u':
-      return ParseUnicode(4, out);
-    case 'U':
-      return ParseUnicode(8, out);
-    default:
-      return Fail(std::string("invalid escape \\") + (c == '\0' ? ' ' : c));
-  }
-}
-
-bool TomlLine::ParseUnicode(size_t digits, std::string* out) {
-  uint32_t cp = 0;
-  for (size_t i = 0; i < digits; ++i) {
-    const int v = HexValue(Peek());
-    if (v < 0)
-      return Fail("invalid \\u escape: expected " + std::to_string(digits) + " hex digits");
-    cp = cp * 16 + static_cast<uint32_t>(v);
-    ++pos_;
-  }
-  if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-    return Fail("invalid \\u escape: not a Unicode scalar value other than NUL");
-  }
-  AppendUtf8(cp, out);
-  return true;
-}
-
-// Reads the lines of an open file into entries. Only the [users] and
-// [templates] tables are allowed, once each; a key may appear once per
-// table (as TOML requires).
-Status ReadTomlLines(const std::string& path, std::istream& in, std::vector<TomlEntry>* entries) {
-  const std::string prefix = "config file " + path + ": ";
-  std::string line, table;
-  std::set<std::string> tables_seen, keys_seen;
-  for (int number = 1; std::getline(in, line); ++number) {
-    if (number == 1 && line.compare(0, 3, "\xEF\xBB\xBF") == 0) line.erase(0, 3);
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    TomlLine parsed(line);
-    const LineKind kind = parsed.Parse();
-    std::string error;
-    if (kind == LineKind::kError) {
-      error = parsed.error();
-    } else if (kind == LineKind::kTable) {
-      table = parsed.table();
-      if (table != "users" && table != "templates") {
-        error = "unknown section [" + table + "]; only [users] and [templates] are allowed";
-      }
-      if (!tables_seen.insert(table).second) error = "[" + table + "] appears twice";
-    } else if (kind == LineKind::kKeyValue) {
-      if (!keys_seen.insert(table + '\0' + parsed.key()).second) {
-        error =
-            "'" + parsed.key() + "' appears twice" + (table.empty() ? "" : " in [" + table + "]");
-      }
-      entries->push_back({table, parsed.key(), parsed.value(), parsed.type(), number});
-    }
-    if (!error.empty()) return Status::InvalidArgument(prefix + error + LineSuffix(number));
-  }
-  if (in.bad()) return Status::InvalidArgument(prefix + "read error");
-  return Status::OK();
-}
-
-Status ReadToml(const std::string& path, std::vector<TomlEntry>* entries) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) {
-    return Status::InvalidArgument("config file " + path + ": is a directory");
-  }
-  errno = 0;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    const std::string reason = errno != 0 ? std::strerror(errno) : "cannot open";
-    return Status::InvalidArgument("config file " + path + ": cannot read: " + reason);
-  }
-  return ReadTomlLines(path, in, entries);
-}
-
-std::string UnknownKeyError(const std::string& prefix, const TomlEntry& entry) {
-  std::string underscored = entry.key;
-  for (char& c : underscored) {
-    if (c == '-') c = '_';
-  }
-  const std::string hint =
-      FindKey(underscored) != nullptr ? " (did you mean '" + underscored + "'?)" : "";
-  return prefix + "unknown key '" + entry.key + "'" + hint + LineSuffix(entry.line);
-}
-
-Status AddFileKey(const std::string& path, const TomlEntry& entry, Settings* settings) {
-  const std::string prefix = "config file " + path + ": ";
-  const KeySpec* key = FindKey(entry.key);
-  if (key == nullptr) return Status::InvalidArgument(UnknownKeyError(prefix, entry));
-  const TomlType want = key->IsBool()      ? TomlType::kBoolean
-                        : key->IsInteger() ? TomlType::kInteger
-                                           : TomlType::kString;
-  if (entry.type != want) {
-    const std::string shown =
-        entry.type == TomlType::kString ? "\"" + entry.value + "\"" : entry.value;
-    const std::string what = want == TomlType::kInteger   ? "must be an integer, without quotes"
-                             : want == TomlType::kBoolean ? "must be true or false, without quotes"
-                                                          : "must be a quoted string";
-    const std::string key_is = key->sensitive ? entry.key : entry.key + " = " + shown;
-    return Status::InvalidArgument(prefix + key_is + ": " + what + LineSuffix(entry.line));
-  }
-  (*settings)[entry.key] = Setting{entry.value, Origin::kFile, path, entry.line};
-  return Status::OK();
-}
-
-Status AddFileUser(const std::string& path, const TomlEntry& entry,
-                   std::map<std::string, std::string>* normalized,
-                   std::map<std::string, std::string>* users) {
-  const std::string prefix = "config file " + path + ": users: ";
-  if (entry.type != TomlType::kString) {
-    return Status::InvalidArgument(prefix + "the phone of '" + entry.key +
-                                   "' must be a quoted string, like \"+15551234567\"" +
-                                   LineSuffix(entry.line));
-  }
-  const auto [it, inserted] = normalized->emplace(NormalizeUserId(entry.key), entry.key);
-  if (!inserted) {
-    return Status::InvalidArgument(prefix + "'" + it->second + "' and '" + entry.key +
-                                   "' are the same user ID (user IDs ignore case)" +
-                                   LineSuffix(entry.line));
-  }
-  (*users)[entry.key] = entry.value;
-  return Status::OK();
-}
-
-Status AddFileTemplate(const std::string& path, const TomlEntry& entry,
-                       std::map<std::string, std::string>* templates) {
-  if (entry.type != TomlType::kString) {
-    return Status::InvalidArgument("config file " + path + ": templates: '" + entry.key +
-                                   "' must be a quoted string" + LineSuffix(entry.line));
-  }
-  (*templates)[entry.key] = entry.value;
-  return Status::OK();
-}
-
-// Reads `path` into settings (top-level keys), users ([users] table) and
-// templates ([templates] table).
-Status ReadConfigFile(const std::string& path, Settings* settings, Config* config) {
-  std::vector<TomlEntry> entries;
-  Status status = ReadToml(path, &entries);
-  std::map<std::string, std::string> normalized;
-  for (size_t i = 0; status.ok() && i < entries.size(); ++i) {
-    const TomlEntry& entry = entries[i];
-    if (entry.table.empty()) {
-      status = AddFileKey(path, entry, settings);
-    } else if (entry.table == "templates") {
-      status = AddFileTemplate(path, entry, &config->templates);
-    } else {
-      status = AddFileUser(path, entry, &normalized, &config->users);
-    }
-  }
-  return status;
-}
-
-// ---------------------------------------------------------------------------
-// The environment.
-
-using EnvMap = std::map<std::string, std::string>;
-
-EnvMap ReadEnvironment(const std::vector<std::string>* env) {
-  std::vector<std::string> process_env;
-  if (env == nullptr) {
-    for (char** p = environ; p != nullptr && *p != nullptr; ++p) process_env.emplace_back(*p);
-    env = &process_env;
-  }
-  EnvMap out;
-  for (const std::string& entry : *env) {
-    const size_t eq = entry.find('=');
-    if (eq == std::string::npos) continue;
-    out.emplace(entry.substr(0, eq), entry.substr(eq + 1));  // first wins, as getenv
-  }
-  return out;
-}
-
-// OTPD_<KEY> for every key, after the old service's name where there is
-// one, so OTPD_TWILIO_AUTH_TOKEN beats TWILIO_AUTH_TOKEN. Other OTPD_*
-// variables are ignored on purpose: other tools share the prefix.
-void AddEnvSettings(const EnvMap& env, Settings* settings) {
-  for (const KeySpec& key : Keys()) {
-    for (const std::string& name :
-         {std::string(key.legacy_env ? key.legacy_env : ""), EnvName(key)}) {
-      const auto it = name.empty() ? env.end() : env.find(name);
-      if (it != env.end()) (*settings)[key.name] = Setting{it->second, Origin::kEnv, name, 0};
-    }
-  }
-}
-
-// ---------------------------------------------------------------------------
-// The command line.
-
-// Shows one long name per option ("--code-length"): the "--code_length"
-// alias exists for people who copy keys from the config file, and listing
-// it on every line would double the width of --help.
-class HelpFormatter : public CLI::Formatter {
- public:
-  std::string make_option_name(const CLI::Option* opt, bool is_positional) const override {
-    if (is_positional) return CLI::Formatter::make_option_name(opt, is_positional);
-    std::string out;
-    for (const std::string& name : opt->get_snames()) out += (out.empty() ? "-" : ",-") + name;
-    if (!opt->get_lnames().empty()) out += (out.empty() ? "--" : ",--") + opt->get_lnames()[0];
-    return out;
-  }
-};
-
-struct CommandLine {
-  CLI::App app{"otpd: one-time passcodes by SMS, over HTTP.", "otpd"};
-  std::vector<std::string> values = std::vector<std::string>(Keys().size());
-  std::vector<CLI::Option*> options;  // parallel to Keys()
-  std::string config_path;
-  CLI::Option* config_option = nullptr;
-  CLI::App* serve = nullptr;
-  CLI::App* users = nullptr;
-  CLI::App* users_add = nullptr;
-  CLI::App* users_remove = nullptr;
-  CLI::App* users_list = nullptr;
-  CLI::App* users_import = nullptr;
-  CLI::App* users_export = nullptr;
-  CLI::App* check_config = nullptr;
-  CLI::App* backup = nullptr;
-  std::string add_id, add_phone, remove_id, import_file, backup_file;
-  CLI::App* sms = nullptr;
-  CLI::App* sms_test = nullptr;
-  std::string sms_phone;
-  CLI::App* audit = nullptr;
-  std::string audit_user, audit_since;
-};
-
-std::string OptionHelp(const KeySpec& key) {
-  std::string help = key.help;
-  if (key.IsInteger()) help += ", " + std::to_string(key.min) + ".." + std::to_string(key.max);
-  help += " [env " + EnvName(key);
-  if (key.legacy_env != nullptr) help += std::string(" or ") + key.legacy_env;
-  return help + "]";
-}
-
-void AddKeyOptions(CommandLine* cl) {
-  const Config defaults;
-  for (size_t i = 0; i < Keys().size(); ++i) {
-    const KeySpec& key = Keys()[i];
-    const std::string dashed = Dashed(key.name);
-    std::string names = "--" + dashed;
-    if (dashed != key.name) names += std::string(",--") + key.name;
-    CLI::Option* opt = cl->app.add_option(names, cl->values[i], OptionHelp(key));
-    opt->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-    opt->type_name(key.IsBool() ? "BOOL" : key.IsInteger() ? "INT" : "TEXT")->group(key.group);
-    const std::string default_text = ValueText(key, defaults);
-    if (!key.sensitive && !default_text.empty() && default_text.size() < 30) {
-      opt->default_str(default_text);
-    }
-    cl->options.push_back(opt);
-  }
-}
-
-void AddCommands(CommandLine* cl) {
-  const char kGlobal[] =
-      "Every otpd option (otpd --help) may also come before or after the command.";
-  CLI::App& app = cl->app;
-  app.require_subcommand(0, 1);
-  cl->serve = app.add_subcommand("serve", "Answer HTTP requests (the default command)");
-  cl->users = app.add_subcommand("users", "Edit the users in the database");
-  cl->users->require_subcommand(0, 1)->footer(kGlobal);
-  cl->users_add = cl->users->add_subcommand("add", "Add a user with a phone number");
-  cl->users_add->add_option("ID", cl->add_id, "User ID (case-insensitive)")->required();
-  cl->users_add->add_option("PHONE", cl->add_phone, "Phone number, E.164: +15551234567")
-      ->required();
-  cl->users_add->footer(kGlobal);
-  cl->users_remove = cl->users->add_subcommand("remove", "Remove a user");
-  cl->users_remove->add_option("ID", cl->remove_id, "User ID (case-insensitive)")->required();
-  cl->users_remove->footer(kGlobal);
-  cl->users_list = cl->users->add_subcommand("list", "List the users and their phones");
-  cl->users_list->footer(kGlobal);
-  cl->users_import = cl->users->add_subcommand(
-      "import", "Add or update users from a CSV file (user_id,phone), all or nothing");
-  cl->users_import->add_option("FILE", cl->import_file, "CSV file, or - for standard input")
-      ->required();
-  cl->users_import->footer(kGlobal);
-  cl->users_export = cl->users->add_subcommand("export", "Print every user as CSV (user_id,phone)");
-  cl->users_export->footer(kGlobal);
-  cl->check_config = app.add_subcommand(
-      "check-config", "Validate the configuration and print the effective settings, secrets redacted");
-  cl->check_config->footer(kGlobal);
-  cl->backup = app.add_subcommand("backup", "Copy the live database to FILE, consistently");
-  cl->backup->add_option("FILE", cl->backup_file, "Where to write the copy (must not exist)")
-      ->required();
-  cl->backup->footer(kGlobal);
-  cl->sms = app.add_subcommand("sms", "Check the SMS backend");
-  cl->sms->require_subcommand(0, 1)->footer(kGlobal);
-  cl->sms_test = cl->sms->add_subcommand(
-      "test", "Send one test message with the configured backend and print the answer");
-  cl->sms_test->add_option("PHONE", cl->sms_phone, "Phone number, E.164: +15551234567")
-      ->required();
-  cl->sms_test->footer(kGlobal);
-  cl->audit = app.add_subcommand("audit", "Print the audit trail of sends and verifications");
-  cl->audit->add_option("--user", cl->audit_user, "Only this user ID (case-insensitive)");
-  cl->audit->add_option("--since", cl->audit_since,
-                        "From this UTC time (2026-11-24T01:02:03Z), date (2026-11-24) or "
-                        "age (30m, 12h, 7d); default 24h");
-  cl->audit->footer(kGlobal);
-}
-
-// Set up before any subcommand exists: subcommands copy the formatter and
-// the fallthrough setting from their parent when they are created.
-void BuildCommandLine(CommandLine* cl) {
-  CLI::App& app = cl->app;
-  app.formatter(std::make_shared<HelpFormatter>());
-  app.fallthrough();
-  app.set_version_flag("-V,--version", "otpd " OTPD_VERSION, "Print the version and exit");
-  app.footer(
-      "Precedence: flag > environment > config file > default. In the config file a key is\n"
-      "the option name with underscores: code_length = 6. --code_length works as a flag too.");
-  cl->config_option = app.add_option("--config", cl->config_path,
-                                     "TOML config file, see otpd.conf.example [env OTPD_CONFIG]");
-  cl->config_option->type_name("FILE")->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  AddKeyOptions(cl);
-  AddCommands(cl);
-}
-
-// argv[1..] in the reversed order CLI11 wants. "--key=" becomes "--key" ""
-// because CLI11 2.1.2 takes an empty "=value" as no value and then eats the
-// next argument: "--secret= serve" would set the secret to "serve".
-std::vector<std::string> ArgsForCli(int argc, const char* const* argv) {
-  std::vector<std::string> args;
-  bool options_done = false;
-  for (int i = 1; i < argc && argv != nullptr && argv[i] != nullptr; ++i) {
-    const std::string arg = argv[i];
-    options_done = options_done || arg == "--";
-    if (!options_done && arg.size() > 3 && arg.compare(0, 2, "--") == 0 &&
-        arg.find('=') == arg.size() - 1) {
-      args.push_back(arg.substr(0, arg.size() - 1));
-      args.emplace_back();
-    } else {
-      args.push_back(arg);
-    }
-  }
-  return std::vector<std::string>(args.rbegin(), args.rend());
-}
-
-// Runs CLI11. --help and --version end here with kExit.
-Status RunCommandLine(CommandLine* cl, int argc, const char* const* argv, Invocation* inv) {
-  try {
-    cl->app.parse(ArgsForCli(argc, argv));
-  } catch (const CLI::CallForHelp&) {
-    inv->command = Command::kExit;
-    // serve is the default command and every option is its option, so
-    // "otpd serve --help" shows what "otpd --help" shows.
-    inv->output = cl->serve->parsed() ? cl->app.get_formatter()->make_help(
-                                            &cl->app, "otpd", CLI::AppFormatMode::Normal)
-                                      : cl->app.help();
-  } catch (const CLI::CallForAllHelp&) {
-    inv->command = Command::kExit;
-    inv->output = cl->app.help("", CLI::AppFormatMode::All);
-  } catch (const CLI::CallForVersion&) {
-    inv->command = Command::kExit;
-    inv->output = "otpd " OTPD_VERSION "\n";
-  } catch (const CLI::ParseError& e) {
-    return Status::InvalidArgument(std::string(e.what()) + " (see otpd --help)");
-  }
-  return Status::OK();
-}
-
-Status ReadCommand(const CommandLine& cl, Invocation* inv) {
-  if (cl.audit->parsed()) {
-    inv->command = Command::kAudit;
-    inv->args = {cl.audit_user, cl.audit_since.empty() ? "24h" : cl.audit_since};
-  } else if (cl.check_config->parsed()) {
-    inv->command = Command::kCheckConfig;
-  } else if (cl.backup->parsed()) {
-    inv->command = Command::kBackup;
-    inv->args = {cl.backup_file};
-  } else if (cl.sms->parsed()) {
-    if (!cl.sms_test->parsed()) {
-      return Status::InvalidArgument("otpd sms: missing command; use 'otpd sms test PHONE'");
-    }
-    inv->command = Command::kSmsTest;
-    inv->args = {cl.sms_phone};
-  } else if (!cl.users->parsed()) {
-    inv->command = Command::kServe;
-  } else if (cl.users_import->parsed()) {
-    inv->command = Command::kUsersImport;
-    inv->args = {cl.import_file};
-  } else if (cl.users_export->parsed()) {
-    inv->command = Command::kUsersExport;
-  } else if (cl.users_add->parsed()) {
-    inv->command = Command::kUsersAdd;
-    inv->args = {cl.add_id, cl.add_phone};
-  } else if (cl.users_remove->parsed()) {
-    inv->command = Command::kUsersRemove;
-    inv->args = {cl.remove_id};
-  } else if (cl.users_list->parsed()) {
-    inv->command = Command::kUsersList;
-  } else {
-    return Status::InvalidArgument(
-        "otpd users: missing command; use 'otpd users add ID PHONE', "
-        "'otpd users remove ID', 'otpd users list', 'otpd users import FILE' or "
-        "'otpd users export'");
-  }
-  return Status::OK();
-}
-
-void AddFlagSettings(const CommandLine& cl, Settings* settings) {
-  for (size_t i = 0; i < Keys().size(); ++i) {
-    if (cl.options[i]->count() == 0) continue;
-    const char* name = Keys()[i].name;
-    (*settings)[name] = Setting{cl.values[i], Origin::kFlag, "--" + Dashed(name), 0};
-  }
-}
-
-// --config (even empty, which means "no file") beats OTPD_CONFIG.
-std::string ConfigPath(const CommandLine& cl, const EnvMap& env) {
-  if (cl.config_option->count() > 0) return cl.config_path;
-  const auto it = env.find("OTPD_CONFIG");
-  return it == env.end() ? "" : it->second;
-}
-
-Status ApplySettings(const Settings& settings, Config* config) {
-  for (const KeySpec& key : Keys()) {
-    const auto it = settings.find(key.name);
-    if (it == settings.end()) continue;
-    const std::string what = AssignValue(key, it->second.value, config);
-    if (!what.empty()) return Status::InvalidArgument(SettingError(key, it->second, what));
-  }
-  return Status::OK();
-}
-
-Status ParseInvocationOrThrow(int argc, const char* const* argv,
-                              const std::vector<std::string>* env, Invocation* inv) {
-  *inv = Invocation();
-  CommandLine cl;
-  BuildCommandLine(&cl);
-  Status status = RunCommandLine(&cl, argc, argv, inv);
-  if (!status.ok() || inv->command == Command::kExit) return status;
-  status = ReadCommand(cl, inv);
-  if (!status.ok()) return status;
-
-  const EnvMap env_map = ReadEnvironment(env);
-  const std::string path = ConfigPath(cl, env_map);
-  Settings settings;
-  if (!path.empty()) {
-    status = ReadConfigFile(path, &settings, &inv->config);
-    if (!status.ok()) return status;
-    inv->config.config_file = path;
-  }
-  AddEnvSettings(env_map, &settings);
-  AddFlagSettings(cl, &settings);
-  status = ApplySettings(settings, &inv->config);
-  if (!status.ok()) return status;
-  const std::string users_error = CheckUsers(inv->config.users);
-  if (!users_error.empty())
-    return Status::InvalidArgument("config file " + path + ": " + users_error);
-  return ValidateConfig(inv->config);
-}
-
 }  // namespace
-
-Status ParseInvocation(int argc, const char* const* argv, const std::vector<std::string>* env,
-                       Invocation* inv) {
-  try {
-    return ParseInvocationOrThrow(argc, argv, env, inv);
-  } catch (const std::exception& e) {
-    return Status::Internal(std::string("reading the configuration: ") + e.what());
-  }
-}
 
 bool IsSecretKey(const std::string& name) {
   auto ends_with = [&name](const std::string& tail) {

@@ -162,6 +162,25 @@ enum class Command {
   kExit,         // --help or --version was printed: exit with exit_code
 };
 
+// The subcommands, as one table: the command line is built from it, and
+// app/admin_commands.h gives each its handler.
+struct CommandArg {
+  const char* name;  // "ID": a required positional; "--user": an option
+  const char* help;
+  const char* fallback = nullptr;  // an option's value when not given
+};
+
+struct CommandSpec {
+  Command command;
+  const char* group;  // "users", "sms", or null for a top-level command
+  const char* name;   // "add": otpd users add
+  const char* help;   // one line for --help
+  std::vector<CommandArg> args;  // in Invocation::args, in this order
+};
+
+// Every command, serve first.
+const std::vector<CommandSpec>& Commands();
+
 struct Invocation {
   Command command = Command::kServe;
   Config config;

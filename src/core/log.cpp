@@ -1,6 +1,7 @@
 #include "core/log.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -15,6 +16,17 @@ namespace otpd {
 namespace {
 
 std::atomic<int> g_level{static_cast<int>(LogLevel::kInfo)};
+// Whether stderr is the journal: -1 not yet known, 0 no, 1 yes.
+std::atomic<int> g_journal{-1};
+
+bool StderrIsJournal() {
+  int journal = g_journal.load();
+  if (journal < 0) {
+    journal = IsJournalStream(getenv("JOURNAL_STREAM"), STDERR_FILENO) ? 1 : 0;
+    g_journal = journal;
+  }
+  return journal == 1;
+}
 
 const char* LevelName(LogLevel level) {
   switch (level) {
@@ -75,6 +87,27 @@ std::string Timestamp() {
 
 }  // namespace
 
+bool IsJournalStream(const char* journal_stream, int fd) {
+  if (journal_stream == nullptr) return false;
+  unsigned long long dev = 0, ino = 0;
+  char extra = 0;
+  if (sscanf(journal_stream, "%llu:%llu%c", &dev, &ino, &extra) != 2) return false;
+  struct stat st;
+  if (fstat(fd, &st) != 0) return false;
+  return static_cast<unsigned long long>(st.st_dev) == dev &&
+         static_cast<unsigned long long>(st.st_ino) == ino;
+}
+
+std::string JournalPrefix(LogLevel level) {
+  switch (level) {
+    case LogLevel::kDebug: return "<7>";
+    case LogLevel::kInfo: return "<6>";
+    case LogLevel::kWarn: return "<4>";
+    case LogLevel::kError: return "<3>";
+  }
+  return "<6>";
+}
+
 bool ParseLogLevel(std::string_view name, LogLevel* level) {
   for (LogLevel l : {LogLevel::kDebug, LogLevel::kInfo, LogLevel::kWarn, LogLevel::kError}) {
     if (name == LevelName(l)) {
@@ -112,14 +145,14 @@ Status OpenLogFile(const std::string& path) {
   const std::string why = strerror(errno);
   close(fd);
   if (!ok) return Status::IOError("cannot redirect stderr to " + path + ": " + why);
+  g_journal = 0;  // a file now, not the journal
   return Status::OK();
 }
 
 void Log(LogLevel level, std::string_view msg, std::initializer_list<LogField> fields) {
   if (!LogEnabled(level)) return;
-  static const bool journald = getenv("JOURNAL_STREAM") != nullptr;
   std::string line = FormatLogLine(level, msg, fields);
-  if (!journald) line = "ts=" + Timestamp() + " " + line;
+  line = StderrIsJournal() ? JournalPrefix(level) + line : "ts=" + Timestamp() + " " + line;
   ssize_t ignored = write(STDERR_FILENO, line.data(), line.size());
   (void)ignored;
 }

@@ -1,6 +1,9 @@
 // Log: one line per event in logfmt on stderr:
 //   ts=2026-11-24T01:02:03.456Z level=info msg="otpd started" port=8000
-// Under systemd (JOURNAL_STREAM set) the ts= field is left to journald.
+// When stderr is the journal ($JOURNAL_STREAM names stderr's device and
+// inode, as systemd sets it for StandardError=journal) the ts= field is
+// left to journald and each line starts with its syslog priority,
+// "<3>level=error msg=...", so `journalctl -p err` selects by level.
 // Values are quoted when they contain spaces, quotes, '=' or control
 // characters; control characters are escaped, so a hostile value cannot
 // forge a second line. Callers never pass codes, secrets or full phones.
@@ -37,7 +40,15 @@ Status OpenLogFile(const std::string& path);
 // Writes one line if `level` is enabled.
 void Log(LogLevel level, std::string_view msg, std::initializer_list<LogField> fields = {});
 
-// The line Log would write, without the ts= field (for tests).
+// True when `journal_stream` (JOURNAL_STREAM's value, "DEV:INO", may be
+// null) names the file `fd` is open on.
+bool IsJournalStream(const char* journal_stream, int fd);
+
+// The sd-daemon(3) priority prefix of `level`: "<7>" debug, "<6>" info,
+// "<4>" warn, "<3>" error.
+std::string JournalPrefix(LogLevel level);
+
+// The line Log would write, without the ts= field or priority (for tests).
 std::string FormatLogLine(LogLevel level, std::string_view msg,
                           std::initializer_list<LogField> fields);
 

@@ -285,7 +285,7 @@ HttpAnswer HttpApi::SendAnswer(const Status& s, const SendResult& r) const {
                                 Quoted(options_.Get().expose_full_phone ? r.phone : MaskPhone(r.phone)) +
                                 "}");
     case SendOutcome::kUserNotFound:
-      return DetailError(404, r.user_id, "user_not_found", "User not found");
+      return DetailError(404, r.user_id, "user_not_found", "User not found in database");
     case SendOutcome::kPhoneNotFound:
       return DetailError(404, r.user_id, "phone_not_found", "Phone number not found for user");
     case SendOutcome::kRateLimited:

@@ -1,0 +1,210 @@
+#include "app/admin_commands.h"
+
+#include <sys/stat.h>
+
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include "app/options.h"
+#include "app/users_csv.h"
+#include "core/phone.h"
+#include "store/sqlite_db.h"
+
+namespace otpd {
+namespace {
+
+// Exit codes: 1 a runtime failure, 2 a bad command line or configuration.
+int Fail(const CommandEnv& env, const std::string& what, const Status& s) {
+  fprintf(env.err, "otpd: %s: %s\n", what.c_str(), s.message().c_str());
+  return 1;
+}
+
+int BadUsage(const CommandEnv& env, const std::string& what, const Status& s) {
+  Fail(env, what, s);
+  return 2;
+}
+
+// The database of the commands that use one, with its users and audit trail.
+struct Database {
+  std::shared_ptr<SqliteDb> db;
+  std::unique_ptr<UserDirectory> users;
+  std::unique_ptr<AuditLog> audit;
+};
+
+// 0, or the exit code (the error printed).
+int OpenDatabase(const CommandEnv& env, bool serving, Database* d) {
+  const Config& c = env.inv->config;
+  Status s = OpenSqliteDb(DatabaseOptions(c, serving), &d->db);
+  if (!s.ok()) return Fail(env, "database " + c.database, s);
+  s = NewSqliteUserDirectory(d->db, &d->users);
+  if (!s.ok()) return Fail(env, "users", s);
+  s = NewSqliteAuditLog(d->db, env.clock, &d->audit);
+  if (!s.ok()) return Fail(env, "audit", s);
+  return 0;
+}
+
+int ServeCommand(const CommandEnv& env) {
+  Database d;
+  const int failed = OpenDatabase(env, /*serving=*/true, &d);
+  if (failed != 0) return failed;
+  return Serve(env.inv->config, env.reread, d.db, d.users.get(), d.audit.get());
+}
+
+int UsersCommand(const CommandEnv& env) {
+  Database d;
+  const int failed = OpenDatabase(env, /*serving=*/false, &d);
+  return failed != 0 ? failed : RunUsersCommand(d.users.get(), env);
+}
+
+int AuditCommand(const CommandEnv& env) {
+  Database d;
+  const int failed = OpenDatabase(env, /*serving=*/false, &d);
+  return failed != 0 ? failed : RunAuditCommand(d.audit.get(), env);
+}
+
+// backup FILE: never creates a database that is not there.
+int BackupCommand(const CommandEnv& env) {
+  const Config& c = env.inv->config;
+  struct stat st;
+  if (stat(c.database.c_str(), &st) != 0) {
+    return Fail(env, "backup", Status::NotFound("no database at " + c.database));
+  }
+  std::shared_ptr<SqliteDb> db;
+  Status s = OpenSqliteDb(DatabaseOptions(c, /*serving=*/false), &db);
+  if (!s.ok()) return Fail(env, "database " + c.database, s);
+  s = db->Backup(env.inv->args[0]);
+  if (!s.ok()) return Fail(env, "backup", s);
+  fprintf(env.err, "otpd: backup: %s written\n", env.inv->args[0].c_str());
+  return 0;
+}
+
+int CheckConfigCommand(const CommandEnv& env) {
+  fputs(DescribeConfig(env.inv->config).c_str(), env.out);
+  return 0;
+}
+
+// sms test PHONE: one message through the configured backend, so an
+// operator can check the credentials before going live.
+int SmsTestCommand(const CommandEnv& env) {
+  const std::string& phone = env.inv->args[0];
+  if (!IsE164(phone)) {
+    fprintf(env.err, "otpd: sms test: '%s' is not E.164, like +15551234567\n", phone.c_str());
+    return 2;
+  }
+  std::unique_ptr<SmsSender> sms;
+  Status s = NewSmsSender(env.inv->config, &sms);
+  if (!s.ok()) return Fail(env, "sms", s);
+  return RunSmsTest(env.inv->config, phone, sms.get(), env);
+}
+
+int ListUsers(const char* what, UserDirectory* users, std::vector<User>* list,
+              const CommandEnv& env) {
+  Status s = users->List(list);
+  return s.ok() ? 0 : Fail(env, what, s);
+}
+
+}  // namespace
+
+const std::vector<AdminCommand>& AdminCommands() {
+  static const std::vector<AdminCommand> kCommands = {
+      {Command::kServe, ServeCommand},
+      {Command::kUsersAdd, UsersCommand},
+      {Command::kUsersRemove, UsersCommand},
+      {Command::kUsersList, UsersCommand},
+      {Command::kUsersImport, UsersCommand},
+      {Command::kUsersExport, UsersCommand},
+      {Command::kCheckConfig, CheckConfigCommand},
+      {Command::kBackup, BackupCommand},
+      {Command::kSmsTest, SmsTestCommand},
+      {Command::kAudit, AuditCommand},
+  };
+  return kCommands;
+}
+
+int RunCommand(const CommandEnv& env) {
+  for (const AdminCommand& command : AdminCommands()) {
+    if (command.command == env.inv->command) return command.run(env);
+  }
+  return Fail(env, "otpd", Status::InvalidArgument("no such command"));
+}
+
+int ImportUsers(const std::string& path, UserDirectory* users, const CommandEnv& env) {
+  std::stringstream text;
+  if (path == "-") {
+    text << env.in->rdbuf();
+  } else {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return Fail(env, "users import", Status::IOError("cannot read " + path));
+    text << in.rdbuf();
+  }
+  std::vector<User> parsed;
+  std::vector<std::string> errors;
+  Status s = ParseUsersCsv(text.str(), &parsed, &errors);
+  for (const std::string& e : errors) {
+    fprintf(env.err, "otpd: users import: %s: %s\n", path.c_str(), e.c_str());
+  }
+  if (!s.ok()) return Fail(env, "users import", s);
+  s = users->UpsertAll(parsed);
+  if (!s.ok()) return Fail(env, "users import", s);
+  fprintf(env.err, "otpd: users import: %zu users added or updated\n", parsed.size());
+  return 0;
+}
+
+int RunUsersCommand(UserDirectory* users, const CommandEnv& env) {
+  const Invocation& inv = *env.inv;
+  std::vector<User> list;
+  Status s;
+  switch (inv.command) {
+    case Command::kUsersImport:
+      return ImportUsers(inv.args[0], users, env);
+    case Command::kUsersExport:
+      if (ListUsers("users export", users, &list, env) != 0) return 1;
+      fputs(FormatUsersCsv(list).c_str(), env.out);
+      return fflush(env.out) == 0 ? 0 : Fail(env, "users export", Status::IOError("write failed"));
+    case Command::kUsersAdd:
+      s = users->Upsert(inv.args[0], inv.args[1]);
+      if (!s.ok()) return Fail(env, "users add", s);
+      fprintf(env.out, "%s\t%s\n", NormalizeUserId(inv.args[0]).c_str(), inv.args[1].c_str());
+      return 0;
+    case Command::kUsersRemove:
+      s = users->Remove(inv.args[0]);
+      return s.ok() ? 0 : Fail(env, "users remove", s);
+    default:
+      if (ListUsers("users list", users, &list, env) != 0) return 1;
+      for (const User& u : list) fprintf(env.out, "%s\t%s\n", u.user_id.c_str(), u.phone.c_str());
+      return 0;
+  }
+}
+
+int RunAuditCommand(AuditLog* audit, const CommandEnv& env) {
+  AuditQuery query;
+  query.user_id = NormalizeUserId(env.inv->args[0]);
+  query.limit = 100000;
+  Status s = ParseSince(env.inv->args[1], env.clock->NowMillis(), &query.since_ms);
+  if (!s.ok()) return BadUsage(env, "audit", s);
+  std::vector<AuditEvent> events;
+  s = audit->Query(query, &events);
+  if (!s.ok()) return Fail(env, "audit", s);
+  for (const AuditEvent& e : events) {
+    fprintf(env.out, "%s\t%s\t%s\t%s\t%s\t%s\n", FormatUtc(e.at_ms).c_str(), e.user_id.c_str(),
+            e.masked_phone.empty() ? "-" : e.masked_phone.c_str(),
+            e.client_ip.empty() ? "-" : e.client_ip.c_str(), e.event.c_str(), e.outcome.c_str());
+  }
+  return 0;
+}
+
+int RunSmsTest(const Config& c, const std::string& phone, SmsSender* sms, const CommandEnv& env) {
+  SmsReceipt receipt;
+  Status s = sms->Send(phone, "This is a test message from " + c.app_name + " (otpd).", &receipt);
+  if (!s.ok()) {
+    fprintf(env.out, "failed: backend=%s provider_code=%d %s\n", EffectiveSmsBackend(c).c_str(),
+            receipt.provider_code, s.message().c_str());
+    return 1;
+  }
+  fprintf(env.out, "sent: backend=%s id=%s\n", EffectiveSmsBackend(c).c_str(),
+          receipt.provider_id.c_str());
+  return 0;
+}
+
+}  // namespace otpd

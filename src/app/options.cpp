@@ -1,0 +1,128 @@
+#include "app/options.h"
+
+#include <cstdlib>
+#include <fstream>
+
+#include "app/receipts.h"
+#include "core/log.h"
+#include "core/phone.h"
+#include "http/client_ip.h"
+
+namespace otpd {
+
+std::string SecretPath(const Config& c) {
+  if (!c.secret_file.empty()) return c.secret_file;
+  const size_t slash = c.database.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : c.database.substr(0, slash);
+  return (dir.empty() ? "/" : dir + "/") + "otpd.secret";
+}
+
+OtpOptions ServiceOptions(const Config& c) {
+  OtpOptions o;
+  o.code_length = c.code_length;
+  o.expiry_ms = int64_t{c.expiry} * 1000;
+  o.max_attempts = c.max_attempts;
+  o.expired_grace_ms = int64_t{c.expired_grace} * 1000;
+  o.app_name = c.app_name;
+  o.message_template = c.message_template;
+  o.templates = c.templates;
+  o.webotp_domain = c.webotp_domain;
+  o.send_limits.cooldown_ms = int64_t{c.send_cooldown} * 1000;
+  o.send_limits.per_user = c.send_user_cap;
+  o.send_limits.per_phone = c.send_phone_cap;
+  o.send_limits.per_ip = c.send_ip_cap;
+  o.send_limits.global = c.sms_budget_per_hour;
+  // Validated by ParseInvocation, so this cannot fail here.
+  if (!c.allowed_country_codes.empty()) {
+    ParseCountryCodes(c.allowed_country_codes, &o.allowed_country_codes);
+  }
+  o.max_failures = c.verify_failure_cap;
+  o.failure_window_ms = int64_t{c.verify_failure_window} * 1000;
+  o.conceal_unknown_users = c.conceal_unknown_users;
+  return o;
+}
+
+HttpServerOptions ServerOptions(const Config& c) {
+  HttpServerOptions o;
+  o.host = c.listen;
+  o.port = c.port;
+  o.threads = c.threads;
+  o.max_body_bytes = static_cast<size_t>(c.max_body_bytes);
+  o.read_timeout_s = c.read_timeout;
+  o.write_timeout_s = c.write_timeout;
+  o.keepalive_timeout_s = c.keepalive_timeout;
+  o.keepalive_max = c.keepalive_max;
+  o.tls_cert = c.tls_cert;
+  o.tls_key = c.tls_key;
+  // Validated by ParseInvocation, so this cannot fail here.
+  TrustedProxies::Parse(c.trusted_proxies, &o.trusted_proxies);
+  return o;
+}
+
+HttpApiOptions ApiOptions(const Config& c, const ApiKeys& keys) {
+  HttpApiOptions o;
+  o.expose_full_phone = c.expose_phone == "full";
+  o.base_path = c.base_path;
+  o.api_keys = keys;
+  o.twilio_status_url = ReceiptUrl(c);
+  if (!o.twilio_status_url.empty()) o.twilio_auth_token = ReceiptSigningToken(c);
+  return o;
+}
+
+TwilioOptions TwilioSettings(const Config& c) {
+  TwilioOptions o;
+  o.account_sid = c.twilio_account_sid;
+  o.auth_token = c.twilio_auth_token;
+  o.api_key_sid = c.twilio_api_key_sid;
+  o.api_key_secret = c.twilio_api_key_secret;
+  o.from = c.twilio_phone_number;
+  o.messaging_service_sid = c.twilio_messaging_service_sid;
+  o.status_callback = c.public_url.empty() ? c.twilio_status_callback : ReceiptUrl(c);
+  o.api_base = c.twilio_api_base;
+  o.ca_file = c.twilio_ca_file;
+  o.connect_timeout_ms = c.twilio_connect_timeout_ms;
+  o.timeout_ms = c.twilio_timeout_ms;
+  return o;
+}
+
+SqliteOptions DatabaseOptions(const Config& c, bool serving) {
+  SqliteOptions o;
+  o.path = c.database;
+  o.busy_timeout_ms = c.busy_timeout_ms;
+  // The server checkpoints in the background; the CLI commands, short-lived,
+  // keep SQLite's automatic checkpoints.
+  if (serving) o.checkpoint_interval_ms = 100;
+  return o;
+}
+
+#ifdef OTPD_REDIS
+RedisOptions RedisStoreOptions(const Config& c, const RedisEndpoint& endpoint,
+                               const CodeHasher& hasher) {
+  RedisOptions o;
+  o.secret_fingerprint = hasher.Fingerprint();
+  o.key_hasher = &hasher;
+  o.endpoint = endpoint;
+  o.prefix = c.redis_prefix;
+  o.timeout_ms = c.redis_timeout_ms;
+  o.connections = c.redis_connections;
+  o.expired_grace_ms = int64_t{c.expired_grace} * 1000;
+  return o;
+}
+#endif
+
+Status NewSmsSender(const Config& c, std::unique_ptr<SmsSender>* sms) {
+  if (EffectiveSmsBackend(c) == "console") {
+    if (!c.twilio_account_sid.empty()) {
+      Log(LogLevel::kWarn, "twilio settings are ignored: sms_backend is console");
+    }
+    return NewConsoleSmsSender(c.sms_log_file, sms);
+  }
+  TwilioOptions o = TwilioSettings(c);
+  if (!c.twilio_auth_token_file.empty()) {
+    Status s = ReadTwilioAuthTokenFile(c.twilio_auth_token_file, &o.auth_token);
+    if (!s.ok()) return s;
+  }
+  return NewTwilioSmsSender(o, sms);
+}
+
+}  // namespace otpd
