@@ -61,7 +61,7 @@ DOCS_GEN    := $(BUILD)/gen/docs_assets.cpp
 DOCS_OBJ    := $(BUILD)/gen/docs_assets.o
 
 .PHONY: all deps test-deps run test test-browser check asan tsan fuzz fuzz-ci bench clean \
-        layers \
+        layers man deb \
         install uninstall
 
 PREFIX     ?= /usr/local
@@ -69,6 +69,9 @@ BINDIR     ?= $(PREFIX)/bin
 SYSCONFDIR ?= /etc
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+MANDIR     ?= $(PREFIX)/share/man
+COMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
+STRIP      ?= strip
 DESTDIR    ?=
 all: otpd otpd_test
 
@@ -102,6 +105,21 @@ $(DOCS_GEN): src/http/docs/embed.sh $(DOCS_ASSETS)
 $(DOCS_OBJ): $(DOCS_GEN)
 	$(CXX) $(CXXSTD) $(OPT) $(WARN) $(SAN) -c $< -o $@
 
+# The manual pages: otpd(8) from man/otpd.8.in, otpd.conf(5) generated from
+# otpd.conf.example (man/conf2man.awk), so it says what the example says.
+MAN_PAGES := $(BUILD)/man/otpd.8 $(BUILD)/man/otpd.conf.5
+man: $(MAN_PAGES)
+
+$(BUILD)/man/otpd.8: man/otpd.8.in VERSION
+	@mkdir -p $(dir $@)
+	sed 's|@VERSION@|$(VERSION)|g' man/otpd.8.in > $@
+
+$(BUILD)/man/otpd.conf.5: man/otpd.conf.5.head man/conf2man.awk man/otpd.conf.5.tail otpd.conf.example VERSION
+	@mkdir -p $(dir $@)
+	{ sed 's|@VERSION@|$(VERSION)|g' man/otpd.conf.5.head; \
+	  awk -f man/conf2man.awk otpd.conf.example; cat man/otpd.conf.5.tail; } > $@.tmp
+	mv $@.tmp $@
+
 $(BUILD)/libotpd.a: $(LIB_OBJS) $(DOCS_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
@@ -120,8 +138,8 @@ $(OUT)/otpd_test: $(TEST_OBJS) $(BUILD)/libotpd.a $(FLAVOUR_STAMP)
 run: deps
 	@$(MAKE) --no-print-directory otpd
 	@mkdir -p var
-	./otpd users add abc +11111111111 --database var/otpd.db
-	./otpd serve --database var/otpd.db --sms-log-file var/sms.log
+	./otpd users add abc +11111111111 --config= --database var/otpd.db
+	./otpd serve --config= --database var/otpd.db --sms-log-file var/sms.log
 
 test: test-deps
 	sh tests/layers_check_test.sh
@@ -131,6 +149,9 @@ ifeq ($(REDIS),1)
 	OTPD_TEST_STORE=redis ./otpd_test
 endif
 	sh tests/install_test.sh
+	sh tests/man_test.sh
+	sh tests/deb_test.sh
+	sh tests/metrics_check.sh
 	sh tests/nginx_test.sh
 
 check: test
@@ -172,10 +193,15 @@ bench: deps
 # 0600 Twilio token file for LoadCredential=, the systemd unit and the
 # otpd system user. Installing into the live system (no DESTDIR, as root)
 # also creates the user and reloads systemd.
-install: otpd
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR)
+install: otpd $(MAN_PAGES)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+	  $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(COMPLETIONDIR)
 	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/otpd
 	install -m 0755 otpd $(DESTDIR)$(BINDIR)/otpd
+	$(STRIP) --strip-all $(DESTDIR)$(BINDIR)/otpd
+	install -m 0644 $(BUILD)/man/otpd.8 $(DESTDIR)$(MANDIR)/man8/otpd.8
+	install -m 0644 $(BUILD)/man/otpd.conf.5 $(DESTDIR)$(MANDIR)/man5/otpd.conf.5
+	install -m 0644 contrib/bash-completion/otpd $(DESTDIR)$(COMPLETIONDIR)/otpd
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/otpd/otpd.conf ]; then \
 	  echo "keeping $(DESTDIR)$(SYSCONFDIR)/otpd/otpd.conf"; \
 	else \
@@ -197,7 +223,14 @@ install: otpd
 # Leaves the config, the token file, the database and the user in place.
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/otpd $(DESTDIR)$(UNITDIR)/otpd.service \
-	  $(DESTDIR)$(SYSUSERSDIR)/otpd.conf
+	  $(DESTDIR)$(SYSUSERSDIR)/otpd.conf $(DESTDIR)$(MANDIR)/man8/otpd.8 \
+	  $(DESTDIR)$(MANDIR)/man5/otpd.conf.5 $(DESTDIR)$(COMPLETIONDIR)/otpd
+
+# Debian packages from a staged `make install` with dpkg-deb: otpd and,
+# with the debug symbols split off the binary, otpd-dbgsym. Into $(BUILD)/deb/.
+deb: otpd $(MAN_PAGES)
+	@./third_party/install.sh third_party/packages-deb.txt
+	MAKE="$(MAKE)" BUILD=$(BUILD) VERSION=$(VERSION) sh packaging/make_deb.sh
 
 # ThreadSanitizer over the tests that race on purpose (build-tsan/).
 TSAN_TESTS ?= *parallel*,*concurren*,*two handles*,*two processes*,*forked*,*slowloris*,*RateLimiter*

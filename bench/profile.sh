@@ -3,6 +3,8 @@
 # same on a busy or an idle machine) and writes bench/profile.md.
 # Needs bench/run.sh's tools (make bench builds them) and valgrind.
 set -eu
+# The machine's /etc/otpd/otpd.conf, if any, stays out of the profile.
+export OTPD_DEFAULT_CONFIG=
 cd "$(dirname "$0")/.."
 B=build-bench
 BENCH_DIR=$(pwd)/bench

@@ -5,6 +5,8 @@
 #   REDIS=1 (make REDIS=1 bench): the Redis build, plus verify and send with
 #   the code store in a redis-server started here.
 set -eu
+# The machine's /etc/otpd/otpd.conf, if any, stays out of the measurements.
+export OTPD_DEFAULT_CONFIG=
 cd "$(dirname "$0")/.."
 REDIS=${REDIS:-}
 if [ "$REDIS" = 1 ]; then B=build-bench-redis; else B=build-bench; fi

@@ -88,10 +88,10 @@ TEST_CASE("users add, list, remove and export through the command table") {
   TempDir dir;
   std::string out, err;
   REQUIRE(Exec(dir, Command::kUsersAdd, {"Alice", "+15551230001"}, &out, &err) == 0);
-  CHECK(out == "alice\t+15551230001\n");
+  CHECK(out == "alice\t+15551230001\t-\n");
   REQUIRE(Exec(dir, Command::kUsersAdd, {"bob", "+15551230002"}) == 0);
   REQUIRE(Exec(dir, Command::kUsersList, {}, &out) == 0);
-  CHECK(out == "alice\t+15551230001\nbob\t+15551230002\n");
+  CHECK(out == "alice\t+15551230001\t-\nbob\t+15551230002\t-\n");
   REQUIRE(Exec(dir, Command::kUsersRemove, {"ALICE"}) == 0);
   REQUIRE(Exec(dir, Command::kUsersExport, {}, &out) == 0);
   CHECK(out.find("bob,+15551230002") != std::string::npos);
@@ -101,7 +101,7 @@ TEST_CASE("users add, list, remove and export through the command table") {
 TEST_CASE("users add with a bad phone fails with one line and writes nothing") {
   TempDir dir;
   std::string out, err;
-  CHECK(Exec(dir, Command::kUsersAdd, {"alice", "5551230001"}, &out, &err) == 1);
+  CHECK(Exec(dir, Command::kUsersAdd, {"alice", "5551230001"}, &out, &err) == 2);
   CHECK(err.rfind("otpd: users add: ", 0) == 0);
   CHECK(out.empty());
   REQUIRE(Exec(dir, Command::kUsersList, {}, &out) == 0);
@@ -125,7 +125,7 @@ TEST_CASE("users import is all or nothing and reads standard input for -") {
   REQUIRE(run.Exec() == 0);
   CHECK(run.err() == "otpd: users import: 2 users added or updated\n");
   REQUIRE(Exec(dir, Command::kUsersList, {}, &out) == 0);
-  CHECK(out == "carol\t+15551230003\ndave\t+15551230004\n");
+  CHECK(out == "carol\t+15551230003\t-\ndave\t+15551230004\t-\n");
 }
 
 TEST_CASE("users import of a missing file names it") {
@@ -178,7 +178,7 @@ TEST_CASE("backup refuses a missing database and copies an existing one") {
   Run list(dir, Command::kUsersList);
   list.inv.config.database = dir.File("copy.db");
   REQUIRE(list.Exec() == 0);
-  CHECK(list.out() == "alice\t+15551230001\n");
+  CHECK(list.out() == "alice\t+15551230001\t-\n");
 }
 
 TEST_CASE("check-config prints the effective settings") {

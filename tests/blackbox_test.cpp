@@ -285,7 +285,8 @@ TEST_CASE("otpd users import/export: CSV and old-service lines, all or nothing, 
   CHECK(r.exit_code == 0);
   r = RunOtpd(dir, {"users", "export", "--database", db});
   CHECK(r.exit_code == 0);
-  CHECK(r.out == "user_id,phone\nabc,+13333333333\namy,+14444444444\n\"doe, j\",+12222222222\n");
+  CHECK(r.out ==
+        "user_id,phone,locale\nabc,+13333333333,\namy,+14444444444,\n\"doe, j\",+12222222222,\n");
   WriteFile(dir.File("export.csv"), r.out);
   const std::string db2 = dir.File("copy.db");
   CHECK(RunOtpd(dir, {"users", "import", dir.File("export.csv"), "--database", db2}).exit_code == 0);
@@ -706,7 +707,7 @@ TEST_CASE("otpd users: add, list, remove; bad input is a clear error and writes 
   CHECK(RunOtpd(dir, {"--database", db, "users", "add", "amy", "+16666666666"}).exit_code == 0);
   CommandResult r = RunOtpd(dir, {"users", "list", "--database", db});
   CHECK(r.exit_code == 0);
-  CHECK(r.out == "amy\t+16666666666\nzed\t+15555555555\n");
+  CHECK(r.out == "amy\t+16666666666\t-\nzed\t+15555555555\t-\n");
   r = RunOtpd(dir, {"users", "add", "bob", "555-1234", "--database", db});
   CHECK(r.exit_code != 0);
   CHECK(r.err.find("555-1234") != std::string::npos);
@@ -715,7 +716,7 @@ TEST_CASE("otpd users: add, list, remove; bad input is a clear error and writes 
   r = RunOtpd(dir, {"users", "remove", "nobody", "--database", db});
   CHECK(r.exit_code != 0);
   CHECK(RunOtpd(dir, {"users", "list", "--database", db}).out ==
-        "amy\t+16666666666\nzed\t+15555555555\n");
+        "amy\t+16666666666\t-\nzed\t+15555555555\t-\n");
   struct stat st;
   REQUIRE(stat(db.c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0600);
@@ -882,6 +883,32 @@ TEST_CASE("otpd audit: prints the trail of the running server's sends and verifi
   r = RunOtpd(dir, {"audit", "--since", "soon", "--config", config});
   CHECK(r.exit_code == 2);
   CHECK(r.err.find("--since 'soon'") != std::string::npos);
+}
+
+TEST_CASE("otpd binary: a second secret on one database is refused with one line") {
+  TempDir dir;
+  if (TestStoreIsRedis()) return;  // the Redis store's check: redis_nodes_test
+  const std::string conf = Config(dir, "sms.log");
+  {
+    OtpdProcess a(dir, "a", {"--config", conf});
+    CHECK(a.Terminate() == 0);
+  }
+  // A lost otpd.secret: a new one is generated, and its codes would never
+  // match the ones in the file.
+  const std::string first_secret = ReadFile(dir.File("otpd.secret"));
+  REQUIRE(!first_secret.empty());
+  REQUIRE(unlink(dir.File("otpd.secret").c_str()) == 0);
+  CommandResult r = RunOtpd(dir, {"--config", conf});
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("another secret") != std::string::npos);
+  CHECK(r.err.find("sqlite3 " + dir.File("otpd.db")) != std::string::npos);
+  CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+  CHECK(r.err.find(first_secret) == std::string::npos);
+  // The secret the file was started with is welcome again.
+  WriteFile(dir.File("otpd.secret"), first_secret);
+  REQUIRE(chmod(dir.File("otpd.secret").c_str(), 0600) == 0);
+  OtpdProcess again(dir, "b", {"--config", conf});
+  CHECK(again.Terminate() == 0);
 }
 
 }  // namespace otpd

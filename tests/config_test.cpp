@@ -103,6 +103,7 @@ void CheckSameSettings(const Config& a, const Config& b) {
   CHECK(a.secret == b.secret);
   CHECK(a.secret_file == b.secret_file);
   CHECK(a.busy_timeout_ms == b.busy_timeout_ms);
+  CHECK(a.synchronous == b.synchronous);
   CHECK(a.purge_interval == b.purge_interval);
   CHECK(a.store == b.store);
   CHECK(a.redis_url == b.redis_url);
@@ -663,7 +664,10 @@ TEST_CASE("subcommands, with options before and after them") {
   const Parsed add = Parse({"users", "add", "abc", "+1555", "--database", "x.db"});
   REQUIRE(add.status.ok());
   CHECK(add.inv.command == Command::kUsersAdd);
-  CHECK(add.inv.args == std::vector<std::string>{"abc", "+1555"});
+  CHECK(add.inv.args == std::vector<std::string>{"abc", "+1555", ""});
+  const Parsed localized = Parse({"users", "add", "abc", "+1555", "--locale", "es-MX"});
+  REQUIRE(localized.status.ok());
+  CHECK(localized.inv.args == std::vector<std::string>{"abc", "+1555", "es-MX"});
   CHECK(add.inv.config.database == "x.db");
 
   const Parsed list = Parse({"--database", "x.db", "users", "list"});
@@ -789,8 +793,16 @@ TEST_CASE("otpd.conf.example uncommented: every key, each at its default") {
     if (!key.empty()) in_file.insert(key);
   }
   const std::set<std::string> in_help = KeysInHelp();
-  CHECK(in_help.size() == 68);
+  CHECK(in_help.size() == 69);
   CHECK(in_file == in_help);
+}
+
+TEST_CASE("synchronous is NORMAL or FULL") {
+  CHECK(Parse({}).inv.config.synchronous == "NORMAL");
+  CHECK(Parse({"--synchronous", "FULL"}).inv.config.synchronous == "FULL");
+  const Parsed off = Parse({"--synchronous", "OFF"});
+  CHECK_FALSE(off.status.ok());
+  CHECK(off.status.message().find("synchronous") != std::string::npos);
 }
 
 TEST_CASE("tls_cert and tls_key come together") {

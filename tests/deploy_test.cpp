@@ -3,6 +3,7 @@
 // binary (otpd_process.h).
 #include <doctest/doctest.h>
 #include <openssl/evp.h>
+#include <signal.h>
 #include <sys/stat.h>
 
 #include <string>
@@ -98,10 +99,12 @@ TEST_CASE("otpd binary: Type=notify and WatchdogSec= over a real notify socket")
   CHECK(HasLine(ready, "READY=1"));
   CHECK(HasLine(ready, "STATUS=serving on 127.0.0.1 port " + std::to_string(otpd.port())));
   for (int i = 0; i < 3; ++i) CHECK(manager.ReceiveUntil("WATCHDOG=1") == "WATCHDOG=1");
-  // READY=1 came once only.
   auto res = otpd.Client().Get("/readyz");
   REQUIRE(res);
   CHECK(res->status == 200);
+  REQUIRE(kill(otpd.pid(), SIGHUP) == 0);
+  CHECK(manager.ReceiveUntil("STATUS=serving on 127.0.0.1 port " + std::to_string(otpd.port()) +
+                             "; reloaded") != "");
   CHECK(otpd.Terminate() == 0);
   CHECK(HasLine(manager.ReceiveUntil("STOPPING=1"), "STOPPING=1"));
 }
@@ -131,6 +134,51 @@ TEST_CASE("otpd binary: every command reads the installed config without --confi
   REQUIRE(res);
   CHECK(res->status == 200);
   CHECK(otpd.Terminate() == 0);
+}
+
+TEST_CASE("otpd users: locales, users without a phone, a spreadsheet's CSV, export | import") {
+  TempDir dir;
+  const std::string db = dir.File("otpd.db");
+  CommandResult r = RunOtpd(dir, {"users", "add", "Maria", "+15551230001", "--locale", "es-MX",
+                                  "--database", db});
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out == "maria\t+15551230001\tes-MX\n");
+  r = RunOtpd(dir, {"users", "add", "bob", "+15551230002", "--locale", "es MX", "--database", db});
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("es MX") != std::string::npos);
+  // As a spreadsheet saves it: a byte order mark, CRLF, its own column order.
+  WriteFile(dir.File("sheet.csv"),
+            "\xEF\xBB\xBFLocale,User_ID,Phone\r\npt-BR,joao,+5511912345678\r\n,nophone,\r\n");
+  r = RunOtpd(dir, {"users", "import", dir.File("sheet.csv"), "--database", db});
+  REQUIRE(r.exit_code == 0);
+  r = RunOtpd(dir, {"users", "list", "--database", db});
+  CHECK(r.out == "joao\t+5511912345678\tpt-BR\nmaria\t+15551230001\tes-MX\nnophone\t-\t-\n");
+  const CommandResult exported = RunOtpd(dir, {"users", "export", "--database", db});
+  REQUIRE(exported.exit_code == 0);
+  CHECK(exported.out ==
+        "user_id,phone,locale\njoao,+5511912345678,pt-BR\nmaria,+15551230001,es-MX\nnophone,,\n");
+  WriteFile(dir.File("export.csv"), exported.out);
+  const std::string copy = dir.File("copy.db");
+  REQUIRE(RunOtpd(dir, {"users", "import", dir.File("export.csv"), "--database", copy}).exit_code == 0);
+  CHECK(RunOtpd(dir, {"users", "export", "--database", copy}).out == exported.out);
+}
+
+TEST_CASE("otpd users list/export/remove and audit never create a mistyped database") {
+  TempDir dir;
+  const std::string typo = dir.File("otpd.bd");
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{{"users", "list"}, {"users", "export"},
+                                             {"users", "remove", "abc"}, {"audit"}}) {
+    std::vector<std::string> with_db = args;
+    with_db.push_back("--database");
+    with_db.push_back(typo);
+    const CommandResult r = RunOtpd(dir, with_db);
+    CAPTURE(args[0]);
+    CHECK(r.exit_code == 1);
+    CHECK(r.err.find("no database at " + typo) != std::string::npos);
+    struct stat st;
+    CHECK(stat(typo.c_str(), &st) != 0);
+  }
 }
 
 }  // namespace

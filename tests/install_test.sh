@@ -18,6 +18,14 @@ unit=$tmp/usr/lib/systemd/system/otpd.service
 [ ! -s "$tmp/etc/otpd/twilio_auth_token" ] || fail "token file not empty"
 cmp -s otpd.conf.example "$tmp/etc/otpd/otpd.conf" || fail "config differs from the example"
 [ -f "$tmp/usr/lib/sysusers.d/otpd.conf" ] || fail "sysusers file"
+for f in usr/share/man/man8/otpd.8 usr/share/man/man5/otpd.conf.5 \
+  usr/share/bash-completion/completions/otpd; do
+  [ "$(mode "$tmp/$f")" = 644 ] || fail "/$f missing or not 0644"
+done
+# Installed stripped: no symbol table, no debug sections.
+if readelf -S "$tmp/usr/bin/otpd" | grep -q -e '\.symtab' -e '\.debug_'; then
+  fail "installed binary is not stripped"
+fi
 "$tmp/usr/bin/otpd" --version >/dev/null || fail "installed binary does not run"
 "$tmp/usr/bin/otpd" check-config --config "$tmp/etc/otpd/otpd.conf" >/dev/null ||
   fail "installed config does not check"
@@ -39,6 +47,12 @@ for line in User=otpd StateDirectory=otpd \
   CapabilityBoundingSet= MemoryDenyWriteExecute=yes Type=notify NotifyAccess=main \
   WatchdogSec=30s RestartPreventExitStatus=2 LimitCORE=0; do
   grep -qxF "$line" "$unit" || fail "unit lacks $line"
+done
+
+# The README names the credential as the unit does.
+unit_credential=$(sed -n 's/^LoadCredential=//p' "$unit")
+for c in $(grep -o 'LoadCredential=[^` ]*' README.md otpd.conf.example | sed 's/^.*LoadCredential=//' | sort -u); do
+  [ "$c" = "$unit_credential" ] || fail "README names LoadCredential=$c, the unit has $unit_credential"
 done
 
 if command -v systemd-analyze >/dev/null 2>&1; then

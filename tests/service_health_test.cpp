@@ -100,6 +100,12 @@ TEST_CASE("ServiceHealth: READY=1 on the first passing check, pings only while h
   CHECK(manager.Receive() == "STATUS=serving on 127.0.0.1 port 1");
   CHECK(manager.Receive() == "WATCHDOG=1");
 
+  service.Reloaded(Status::OK());
+  CHECK(manager.Receive() == "STATUS=serving on 127.0.0.1 port 1; reloaded");
+  service.Reloaded(Status::InvalidArgument("code_length = 99: must be between 4 and 10"));
+  CHECK(manager.Receive() ==
+        "STATUS=serving on 127.0.0.1 port 1; reload failed: code_length = 99: must be between 4 and 10");
+
   service.Stopping();
   CHECK(manager.Receive() == "STOPPING=1\nSTATUS=stopping");
   health.status = Status::Unavailable("listener closed");

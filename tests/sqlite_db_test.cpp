@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -566,6 +567,98 @@ TEST_CASE("The background checkpointer moves committed pages into the database f
   const int64_t without = MainFileSizeAfterWrites(0);
   const int64_t with = MainFileSizeAfterWrites(20);
   CHECK(with > without + 16 * 1024);
+}
+
+}  // namespace otpd
+
+namespace otpd {
+namespace {
+
+// Commits `n` transactions of one 1 KiB row each and returns the largest
+// size the -wal file had after any of them.
+int64_t LargestWalAfterWrites(SqliteDb* db, int n) {
+  int64_t largest = 0;
+  SqliteLease lease;
+  REQUIRE(db->Acquire(&lease).ok());
+  SqliteConnection* conn = lease.get();
+  for (int i = 0; i < n; i++) {
+    REQUIRE(WriteTransaction(conn, [conn] {
+              return conn->Exec("INSERT INTO write_probe (data) VALUES (randomblob(1024))");
+            }).ok());
+    struct stat st;
+    if (stat((db->options().path + "-wal").c_str(), &st) == 0) {
+      largest = std::max<int64_t>(largest, st.st_size);
+    }
+  }
+  return largest;
+}
+
+}  // namespace
+
+TEST_CASE("With wal_limit_bytes the WAL stays bounded under sustained writes") {
+  constexpr int64_t kLimit = 256 * 1024;
+  for (const bool bounded : {false, true}) {
+    INFO("bounded: ", bounded);
+    TempDir dir;
+    SqliteOptions options = OptionsFor(dir.File("otpd.db"));
+    options.checkpoint_interval_ms = 3600 * 1000;  // the background one never runs here
+    options.wal_limit_bytes = bounded ? kLimit : 0;
+    std::shared_ptr<SqliteDb> db;
+    REQUIRE(OpenSqliteDb(options, &db).ok());
+    const int64_t largest = LargestWalAfterWrites(db.get(), 2000);
+    if (bounded) {
+      // One transaction's frames past the limit at most, then truncated.
+      CHECK(largest <= kLimit + 16 * 1024);
+      CHECK(db->BoundedCheckpoints() > 0);
+    } else {
+      CHECK(largest > 2 * kLimit);
+      CHECK(db->BoundedCheckpoints() == 0);
+    }
+  }
+}
+
+TEST_CASE("synchronous is NORMAL or FULL on every connection, nothing else") {
+  TempDir dir;
+  SqliteOptions options = OptionsFor(dir.File("otpd.db"));
+  options.synchronous = "FULL";
+  std::shared_ptr<SqliteDb> db;
+  REQUIRE(OpenSqliteDb(options, &db).ok());
+  SqliteLease lease;
+  REQUIRE(db->Acquire(&lease).ok());
+  SqliteStatement stmt;
+  bool row = false;
+  REQUIRE(lease->Prepare("PRAGMA synchronous", &stmt).ok());
+  REQUIRE(stmt.Step(&row).ok());
+  REQUIRE(row);
+  CHECK(stmt.ColumnInt64(0) == 2);  // FULL
+  options.path = dir.File("other.db");
+  options.synchronous = "OFF";
+  std::shared_ptr<SqliteDb> refused;
+  Status s = OpenSqliteDb(options, &refused);
+  CHECK(s.code() == Status::Code::kInvalidArgument);
+  CHECK(s.message().find("NORMAL or FULL") != std::string::npos);
+}
+
+TEST_CASE("WriteHealth fails after a full disk and clears with the next commit") {
+  TempDir dir;
+  SqliteOptions options = OptionsFor(dir.File("otpd.db"));
+  options.max_page_count = 40;
+  std::shared_ptr<SqliteDb> db;
+  REQUIRE(OpenSqliteDb(options, &db).ok());
+  CHECK(db->WriteHealth().ok());
+  SqliteLease lease;
+  REQUIRE(db->Acquire(&lease).ok());
+  SqliteConnection* conn = lease.get();
+  Status s;
+  for (int i = 0; i < 1000 && s.ok(); i++) {
+    s = WriteTransaction(conn, [conn] {
+      return conn->Exec("INSERT INTO write_probe (data) VALUES (randomblob(1024))");
+    });
+  }
+  REQUIRE(s.code() == Status::Code::kIOError);
+  CHECK(db->WriteHealth().code() == Status::Code::kIOError);
+  REQUIRE(WriteTransaction(conn, [conn] { return conn->Exec("DELETE FROM write_probe"); }).ok());
+  CHECK(db->WriteHealth().ok());
 }
 
 }  // namespace otpd

@@ -8,11 +8,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -27,6 +29,7 @@
 #endif
 
 #include "core/code_hash.h"
+#include "otp/rules.h"
 #include "store/sqlite_db.h"
 #include "test_util.h"
 
@@ -512,6 +515,263 @@ TEST_CASE("Storage: PurgeExpired drops history older than history_ms, and only t
 }
 
 // ---------------------------------------------------------------------------
+// The rules (otp/rules.h): one table of cases, each run against the pure
+// functions and against every backend. A case builds a state, applies one
+// operation at `now`, then a second one that shows the state it left.
+
+constexpr int64_t kT0Offset = 0;  // the state is built at the clock's start
+const VerifyLimits kRuleLimits{3, kGraceMs, 5, kHourMs};
+
+struct VerifyCase {
+  const char* name;
+  int extra_failures;  // failed verifications on earlier codes, all at T0
+  bool has_code;       // a code put at T0 ...
+  int64_t expires_in;  // ... expiring at T0 + this
+  int attempts;        // ... with this many wrong guesses, at T0
+  int64_t now;         // the verify happens at T0 + this
+  bool right;          // with the right code (else a wrong one)
+  bool right_after;    // then a second verify at the same time
+  VerifyOutcome want;
+  int want_remaining;  // for kInvalid
+  VerifyOutcome want_after;
+};
+
+const VerifyCase kVerifyCases[] = {
+    {"no code", 0, false, 0, 0, 1, true, true, VerifyOutcome::kNotFound, 0,
+     VerifyOutcome::kNotFound},
+    {"right code is consumed", 0, true, kExpiryMs, 0, 1, true, true, VerifyOutcome::kOk, 0,
+     VerifyOutcome::kNotFound},
+    {"wrong code counts one attempt", 0, true, kExpiryMs, 0, 1, false, true,
+     VerifyOutcome::kInvalid, 2, VerifyOutcome::kOk},
+    {"last attempt locks", 0, true, kExpiryMs, 2, 1, false, true, VerifyOutcome::kInvalid, 0,
+     VerifyOutcome::kLocked},
+    {"locked takes no guess", 0, true, kExpiryMs, 3, 1, true, true, VerifyOutcome::kLocked, 0,
+     VerifyOutcome::kLocked},
+    {"expired at expiry", 0, true, kExpiryMs, 0, kExpiryMs, true, true,
+     VerifyOutcome::kExpired, 0, VerifyOutcome::kExpired},
+    {"expired before locked", 0, true, kExpiryMs, 3, kExpiryMs + 1, true, true,
+     VerifyOutcome::kExpired, 0, VerifyOutcome::kExpired},
+    {"beyond grace is removed", 0, true, kExpiryMs, 0, kExpiryMs + kGraceMs, true, true,
+     VerifyOutcome::kNotFound, 0, VerifyOutcome::kNotFound},
+    {"five failures throttle", 5, false, 0, 0, 1000, true, true, VerifyOutcome::kThrottled, 0,
+     VerifyOutcome::kThrottled},
+    {"throttle before the code", 3, true, kExpiryMs, 2, 1, true, true,
+     VerifyOutcome::kThrottled, 0, VerifyOutcome::kThrottled},
+    {"the fifth failure throttles", 4, true, kExpiryMs, 0, 1, false, true,
+     VerifyOutcome::kInvalid, 2, VerifyOutcome::kThrottled},
+    {"failures leave the window", 5, true, 2 * kHourMs, 0, kHourMs, true, true,
+     VerifyOutcome::kOk, 0, VerifyOutcome::kNotFound},
+    {"one failure less still verifies", 4, true, kExpiryMs, 0, 1, true, false,
+     VerifyOutcome::kOk, 0, VerifyOutcome::kNotFound},
+};
+
+// The pure model: a code and the failure times.
+struct VerifyModel {
+  CodeState code;
+  std::vector<int64_t> failures;
+
+  VerifyResult Verify(const std::string& guess, int64_t now) {
+    VerifyState state;
+    state.code = code;
+    std::vector<int64_t> recent = failures;
+    std::sort(recent.rbegin(), recent.rend());
+    if (kRuleLimits.max_failures > 0 && recent.size() >= size_t(kRuleLimits.max_failures)) {
+      state.nth_failure_at_ms = recent[size_t(kRuleLimits.max_failures) - 1];
+    }
+    const VerifyDecision d = DecideVerify(state, guess, now, kRuleLimits);
+    code = ApplyVerifyEffect(code, d.effect);
+    if (d.effect == VerifyEffect::kConsume) failures.clear();
+    if (d.effect == VerifyEffect::kCountFailure) failures.push_back(now);
+    return d.result;
+  }
+};
+
+// Builds the case's state in `storage` (whose clock is at T0).
+void BuildVerifyState(const VerifyCase& c, Storage* storage, Clock* clock) {
+  const std::string old_hash = HashOf("abc", "000000");
+  for (int i = 0; i < c.extra_failures; i++) {
+    if (i % 3 == 0) REQUIRE(storage->PutCode(CodeFor("abc", "000000", clock)).ok());
+    REQUIRE(Verify(storage, "abc", HashOf("abc", "999999"), kRuleLimits).outcome ==
+            VerifyOutcome::kInvalid);
+  }
+  REQUIRE(storage->DeleteCode("abc", old_hash).ok());
+  if (!c.has_code) return;
+  REQUIRE(storage->PutCode(CodeFor("abc", "123456", clock, c.expires_in)).ok());
+  for (int i = 0; i < c.attempts; i++) {
+    REQUIRE(Verify(storage, "abc", HashOf("abc", "999999"), kRuleLimits).outcome ==
+            VerifyOutcome::kInvalid);
+  }
+}
+
+void CheckSameResult(const VerifyResult& got, const VerifyResult& want) {
+  CHECK(got.outcome == want.outcome);
+  CHECK(got.attempts_remaining == (want.outcome == VerifyOutcome::kInvalid
+                                       ? want.attempts_remaining
+                                       : got.attempts_remaining));
+  if (want.outcome == VerifyOutcome::kThrottled) CHECK(got.retry_after_ms == want.retry_after_ms);
+  if (want.outcome == VerifyOutcome::kInvalid || want.outcome == VerifyOutcome::kLocked ||
+      want.outcome == VerifyOutcome::kExpired) {
+    CHECK(got.expires_at_ms == want.expires_at_ms);
+  }
+}
+
+TEST_CASE("Rules: every verify case gives the same answers in the rules and every store") {
+  const std::string right = HashOf("abc", "123456");
+  const std::string wrong = HashOf("abc", "999999");
+  for (const VerifyCase& c : kVerifyCases) {
+    INFO("case: ", std::string(c.name));
+    const int64_t t0 = FakeClock().NowMillis() + kT0Offset;
+    VerifyModel model;
+    if (c.has_code) model.code = CodeState{true, right, t0 + c.expires_in, c.attempts};
+    for (int i = 0; i < c.extra_failures + c.attempts; i++) model.failures.push_back(t0);
+    const VerifyResult first = model.Verify(c.right ? right : wrong, t0 + c.now);
+    const VerifyResult second = model.Verify(c.right_after ? right : wrong, t0 + c.now);
+    // The rules themselves against the table.
+    REQUIRE(first.outcome == c.want);
+    if (c.want == VerifyOutcome::kInvalid) CHECK(first.attempts_remaining == c.want_remaining);
+    REQUIRE(second.outcome == c.want_after);
+    if (c.want == VerifyOutcome::kThrottled) CHECK(first.retry_after_ms == kHourMs - c.now);
+    ForEachBackend([&](Storage* storage, FakeClock* clock) {
+      REQUIRE(clock->NowMillis() == t0);
+      BuildVerifyState(c, storage, clock);
+      clock->Advance(c.now);
+      CheckSameResult(Verify(storage, "abc", c.right ? right : wrong, kRuleLimits), first);
+      CheckSameResult(Verify(storage, "abc", c.right_after ? right : wrong, kRuleLimits),
+                      second);
+    });
+  }
+}
+
+struct PriorSend {
+  SendRequest request;
+  int64_t at;  // T0 + this (<= 0)
+};
+
+struct SendCase {
+  const char* name;
+  std::vector<PriorSend> prior;
+  SendRequest request;  // at T0, then again at T0
+  bool want_allowed;
+  SendLimit want_limit;
+  int64_t want_retry_ms;
+  bool want_allowed_after;
+};
+
+const SendLimits kRuleSendLimits{30000, 3, 4, 5, 8, kHourMs};
+const SendRequest kU{"u", "+15550000001", "10.0.0.1"};
+
+SendRequest Other(int i, const std::string& phone = "", const std::string& ip = "") {
+  return SendRequest{"o" + std::to_string(i), phone.empty() ? "+1555100000" + std::to_string(i)
+                                                            : phone,
+                     ip.empty() ? "10.1.0." + std::to_string(i) : ip};
+}
+
+const std::vector<SendCase>& SendCases() {
+  static const std::vector<SendCase> cases = {
+      {"fresh", {}, kU, true, SendLimit::kNone, 0, false},
+      {"cooldown passed", {{kU, -30000}}, kU, true, SendLimit::kNone, 0, false},
+      {"within the cooldown", {{kU, -29999}}, kU, false, SendLimit::kCooldown, 1, false},
+      {"per-user cap", {{kU, -3000000}, {kU, -2000000}, {kU, -1000000}}, kU, false,
+       SendLimit::kUser, 600000, false},
+      {"per-user cap leaves the window", {{kU, -3600000}, {kU, -2000000}, {kU, -1000000}}, kU,
+       true, SendLimit::kNone, 0, false},
+      {"per-phone cap",
+       {{Other(1, kU.phone), -400}, {Other(2, kU.phone), -300}, {Other(3, kU.phone), -200},
+        {Other(4, kU.phone), -100}},
+       kU, false, SendLimit::kPhone, kHourMs - 400, false},
+      {"per-IP cap",
+       {{Other(1, "", kU.client_ip), -500}, {Other(2, "", kU.client_ip), -400},
+        {Other(3, "", kU.client_ip), -300}, {Other(4, "", kU.client_ip), -200},
+        {Other(5, "", kU.client_ip), -100}},
+       kU, false, SendLimit::kIp, kHourMs - 500, false},
+      {"no IP, no IP cap",
+       {{Other(1, "", kU.client_ip), -500}, {Other(2, "", kU.client_ip), -400},
+        {Other(3, "", kU.client_ip), -300}, {Other(4, "", kU.client_ip), -200},
+        {Other(5, "", kU.client_ip), -100}},
+       SendRequest{"u", kU.phone, ""}, true, SendLimit::kNone, 0, false},
+      {"global cap",
+       {{Other(1), -800}, {Other(2), -700}, {Other(3), -600}, {Other(4), -500},
+        {Other(5), -400}, {Other(6), -300}, {Other(7), -200}, {Other(8), -100}},
+       kU, false, SendLimit::kGlobal, kHourMs - 800, false},
+      {"every limit counts for the retry time",
+       {{kU, -3000000}, {kU, -2000000}, {kU, -10000}}, kU, false, SendLimit::kCooldown, 600000,
+       false},
+  };
+  return cases;
+}
+
+struct SendModel {
+  std::vector<PriorSend> history;
+
+  // The n-th most recent send matching `match`, in (now - window, now].
+  template <typename Match>
+  std::optional<int64_t> Nth(int n, int64_t window, int64_t now, Match match) const {
+    if (n <= 0 || window <= 0) return std::nullopt;
+    std::vector<int64_t> at;
+    for (const PriorSend& p : history) {
+      if (match(p.request) && p.at > now - window) at.push_back(p.at);
+    }
+    std::sort(at.rbegin(), at.rend());
+    if (at.size() < size_t(n)) return std::nullopt;
+    return at[size_t(n) - 1];
+  }
+
+  SendDecision Reserve(const SendRequest& r, int64_t now) {
+    const SendLimits& l = kRuleSendLimits;
+    SendState state;
+    state.last_of_user = Nth(1, l.cooldown_ms, now, [&](auto& p) { return p.user_id == r.user_id; });
+    state.nth_of_user =
+        Nth(l.per_user, l.window_ms, now, [&](auto& p) { return p.user_id == r.user_id; });
+    state.nth_to_phone =
+        Nth(l.per_phone, l.window_ms, now, [&](auto& p) { return p.phone == r.phone; });
+    if (!r.client_ip.empty()) {
+      state.nth_from_ip =
+          Nth(l.per_ip, l.window_ms, now, [&](auto& p) { return p.client_ip == r.client_ip; });
+    }
+    state.nth_overall = Nth(l.global, l.window_ms, now, [](auto&) { return true; });
+    const SendDecision d = DecideSend(state, !r.client_ip.empty(), now, l);
+    if (d.allowed) history.push_back({r, now});
+    return d;
+  }
+};
+
+void CheckSameDecision(const SendDecision& got, const SendDecision& want) {
+  CHECK(got.allowed == want.allowed);
+  if (!want.allowed) {
+    CHECK(got.limit == want.limit);
+    CHECK(got.retry_after_ms == want.retry_after_ms);
+  }
+}
+
+TEST_CASE("Rules: every send case gives the same answers in the rules and every store") {
+  for (const SendCase& c : SendCases()) {
+    INFO("case: ", std::string(c.name));
+    SendModel model;
+    for (const PriorSend& p : c.prior) {
+      REQUIRE(model.Reserve(p.request, p.at).allowed);  // the history is all allowed
+    }
+    const SendDecision first = model.Reserve(c.request, 0);
+    const SendDecision second = model.Reserve(c.request, 0);
+    REQUIRE(first.allowed == c.want_allowed);
+    if (!c.want_allowed) {
+      CHECK(first.limit == c.want_limit);
+      CHECK(first.retry_after_ms == c.want_retry_ms);
+    }
+    REQUIRE(second.allowed == c.want_allowed_after);
+    ForEachBackend([&](Storage* storage, FakeClock* clock) {
+      const int64_t t0 = clock->NowMillis();
+      for (const PriorSend& p : c.prior) {
+        clock->Advance(t0 + p.at - clock->NowMillis());
+        REQUIRE(Reserve(storage, p.request, kRuleSendLimits).allowed);
+      }
+      clock->Advance(t0 - clock->NowMillis());
+      CheckSameDecision(Reserve(storage, c.request, kRuleSendLimits), first);
+      CheckSameDecision(Reserve(storage, c.request, kRuleSendLimits), second);
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------
 // SQLite: exact attempt counting under concurrency
 
 struct Tally {
@@ -762,6 +1022,94 @@ TEST_CASE("SqliteStorage: CheckWritable fails when the file is gone") {
   Status s = store.storage->CheckWritable();
   CHECK(s.code() == Status::Code::kIOError);
   CHECK(s.message().find(store.db->options().path) != std::string::npos);
+}
+
+TEST_CASE("SqliteStorage: a store with another secret fingerprint is refused") {
+  TempDir dir;
+  SqliteOptions options;
+  options.path = dir.File("otpd.db");
+  std::shared_ptr<SqliteDb> db;
+  REQUIRE(OpenSqliteDb(options, &db).ok());
+  FakeClock clock;
+  std::unique_ptr<Storage> first;
+  REQUIRE(NewSqliteStorage(db, &clock, SqliteStorageOptions{"fingerprint-a"}, &first).ok());
+  std::unique_ptr<Storage> other;
+  Status s = NewSqliteStorage(db, &clock, SqliteStorageOptions{"fingerprint-b"}, &other);
+  CHECK(s.code() == Status::Code::kInvalidArgument);
+  CHECK(s.message().find("another secret") != std::string::npos);
+  CHECK(s.message().find("fingerprint-") == std::string::npos);
+  CHECK(other == nullptr);
+  // The same secret again, and a store that brings none, are welcome.
+  std::unique_ptr<Storage> same;
+  CHECK(NewSqliteStorage(db, &clock, SqliteStorageOptions{"fingerprint-a"}, &same).ok());
+  std::unique_ptr<Storage> unchecked;
+  CHECK(NewSqliteStorage(db, &clock, &unchecked).ok());
+  // The command the message gives makes the file take a new secret.
+  SqliteLease lease;
+  REQUIRE(db->Acquire(&lease).ok());
+  REQUIRE(lease->Exec("DELETE FROM otps; DELETE FROM settings WHERE key = 'secret_fingerprint'")
+              .ok());
+  lease.Reset();
+  CHECK(NewSqliteStorage(db, &clock, SqliteStorageOptions{"fingerprint-b"}, &other).ok());
+}
+
+TEST_CASE("SqliteStorage: a full database fails CheckWritable until a write commits again") {
+  TempDir dir;
+  SqliteOptions options;
+  options.path = dir.File("otpd.db");
+  options.max_page_count = 48;  // a disk that fills after a few hundred codes
+  std::shared_ptr<SqliteDb> db;
+  REQUIRE(OpenSqliteDb(options, &db).ok());
+  FakeClock clock;
+  std::unique_ptr<Storage> storage;
+  REQUIRE(NewSqliteStorage(db, &clock, &storage).ok());
+  REQUIRE(storage->CheckWritable().ok());
+  Status put;
+  int stored = 0;
+  for (; stored < 100000; stored++) {
+    put = storage->PutCode(CodeFor("user" + std::to_string(stored), "123456", &clock));
+    if (!put.ok()) break;
+  }
+  REQUIRE(stored > 0);
+  REQUIRE(put.code() == Status::Code::kIOError);
+  // The health row's upsert alone would still fit; readiness must not say so.
+  Status ready = storage->CheckWritable();
+  CHECK(ready.code() == Status::Code::kIOError);
+  CHECK(ready.message().find("full") != std::string::npos);
+  CHECK(storage->CheckWritable().code() == Status::Code::kIOError);
+  // Room again (the codes expire and are purged): the purge's commit clears it.
+  clock.Advance(kExpiryMs + kGraceMs);
+  int64_t purged = 0;
+  REQUIRE(storage->PurgeExpired(kGraceMs, kHourMs, &purged).ok());
+  CHECK(purged == stored);
+  CHECK(storage->CheckWritable().ok());
+  CHECK(storage->PutCode(CodeFor("again", "123456", &clock)).ok());
+}
+
+TEST_CASE("SqliteStorage: writes to a removed or replaced database file are refused") {
+  for (const bool replace : {false, true}) {
+    INFO("replaced: ", replace);
+    SqliteStore store;
+    const std::string path = store.db->options().path;
+    REQUIRE(store.storage->PutCode(CodeFor("abc", "123456", &store.clock)).ok());
+    if (replace) {
+      FILE* other = fopen((path + ".new").c_str(), "w");
+      REQUIRE(other != nullptr);
+      fclose(other);
+      REQUIRE(rename((path + ".new").c_str(), path.c_str()) == 0);
+    } else {
+      REQUIRE(unlink(path.c_str()) == 0);
+    }
+    CHECK(store.storage->PutCode(CodeFor("abc", "654321", &store.clock)).code() ==
+          Status::Code::kIOError);
+    VerifyResult r;
+    CHECK(store.storage->VerifyCode("abc", HashOf("abc", "000000"), kLimits, &r).code() ==
+          Status::Code::kIOError);
+    SendDecision d;
+    CHECK(store.storage->ReserveSend({"abc", "+11111111111", ""}, SendLimits(), &d).code() ==
+          Status::Code::kIOError);
+    CHECK(store.storage->CheckWritable().code() == Status::Code::kIOError);
+  }
 }
 
 TEST_CASE("SqliteStorage: CheckWritable is Busy while another connection holds the write lock") {

@@ -27,7 +27,7 @@ std::vector<std::string> Errors(const std::string& text) {
 
 // Internal linkage, in User's namespace so std::vector's == finds it.
 static bool operator==(const User& a, const User& b) {
-  return a.user_id == b.user_id && a.phone == b.phone;
+  return a.user_id == b.user_id && a.phone == b.phone && a.locale == b.locale;
 }
 
 TEST_CASE("users CSV: header optional, spaces, comments and blank lines") {
@@ -63,7 +63,7 @@ TEST_CASE("users CSV: every bad line is reported with its number") {
       ",+14444444444\n"
       "\"open,+15555555555\n"
       "justone\n"
-      "x,+16666666666,extra\n"
+      "x,+16666666666,es,extra\n"
       "ok,+17777777777\n");
   REQUIRE(errors.size() == 6);
   CHECK(errors[0].rfind("line 3: phone '555-1234'", 0) == 0);
@@ -71,7 +71,7 @@ TEST_CASE("users CSV: every bad line is reported with its number") {
   CHECK(errors[2] == "line 5: empty user ID");
   CHECK(errors[3] == "line 6: unterminated quote");
   CHECK(errors[4].rfind("line 7: expected", 0) == 0);
-  CHECK(errors[5] == "line 8: unexpected text after the phone");
+  CHECK(errors[5] == "line 8: unexpected text after the last column");
   CHECK(Errors(std::string(200, 'a') + ",+11111111111\n")[0].find("longer than") !=
         std::string::npos);
 }
@@ -84,8 +84,59 @@ TEST_CASE("users CSV: export round-trips through import, odd IDs included") {
                                    {" padded ", "+15555555555"},
                                    {"user_id", "+16666666666"}};
   const std::string csv = FormatUsersCsv(users);
-  CHECK(csv.rfind("user_id,phone\nplain,+11111111111\n\"with,comma\",", 0) == 0);
+  CHECK(csv.rfind("user_id,phone,locale\nplain,+11111111111,\n\"with,comma\",", 0) == 0);
   CHECK(MustParse(csv) == users);
+}
+
+TEST_CASE("users CSV: a spreadsheet's byte order mark and its own column order") {
+  const std::string bom = "\xEF\xBB\xBF";
+  CHECK(MustParse(bom + "abc,+11111111111\n") == std::vector<User>{{"abc", "+11111111111"}});
+  CHECK(MustParse(bom + "user_id,phone\nabc,+11111111111\n") ==
+        std::vector<User>{{"abc", "+11111111111"}});
+  CHECK(MustParse("Phone,Locale,User_ID\r\n+11111111111,es-MX,abc\r\n,,nophone\r\n") ==
+        std::vector<User>{{"abc", "+11111111111", "es-MX"}, {"nophone", "", ""}});
+  CHECK(MustParse("user_id\nalone\n") == std::vector<User>{{"alone", "", ""}});
+  // With a header, every line has its columns.
+  CHECK(Errors("phone,user_id,locale\n+11111111111,abc\n")[0] ==
+        "line 2: expected 3 fields, as the header");
+  // Not a header (an unknown name): a data line, and a bad one.
+  CHECK(Errors("user_id,mobile\n")[0].rfind("line 1: phone 'mobile'", 0) == 0);
+  CHECK(Errors("abc,+11111111111,es MX\n")[0] ==
+        "line 1: locale 'es MX' is not a language tag (es, pt-BR)");
+}
+
+TEST_CASE("users CSV: export round-trips users without a phone and locales") {
+  const std::vector<User> users = {{"a", "", ""}, {"b", "+12222222222", "pt-BR"},
+                                   {"c", "", "es"}, {"d", "+13333333333", ""}};
+  const std::string csv = FormatUsersCsv(users);
+  CHECK(csv == "user_id,phone,locale\na,,\nb,+12222222222,pt-BR\nc,,es\nd,+13333333333,\n");
+  CHECK(MustParse(csv) == users);
+}
+
+TEST_CASE("UserDirectory::UpsertAll: users without a phone, locales set or kept") {
+  TempDir dir;
+  SqliteOptions options;
+  options.path = dir.File("otpd.db");
+  std::shared_ptr<SqliteDb> db;
+  REQUIRE(OpenSqliteDb(options, &db).ok());
+  std::unique_ptr<UserDirectory> users;
+  REQUIRE(NewSqliteUserDirectory(db, &users).ok());
+  REQUIRE(users->UpsertAll({{"nophone", "", ""}, {"maria", "+11111111111", "es-MX"}}).ok());
+  std::vector<User> list;
+  REQUIRE(users->List(&list).ok());
+  CHECK(list == std::vector<User>{{"maria", "+11111111111", "es-MX"}, {"nophone", "", ""}});
+  // A new phone keeps the locale; an empty locale keeps it too.
+  REQUIRE(users->Upsert("maria", "+12222222222").ok());
+  REQUIRE(users->UpsertAll({{"maria", "+13333333333", ""}}).ok());
+  User maria;
+  REQUIRE(users->Lookup("maria", &maria).ok());
+  CHECK(maria.phone == "+13333333333");
+  CHECK(maria.locale == "es-MX");
+  REQUIRE(users->UpsertAll({{"maria", "+13333333333", "pt"}}).ok());
+  REQUIRE(users->Lookup("maria", &maria).ok());
+  CHECK(maria.locale == "pt");
+  CHECK(users->UpsertAll({{"x", "+11111111111", "not a tag"}}).IsInvalidArgument());
+  CHECK(users->UpsertAll({{"", "", ""}}).IsInvalidArgument());
 }
 
 TEST_CASE("UserDirectory::UpsertAll is all or nothing") {

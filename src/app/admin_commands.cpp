@@ -51,13 +51,32 @@ int ServeCommand(const CommandEnv& env) {
   return Serve(env.inv->config, env.reread, d.db, d.users.get(), d.audit.get());
 }
 
+// The commands that only read (and `users remove`) never create a database:
+// a mistyped --database is an error, not a new empty file.
+bool CreatesDatabase(Command command) {
+  return command == Command::kServe || command == Command::kUsersAdd ||
+         command == Command::kUsersImport;
+}
+
+// 0 when the database exists or the command may create it; else the exit
+// code (the error printed).
+int RequireDatabase(const CommandEnv& env, const char* what) {
+  if (CreatesDatabase(env.inv->command)) return 0;
+  const std::string& path = env.inv->config.database;
+  struct stat st;
+  if (stat(path.c_str(), &st) == 0) return 0;
+  return Fail(env, what, Status::NotFound("no database at " + path + " (see --database)"));
+}
+
 int UsersCommand(const CommandEnv& env) {
+  if (RequireDatabase(env, "users") != 0) return 1;
   Database d;
   const int failed = OpenDatabase(env, /*serving=*/false, &d);
   return failed != 0 ? failed : RunUsersCommand(d.users.get(), env);
 }
 
 int AuditCommand(const CommandEnv& env) {
+  if (RequireDatabase(env, "audit") != 0) return 1;
   Database d;
   const int failed = OpenDatabase(env, /*serving=*/false, &d);
   return failed != 0 ? failed : RunAuditCommand(d.audit.get(), env);
@@ -102,6 +121,28 @@ int ListUsers(const char* what, UserDirectory* users, std::vector<User>* list,
               const CommandEnv& env) {
   Status s = users->List(list);
   return s.ok() ? 0 : Fail(env, what, s);
+}
+
+// "-" for a field that is not set, in `users list`.
+std::string Dash(const std::string& field) { return field.empty() ? "-" : field; }
+
+// users add ID PHONE [--locale TAG]: a bad phone or locale is a bad
+// argument (exit 2); the locale, when not given, stays as it was.
+int AddUser(UserDirectory* users, const CommandEnv& env) {
+  const std::vector<std::string>& args = env.inv->args;
+  const User user{args[0], args[1], args.size() > 2 ? args[2] : ""};
+  if (user.phone.empty()) {
+    return BadUsage(env, "users add", Status::InvalidArgument("PHONE is empty"));
+  }
+  Status s = users->UpsertAll({user});
+  if (s.IsInvalidArgument()) return BadUsage(env, "users add", s);
+  if (!s.ok()) return Fail(env, "users add", s);
+  User stored;
+  s = users->Lookup(user.user_id, &stored);
+  if (!s.ok()) return Fail(env, "users add", s);
+  fprintf(env.out, "%s\t%s\t%s\n", stored.user_id.c_str(), Dash(stored.phone).c_str(),
+          Dash(stored.locale).c_str());
+  return 0;
 }
 
 }  // namespace
@@ -163,16 +204,16 @@ int RunUsersCommand(UserDirectory* users, const CommandEnv& env) {
       fputs(FormatUsersCsv(list).c_str(), env.out);
       return fflush(env.out) == 0 ? 0 : Fail(env, "users export", Status::IOError("write failed"));
     case Command::kUsersAdd:
-      s = users->Upsert(inv.args[0], inv.args[1]);
-      if (!s.ok()) return Fail(env, "users add", s);
-      fprintf(env.out, "%s\t%s\n", NormalizeUserId(inv.args[0]).c_str(), inv.args[1].c_str());
-      return 0;
+      return AddUser(users, env);
     case Command::kUsersRemove:
       s = users->Remove(inv.args[0]);
       return s.ok() ? 0 : Fail(env, "users remove", s);
     default:
       if (ListUsers("users list", users, &list, env) != 0) return 1;
-      for (const User& u : list) fprintf(env.out, "%s\t%s\n", u.user_id.c_str(), u.phone.c_str());
+      for (const User& u : list) {
+        fprintf(env.out, "%s\t%s\t%s\n", u.user_id.c_str(), Dash(u.phone).c_str(),
+                Dash(u.locale).c_str());
+      }
       return 0;
   }
 }

@@ -45,7 +45,8 @@ void HandleSignals(HttpServer* server, const ConfigReader* reread, LiveParts* li
     if (sig == SIGHUP) {
       Invocation inv;
       const Status read = (*reread)(&inv);
-      Reload(read, inv.config, live);
+      const ReloadReport report = Reload(read, inv.config, live);
+      if (live->health != nullptr) live->health->Reloaded(report.status);
       continue;
     }
     Log(LogLevel::kInfo, "stopping", {{"signal", sig == SIGTERM ? "TERM" : "INT"}});
@@ -93,9 +94,9 @@ int OpenStore(const Config& c, const CodeHasher& hasher, std::shared_ptr<SqliteD
   }
 #else
   (void)c;  // store = redis is refused by ValidateConfig in this build
-  (void)hasher;
 #endif
-  Status s = NewSqliteStorage(std::move(db), SystemClock(), storage);
+  Status s = NewSqliteStorage(std::move(db), SystemClock(),
+                              SqliteStorageOptions{hasher.Fingerprint()}, storage);
   return s.ok() ? 0 : Fail("storage", s);
 }
 
@@ -165,15 +166,6 @@ int ServeHttp(const Config& c, const ConfigReader& reread, OtpService* service, 
 
 }  // namespace
 
-bool IsLiveKey(const std::string& key) {
-  for (const char* live : {"log_level", "log_file", "code_length", "expiry", "max_attempts",
-                           "expired_grace", "expose_phone", "app_name", "message_template",
-                           "webotp_domain"}) {
-    if (key == live) return true;
-  }
-  return false;
-}
-
 void ApplyLiveSettings(const Config& c, LiveParts* live) {
   LogLevel level = LogLevel::kInfo;
   ParseLogLevel(c.log_level, &level);
@@ -181,6 +173,16 @@ void ApplyLiveSettings(const Config& c, LiveParts* live) {
   live->service->SetOptions(ServiceOptions(c));
   live->api->SetOptions(ApiOptions(c, live->keys));
 }
+
+namespace {
+
+std::string Joined(const std::vector<std::string>& keys) {
+  std::string out;
+  for (const std::string& key : keys) out += (out.empty() ? "" : ",") + key;
+  return out;
+}
+
+}  // namespace
 
 ReloadReport Reload(const Status& read, const Config& next, LiveParts* live) {
   ReloadReport report;
@@ -193,22 +195,31 @@ ReloadReport Reload(const Status& read, const Config& next, LiveParts* live) {
         {{"error", report.status.message()}});
     return report;
   }
-  if (!next.log_file.empty()) {
-    Status ls = OpenLogFile(next.log_file);
+  Config running = live->running;
+  for (const KeySpec& key : Keys()) {
+    if (ValueText(key, running) == ValueText(key, next)) continue;
+    if (key.live) {
+      CopyValue(key, next, &running);
+      report.applied.push_back(key.name);
+    } else {
+      report.restart.push_back(key.name);
+    }
+  }
+  running.templates = next.templates;
+  running.users = next.users;
+  live->running = running;
+  if (!running.log_file.empty()) {
+    Status ls = OpenLogFile(running.log_file);
     if (!ls.ok()) Log(LogLevel::kError, "cannot reopen the log file", {{"error", ls.message()}});
   }
-  ApplyLiveSettings(next, live);
-  std::string restart;
-  for (const std::string& key : ChangedKeys(live->started, next)) {
-    if (IsLiveKey(key)) continue;
-    report.restart.push_back(key);
-    restart += (restart.empty() ? "" : ",") + key;
-  }
-  if (!restart.empty()) {
-    Log(LogLevel::kWarn, "changed settings take effect at the next restart", {{"keys", restart}});
+  ApplyLiveSettings(running, live);
+  if (!report.restart.empty()) {
+    Log(LogLevel::kWarn, "changed settings take effect at the next restart",
+        {{"keys", Joined(report.restart)}});
   }
   report.users = next.users.size();
-  Log(LogLevel::kInfo, "reloaded", {{"users", std::to_string(next.users.size())}});
+  Log(LogLevel::kInfo, "reloaded",
+      {{"applied", Joined(report.applied)}, {"users", std::to_string(report.users)}});
   return report;
 }
 

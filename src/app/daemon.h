@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "config/keys.h"
 #include "core/service_health.h"
 #include "core/status.h"
 #include "http/api_keys.h"
@@ -33,25 +34,28 @@ struct LiveParts {
   OtpService* service;
   HttpApi* api;
   UserDirectory* users;
-  Config started;  // the config the process started with
-  ApiKeys keys;    // loaded at start; not reloaded
+  // The config in effect: the start's, with the live keys (KeySpec::live)
+  // of every reload since. Restart keys keep their start values here.
+  Config running;
+  ApiKeys keys;                     // loaded at start; not reloaded
   ServiceHealth* health = nullptr;  // what systemd hears; null in tests
 };
-
-// What SIGHUP may change while serving. Every other key needs a restart.
-bool IsLiveKey(const std::string& key);
 
 // What one reload did.
 struct ReloadReport {
   Status status;                      // not OK: nothing was changed
+  std::vector<std::string> applied;   // changed live keys, now in effect
   std::vector<std::string> restart;   // changed keys that wait for a restart
   size_t users = 0;                   // users in the new config's [users]
 };
 
 // Applies a re-read config: `read` is how reading it went. A bad config
 // (or a [users] table the database refuses) keeps the running state.
-// Otherwise re-syncs [users] (when there is a file), reopens log_file, and
-// applies the live settings to the service and the API. Logs what it did.
+// Otherwise re-syncs [users] (when there is a file), takes the changed
+// live keys and [templates] into live->running, reopens log_file, applies
+// live->running to the log level, the service and the API, and logs the
+// report: "reloaded" with applied=KEYS, and the restart keys in a warning.
+// The keys are found, applied and logged from the one key table.
 ReloadReport Reload(const Status& read, const Config& next, LiveParts* live);
 
 // Sets the log level and the service's and the API's options from `c`.

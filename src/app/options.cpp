@@ -89,9 +89,16 @@ SqliteOptions DatabaseOptions(const Config& c, bool serving) {
   SqliteOptions o;
   o.path = c.database;
   o.busy_timeout_ms = c.busy_timeout_ms;
+  o.synchronous = c.synchronous;
   // The server checkpoints in the background; the CLI commands, short-lived,
   // keep SQLite's automatic checkpoints.
-  if (serving) o.checkpoint_interval_ms = 100;
+  if (serving) {
+    o.checkpoint_interval_ms = 100;
+    // The WAL stays under this size however long writes go on (README,
+    // Performance); /readyz fails with under this much free space left.
+    o.wal_limit_bytes = 16 << 20;
+    o.min_free_bytes = 16 << 20;
+  }
   return o;
 }
 

@@ -143,6 +143,10 @@ std::string CheckStore(const std::string& value) {
   return value == "sqlite" || value == "redis" ? "" : "must be sqlite or redis";
 }
 
+std::string CheckSynchronous(const std::string& value) {
+  return value == "NORMAL" || value == "FULL" ? "" : "must be NORMAL or FULL";
+}
+
 // ParseRedisUrl's messages never quote the URL, so they may follow the key.
 std::string CheckRedisUrl(const std::string& value) {
   if (value.empty()) return "";
@@ -269,6 +273,10 @@ const std::vector<KeySpec>& Keys() {
                 &Config::secret_file),
       IntKey("busy_timeout_ms", kStore, "Milliseconds to wait for a SQLite lock",
              &Config::busy_timeout_ms, 1, 60000),
+      StringKey("synchronous", kStore,
+                "SQLite durability: NORMAL (a crash of otpd loses nothing answered) or FULL "
+                "(an fsync per commit: a power failure loses nothing answered either)",
+                &Config::synchronous, CheckSynchronous),
       IntKey("purge_interval", kStore, "Seconds between sweeps of expired codes",
              &Config::purge_interval, 1, 86400),
       IntKey("audit_retention_days", kStore, "Days the audit trail keeps send and verify events",

@@ -41,6 +41,7 @@ struct Config {
   std::string secret;       // HMAC key for code hashes; empty: read secret_file
   std::string secret_file;  // empty: "otpd.secret" beside the database
   int busy_timeout_ms = 5000;       // SQLite lock wait, 1..60000
+  std::string synchronous = "NORMAL";  // SQLite's PRAGMA synchronous: NORMAL or FULL
   int purge_interval = 60;          // seconds between sweeps of expired codes, 1..86400
   int audit_retention_days = 90;    // days the audit trail keeps events, 1..3650
 
@@ -150,7 +151,7 @@ struct Config {
 
 enum class Command {
   kServe,        // otpd, otpd serve
-  kUsersAdd,     // otpd users add ID PHONE
+  kUsersAdd,     // otpd users add ID PHONE [--locale TAG]: args = {id, phone, locale}
   kUsersRemove,  // otpd users remove ID
   kUsersList,    // otpd users list
   kUsersImport,  // otpd users import FILE

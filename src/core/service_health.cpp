@@ -24,6 +24,12 @@ void ServiceHealth::Start() {
   task_.reset(new PeriodicTask(interval_ms, [this] { Tick(); }));
 }
 
+void ServiceHealth::Reloaded(const Status& reload) {
+  const std::string what = reload.ok() ? "reloaded" : "reload failed: " + reload.message();
+  const Status sent = notifier_->Notify(StatusLine(serving_status_ + "; " + what));
+  if (!sent.ok()) Log(LogLevel::kWarn, "systemd notification failed", {{"error", sent.message()}});
+}
+
 void ServiceHealth::Stopping() {
   {
     std::lock_guard<std::mutex> lock(mu_);

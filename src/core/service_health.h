@@ -46,6 +46,10 @@ class ServiceHealth {
   // when there is no watchdog: nothing would be sent).
   Status Tick();
 
+  // After a SIGHUP: a STATUS= line, the serving status and "reloaded", or
+  // "reload failed: <why>" when `reload` is not OK.
+  void Reloaded(const Status& reload);
+
   // Sends STOPPING=1; later rounds send nothing (the listener closes
   // while otpd drains, which is no reason for a restart).
   void Stopping();

@@ -9,6 +9,7 @@
 #include "core/delivery_metrics.h"
 #include "core/metrics.h"
 #include "core/phone.h"
+#include "otp/rules.h"
 
 namespace otpd {
 namespace {
@@ -285,13 +286,14 @@ HttpAnswer HttpApi::SendAnswer(const Status& s, const SendResult& r) const {
                                 Quoted(options_.Get().expose_full_phone ? r.phone : MaskPhone(r.phone)) +
                                 "}");
     case SendOutcome::kUserNotFound:
-      return DetailError(404, r.user_id, "user_not_found", "User not found in database");
     case SendOutcome::kPhoneNotFound:
-      return DetailError(404, r.user_id, "phone_not_found", "Phone number not found for user");
+      return DetailError(InfoOf(r.outcome).http_status, r.user_id, InfoOf(r.outcome).error,
+                         InfoOf(r.outcome).message);
     case SendOutcome::kRateLimited:
       return RateLimited(r.user_id, r.retry_after_s);
     case SendOutcome::kSmsFailed:
-      return DetailError(500, r.user_id, "sms_failed", "Failed to send SMS",
+      return DetailError(InfoOf(r.outcome).http_status, r.user_id, InfoOf(r.outcome).error,
+                         InfoOf(r.outcome).message,
                          r.receipt.provider_code == 0
                              ? std::string()
                              : ",\"provider_code\":" + std::to_string(r.receipt.provider_code));
@@ -318,29 +320,30 @@ HttpAnswer HttpApi::VerifyAnswer(const Status& s, const VerifyCodeResult& r) {
     Log(LogLevel::kError, "verify-code failed", {{"user_id", r.user_id}, {"error", s.ToString()}});
     return StatusToAnswer(s, r.user_id);
   }
+  // Status, error and message from the one outcome table (otp/rules.h).
+  const VerifyOutcomeInfo& info = InfoOf(r.store.outcome);
   switch (r.store.outcome) {
     case VerifyOutcome::kOk:
-      return RawAnswer(200, "{\"success\":true,\"message\":\"OTP verified successfully\","
-                            "\"user_id\":" + Quoted(r.user_id) + "}");
+      return RawAnswer(info.http_status, std::string("{\"success\":true,\"message\":\"") +
+                                             info.message + "\",\"user_id\":" +
+                                             Quoted(r.user_id) + "}");
     case VerifyOutcome::kInvalid: {
       const std::string left = std::to_string(r.store.attempts_remaining);
-      return DetailError(400, r.user_id, "invalid_code",
-                         "Invalid OTP. " + left + " attempts remaining",
+      return DetailError(info.http_status, r.user_id, info.error,
+                         std::string(info.message) + " " + left + " attempts remaining",
                          ",\"attempts_remaining\":" + left);
     }
     case VerifyOutcome::kLocked:
     case VerifyOutcome::kThrottled: {
       const std::string retry = std::to_string(r.retry_after_s);
-      HttpAnswer a = DetailError(429, r.user_id, "too_many_attempts", "Too many failed attempts",
+      HttpAnswer a = DetailError(info.http_status, r.user_id, info.error, info.message,
                                  ",\"retry_after\":" + retry);
       a.headers.emplace_back("Retry-After", retry);
       return a;
     }
     case VerifyOutcome::kExpired:
-      return DetailError(410, r.user_id, "expired", "OTP has expired");
     case VerifyOutcome::kNotFound:
-      return DetailError(404, r.user_id, "not_found",
-                         "No OTP found for this user or OTP has expired");
+      return DetailError(info.http_status, r.user_id, info.error, info.message);
   }
   return StatusToAnswer(Status::Internal("unknown verify outcome"), r.user_id);
 }

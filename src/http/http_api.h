@@ -96,6 +96,9 @@ class HttpApi {
 
   // Replaces the options for requests that start from now on.
   void SetOptions(const HttpApiOptions& options) { options_.Set(options); }
+  // The options in force now; the reference stays valid for the life of
+  // the object.
+  const HttpApiOptions& options() const { return options_.Get(); }
 
  private:
   HttpAnswer SendCode(const HttpRequest& request) const;

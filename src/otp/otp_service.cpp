@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/phone.h"
+#include "otp/rules.h"
 
 namespace otpd {
 
@@ -25,67 +26,25 @@ OtpService::OtpService(const OtpOptions& options, Storage* storage, UserDirector
 
 namespace {
 
+// The names and metrics of outcomes come from the one table in rules.h.
 SendMetric ToMetric(const Status& s, SendOutcome outcome) {
-  if (!s.ok()) return SendMetric::kError;
-  switch (outcome) {
-    case SendOutcome::kSent: return SendMetric::kSent;
-    case SendOutcome::kUserNotFound: return SendMetric::kUserNotFound;
-    case SendOutcome::kPhoneNotFound: return SendMetric::kPhoneNotFound;
-    case SendOutcome::kSmsFailed: return SendMetric::kSmsFailed;
-    case SendOutcome::kRateLimited: return SendMetric::kRateLimited;
-  }
-  return SendMetric::kError;
+  return s.ok() ? InfoOf(outcome).metric : SendMetric::kError;
 }
 
 VerifyMetric ToMetric(const Status& s, VerifyOutcome outcome) {
-  if (!s.ok()) return VerifyMetric::kError;
-  switch (outcome) {
-    case VerifyOutcome::kOk: return VerifyMetric::kOk;
-    case VerifyOutcome::kInvalid: return VerifyMetric::kInvalid;
-    case VerifyOutcome::kLocked: return VerifyMetric::kLocked;
-    case VerifyOutcome::kThrottled: return VerifyMetric::kThrottled;
-    case VerifyOutcome::kExpired: return VerifyMetric::kExpired;
-    case VerifyOutcome::kNotFound: return VerifyMetric::kNotFound;
-  }
-  return VerifyMetric::kError;
+  return s.ok() ? InfoOf(outcome).metric : VerifyMetric::kError;
 }
 
 int64_t CeilSeconds(int64_t ms) { return ms <= 0 ? 1 : (ms + 999) / 1000; }
 
-const char* LimitName(SendLimit limit) {
-  switch (limit) {
-    case SendLimit::kNone: return "country";
-    case SendLimit::kCooldown: return "cooldown";
-    case SendLimit::kUser: return "user";
-    case SendLimit::kPhone: return "phone";
-    case SendLimit::kIp: return "ip";
-    case SendLimit::kGlobal: return "global";
-  }
-  return "unknown";
-}
-
 std::string SendOutcomeName(const SendResult& r) {
-  switch (r.outcome) {
-    case SendOutcome::kSent: return r.concealed ? "concealed" : "sent";
-    case SendOutcome::kUserNotFound: return "user_not_found";
-    case SendOutcome::kPhoneNotFound: return "phone_not_found";
-    case SendOutcome::kSmsFailed: return "sms_failed";
-    case SendOutcome::kRateLimited: return std::string("rate_limited:") + LimitName(r.limit);
-  }
-  return "unknown";
+  if (r.outcome == SendOutcome::kSent && r.concealed) return "concealed";
+  std::string name = InfoOf(r.outcome).audit_name;
+  if (r.outcome == SendOutcome::kRateLimited) name += std::string(":") + LimitName(r.limit);
+  return name;
 }
 
-const char* VerifyOutcomeName(VerifyOutcome outcome) {
-  switch (outcome) {
-    case VerifyOutcome::kOk: return "ok";
-    case VerifyOutcome::kInvalid: return "invalid_code";
-    case VerifyOutcome::kLocked: return "too_many_attempts";
-    case VerifyOutcome::kThrottled: return "throttled";
-    case VerifyOutcome::kExpired: return "expired";
-    case VerifyOutcome::kNotFound: return "not_found";
-  }
-  return "unknown";
-}
+const char* VerifyOutcomeName(VerifyOutcome outcome) { return InfoOf(outcome).audit_name; }
 
 }  // namespace
 

@@ -135,9 +135,21 @@ class Storage {
   }
 };
 
+struct SqliteStorageOptions {
+  // Derived from the code-hash secret (CodeHasher::Fingerprint, never the
+  // secret itself). Every process on one database file must hash with the
+  // same secret, or a right code answers 400 and burns an attempt: the
+  // first store keeps it in the file's settings table, and a store that
+  // brings another value is refused (InvalidArgument, saying what to do).
+  // Empty: no check.
+  std::string secret_fingerprint;
+};
+
 // A code store in the `otps` table of `db`. `clock` must outlive the result.
 Status NewSqliteStorage(std::shared_ptr<SqliteDb> db, Clock* clock,
                         std::unique_ptr<Storage>* storage);
+Status NewSqliteStorage(std::shared_ptr<SqliteDb> db, Clock* clock,
+                        const SqliteStorageOptions& options, std::unique_ptr<Storage>* storage);
 
 struct RedisOptions {
   RedisEndpoint endpoint;

@@ -33,13 +33,15 @@ class UserDirectory {
   // there is none.
   virtual Status Lookup(const std::string& user_id, User* user) = 0;
 
-  // Adds the user or changes their phone. InvalidArgument, and nothing
-  // written, for an empty or over-long ID or a phone that is not E.164.
+  // Adds the user or changes their phone (their locale stays). InvalidArgument,
+  // and nothing written, for an empty or over-long ID or a phone that is not E.164.
   virtual Status Upsert(const std::string& user_id, const std::string& phone) = 0;
 
-  // Upserts every user in one transaction: all or nothing. InvalidArgument
-  // naming the first bad entry (or two entries that are one user in
-  // different case), and nothing written.
+  // Upserts every user in one transaction: all or nothing. An empty phone
+  // stores the user without one; a locale is set when not empty (an empty
+  // one keeps the user's). InvalidArgument naming the first bad entry (a
+  // phone not E.164, a locale that is no language tag, two entries that are
+  // one user in different case), and nothing written.
   virtual Status UpsertAll(const std::vector<User>& users) = 0;
 
   // Removes the user and any live code of theirs. NotFound when absent.

@@ -4,8 +4,10 @@
 #include <sched.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -92,6 +94,16 @@ CREATE TABLE audit (
 );
 CREATE INDEX audit_user_at ON audit (user_id, at);
 CREATE INDEX audit_at ON audit (at);
+)sql",
+    // Settings every process on the file must agree on (the code-hash
+    // secret's fingerprint), and the scratch table /readyz's probe writes
+    // 64 KiB into and deletes again.
+    R"sql(
+CREATE TABLE settings (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE write_probe (data BLOB);
 )sql",
 };
 
@@ -251,12 +263,13 @@ Status SqliteStatus(sqlite3* db, int rc, const std::string& context) {
 
 SqliteStatement::~SqliteStatement() { Reset(nullptr); }
 
-void SqliteStatement::Reset(sqlite3_stmt* stmt) {
+void SqliteStatement::Reset(sqlite3_stmt* stmt, SqliteConnection* conn) {
   if (stmt_ != nullptr) {
     sqlite3_reset(stmt_);
     sqlite3_clear_bindings(stmt_);
   }
   stmt_ = stmt;
+  conn_ = conn;
   bind_error_ = 0;
 }
 
@@ -293,7 +306,9 @@ Status SqliteStatement::Step(bool* row) {
     *row = rc == SQLITE_ROW;
     return Status::OK();
   }
-  return SqliteStatus(sqlite3_db_handle(stmt_), rc, Abbreviate(sqlite3_sql(stmt_)));
+  Status s = SqliteStatus(sqlite3_db_handle(stmt_), rc, Abbreviate(sqlite3_sql(stmt_)));
+  if (conn_ != nullptr) conn_->NoteFailure(rc, s);
+  return s;
 }
 
 Status SqliteStatement::Run() {
@@ -372,14 +387,60 @@ Status SqliteConnection::Configure(const SqliteOptions& options) {
   busy_timeout_ms_ = options.busy_timeout_ms;
   int rc = sqlite3_busy_handler(db_, BusyWait, &busy_timeout_ms_);
   if (rc != SQLITE_OK) return SqliteStatus(db_, rc, "cannot set busy_timeout on " + options.path);
-  const std::string pragmas =
-      "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA mmap_size = " +
-      std::to_string(options.mmap_size) + "; PRAGMA cache_size = -" +
-      std::to_string(options.cache_kib) + "; PRAGMA wal_autocheckpoint = " +
-      (options.checkpoint_interval_ms > 0 ? "0" : "1000") + ";";
+  if (options.synchronous != "NORMAL" && options.synchronous != "FULL") {
+    return Status::InvalidArgument("synchronous must be NORMAL or FULL, not \"" +
+                                   options.synchronous + "\"");
+  }
+  const bool bounded = options.checkpoint_interval_ms > 0 && options.wal_limit_bytes > 0;
+  std::string pragmas =
+      "PRAGMA synchronous = " + options.synchronous +
+      "; PRAGMA foreign_keys = ON; PRAGMA mmap_size = " + std::to_string(options.mmap_size) +
+      "; PRAGMA cache_size = -" + std::to_string(options.cache_kib) +
+      "; PRAGMA wal_autocheckpoint = " + (options.checkpoint_interval_ms > 0 ? "0" : "1000") +
+      ";";
+  if (bounded) {
+    pragmas += " PRAGMA journal_size_limit = " + std::to_string(options.wal_limit_bytes) + ";";
+  }
+  if (options.max_page_count > 0) {
+    pragmas += " PRAGMA max_page_count = " + std::to_string(options.max_page_count) + ";";
+  }
   rc = sqlite3_exec(db_, pragmas.c_str(), nullptr, nullptr, nullptr);
   if (rc != SQLITE_OK) return SqliteStatus(db_, rc, "cannot open database " + options.path);
+  if (bounded) {
+    sqlite3_stmt* stmt = nullptr;
+    int64_t page_size = 4096;
+    if (sqlite3_prepare_v2(db_, "PRAGMA page_size", -1, &stmt, nullptr) == SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW) {
+      page_size = std::max<int64_t>(512, sqlite3_column_int64(stmt, 0));
+    }
+    sqlite3_finalize(stmt);
+    wal_limit_frames_ = std::max<int64_t>(1, options.wal_limit_bytes / page_size);
+    sqlite3_wal_hook(db_, WalHook, this);
+  }
   return Status::OK();
+}
+
+// Runs after each commit, with SQLite's write lock released but this
+// process's writer mutex still held (SqliteTransaction::Commit), so no
+// thread of this process queues a commit behind a WAL that only grows.
+// TRUNCATE waits (busy handler) for readers and other processes' writers,
+// copies the WAL into the database and empties it. On failure (busy) the
+// next commit tries again.
+int SqliteConnection::WalHook(void* arg, sqlite3* db, const char* name, int frames) {
+  SqliteConnection* conn = static_cast<SqliteConnection*>(arg);
+  if (frames < conn->wal_limit_frames_) return SQLITE_OK;
+  const int rc =
+      sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+  if (rc == SQLITE_OK && conn->owner_ != nullptr) conn->owner_->bounded_checkpoints_++;
+  return SQLITE_OK;
+}
+
+void SqliteConnection::NoteFailure(int rc, const Status& s) {
+  const int primary = rc & 0xff;
+  if (owner_ != nullptr &&
+      (primary == SQLITE_FULL || primary == SQLITE_READONLY || primary == SQLITE_IOERR)) {
+    owner_->SetWriteError(s);
+  }
 }
 
 SqliteConnection::~SqliteConnection() {
@@ -396,14 +457,16 @@ Status SqliteConnection::Prepare(const char* sql, SqliteStatement* stmt) {
     if (raw == nullptr) return Status::Internal("empty statement: " + Abbreviate(sql));
     it = statements_.emplace(sql, raw).first;
   }
-  stmt->Reset(it->second);
+  stmt->Reset(it->second, this);
   return Status::OK();
 }
 
 Status SqliteConnection::Exec(const char* sql) {
   int rc = sqlite3_exec(db_, sql, nullptr, nullptr, nullptr);
-  if (rc != SQLITE_OK) return SqliteStatus(db_, rc, Abbreviate(sql));
-  return Status::OK();
+  if (rc == SQLITE_OK) return Status::OK();
+  Status s = SqliteStatus(db_, rc, Abbreviate(sql));
+  NoteFailure(rc, s);
+  return s;
 }
 
 int64_t SqliteConnection::Changes() const { return sqlite3_changes64(db_); }
@@ -412,6 +475,15 @@ int64_t SqliteConnection::Changes() const { return sqlite3_changes64(db_); }
 // SqliteTransaction
 
 Status SqliteTransaction::Begin() {
+  // A write to a file that was removed or replaced would vanish at the
+  // next start: refused, and /readyz fails with it.
+  if (conn_->owner_ != nullptr && conn_->owner_->ino_ != 0) {
+    Status moved = conn_->owner_->CheckFileUnchanged();
+    if (!moved.ok()) {
+      conn_->owner_->SetWriteError(moved);
+      return moved;
+    }
+  }
   if (conn_->write_mutex_ != nullptr) writer_ = std::unique_lock<std::mutex>(*conn_->write_mutex_);
   SqliteStatement stmt;
   Status s = conn_->Prepare("BEGIN IMMEDIATE", &stmt);
@@ -427,7 +499,8 @@ Status SqliteTransaction::Commit() {
   if (s.ok()) s = stmt.Run();
   if (s.ok()) {
     open_ = false;
-    writer_.unlock();
+    if (writer_.owns_lock()) writer_.unlock();
+    if (conn_->owner_ != nullptr) conn_->owner_->ClearWriteError();
   }
   return s;
 }
@@ -509,6 +582,7 @@ Status SqliteDb::Acquire(SqliteLease* lease) {
     return s;
   }
   fresh->write_mutex_ = &write_mutex_;
+  fresh->owner_ = this;
   lease->Set(this, fresh.get());
   all_.push_back(std::move(fresh));
   return Status::OK();
@@ -587,6 +661,62 @@ Status SqliteDb::CheckFileUnchanged() const {
                            " was replaced after otpd opened it; restart otpd");
   }
   return Status::OK();
+}
+
+void SqliteDb::SetWriteError(const Status& s) {
+  std::lock_guard<std::mutex> lock(health_mu_);
+  write_error_ = s.message();
+  write_failed_.store(true);
+}
+
+void SqliteDb::ClearWriteError() {
+  if (!write_failed_.load(std::memory_order_relaxed)) return;
+  std::lock_guard<std::mutex> lock(health_mu_);
+  write_failed_.store(false);
+  write_error_.clear();
+}
+
+Status SqliteDb::WriteHealth() const {
+  if (!write_failed_.load()) return Status::OK();
+  std::lock_guard<std::mutex> lock(health_mu_);
+  if (!write_failed_.load()) return Status::OK();
+  return Status::IOError("the last write failed: " + write_error_);
+}
+
+Status SqliteDb::ProbeWrite(const std::function<Status(SqliteConnection*)>& upsert) {
+  Status s = CheckFileUnchanged();
+  if (!s.ok()) return s;
+  if (options_.min_free_bytes > 0) {
+    const size_t slash = options_.path.rfind('/');
+    const std::string dir = slash == std::string::npos ? "." : options_.path.substr(0, slash + 1);
+    struct statvfs fs;
+    if (statvfs(dir.c_str(), &fs) == 0 &&
+        static_cast<int64_t>(fs.f_bavail) * static_cast<int64_t>(fs.f_frsize) <
+            options_.min_free_bytes) {
+      return Status::IOError("the file system of " + options_.path + " has under " +
+                             std::to_string(options_.min_free_bytes) + " bytes free");
+    }
+  }
+  SqliteLease lease;
+  s = Acquire(&lease);
+  if (!s.ok()) return s;
+  SqliteConnection* conn = lease.get();
+  const bool failing = !WriteHealth().ok();
+  s = WriteTransaction(conn, [&] {
+    if (!failing) return upsert(conn);
+    SqliteStatement stmt;
+    Status ps = conn->Prepare("INSERT INTO write_probe (data) VALUES (zeroblob(65536))", &stmt);
+    if (ps.ok()) ps = stmt.Run();
+    SqliteStatement del;
+    if (ps.ok()) ps = conn->Prepare("DELETE FROM write_probe", &del);
+    if (ps.ok()) ps = del.Run();
+    return ps.ok() ? upsert(conn) : ps;
+  });
+  if (!s.ok() && failing) {
+    Status last = WriteHealth();
+    if (!last.ok()) return last;
+  }
+  return s;
 }
 
 Status SqliteDb::Initialize() {

@@ -15,6 +15,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -47,9 +48,25 @@ struct SqliteOptions {
   // commit, stalling every writer queued behind it. 0: SQLite's automatic
   // checkpoints (every 1000 pages), for short-lived tools.
   int checkpoint_interval_ms = 0;
+  // PRAGMA synchronous: "NORMAL" (a commit is durable against a crash of
+  // otpd; a power failure can lose the last commits) or "FULL" (an fsync
+  // per commit: durable against power failure too).
+  std::string synchronous = "NORMAL";
+  // > 0 (with checkpoint_interval_ms): the commit that leaves the WAL above
+  // this many bytes checkpoints it at once (TRUNCATE), still holding this
+  // process's writer lock, and journal_size_limit is set to it, so the WAL
+  // stays bounded under sustained writes. 0: no bound.
+  int64_t wal_limit_bytes = 0;
+  // CheckWritable fails while the file system of the database has less
+  // than this many bytes free for otpd (a full disk). 0: not checked.
+  int64_t min_free_bytes = 0;
+  // PRAGMA max_page_count on every connection (tests fill a database with
+  // it). 0: SQLite's default.
+  int64_t max_page_count = 0;
 };
 
 class SqliteDb;
+class SqliteConnection;
 
 // Opens (creating and migrating) the database at options.path. On success
 // *db is the open handle. On failure *db is untouched and the Status names
@@ -98,9 +115,10 @@ class SqliteStatement {
 
  private:
   friend class SqliteConnection;
-  void Reset(sqlite3_stmt* stmt);
+  void Reset(sqlite3_stmt* stmt, SqliteConnection* conn = nullptr);
 
   sqlite3_stmt* stmt_ = nullptr;
+  SqliteConnection* conn_ = nullptr;  // the connection it was lent from
   int bind_error_ = 0;  // first failed bind's result code, 0 when none
 };
 
@@ -133,8 +151,16 @@ class SqliteConnection {
   explicit SqliteConnection(sqlite3* db) : db_(db) {}
   Status Configure(const SqliteOptions& options);
 
+  // A failed statement's result code and status: a write error (FULL,
+  // READONLY, IOERR) is reported to the owning SqliteDb (WriteHealth).
+  void NoteFailure(int rc, const Status& s);
+  static int WalHook(void* conn, sqlite3* db, const char* name, int frames);
+
   int busy_timeout_ms_ = 5000;  // read by the busy handler
+  int64_t wal_limit_frames_ = 0;  // > 0: WalHook checkpoints above it
   std::mutex* write_mutex_ = nullptr;  // the handle's; taken by SqliteTransaction
+  SqliteDb* owner_ = nullptr;          // the handle that lent it
+  friend class SqliteStatement;
   friend class SqliteTransaction;
   friend class SqliteDb;
   sqlite3* db_;
@@ -234,6 +260,22 @@ class SqliteDb : public std::enable_shared_from_this<SqliteDb> {
   // file, and every write would be lost at the next start).
   Status CheckFileUnchanged() const;
 
+  // OK unless a write failed with a full disk, a read-only file or an I/O
+  // error (SQLITE_FULL, READONLY, IOERR) since the last committed write:
+  // then IOError with that failure. Set by any failed statement; cleared
+  // by the next COMMIT that succeeds, or by ProbeWrite.
+  Status WriteHealth() const;
+
+  // /readyz's write check: the file is still the one opened, its file
+  // system has min_free_bytes free, and a real write commits: while
+  // WriteHealth is failing, one that needs 64 KiB of new space (so reused
+  // space in the WAL or the free list cannot hide a full disk); else a
+  // one-row upsert. A probe that commits clears WriteHealth.
+  Status ProbeWrite(const std::function<Status(SqliteConnection*)>& upsert);
+
+  // How many TRUNCATE checkpoints the WAL limit has run (tests, bench).
+  int64_t BoundedCheckpoints() const { return bounded_checkpoints_.load(); }
+
  private:
   friend class SqliteLease;
   friend Status OpenSqliteDb(const SqliteOptions& options, std::shared_ptr<SqliteDb>* db);
@@ -245,6 +287,15 @@ class SqliteDb : public std::enable_shared_from_this<SqliteDb> {
   const SqliteOptions options_;
   dev_t dev_ = 0;  // identity of the file opened, for CheckFileUnchanged
   ino_t ino_ = 0;
+
+  friend class SqliteConnection;
+  friend class SqliteTransaction;
+  void SetWriteError(const Status& s);
+  void ClearWriteError();
+  std::atomic<bool> write_failed_{false};
+  mutable std::mutex health_mu_;
+  std::string write_error_;  // guarded by health_mu_
+  std::atomic<int64_t> bounded_checkpoints_{0};
 
   std::mutex write_mutex_;  // one writer at a time in this process
   std::mutex mu_;           // guards the pool below

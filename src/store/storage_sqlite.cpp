@@ -3,10 +3,12 @@
 // transaction: the write lock is taken before the row is read, so threads
 // and processes sharing the file are serialized and no attempt is lost.
 #include <algorithm>
+#include <optional>
 #include <utility>
 
 #include "core/code_hash.h"
 #include "store/sqlite_db.h"
+#include "otp/rules.h"
 #include "otp/storage.h"
 
 namespace otpd {
@@ -46,15 +48,14 @@ constexpr char kInsertSendSql[] =
     "INSERT INTO sends (user_id, phone, client_ip, at) VALUES (?1, ?2, ?3, ?4)";
 constexpr char kInsertFailureSql[] = "INSERT INTO verify_failures (user_id, at) VALUES (?1, ?2)";
 constexpr char kClearFailuresSql[] = "DELETE FROM verify_failures WHERE user_id = ?1";
+constexpr char kInsertFingerprintSql[] =
+    "INSERT INTO settings (key, value) VALUES ('secret_fingerprint', ?1)"
+    " ON CONFLICT (key) DO NOTHING";
+constexpr char kSelectFingerprintSql[] =
+    "SELECT value FROM settings WHERE key = 'secret_fingerprint'";
 constexpr char kHealthSql[] =
     "INSERT INTO health (id, checked_at) VALUES (1, ?1)"
     " ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at";
-
-struct CodeRow {
-  std::string code_hash;
-  int64_t expires_at_ms = 0;
-  int64_t attempts = 0;
-};
 
 class SqliteStorage : public Storage {
  public:
@@ -74,26 +75,18 @@ class SqliteStorage : public Storage {
   // Runs `sql` with ?1 = user_id (and ?2 = blob, when not null).
   static Status RunForUser(SqliteConnection* conn, const char* sql, const std::string& user_id,
                            const std::string* blob = nullptr);
-  static Status ReadCode(SqliteConnection* conn, const std::string& user_id, bool* found,
-                         CodeRow* row);
-  // VerifyCode's answers that need no write; *answered false: go on to
-  // VerifyLocked.
-  Status VerifyReadOnly(SqliteConnection* conn, const std::string& user_id,
-                        const VerifyLimits& limits, VerifyResult* result, bool* answered);
-  // Whether `cap` rows of `key` lie in the window (now - window_ms, now]
-  // of `sql` (one of the kNth* queries); if so, *retry_ms is how long until
-  // one leaves it. cap <= 0 never reaches.
-  static Status CapReached(SqliteConnection* conn, const char* sql, const std::string& key,
-                           int cap, int64_t window_ms, int64_t now, bool* reached,
-                           int64_t* retry_ms);
-  // ReserveSend's decision, inside its open transaction.
-  static Status DecideSend(SqliteConnection* conn, const SendRequest& request,
-                           const SendLimits& limits, int64_t now, SendDecision* decision);
+  // The time of the n-th most recent row of `key` in (now - window_ms, now]
+  // by `sql` (one of the kNth* queries); nullopt when fewer, n <= 0 or
+  // window_ms <= 0.
+  static Status NthRecent(SqliteConnection* conn, const char* sql, const std::string& key, int n,
+                          int64_t window_ms, int64_t now, std::optional<int64_t>* at);
+  static Status ReadSendState(SqliteConnection* conn, const SendRequest& request,
+                              const SendLimits& limits, int64_t now, SendState* state);
+  static Status ReadVerifyState(SqliteConnection* conn, const std::string& user_id,
+                                const VerifyLimits& limits, int64_t now, VerifyState* state);
+  static Status ApplyVerify(SqliteConnection* conn, const std::string& user_id,
+                            VerifyEffect effect, int64_t now);
   static Status RecordFailure(SqliteConnection* conn, const std::string& user_id, int64_t now);
-  // VerifyCode's decision and write, inside its open transaction.
-  Status VerifyLocked(SqliteConnection* conn, const std::string& user_id,
-                      const std::string& code_hash, const VerifyLimits& limits,
-                      VerifyResult* result);
 
   const std::shared_ptr<SqliteDb> db_;
   Clock* const clock_;
@@ -138,67 +131,46 @@ Status SqliteStorage::DeleteCode(const std::string& user_id, const std::string& 
                           [&] { return RunForUser(conn, kDeleteMatchingSql, user_id, &code_hash); });
 }
 
-Status SqliteStorage::ReadCode(SqliteConnection* conn, const std::string& user_id, bool* found,
-                               CodeRow* row) {
-  SqliteStatement stmt;
-  Status s = conn->Prepare(kSelectSql, &stmt);
-  if (!s.ok()) return s;
-  stmt.BindText(1, user_id);
-  s = stmt.Step(found);
-  if (s.ok() && *found) {
-    row->code_hash = stmt.ColumnBlob(0);
-    row->expires_at_ms = stmt.ColumnInt64(1);
-    row->attempts = stmt.ColumnInt64(2);
-  }
-  return s;
-}
-
-Status SqliteStorage::CapReached(SqliteConnection* conn, const char* sql,
-                                 const std::string& key, int cap, int64_t window_ms, int64_t now,
-                                 bool* reached, int64_t* retry_ms) {
-  *reached = false;
-  if (cap <= 0 || window_ms <= 0) return Status::OK();
+Status SqliteStorage::NthRecent(SqliteConnection* conn, const char* sql, const std::string& key,
+                                int n, int64_t window_ms, int64_t now,
+                                std::optional<int64_t>* at) {
+  at->reset();
+  if (n <= 0 || window_ms <= 0) return Status::OK();
   SqliteStatement stmt;
   Status s = conn->Prepare(sql, &stmt);
   if (!s.ok()) return s;
   stmt.BindText(1, key);
   stmt.BindInt64(2, now - window_ms);
-  stmt.BindInt64(3, cap - 1);
-  s = stmt.Step(reached);
-  if (s.ok() && *reached) *retry_ms = stmt.ColumnInt64(0) + window_ms - now;
+  stmt.BindInt64(3, n - 1);
+  bool row = false;
+  s = stmt.Step(&row);
+  if (s.ok() && row) *at = stmt.ColumnInt64(0);
   return s;
 }
 
-Status SqliteStorage::DecideSend(SqliteConnection* conn, const SendRequest& request,
-                                 const SendLimits& limits, int64_t now, SendDecision* decision) {
-  struct Check {
-    SendLimit limit;
+Status SqliteStorage::ReadSendState(SqliteConnection* conn, const SendRequest& request,
+                                    const SendLimits& limits, int64_t now, SendState* state) {
+  const std::string none;
+  struct Read {
     const char* sql;
     const std::string* key;
-    int cap;
+    int n;
     int64_t window_ms;
+    std::optional<int64_t>* at;
   };
-  const std::string none;
-  const Check checks[] = {
-      {SendLimit::kCooldown, kNthSendOfUserSql, &request.user_id, 1, limits.cooldown_ms},
-      {SendLimit::kUser, kNthSendOfUserSql, &request.user_id, limits.per_user, limits.window_ms},
-      {SendLimit::kPhone, kNthSendToPhoneSql, &request.phone, limits.per_phone, limits.window_ms},
-      {SendLimit::kIp, kNthSendFromIpSql, &request.client_ip,
-       request.client_ip.empty() ? 0 : limits.per_ip, limits.window_ms},
-      {SendLimit::kGlobal, kNthSendSql, &none, limits.global, limits.window_ms},
+  const Read reads[] = {
+      {kNthSendOfUserSql, &request.user_id, 1, limits.cooldown_ms, &state->last_of_user},
+      {kNthSendOfUserSql, &request.user_id, limits.per_user, limits.window_ms,
+       &state->nth_of_user},
+      {kNthSendToPhoneSql, &request.phone, limits.per_phone, limits.window_ms,
+       &state->nth_to_phone},
+      {kNthSendFromIpSql, &request.client_ip, request.client_ip.empty() ? 0 : limits.per_ip,
+       limits.window_ms, &state->nth_from_ip},
+      {kNthSendSql, &none, limits.global, limits.window_ms, &state->nth_overall},
   };
-  *decision = SendDecision();
-  decision->allowed = true;
-  // Every limit is checked, so the answer's retry time clears them all.
-  for (const Check& c : checks) {
-    bool reached = false;
-    int64_t retry_ms = 0;
-    Status s = CapReached(conn, c.sql, *c.key, c.cap, c.window_ms, now, &reached, &retry_ms);
+  for (const Read& r : reads) {
+    Status s = NthRecent(conn, r.sql, *r.key, r.n, r.window_ms, now, r.at);
     if (!s.ok()) return s;
-    if (!reached) continue;
-    if (decision->allowed) decision->limit = c.limit;
-    decision->allowed = false;
-    decision->retry_after_ms = std::max(decision->retry_after_ms, retry_ms);
   }
   return Status::OK();
 }
@@ -215,9 +187,11 @@ Status SqliteStorage::ReserveSend(const SendRequest& request, const SendLimits& 
   if (!s.ok()) return s;
   // Read after the lock was taken: time spent waiting for it counts.
   const int64_t now = clock_->NowMillis();
-  SendDecision decided;
-  s = DecideSend(conn, request, limits, now, &decided);
-  if (s.ok() && decided.allowed) {
+  SendState state;
+  s = ReadSendState(conn, request, limits, now, &state);
+  if (!s.ok()) return s;
+  const SendDecision decided = DecideSend(state, !request.client_ip.empty(), now, limits);
+  if (decided.allowed) {
     SqliteStatement stmt;
     s = conn->Prepare(kInsertSendSql, &stmt);
     if (s.ok()) {
@@ -233,50 +207,43 @@ Status SqliteStorage::ReserveSend(const SendRequest& request, const SendLimits& 
   return s;
 }
 
-Status SqliteStorage::VerifyLocked(SqliteConnection* conn, const std::string& user_id,
-                                   const std::string& code_hash, const VerifyLimits& limits,
-                                   VerifyResult* result) {
-  // Read after the lock was taken: time spent waiting for it counts.
-  const int64_t now = clock_->NowMillis();
-  *result = VerifyResult();
-  bool throttled = false;
-  Status s = CapReached(conn, kNthFailureSql, user_id, limits.max_failures,
-                        limits.failure_window_ms, now, &throttled, &result->retry_after_ms);
+Status SqliteStorage::ReadVerifyState(SqliteConnection* conn, const std::string& user_id,
+                                      const VerifyLimits& limits, int64_t now,
+                                      VerifyState* state) {
+  *state = VerifyState();
+  Status s = NthRecent(conn, kNthFailureSql, user_id, limits.max_failures,
+                       limits.failure_window_ms, now, &state->nth_failure_at_ms);
   if (!s.ok()) return s;
-  if (throttled) {
-    result->outcome = VerifyOutcome::kThrottled;
-    return Status::OK();
-  }
-  bool found = false;
-  CodeRow row;
-  s = ReadCode(conn, user_id, &found, &row);
+  SqliteStatement stmt;
+  s = conn->Prepare(kSelectSql, &stmt);
   if (!s.ok()) return s;
-  if (!found) {
-    result->outcome = VerifyOutcome::kNotFound;
-    return Status::OK();
+  stmt.BindText(1, user_id);
+  s = stmt.Step(&state->code.exists);
+  if (s.ok() && state->code.exists) {
+    state->code.code_hash = stmt.ColumnBlob(0);
+    state->code.expires_at_ms = stmt.ColumnInt64(1);
+    state->code.attempts = stmt.ColumnInt64(2);
   }
-  result->expires_at_ms = row.expires_at_ms;
-  if (now - row.expires_at_ms >= limits.expired_grace_ms) {
-    result->outcome = VerifyOutcome::kNotFound;
-    return RunForUser(conn, kDeleteSql, user_id);
+  return s;
+}
+
+Status SqliteStorage::ApplyVerify(SqliteConnection* conn, const std::string& user_id,
+                                  VerifyEffect effect, int64_t now) {
+  switch (effect) {
+    case VerifyEffect::kNone:
+      return Status::OK();
+    case VerifyEffect::kDeleteCode:
+      return RunForUser(conn, kDeleteSql, user_id);
+    case VerifyEffect::kConsume: {
+      Status s = RunForUser(conn, kDeleteSql, user_id);
+      return s.ok() ? RunForUser(conn, kClearFailuresSql, user_id) : s;
+    }
+    case VerifyEffect::kCountFailure: {
+      Status s = RunForUser(conn, kAddAttemptSql, user_id);
+      return s.ok() ? RecordFailure(conn, user_id, now) : s;
+    }
   }
-  if (now >= row.expires_at_ms) {
-    result->outcome = VerifyOutcome::kExpired;
-    return Status::OK();
-  }
-  if (row.attempts >= limits.max_attempts) {
-    result->outcome = VerifyOutcome::kLocked;
-    return Status::OK();
-  }
-  if (CodeHasher::Equal(row.code_hash, code_hash)) {
-    result->outcome = VerifyOutcome::kOk;
-    s = RunForUser(conn, kDeleteSql, user_id);
-    return s.ok() ? RunForUser(conn, kClearFailuresSql, user_id) : s;
-  }
-  result->outcome = VerifyOutcome::kInvalid;
-  result->attempts_remaining = static_cast<int>(limits.max_attempts - (row.attempts + 1));
-  s = RunForUser(conn, kAddAttemptSql, user_id);
-  return s.ok() ? RecordFailure(conn, user_id, now) : s;
+  return Status::Internal("unknown verify effect");
 }
 
 Status SqliteStorage::RecordFailure(SqliteConnection* conn, const std::string& user_id,
@@ -289,57 +256,33 @@ Status SqliteStorage::RecordFailure(SqliteConnection* conn, const std::string& u
   return stmt.Run();
 }
 
+// The decisions that change nothing (throttled, no code, expired within
+// the grace period, locked) are answered from plain reads, without the
+// write lock: a concurrent send or verify can only move such a code to a
+// state that a verify ordered before it would not see. Any decision with
+// an effect is taken again, and applied, inside one BEGIN IMMEDIATE
+// transaction.
 Status SqliteStorage::VerifyCode(const std::string& user_id, const std::string& code_hash,
                                  const VerifyLimits& limits, VerifyResult* result) {
   SqliteLease lease;
   Status s = db_->Acquire(&lease);
   SqliteConnection* conn = lease.get();
   if (!s.ok()) return s;
-  VerifyResult decided;
-  bool answered = false;
-  s = VerifyReadOnly(conn, user_id, limits, &decided, &answered);
-  if (s.ok() && !answered) {
-    s = WriteTransaction(conn,
-                         [&] { return VerifyLocked(conn, user_id, code_hash, limits, &decided); });
-  }
-  if (s.ok()) *result = decided;
-  return s;
-}
-
-// The answers that change nothing (throttled, no code, expired within the
-// grace period, locked) come from plain reads, without the write lock: a
-// concurrent send or verify can only move such a code to a state that a
-// verify ordered before it would not see. A hash comparison, and every
-// change, happens in VerifyLocked's transaction only.
-Status SqliteStorage::VerifyReadOnly(SqliteConnection* conn, const std::string& user_id,
-                                     const VerifyLimits& limits, VerifyResult* result,
-                                     bool* answered) {
-  const int64_t now = clock_->NowMillis();
-  *result = VerifyResult();
-  bool found = false;
-  CodeRow row;
-  Status s = ReadCode(conn, user_id, &found, &row);
+  VerifyState state;
+  s = ReadVerifyState(conn, user_id, limits, clock_->NowMillis(), &state);
   if (!s.ok()) return s;
-  *answered = true;
-  if (!found) {
-    result->outcome = VerifyOutcome::kNotFound;
-  } else {
-    result->expires_at_ms = row.expires_at_ms;
-    const bool expired = now >= row.expires_at_ms;
-    if (expired && now - row.expires_at_ms < limits.expired_grace_ms) {
-      result->outcome = VerifyOutcome::kExpired;
-    } else if (!expired && row.attempts >= limits.max_attempts) {
-      result->outcome = VerifyOutcome::kLocked;
-    } else {
-      *answered = false;  // a guess to compare, or a row to delete: VerifyLocked
-      return Status::OK();  // (which checks the failure cap itself)
-    }
+  VerifyDecision decided = DecideVerify(state, code_hash, clock_->NowMillis(), limits);
+  if (decided.effect != VerifyEffect::kNone) {
+    s = WriteTransaction(conn, [&] {
+      // Read after the lock was taken: time spent waiting for it counts.
+      const int64_t now = clock_->NowMillis();
+      Status ws = ReadVerifyState(conn, user_id, limits, now, &state);
+      if (!ws.ok()) return ws;
+      decided = DecideVerify(state, code_hash, now, limits);
+      return ApplyVerify(conn, user_id, decided.effect, now);
+    });
   }
-  // An answer without a write; the failure cap still comes first.
-  bool throttled = false;
-  s = CapReached(conn, kNthFailureSql, user_id, limits.max_failures, limits.failure_window_ms,
-                 now, &throttled, &result->retry_after_ms);
-  if (s.ok() && throttled) result->outcome = VerifyOutcome::kThrottled;
+  if (s.ok()) *result = decided.result;
   return s;
 }
 
@@ -376,15 +319,10 @@ Status SqliteStorage::PurgeExpired(int64_t grace_ms, int64_t history_ms, int64_t
 
 // A real committed write, so a read-only file or file system, a full disk or
 // a lock held too long all show; plus a check that the file is still the one
-// opened (writes to an unlinked file would vanish at the next start).
+// opened (writes to an unlinked file would vanish at the next start). See
+// SqliteDb::ProbeWrite.
 Status SqliteStorage::CheckWritable() {
-  Status s = db_->CheckFileUnchanged();
-  if (!s.ok()) return s;
-  SqliteLease lease;
-  s = db_->Acquire(&lease);
-  SqliteConnection* conn = lease.get();
-  if (!s.ok()) return s;
-  return WriteTransaction(conn, [&] {
+  return db_->ProbeWrite([this](SqliteConnection* conn) {
     SqliteStatement stmt;
     Status ps = conn->Prepare(kHealthSql, &stmt);
     if (!ps.ok()) return ps;
@@ -409,13 +347,53 @@ Status SqliteStorage::CountActiveCodes(int64_t* count) {
   return s;
 }
 
+// Stores `fingerprint` in the settings table when none is there, and
+// refuses one that differs from the stored one.
+Status CheckSecretFingerprint(SqliteDb* db, const std::string& fingerprint) {
+  if (fingerprint.empty()) return Status::OK();
+  SqliteLease lease;
+  Status s = db->Acquire(&lease);
+  if (!s.ok()) return s;
+  SqliteConnection* conn = lease.get();
+  std::string stored;
+  s = WriteTransaction(conn, [&] {
+    SqliteStatement insert;
+    Status ws = conn->Prepare(kInsertFingerprintSql, &insert);
+    if (!ws.ok()) return ws;
+    insert.BindText(1, fingerprint);
+    ws = insert.Run();
+    SqliteStatement select;
+    if (ws.ok()) ws = conn->Prepare(kSelectFingerprintSql, &select);
+    bool row = false;
+    if (ws.ok()) ws = select.Step(&row);
+    if (ws.ok() && row) stored = select.ColumnText(0);
+    return ws;
+  });
+  if (!s.ok()) return s;
+  if (stored == fingerprint) return Status::OK();
+  const std::string& path = db->options().path;
+  return Status::InvalidArgument(
+      "database " + path +
+      " holds codes hashed with another secret; start otpd with the secret the other "
+      "processes on this file use (secret or secret_file), or, if that secret is lost, "
+      "forget its codes: sqlite3 " + path +
+      " \"DELETE FROM otps; DELETE FROM settings WHERE key = 'secret_fingerprint'\"");
+}
+
 }  // namespace
 
 Status NewSqliteStorage(std::shared_ptr<SqliteDb> db, Clock* clock,
                         std::unique_ptr<Storage>* storage) {
+  return NewSqliteStorage(std::move(db), clock, SqliteStorageOptions(), storage);
+}
+
+Status NewSqliteStorage(std::shared_ptr<SqliteDb> db, Clock* clock,
+                        const SqliteStorageOptions& options, std::unique_ptr<Storage>* storage) {
   if (db == nullptr || clock == nullptr) {
     return Status::InvalidArgument("NewSqliteStorage needs a database and a clock");
   }
+  Status s = CheckSecretFingerprint(db.get(), options.secret_fingerprint);
+  if (!s.ok()) return s;
   storage->reset(new SqliteStorage(std::move(db), clock));
   return Status::OK();
 }

@@ -3,6 +3,7 @@
 // plain SQL or by another process show at once. Input is checked here with
 // a message naming the bad entry; the table's CHECK constraints are the
 // second line for rows written with plain SQL.
+#include <cctype>
 #include <utility>
 
 #include "core/phone.h"
@@ -14,9 +15,13 @@ namespace {
 
 constexpr char kLookupSql[] = "SELECT user_id, phone, locale FROM users WHERE user_id = ?1";
 constexpr char kListSql[] = "SELECT user_id, phone, locale FROM users ORDER BY user_id";
+// ?2 "" stores no phone (NULL); ?3 (the locale) unbound or "" keeps the
+// user's locale as it is.
 constexpr char kUpsertSql[] =
-    "INSERT INTO users (user_id, phone, from_config) VALUES (?1, ?2, 0)"
-    " ON CONFLICT (user_id) DO UPDATE SET phone = excluded.phone, from_config = 0,"
+    "INSERT INTO users (user_id, phone, locale, from_config)"
+    " VALUES (?1, NULLIF(?2, ''), NULLIF(?3, ''), 0)"
+    " ON CONFLICT (user_id) DO UPDATE SET phone = excluded.phone,"
+    " locale = COALESCE(excluded.locale, users.locale), from_config = 0,"
     " updated_at = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)";
 // A user first added with SQL or the CLI keeps from_config = 0 when the
 // config also lists it: the config sets its phone, but a later sync that no
@@ -78,14 +83,41 @@ Status RunForUser(SqliteConnection* conn, const char* sql, const std::string& us
   return stmt.Run();
 }
 
+// `locale` only for kUpsertSql (null: keep the user's).
 Status RunUpsert(SqliteConnection* conn, const char* sql, const std::string& user_id,
-                 const std::string& phone) {
+                 const std::string& phone, const std::string* locale = nullptr) {
   SqliteStatement stmt;
   Status s = conn->Prepare(sql, &stmt);
   if (!s.ok()) return s;
   stmt.BindText(1, user_id);
   stmt.BindText(2, phone);
+  if (locale != nullptr) stmt.BindText(3, *locale);
   return stmt.Run();
+}
+
+// A language tag as the schema takes it: 1 to 35 of [A-Za-z0-9_-]; "" is
+// none.
+Status ValidateLocale(const std::string& user_id, const std::string& locale) {
+  bool ok = locale.size() <= 35;
+  for (char c : locale) {
+    ok = ok && (isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_');
+  }
+  if (ok) return Status::OK();
+  return Status::InvalidArgument("locale " + Quote(locale) + " of user " + Quote(user_id) +
+                                 " is not a language tag such as es or pt-BR");
+}
+
+// An entry of UpsertAll: as ValidateUser, but the phone may be absent
+// (a user without a phone, as export writes one), and the locale is checked.
+Status ValidateListedUser(const User& u) {
+  Status s;
+  if (!u.phone.empty()) {
+    s = ValidateUser(u.user_id, u.phone);
+  } else if (u.user_id.empty() || u.user_id.size() > kMaxUserIdBytes) {
+    s = Status::InvalidArgument("user ID " + Quote(u.user_id) + " is empty or longer than " +
+                                std::to_string(kMaxUserIdBytes) + " bytes");
+  }
+  return s.ok() ? ValidateLocale(u.user_id, u.locale) : s;
 }
 
 // Deletes the user's row and code; *removed tells whether there was a row.
@@ -159,7 +191,7 @@ Status SqliteUserDirectory::Upsert(const std::string& user_id, const std::string
 Status SqliteUserDirectory::UpsertAll(const std::vector<User>& users) {
   std::map<std::string, std::string> first_spelling;  // normalized -> as listed
   for (const User& u : users) {
-    Status s = ValidateUser(u.user_id, u.phone);
+    Status s = ValidateListedUser(u);
     if (!s.ok()) return s;
     auto inserted = first_spelling.emplace(NormalizeUserId(u.user_id), u.user_id);
     if (!inserted.second) {
@@ -175,7 +207,7 @@ Status SqliteUserDirectory::UpsertAll(const std::vector<User>& users) {
   SqliteTransaction txn(conn);
   s = txn.Begin();
   for (auto it = users.begin(); s.ok() && it != users.end(); ++it) {
-    s = RunUpsert(conn, kUpsertSql, NormalizeUserId(it->user_id), it->phone);
+    s = RunUpsert(conn, kUpsertSql, NormalizeUserId(it->user_id), it->phone, &it->locale);
   }
   if (s.ok()) s = txn.Commit();
   return s;  // on failure txn's destructor rolls back every change
