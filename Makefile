@@ -5,9 +5,10 @@
 #   make asan       build and run the tests under AddressSanitizer + UBSan
 #   make test-browser  the /docs page end to end in headless Chromium
 #   make install    install otpd, its config and its systemd unit (PREFIX, DESTDIR)
-#   make tsan       ThreadSanitizer over the concurrency tests
-#   make fuzz       build the libFuzzer target (clang) and run it FUZZ_TIME s
-#   make fuzz-ci    the same for 60 s: what CI runs
+#   make tsan       ThreadSanitizer over the concurrency tests (suite "tsan")
+#   make fuzz       build the libFuzzer targets (clang) and run each FUZZ_TIME s
+#   make format     clang-format the C++ sources; make format-check only checks
+#   make fuzz-ci    the same, briefly (60 s, 30 s, 30 s): what CI runs
 # REDIS=1 with any of them builds the Redis code store (hiredis) into
 # build-redis/ and runs the test suite a second time with codes in Redis.
 # CI sets WERROR=1 to turn warnings into errors.
@@ -156,6 +157,19 @@ endif
 
 check: test
 
+# clang-format (.clang-format: Google style, 100 columns) over the C++
+# sources: format rewrites them, format-check fails listing those that
+# differ. Debian's clang-format package provides the tool.
+FORMAT_SRCS = $(wildcard main.cpp src/*/*.h src/*/*.cpp tests/*.h tests/*.cpp tests/fuzz/*.cpp)
+CLANG_FORMAT ?= clang-format
+format:
+	$(CLANG_FORMAT) -i $(FORMAT_SRCS)
+
+format-check:
+	@bad=0; for f in $(FORMAT_SRCS); do \
+	  $(CLANG_FORMAT) $$f | cmp -s - $$f || { echo "not formatted: $$f"; bad=1; }; \
+	done; exit $$bad
+
 # The layering check alone (DESIGN.md, Layers).
 layers:
 	sh tests/layers_check.sh
@@ -232,36 +246,49 @@ deb: otpd $(MAN_PAGES)
 	@./third_party/install.sh third_party/packages-deb.txt
 	MAKE="$(MAKE)" BUILD=$(BUILD) VERSION=$(VERSION) sh packaging/make_deb.sh
 
-# ThreadSanitizer over the tests that race on purpose (build-tsan/).
-TSAN_TESTS ?= *parallel*,*concurren*,*two handles*,*two processes*,*forked*,*slowloris*,*RateLimiter*
+# ThreadSanitizer over the tests that race on purpose (build-tsan/): the
+# ones in the doctest test suite "tsan" (TEST_CASE(...) * doctest::test_suite("tsan")).
+TSAN_SUITE ?= tsan
 tsan: deps
 	@$(MAKE) --no-print-directory BUILD=$(TSAN_DIR) OUT=$(TSAN_DIR) OPT='-O1 -g' \
 	  SAN='-fsanitize=thread' $(TSAN_DIR)/otpd $(TSAN_DIR)/otpd_test
 	OTPD_BIN=$(TSAN_DIR)/otpd TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" \
-	  timeout 300 $(TSAN_DIR)/otpd_test -tc='$(TSAN_TESTS)'
+	  timeout 300 $(TSAN_DIR)/otpd_test -ts='$(TSAN_SUITE)'
 
-# The fuzz target: every object built by clang with coverage for libFuzzer
-# (build-fuzz/), linked with the fuzzer's main. New inputs it finds go to
-# build-fuzz/corpus; the seeds in tests/fuzz/corpus stay as they are.
+# The fuzz targets: every object built by clang with coverage for libFuzzer
+# (build-fuzz/), each target linked with the fuzzer's main: http_api (the
+# HTTP handlers), config (the config file reader) and users_csv (the users
+# CSV reader). New inputs go to build-fuzz/corpus-NAME; the seeds in
+# tests/fuzz/corpus-NAME (tests/fuzz/corpus for http_api) stay as they are.
 FUZZ_CXX  ?= clang++
 FUZZ_TIME ?= 300
 FUZZ_SAN  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-FUZZ_OBJS := $(FUZZ_DIR)/tests/otp_stack.o $(FUZZ_DIR)/tests/test_util.o $(FUZZ_DIR)/tests/redis_server.o \
-             $(FUZZ_DIR)/tests/fuzz/http_api_fuzz.o $(FUZZ_DIR)/libotpd.a
+FUZZ_TARGETS := http_api config users_csv
+FUZZ_COMMON := $(FUZZ_DIR)/tests/otp_stack.o $(FUZZ_DIR)/tests/test_util.o $(FUZZ_DIR)/tests/redis_server.o \
+               $(FUZZ_DIR)/libotpd.a
 
-$(FUZZ_DIR)/http_api_fuzz: FORCE
+$(FUZZ_TARGETS:%=$(FUZZ_DIR)/%_fuzz): $(FUZZ_DIR)/%_fuzz: FORCE
 	@./third_party/install.sh third_party/packages.txt third_party/packages-fuzz.txt
 	@$(MAKE) --no-print-directory BUILD=$(FUZZ_DIR) CXX=$(FUZZ_CXX) OPT='-O1 -g' \
-	  SAN='$(FUZZ_SAN) -fsanitize=fuzzer-no-link' CPPFLAGS_EXTRA=-Itests $(FUZZ_OBJS)
-	$(FUZZ_CXX) $(FUZZ_SAN) -fsanitize=fuzzer $(FUZZ_OBJS) $(PKG_LIBS) -lpthread -o $@
+	  SAN='$(FUZZ_SAN) -fsanitize=fuzzer-no-link' CPPFLAGS_EXTRA=-Itests \
+	  $(FUZZ_COMMON) $(FUZZ_DIR)/tests/fuzz/$*_fuzz.o
+	$(FUZZ_CXX) $(FUZZ_SAN) -fsanitize=fuzzer $(FUZZ_DIR)/tests/fuzz/$*_fuzz.o $(FUZZ_COMMON) \
+	  $(PKG_LIBS) -lpthread -o $@
 
-fuzz: $(FUZZ_DIR)/http_api_fuzz
-	@mkdir -p $(FUZZ_DIR)/corpus
-	$(FUZZ_DIR)/http_api_fuzz -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=2048 \
-	  $(FUZZ_DIR)/corpus tests/fuzz/corpus
+# make fuzz: every target FUZZ_TIME s; make fuzz FUZZ_TARGETS=config: one.
+fuzz: $(FUZZ_TARGETS:%=$(FUZZ_DIR)/%_fuzz)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_DIR)/corpus-$$t; \
+	  seeds=tests/fuzz/corpus-$$t; [ $$t = http_api ] && seeds=tests/fuzz/corpus; \
+	  echo "fuzz $$t: $(FUZZ_TIME) s"; \
+	  $(FUZZ_DIR)/$${t}_fuzz -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=2048 \
+	    $(FUZZ_DIR)/corpus-$$t $$seeds; \
+	done
 
+# CI: 60 s for the HTTP handlers, 30 s for each reader.
 fuzz-ci:
-	@$(MAKE) --no-print-directory fuzz FUZZ_TIME=60
+	@$(MAKE) --no-print-directory fuzz FUZZ_TARGETS=http_api FUZZ_TIME=60
+	@$(MAKE) --no-print-directory fuzz FUZZ_TARGETS="config users_csv" FUZZ_TIME=30
 
 FORCE:
 

@@ -83,7 +83,8 @@ TEST_CASE("LoadOrCreateSecret creates a 0600 file once and reads it back") {
   CHECK(first == second);
 }
 
-TEST_CASE("LoadOrCreateSecret: concurrent starters agree on one secret") {
+TEST_CASE("LoadOrCreateSecret: concurrent starters agree on one secret"
+          * doctest::test_suite("tsan")) {
   TempDir dir;
   const std::string path = dir.File("otpd.secret");
   std::vector<std::string> got(8);

@@ -238,12 +238,6 @@ TEST_CASE("a restart key changed back needs no restart; a live key stays applied
   CHECK(live.stack.service->options().code_length == 8);
 }
 
-}  // namespace
-}  // namespace otpd
-
-namespace otpd {
-namespace {
-
 std::string FileText(const std::string& path) {
   std::ifstream in(path);
   std::stringstream text;

@@ -211,7 +211,8 @@ TEST_CASE("redis nodes: one prefix needs one secret; another prefix is another d
   CHECK(redis.Call({"EXISTS", "other:secret-check"}).integer == 1);
 }
 
-TEST_CASE("redis nodes: 64 concurrent wrong guesses over two nodes take exactly max_attempts") {
+TEST_CASE("redis nodes: 64 concurrent wrong guesses over two nodes take exactly max_attempts"
+          * doctest::test_suite("tsan")) {
   RedisServer redis;
   TempDir dir;
   Node a(dir, "a", NodeConfig(dir, "a", redis.url()));

@@ -839,7 +839,8 @@ struct SqliteStore {
   }
 };
 
-TEST_CASE("SqliteStorage: 64 parallel wrong guesses take exactly 3 attempts") {
+TEST_CASE("SqliteStorage: 64 parallel wrong guesses take exactly 3 attempts"
+          * doctest::test_suite("tsan")) {
   SqliteStore store;
   for (int round = 0; round < 3; round++) {  // races are luck: give them chances
     INFO("round ", round);
@@ -875,7 +876,8 @@ void CheckParallelSendsKeepTheCap(Storage* a, Storage* b) {
   CHECK(refused.load() == 27);
 }
 
-TEST_CASE("SqliteStorage: 32 parallel sends on two handles never exceed the cap") {
+TEST_CASE("SqliteStorage: 32 parallel sends on two handles never exceed the cap"
+          * doctest::test_suite("tsan")) {
   SqliteStore store;
   std::shared_ptr<SqliteDb> second_db;
   REQUIRE(OpenSqliteDb(store.db->options(), &second_db).ok());
@@ -884,7 +886,8 @@ TEST_CASE("SqliteStorage: 32 parallel sends on two handles never exceed the cap"
   CheckParallelSendsKeepTheCap(store.storage.get(), second.get());
 }
 
-TEST_CASE("SqliteStorage: two handles on one file count attempts exactly") {
+TEST_CASE("SqliteStorage: two handles on one file count attempts exactly"
+          * doctest::test_suite("tsan")) {
   SqliteStore store;
   std::shared_ptr<SqliteDb> second_db;
   REQUIRE(OpenSqliteDb(store.db->options(), &second_db).ok());
@@ -951,7 +954,8 @@ struct Pipe {
   _exit(sent ? 0 : 4);
 }
 
-TEST_CASE("SqliteStorage: a forked second process counts attempts exactly") {
+TEST_CASE("SqliteStorage: a forked second process counts attempts exactly"
+          * doctest::test_suite("tsan")) {
   TempDir dir;
   const std::string path = dir.File("otpd.db");
   const std::string wrong = HashOf("abc", "000000");
@@ -1181,7 +1185,8 @@ std::string RedisSay(const std::vector<std::string>& argv) {
   return out;
 }
 
-TEST_CASE("RedisStorage: 64 parallel wrong guesses on two nodes take exactly 3 attempts") {
+TEST_CASE("RedisStorage: 64 parallel wrong guesses on two nodes take exactly 3 attempts"
+          * doctest::test_suite("tsan")) {
   RedisNodes nodes;
   for (int round = 0; round < 3; round++) {
     INFO("round ", round);
@@ -1194,7 +1199,8 @@ TEST_CASE("RedisStorage: 64 parallel wrong guesses on two nodes take exactly 3 a
   }
 }
 
-TEST_CASE("RedisStorage: 32 parallel sends on two nodes never exceed the cap") {
+TEST_CASE("RedisStorage: 32 parallel sends on two nodes never exceed the cap"
+          * doctest::test_suite("tsan")) {
   RedisNodes nodes;
   CheckParallelSendsKeepTheCap(nodes.a.get(), nodes.b.get());
 }

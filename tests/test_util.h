@@ -19,16 +19,28 @@
 
 namespace otpd {
 
-// A clock that only moves when told to. Thread-safe.
+// A clock that only moves when told to, and never sleeps. Thread-safe.
 class FakeClock : public Clock {
  public:
   explicit FakeClock(int64_t start_ms = 1700000000000) : now_(start_ms) {}
   int64_t NowMillis() override { return now_.load(); }
   void Advance(int64_t ms) { now_ += ms; }
   void AdvanceSeconds(int64_t s) { now_ += s * 1000; }
+  // The monotonic time moves only by hand or by SleepMicros, which also
+  // adds to slept_micros() and returns at once.
+  int64_t MonotonicMicros() override { return mono_us_.load(); }
+  void SleepMicros(int64_t us) override {
+    if (us <= 0) return;
+    mono_us_ += us;
+    slept_us_ += us;
+  }
+  void AdvanceMonotonicMicros(int64_t us) { mono_us_ += us; }
+  int64_t slept_micros() const { return slept_us_.load(); }
 
  private:
   std::atomic<int64_t> now_;
+  std::atomic<int64_t> mono_us_{0};
+  std::atomic<int64_t> slept_us_{0};
 };
 
 // splitmix64: the same bytes for the same seed. Tests only.

@@ -1,8 +1,19 @@
 #include "core/clock.h"
 
 #include <chrono>
+#include <thread>
 
 namespace otpd {
+
+int64_t Clock::MonotonicMicros() {
+  using namespace std::chrono;
+  return duration_cast<microseconds>(steady_clock::now().time_since_epoch()).count();
+}
+
+void Clock::SleepMicros(int64_t us) {
+  if (us > 0) std::this_thread::sleep_for(std::chrono::microseconds(us));
+}
+
 namespace {
 
 class SystemClockImpl : public Clock {

@@ -1,4 +1,4 @@
-// Clock: where every part of otpd reads the time.
+// Clock: where every part of otpd reads the time and waits.
 //
 // Production code uses SystemClock(); tests inject a FakeClock
 // (tests/test_util.h) and move it by hand, so that expiry and rate rules are
@@ -16,6 +16,12 @@ class Clock {
   // Milliseconds since the Unix epoch (wall clock: stored in the database and
   // compared across processes, so it cannot be a monotonic clock).
   virtual int64_t NowMillis() = 0;
+  // Microseconds on a clock that never goes back, for durations only (the
+  // default: std::chrono::steady_clock).
+  virtual int64_t MonotonicMicros();
+  // Waits `us` microseconds (the default: the thread sleeps). A fake clock
+  // moves its monotonic time instead, so no test waits.
+  virtual void SleepMicros(int64_t us);
 };
 
 // The process-wide wall clock. Never null; never destroyed.

@@ -1,8 +1,6 @@
 #include "otp/otp_service.h"
 
 #include <algorithm>
-#include <chrono>
-#include <thread>
 
 #include "core/delivery_metrics.h"
 #include "core/log.h"
@@ -144,11 +142,9 @@ Status OtpService::StoreAndText(const std::string& locale, SendResult* result) {
   if (!s.ok()) return s;
 
   const std::string body = Message(options, locale, code);
-  const auto sms_start = std::chrono::steady_clock::now();
+  const int64_t sms_start_us = clock_->MonotonicMicros();
   s = sms_->Send(result->phone, body, &result->receipt);
-  const int64_t took_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                              std::chrono::steady_clock::now() - sms_start)
-                              .count();
+  const int64_t took_us = clock_->MonotonicMicros() - sms_start_us;
   DefaultMetrics().RecordSmsLatency(took_us, s.ok());
   const int64_t avg = sms_latency_us_.load();
   // A lost update between threads only blurs the average.
@@ -201,7 +197,7 @@ Status OtpService::SendConcealed(const std::string& client_ip, SendResult* resul
   s = storage_->PutCode(StoredCode{result->user_id, hasher_->Hash(result->user_id, code), now,
                                    now + options_.Get().expiry_ms});
   if (!s.ok()) return s;
-  std::this_thread::sleep_for(std::chrono::microseconds(sms_latency_us_.load()));
+  clock_->SleepMicros(sms_latency_us_.load());
   result->outcome = SendOutcome::kSent;
   result->concealed = true;
   return Status::OK();

@@ -290,11 +290,6 @@ void SqliteStatement::BindInt64(int index, int64_t value) {
   if (rc != SQLITE_OK && bind_error_ == 0) bind_error_ = rc;
 }
 
-void SqliteStatement::BindNull(int index) {
-  int rc = sqlite3_bind_null(stmt_, index);
-  if (rc != SQLITE_OK && bind_error_ == 0) bind_error_ = rc;
-}
-
 Status SqliteStatement::Step(bool* row) {
   if (stmt_ == nullptr) return Status::Internal("Step on a statement that was not prepared");
   if (bind_error_ != 0) {
@@ -336,10 +331,6 @@ std::string SqliteStatement::ColumnBlob(int column) const {
   if (blob == nullptr) return std::string();
   return std::string(static_cast<const char*>(blob),
                      static_cast<size_t>(sqlite3_column_bytes(stmt_, column)));
-}
-
-bool SqliteStatement::ColumnIsNull(int column) const {
-  return sqlite3_column_type(stmt_, column) == SQLITE_NULL;
 }
 
 // ---------------------------------------------------------------------------

@@ -100,7 +100,6 @@ class SqliteStatement {
   void BindText(int index, const std::string& value);
   void BindBlob(int index, const std::string& value);
   void BindInt64(int index, int64_t value);
-  void BindNull(int index);
 
   // Advances one row: *row is true with a row to read, false when done.
   Status Step(bool* row);
@@ -111,7 +110,6 @@ class SqliteStatement {
   int64_t ColumnInt64(int column) const;
   std::string ColumnText(int column) const;
   std::string ColumnBlob(int column) const;
-  bool ColumnIsNull(int column) const;
 
  private:
   friend class SqliteConnection;
