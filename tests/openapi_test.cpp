@@ -212,6 +212,7 @@ TEST_CASE("Every GET answers 200 with the documented content type") {
   OtpStack s;
   for (const auto& p : doc["paths"].items()) {
     if (!p.value().contains("get")) continue;
+    if (p.value()["get"].contains("parameters")) continue;  // needs a query: tested on its own
     CAPTURE(p.key());
     HttpAnswer a = Get(&s, p.key());
     CHECK(a.status == 200);

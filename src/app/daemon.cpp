@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "app/options.h"
+#include "app/receipts.h"
 #include "app/systemd_service.h"
 #include "core/clock.h"
 #include "core/code_hash.h"
@@ -146,12 +147,13 @@ std::function<void()> PurgeTask(OtpService* service, AuditLog* audit, const Conf
 // The HTTP part of Serve, once the store, the SMS sender and the service
 // exist: the API, the server, the purge task and the signal thread.
 int ServeHttp(const Config& c, const ConfigReader& reread, OtpService* service, Storage* storage,
-              UserDirectory* users, AuditLog* audit, const std::string& store) {
+              UserDirectory* users, AuditLog* audit, const std::string& store,
+              DeliveryTracker* deliveries) {
   ApiKeys keys;
   Status s = ApiKeys::Load(c.api_keys, c.api_keys_file, &keys);
   if (!s.ok()) return Fail("api keys", s);
   std::unique_ptr<RateLimiter> limiter = NewIpLimiter(c);
-  HttpApi api(service, storage, ApiOptions(c, keys), limiter.get());
+  HttpApi api(service, storage, ApiOptions(c, keys), limiter.get(), deliveries);
   LiveParts live{service, &api, users, c, keys};
   HttpServer server(ServerOptions(c), &api);
   s = server.Bind();
@@ -273,7 +275,12 @@ int Serve(const Config& c, const ConfigReader& reread, std::shared_ptr<SqliteDb>
                      OpenSslRandom(), &hasher, audit);
   WarnOversizedTemplates(service);
   WarnWideCountryCodes(service.options());
-  return ServeHttp(c, reread, &service, storage.get(), users, audit, store);
+  Receipts receipts;
+  s = OpenReceipts(c, db, audit, store, &receipts);
+  if (!s.ok()) return Fail("deliveries", s);
+  service.SetDeliveries(receipts.tracker.get());
+  return ServeHttp(c, reread, &service, storage.get(), users, audit, store,
+                   receipts.tracker.get());
 }
 
 }  // namespace otpd

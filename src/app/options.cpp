@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "app/receipts.h"
 #include "core/log.h"
 #include "core/phone.h"
 #include "http/client_ip.h"
@@ -70,6 +71,8 @@ HttpApiOptions ApiOptions(const Config& c, const ApiKeys& keys) {
   o.expose_full_phone = c.expose_phone == "full";
   o.base_path = c.base_path;
   o.api_keys = keys;
+  o.twilio_status_url = ReceiptUrl(c);
+  if (!o.twilio_status_url.empty()) o.twilio_auth_token = ReceiptSigningToken(c);
   return o;
 }
 
@@ -81,7 +84,7 @@ TwilioOptions TwilioSettings(const Config& c) {
   o.api_key_secret = c.twilio_api_key_secret;
   o.from = c.twilio_phone_number;
   o.messaging_service_sid = c.twilio_messaging_service_sid;
-  o.status_callback = c.twilio_status_callback;
+  o.status_callback = c.public_url.empty() ? c.twilio_status_callback : ReceiptUrl(c);
   o.api_base = c.twilio_api_base;
   o.ca_file = c.twilio_ca_file;
   o.connect_timeout_ms = c.twilio_connect_timeout_ms;

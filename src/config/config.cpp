@@ -93,6 +93,13 @@ std::string CheckStatusCallback(const std::string& value) {
   return url ? CheckOneLine(value) : "must be an http:// or https:// URL";
 }
 
+std::string CheckPublicUrl(const std::string& value) {
+  if (value.empty()) return "";
+  if (!value.empty() && value.back() == '/') return "must not end in '/'";
+  if (value.find_first_of("?#") != std::string::npos) return "must not have a query";
+  return CheckStatusCallback(value);
+}
+
 // A bare host name: the WebOTP line is "@host #code".
 std::string CheckWebOtpDomain(const std::string& value) {
   return value.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -416,6 +423,13 @@ const std::vector<KeySpec>& Keys() {
                 &Config::twilio_messaging_service_sid, CheckOneLine),
       StringKey("twilio_status_callback", kSms, "URL Twilio posts delivery status to",
                 &Config::twilio_status_callback, CheckStatusCallback),
+      StringKey("public_url", kSms,
+                "URL otpd is reached at from outside; set it to get Twilio delivery receipts "
+                "at PUBLIC_URL/twilio/status",
+                &Config::public_url, CheckPublicUrl),
+      IntKey("delivery_unknown_after", kSms,
+             "Seconds after which a message without a final receipt counts as unknown",
+             &Config::delivery_unknown_after, 10, 604800),
       StringKey("twilio_api_base", kSms, "Twilio API base URL, https:// only (regional hosts)",
                 &Config::twilio_api_base, CheckApiBase),
       StringKey("twilio_ca_file", kSms, "PEM CA bundle for Twilio; unset: the system store",
@@ -626,6 +640,14 @@ std::string CheckTwilio(const Config& c) {
   }
   if (c.twilio_phone_number.empty() && c.twilio_messaging_service_sid.empty()) {
     return prefix + "no sender is set: twilio_phone_number or twilio_messaging_service_sid";
+  }
+  if (!c.public_url.empty() && !token && !token_file) {
+    return "public_url is set but Twilio signs receipts with the auth token, and only an API "
+           "key is set: set twilio_auth_token or twilio_auth_token_file too";
+  }
+  if (!c.public_url.empty() && !c.twilio_status_callback.empty()) {
+    return "public_url and twilio_status_callback are both set; keep one (public_url gets "
+           "receipts into otpd)";
   }
   return "";
 }

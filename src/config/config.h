@@ -127,6 +127,12 @@ struct Config {
   std::string twilio_phone_number;  // also TWILIO_PHONE_NUMBER: From
   std::string twilio_messaging_service_sid;  // instead of (or beating) From
   std::string twilio_status_callback;        // delivery status URL, optional
+  // The URL clients and Twilio reach otpd at ("https://otp.example.com" or
+  // "https://example.com/otp"; no trailing '/'). When set, every Twilio send
+  // asks for receipts at public_url + "/twilio/status", and their signature
+  // is checked against exactly that URL with the auth token.
+  std::string public_url;
+  int delivery_unknown_after = 900;  // seconds without a final receipt: "unknown"
   std::string twilio_api_base = "https://api.twilio.com";  // https:// only
   std::string twilio_ca_file;            // PEM CA bundle; empty: system store
   int twilio_connect_timeout_ms = 1500;  // per connect, 1..60000

@@ -207,7 +207,7 @@ std::string Metrics::Render(int64_t active_codes) const {
 const std::vector<std::string>& MetricRoutes() {
   static const auto* const routes = new std::vector<std::string>{
       "/send-code", "/verify-code", "/healthz", "/readyz", "/metrics",
-      "/docs",      "/redoc",       "/openapi.json"};
+      "/docs",      "/redoc",       "/openapi.json", "/twilio/status", "/send-status"};
   return *routes;
 }
 

@@ -185,7 +185,14 @@ std::string OperationHtml(const Json& doc, const std::string& path, const std::s
                     Escape(base_path + path) + "</code></h2>\n<p class=\"summary\">" +
                     Escape(Text(op, "summary")) + "</p>\n<p>" + Escape(Text(op, "description")) +
                     "</p>\n";
-  if (style == DocsStyle::kInteractive) out += TryForm(doc, id, upper, Url(base_path, path), op);
+  // The form sends JSON bodies only: an operation with parameters or
+  // another body type (the Twilio callback) is described, not tried.
+  const bool json_only = !op.contains("parameters") &&
+                         (!op.contains("requestBody") ||
+                          op["requestBody"]["content"].contains("application/json"));
+  if (style == DocsStyle::kInteractive && json_only) {
+    out += TryForm(doc, id, upper, Url(base_path, path), op);
+  }
   if (op.contains("requestBody")) {
     out += "<h3>Request body</h3>\n";
     for (const auto& c : op["requestBody"]["content"].items()) {

@@ -6,6 +6,7 @@
 #include "http/docs_pages.h"
 #include "core/log.h"
 #include "http/openapi.h"
+#include "core/delivery_metrics.h"
 #include "core/metrics.h"
 #include "core/phone.h"
 #include "otp/rules.h"
@@ -176,11 +177,12 @@ HttpApiOptions WithKeysFlag(HttpApiOptions options) {
 }  // namespace
 
 HttpApi::HttpApi(OtpService* service, Storage* storage, const HttpApiOptions& options,
-                 RateLimiter* limiter)
+                 RateLimiter* limiter, DeliveryTracker* deliveries)
     : service_(service),
       storage_(storage),
       options_(WithKeysFlag(options)),
       limiter_(limiter),
+      deliveries_(deliveries),
       openapi_json_(Dump(OpenApiDocument(WithKeysFlag(options)))),
       docs_html_(RenderDocsPage(OpenApiDocument(WithKeysFlag(options)), DocsStyle::kInteractive,
                                 options.base_path, WithKeysFlag(options).api_keys_enabled)),
@@ -200,6 +202,8 @@ const std::vector<Route>& HttpApi::Routes() {
       {"/docs", "GET"},
       {"/redoc", "GET"},
       {"/metrics", "GET"},
+      {"/twilio/status", "POST"},
+      {"/send-status", "GET"},
   };
   return routes;
 }
@@ -209,14 +213,16 @@ namespace {
 // What answers without an API key: liveness, and the documentation, which
 // holds no secret and whose /docs page has a field to enter the key.
 bool OpenWithoutKey(const std::string& path) {
-  return path == "/healthz" || path == "/docs" || path == "/redoc" || path == "/openapi.json";
+  return path == "/healthz" || path == "/docs" || path == "/redoc" || path == "/openapi.json" ||
+         path == "/twilio/status";  // signed by Twilio instead (HttpApi's constructor)
 }
 
 }  // namespace
 
 HttpAnswer HttpApi::Handle(const HttpRequest& request) const {
   int64_t retry_ms = 0;
-  if (limiter_ != nullptr && !limiter_->Allow(LimitKey(request.client_ip), &retry_ms)) {
+  if (limiter_ != nullptr && request.path != "/twilio/status" &&
+      !limiter_->Allow(LimitKey(request.client_ip), &retry_ms)) {
     return RateLimited("", (retry_ms + 999) / 1000);
   }
   const HttpApiOptions& options = options_.Get();
@@ -243,6 +249,8 @@ HttpAnswer HttpApi::Dispatch(const HttpRequest& request) const {
       if (request.path == "/healthz") return JsonAnswer(200, Json{{"status", "ok"}});
       if (request.path == "/readyz") return Ready();
       if (request.path == "/metrics") return MetricsPage();
+      if (request.path == "/twilio/status") return TwilioStatus(request);
+      if (request.path == "/send-status") return SendStatus(request);
       if (request.path == "/docs") return Page(docs_html_, docs_html_z_);
       if (request.path == "/redoc") return Page(redoc_html_, redoc_html_z_);
       HttpAnswer a;
@@ -352,7 +360,7 @@ HttpAnswer HttpApi::MetricsPage() const {
     Log(LogLevel::kDebug, "cannot count active codes", {{"error", s.ToString()}});
   }
   HttpAnswer a;
-  a.body = DefaultMetrics().Render(active);
+  a.body = DefaultMetrics().Render(active) + DefaultDeliveryMetrics().Render();
   a.content_type = "text/plain; version=0.0.4; charset=utf-8";
   return a;
 }

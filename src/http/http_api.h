@@ -19,6 +19,7 @@
 #include "http/api_keys.h"
 #include "http/docs_pages.h"
 #include "core/live_value.h"
+#include "otp/deliveries.h"
 #include "otp/otp_service.h"
 #include "http/rate_limiter.h"
 #include "core/status.h"
@@ -33,6 +34,9 @@ struct HttpRequest {
   std::string client_ip;  // canonical; the socket peer or, behind a trusted
                           // proxy, from X-Forwarded-For (client_ip.h)
   std::string authorization = {};  // the Authorization header, "" when absent
+  std::string twilio_signature = {};  // the X-Twilio-Signature header, "" when absent
+  // The query string's parameters, decoded, in order.
+  std::vector<std::pair<std::string, std::string>> query = {};
 };
 
 struct HttpAnswer {
@@ -60,6 +64,12 @@ struct HttpApiOptions {
   // When not empty, every path but /healthz needs "Authorization: Bearer
   // KEY" and answers 401 unauthorized (with WWW-Authenticate) otherwise.
   ApiKeys api_keys;
+  // Delivery receipts (POST /twilio/status): the exact URL Twilio is given
+  // as StatusCallback (public_url + "/twilio/status"), which its signature
+  // covers, and the auth token that signs (secret). Either empty: every
+  // callback answers 403.
+  std::string twilio_status_url;
+  std::string twilio_auth_token;
 };
 
 struct Route {
@@ -72,9 +82,13 @@ class HttpApi {
   // `service`, `storage` and `limiter` must outlive the object. With a
   // limiter, every request first takes a token for its client IP (per /64
   // for IPv6) and answers 429 rate_limited when there is none; then the API
-  // key is checked (so guessing keys is rate limited too).
+  // key is checked (so guessing keys is rate limited too). POST
+  // /twilio/status is the exception to both: Twilio cannot send our API key
+  // and calls from a few addresses, so its X-Twilio-Signature is the check.
+  // With `deliveries` (must outlive the object), receipts are applied to it
+  // and GET /send-status answers from it; without, both answer 404.
   HttpApi(OtpService* service, Storage* storage, const HttpApiOptions& options,
-          RateLimiter* limiter = nullptr);
+          RateLimiter* limiter = nullptr, DeliveryTracker* deliveries = nullptr);
 
   // Routes and answers one request. Unknown paths answer 404, known paths
   // with another method 405 (with Allow). Never throws for any input.
@@ -99,11 +113,14 @@ class HttpApi {
   HttpAnswer MetricsPage() const;
   HttpAnswer Page(const std::string& html, const std::shared_ptr<const CompressedBody>& z) const;
   HttpAnswer Dispatch(const HttpRequest& request) const;
+  HttpAnswer TwilioStatus(const HttpRequest& request) const;  // http_api_receipts.cpp
+  HttpAnswer SendStatus(const HttpRequest& request) const;    // http_api_receipts.cpp
 
   OtpService* const service_;
   Storage* const storage_;
   LiveValue<HttpApiOptions> options_;
   RateLimiter* const limiter_;
+  DeliveryTracker* const deliveries_;
   // Rendered once, from the options at construction: base_path and the
   // API-key setting take a restart to change.
   const std::string openapi_json_;

@@ -332,6 +332,8 @@ void HttpServer::Impl::Serve(const Request& req, Response& res,
                              const httplib::ContentReader* reader) const {
   HttpRequest r{req.method, req.path, std::string(), ClientOf(req, options_.trusted_proxies),
                 req.get_header_value("Authorization")};
+  r.twilio_signature = req.get_header_value("X-Twilio-Signature");
+  for (const auto& param : req.params) r.query.emplace_back(param.first, param.second);
   if (reader != nullptr) {
     // Bounded even for chunked bodies, which the library does not limit.
     bool too_large = false;

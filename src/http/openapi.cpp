@@ -169,6 +169,59 @@ Json GetOperation(const std::string& id, const std::string& summary,
               {"responses", responses}};
 }
 
+Json SchemaResponse(const std::string& description, const std::string& schema) {
+  return Json{{"description", description},
+              {"content", {{"application/json", {{"schema", Ref(schema)}}}}}};
+}
+
+Json TwilioStatusOperation() {
+  Json form = {{"type", "object"},
+               {"required", {"MessageSid", "MessageStatus"}},
+               {"properties",
+                {{"MessageSid", Str("Twilio's message SID")},
+                 {"MessageStatus", Str("queued, sending, sent, delivered, undelivered, failed, ...")},
+                 {"ErrorCode", Str("Twilio's error code, for undelivered and failed")}}}};
+  return Json{
+      {"operationId", "twilioStatus"},
+      {"summary", "Twilio delivery receipt (called by Twilio)"},
+      {"description",
+       "Twilio's StatusCallback, sent with every message when public_url is set. Needs no API "
+       "key: the X-Twilio-Signature header (HMAC-SHA1 with the account's auth token over "
+       "public_url + \"/twilio/status\" and the sorted form fields) is checked instead, and "
+       "an unsigned or wrongly signed call answers 403 and changes nothing. A replayed "
+       "receipt changes nothing either."},
+      {"security", Json::array()},
+      {"parameters",
+       {{{"name", "X-Twilio-Signature"}, {"in", "header"}, {"required", true},
+         {"schema", {{"type", "string"}}}}}},
+      {"requestBody",
+       {{"required", true},
+        {"content", {{"application/x-www-form-urlencoded", {{"schema", form}}}}}}},
+      {"responses",
+       {{"200", SchemaResponse("Applied (recorded) or for a message otpd never sent (ignored)",
+                               "ReceiptAnswer")},
+        {"400", SchemaResponse("Signed, but MessageSid or MessageStatus is missing", "PlainError")},
+        {"403", SchemaResponse("Missing or wrong signature; nothing changed", "PlainError")},
+        {"404", SchemaResponse("Receipts are off (public_url is not set)", "PlainError")}}}};
+}
+
+Json SendStatusOperation() {
+  return Json{
+      {"operationId", "sendStatus"},
+      {"summary", "Delivery status of a user's last code"},
+      {"description",
+       "What the SMS provider last reported for the newest message sent to the user: accepted "
+       "(taken, no receipt yet), queued, sent, delivered, undelivered, failed, or unknown (no "
+       "final receipt within delivery_unknown_after). error_code is the provider's."},
+      {"parameters",
+       {{{"name", "user_id"}, {"in", "query"}, {"required", true},
+         {"schema", {{"type", "string"}, {"minLength", 1}, {"maxLength", kMaxUserIdBytes}}}}}},
+      {"responses",
+       {{"200", SchemaResponse("The last send's status", "SendStatus")},
+        {"404", SchemaResponse("No send recorded for this user", "ErrorResponse")},
+        {"422", SchemaResponse("user_id is missing or too long", "ValidationError")}}}};
+}
+
 Json Paths(const HttpApiOptions& options) {
   Json p;
   p["/send-code"]["post"] = SendCodeOperation(options);
@@ -177,6 +230,7 @@ Json Paths(const HttpApiOptions& options) {
       "healthz", "Liveness", "200 while the process serves.",
       {{"200", Response("Serving", "Health", {{"ok", Example("Serving", {{"status", "ok"}})}})}});
   if (options.api_keys_enabled) p["/healthz"]["get"]["security"] = Json::array();
+  // Twilio signs instead of sending a key (HttpApi's constructor).
   p["/readyz"]["get"] = GetOperation(
       "readyz", "Readiness", "200 only when the code store accepts writes, else 503.",
       {{"200", Response("Ready", "Health", {{"ready", Example("Ready", {{"status", "ready"}})}})},
@@ -202,12 +256,16 @@ Json Paths(const HttpApiOptions& options) {
   p["/redoc"]["get"] = GetOperation("redoc", "Reference documentation",
                                     "Every endpoint and schema on one readable page.",
                                     {{"200", HtmlResponse("The page")}});
+  p["/twilio/status"]["post"] = TwilioStatusOperation();
+  p["/send-status"]["get"] = SendStatusOperation();
   if (options.api_keys_enabled) {
     Json unauthorized = {{"description", "No valid API key (Authorization: Bearer KEY)"},
                          {"content", {{"application/json", {{"schema", Ref("Unauthorized")}}}}}};
     for (auto& path : p.items()) {
       for (auto& op : path.value().items()) {
-        if (path.key() != "/healthz") op.value()["responses"]["401"] = unauthorized;
+        if (path.key() != "/healthz" && path.key() != "/twilio/status") {
+          op.value()["responses"]["401"] = unauthorized;
+        }
       }
     }
   }
@@ -267,6 +325,16 @@ Json Schemas(const HttpApiOptions& options) {
   s["NotReady"] = Object({"status", "detail"}, {{"status", {{"type", "string"},
                                                            {"enum", {"unavailable"}}}},
                                                 {"detail", Str("Why")}});
+  s["ReceiptAnswer"] = Object({"status"}, {{"status", {{"type", "string"},
+                                                       {"enum", {"recorded", "ignored"}}}}});
+  s["SendStatus"] = Object(
+      {"user_id", "provider", "status", "error_code", "sent_at", "updated_at"},
+      {{"user_id", Str("The user ID, lower case")},
+       {"provider", Str("The provider that took the message: twilio, vonage, ...")},
+       {"status", Str("accepted, queued, sending, sent, delivered, undelivered, failed, unknown")},
+       {"error_code", Int("The provider's error code with the status (0: none)")},
+       {"sent_at", Str("When the message was sent (UTC)")},
+       {"updated_at", Str("When the status last changed (UTC)")}});
   if (options.api_keys_enabled) s["Unauthorized"] = Object({"detail"}, {{"detail", Json::object()}});
   return s;
 }

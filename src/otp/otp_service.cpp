@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/client_key.h"
+#include "core/delivery_metrics.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/phone.h"
@@ -190,6 +191,11 @@ Status OtpService::StoreAndText(const std::string& locale, SendResult* result) {
     return Status::OK();
   }
   result->outcome = SendOutcome::kSent;
+  DefaultDeliveryMetrics().RecordCodeSent();
+  if (deliveries_ != nullptr) {
+    deliveries_->OnSent(result->receipt.provider, result->receipt.provider_id, result->user_id,
+                        result->phone, stored.expires_at_ms);
+  }
   return Status::OK();
 }
 
@@ -259,6 +265,9 @@ Status OtpService::VerifyUnaudited(const std::string& passcode, VerifyCodeResult
     result->retry_after_s = CeilSeconds(result->store.retry_after_ms);
   }
   DefaultMetrics().RecordVerify(ToMetric(s, result->store.outcome));
+  if (s.ok() && result->store.outcome == VerifyOutcome::kOk) {
+    DefaultDeliveryMetrics().RecordCodeVerified();
+  }
   return s;
 }
 

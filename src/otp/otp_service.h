@@ -18,6 +18,7 @@
 
 #include "otp/audit.h"
 #include "otp/latency_mimic.h"
+#include "otp/deliveries.h"
 #include "core/clock.h"
 #include "core/code_hash.h"
 #include "core/live_value.h"
@@ -148,6 +149,10 @@ class OtpService {
   // running finish with the options they started with.
   void SetOptions(const OtpOptions& options) { options_.Set(options); }
 
+  // Every message a provider takes is recorded in `deliveries` for its
+  // receipts (none when null). REQUIRES: set before serving; outlives us.
+  void SetDeliveries(DeliveryTracker* deliveries) { deliveries_ = deliveries; }
+
  private:
   Status SendUnaudited(const std::string& client_ip, SendResult* result);
   Status VerifyUnaudited(const std::string& passcode, VerifyCodeResult* result);
@@ -178,6 +183,7 @@ class OtpService {
   AuditLog* const audit_;
   // Recent SMS send times, which concealed sends imitate.
   LatencyMimic sms_latency_;
+  DeliveryTracker* deliveries_ = nullptr;
 };
 
 }  // namespace otpd

@@ -19,6 +19,10 @@ namespace otpd {
 struct SmsReceipt {
   std::string provider_id;  // the provider's message ID, when it gave one
   int provider_code = 0;    // the provider's numeric error code on failure
+  std::string provider;     // which provider answered: "twilio", "vonage", "console"
+  // The provider refused the number itself (invalid, unroutable, opted
+  // out): another provider would refuse it too.
+  bool number_refused = false;
 };
 
 class SmsSender {
@@ -68,6 +72,31 @@ struct TwilioOptions {
 // InvalidArgument from the factory when an option is unusable (missing
 // credential, non-https base, CR/LF in a header value).
 Status NewTwilioSmsSender(const TwilioOptions& options, std::unique_ptr<SmsSender>* sender);
+
+// How the Vonage sender reaches Vonage's SMS API
+// (POST {api_base}/sms/json, form fields api_key, api_secret, from, to,
+// text). Same TLS, pooling, deadline and retry rules as the Twilio sender.
+struct VonageOptions {
+  std::string api_key;
+  std::string api_secret;  // secret
+  std::string from;        // a number or alphanumeric sender ID
+  std::string api_base = "https://rest.nexmo.com";  // https:// only; no path
+  std::string ca_file;     // PEM bundle; empty: the system store
+  int connect_timeout_ms = 1500;
+  int timeout_ms = 6000;
+  int max_idle_connections = 4;
+  int max_idle_ms = 20000;
+};
+
+// Vonage's SMS API. OK when messages[0].status is "0", with its
+// message-id in receipt->provider_id. Retried (at most twice, within
+// timeout_ms) only when Vonage cannot have taken the message: no
+// connection, HTTP 429 or 5xx, status 1 (throttled) or 5 (internal error).
+// Other failures answer at once with Vonage's status in
+// receipt->provider_code; a refusal of the number itself (3 invalid
+// parameters, 6 unroutable number, 7 barred number) sets
+// receipt->number_refused. The secret is never logged.
+Status NewVonageSmsSender(const VonageOptions& options, std::unique_ptr<SmsSender>* sender);
 
 // Reads the auth token from `path` (systemd LoadCredential): the whole file
 // without a trailing newline. IOError when unreadable; InvalidArgument when

@@ -31,6 +31,7 @@ class ConsoleSmsSender : public SmsSender {
         write(log_fd_, file_line.data(), file_line.size()) != static_cast<ssize_t>(file_line.size())) {
       return Status::IOError(std::string("cannot append to sms_log_file: ") + strerror(errno));
     }
+    receipt->provider = "console";
     receipt->provider_id = "console-" + std::to_string(++sent_);
     return Status::OK();
   }

@@ -332,6 +332,7 @@ Status TwilioSmsSender::Send(const std::string& to, const std::string& body,
   Status s;
   for (int attempt = 0;; ++attempt) {
     *receipt = SmsReceipt();
+    receipt->provider = "twilio";
     bool retryable = false;
     s = Attempt(form, deadline, receipt, &retryable);
     if (s.ok() || !retryable || attempt == kMaxRetries) break;
