@@ -278,6 +278,10 @@ tsan: deps
 # tests/fuzz/corpus-NAME (tests/fuzz/corpus for http_api) stay as they are.
 FUZZ_CXX  ?= clang++
 FUZZ_TIME ?= 300
+# 0: a new random seed each run; fuzz-ci fixes it so a CI run can be replayed.
+FUZZ_SEED ?= 0
+# -1: no limit on inputs; with a seed, a count makes a run repeatable.
+FUZZ_RUNS ?= -1
 FUZZ_SAN  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_TARGETS := http_api config users_csv
 FUZZ_COMMON := $(FUZZ_DIR)/tests/otp_stack.o $(FUZZ_DIR)/tests/test_util.o $(FUZZ_DIR)/tests/redis_server.o \
@@ -297,14 +301,16 @@ fuzz: $(FUZZ_TARGETS:%=$(FUZZ_DIR)/%_fuzz)
 	  mkdir -p $(FUZZ_DIR)/corpus-$$t; \
 	  seeds=tests/fuzz/corpus-$$t; [ $$t = http_api ] && seeds=tests/fuzz/corpus; \
 	  echo "fuzz $$t: $(FUZZ_TIME) s"; \
-	  $(FUZZ_DIR)/$${t}_fuzz -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=2048 \
+	  $(FUZZ_DIR)/$${t}_fuzz -seed=$(FUZZ_SEED) -runs=$(FUZZ_RUNS) -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=2048 \
 	    $(FUZZ_DIR)/corpus-$$t $$seeds; \
 	done
 
-# CI: 60 s for the HTTP handlers, 30 s for each reader.
+# CI: 60 s for the HTTP handlers; 30 000 inputs from seed 1 for each reader
+# (the same inputs every run, so a red run can be replayed).
 fuzz-ci:
-	@$(MAKE) --no-print-directory fuzz FUZZ_TARGETS=http_api FUZZ_TIME=60
-	@$(MAKE) --no-print-directory fuzz FUZZ_TARGETS="config users_csv" FUZZ_TIME=30
+	@$(MAKE) --no-print-directory fuzz FUZZ_TARGETS=http_api FUZZ_TIME=60 FUZZ_SEED=1
+	@$(MAKE) --no-print-directory fuzz FUZZ_TARGETS="config users_csv" FUZZ_TIME=120 FUZZ_SEED=1 \
+	  FUZZ_RUNS=30000
 
 FORCE:
 

@@ -503,6 +503,41 @@ TEST_CASE("config file: a NUL byte is refused with its place, not parsed") {
   CHECK(s.message() == "config file f.conf: NUL byte (not text) (line 2, column 2)");
 }
 
+TEST_CASE("config file: non-ASCII outside strings is refused with its place, not parsed") {
+  // toml++ 3.3 reaches undefined behaviour on U+01FD outside a string
+  // (found by fuzzing); inside strings and comments such text is fine.
+  Settings settings;
+  Config config;
+  Status s = ReadConfigText("f.conf", "port = 1\npBB\xc7\xbd = 2\n", &settings, &config);
+  CHECK(s.message() ==
+        "config file f.conf: non-ASCII character outside a string or comment (line 2, column 4)");
+  s = ReadConfigText("f.conf", "m = \"\"\"a \\\n \xc7\xbd\"\"\"\n", &settings, &config);
+  CHECK(s.message() ==
+        "config file f.conf: non-ASCII character after a line-ending backslash (line 2, column 2)");
+  Settings ok_settings;
+  Config ok_config;
+  s = ReadConfigText("f.conf",
+                     "# caf\xc3\xa9\napp_name = \"Caf\xc3\xa9 #1\" # \xc7\xbd\n"
+                     "message_template = '''{code} \xc7\xbd'''\n",
+                     &ok_settings, &ok_config);
+  CHECK(s.ok());
+  CHECK(ok_settings.count("app_name") == 1);
+}
+
+TEST_CASE("config file: a table header without a name is refused, not parsed") {
+  // toml++ 3.3 asserts (aborts) on "[[[" (found by fuzzing).
+  Settings settings;
+  Config config;
+  Status s = ReadConfigText("f.conf", "port = 1\n[[[[x]]\n", &settings, &config);
+  CHECK(s.message() == "config file f.conf: table header without a name (line 2, column 1)");
+  s = ReadConfigText("f.conf", "port = 1\n  [ ]\n", &settings, &config);
+  CHECK(s.message() == "config file f.conf: table header without a name (line 2, column 3)");
+  Settings ok_settings;
+  s = ReadConfigText("f.conf", "allowed_country_codes = [\"1\",\n\"44\"]\n[ users ]\n", &ok_settings,
+                     &config);
+  CHECK(s.ok());
+}
+
 TEST_CASE("config file: the message names the file exactly as given") {
   TempDir dir;
   const std::string path = WriteFile(dir, "otpd.conf", "cod_length = 5\n");

@@ -6,6 +6,7 @@
 #include "config/sources.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -273,18 +274,111 @@ std::string ReadEntry(const std::string& path, const std::string& text, const En
   return "";
 }
 
+// True when only spaces and tabs stand between the start of the line and
+// text[i].
+bool AtLineStart(const std::string& text, size_t i) {
+  while (i > 0 && (text[i - 1] == ' ' || text[i - 1] == '\t')) i--;
+  return i == 0 || text[i - 1] == '\n';
+}
+
+// text[i] is '[': true when "[" or "[[" and blanks are followed by a key
+// (a bare-key character or a quote). toml++ 3.3 asserts otherwise ("[[[").
+bool HeaderNameFollows(const std::string& text, size_t i) {
+  i++;
+  if (i < text.size() && text[i] == '[') i++;
+  while (i < text.size() && (text[i] == ' ' || text[i] == '\t')) i++;
+  if (i >= text.size()) return false;
+  const unsigned char c = static_cast<unsigned char>(text[i]);
+  return std::isalnum(c) || c == '_' || c == '-' || c == '"' || c == '\'';
+}
+
+// The first byte of `text` that toml++ 3.3 must not see, or npos; *what
+// says why. TOML never allows a NUL byte, and toml++ asserts on one in a
+// [header]. Outside strings and comments TOML allows only ASCII, and on a
+// non-ASCII character there toml++ 3.3 reaches an "unreachable" branch of
+// its whitespace table (undefined behaviour; found by fuzzing), as it can
+// in the whitespace a line-ending backslash trims in a multi-line string.
+size_t FirstUnsafeByte(const std::string& text, std::string* what) {
+  const size_t nul = text.find('\0');
+  if (nul != std::string::npos) {
+    *what = "NUL byte (not text)";
+    return nul;
+  }
+  *what = "non-ASCII character outside a string or comment";
+  enum { kCode, kComment, kBasic, kLiteral, kMultiBasic, kMultiLiteral, kTrim } state = kCode;
+  // A UTF-8 byte order mark may open the file (editors on Windows write one).
+  const size_t start = text.compare(0, 3, "\xEF\xBB\xBF") == 0 ? 3 : 0;
+  for (size_t i = start; i < text.size(); i++) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    const bool three = i + 2 < text.size() && text[i + 1] == text[i] && text[i + 2] == text[i];
+    switch (state) {
+      case kCode:
+        if (c >= 0x80) return i;
+        if (c == '[' && AtLineStart(text, i) && !HeaderNameFollows(text, i)) {
+          *what = "table header without a name";
+          return i;
+        }
+        if (c == '#') state = kComment;
+        if (c == '"') state = three ? kMultiBasic : kBasic;
+        if (c == '\'') state = three ? kMultiLiteral : kLiteral;
+        if (three && (c == '"' || c == '\'')) i += 2;
+        break;
+      case kComment:
+        if (c == '\n') state = kCode;
+        break;
+      case kBasic:
+        if (c == '\\') {
+          i++;
+        } else if (c == '"' || c == '\n') {
+          state = kCode;
+        }
+        break;
+      case kLiteral:
+        if (c == '\'' || c == '\n') state = kCode;
+        break;
+      case kMultiBasic:
+        if (c == '\\') {
+          const unsigned char next = i + 1 < text.size() ? text[i + 1] : 0;
+          if (next == ' ' || next == '\t' || next == '\r' || next == '\n') state = kTrim;
+          i++;
+        } else if (c == '"' && three) {
+          state = kCode;
+          i += 2;
+        }
+        break;
+      case kMultiLiteral:
+        if (c == '\'' && three) {
+          state = kCode;
+          i += 2;
+        }
+        break;
+      case kTrim:
+        if (c >= 0x80) {
+          *what = "non-ASCII character after a line-ending backslash";
+          return i;
+        }
+        if (c != ' ' && c != '\t' && c != '\r' && c != '\n') {
+          state = kMultiBasic;
+          i--;
+        }
+        break;
+    }
+  }
+  return std::string::npos;
+}
+
 }  // namespace
 
 Status ReadConfigText(const std::string& path, const std::string& text, Settings* settings,
                       Config* config) {
-  // TOML never allows a NUL byte, and toml++ 3.3 asserts on one in a
-  // [header] instead of reporting it: refuse it first.
-  const size_t nul = text.find('\0');
-  if (nul != std::string::npos) {
-    const size_t line_start = text.rfind('\n', nul);
-    const size_t line = 1 + static_cast<size_t>(std::count(text.begin(), text.begin() + nul, '\n'));
-    const size_t column = line_start == std::string::npos ? nul + 1 : nul - line_start;
-    return Status::InvalidArgument(Prefix(path) + "NUL byte (not text)" +
+  // Bytes toml++ 3.3 mishandles instead of reporting: refuse them first.
+  std::string what;
+  const size_t bad = FirstUnsafeByte(text, &what);
+  if (bad != std::string::npos) {
+    const size_t line_start = text.rfind('\n', bad);
+    const size_t line = 1 + static_cast<size_t>(std::count(text.begin(), text.begin() + bad, '\n'));
+    const size_t column = line_start == std::string::npos ? bad + 1 : bad - line_start;
+    return Status::InvalidArgument(Prefix(path) + what +
                                    Where(static_cast<int>(line), static_cast<int>(column)));
   }
   toml::parse_result parsed = toml::parse(std::string_view(text), std::string_view(path));
