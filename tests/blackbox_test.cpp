@@ -90,11 +90,7 @@ std::vector<std::string> LogLines(const std::string& log, const std::string& msg
 }
 
 bool WaitForLog(const std::string& log, const std::string& msg, size_t count) {
-  for (int i = 0; i < 1000; i++) {
-    if (LogLines(log, msg).size() >= count) return true;
-    usleep(10000);
-  }
-  return false;
+  return WaitUntil([&] { return LogLines(log, msg).size() >= count; });
 }
 
 bool SendAll(int fd, const std::string& data) {
@@ -132,8 +128,11 @@ TEST_CASE("otpd binary: SIGTERM answers every request in flight, then exits 0") 
   usleep(200000);
   REQUIRE(kill(otpd.pid(), SIGTERM) == 0);
   REQUIRE(WaitForLog(otpd.log(), "stopping"));
-  usleep(200000);
-  CHECK(ConnectToLoopback(otpd.port()) < 0);  // no longer accepting
+  CHECK(WaitUntil([&] {  // no longer accepting, once the listener closes
+    const int fd = ConnectToLoopback(otpd.port());
+    if (fd >= 0) close(fd);
+    return fd < 0;
+  }));
   for (int fd : fds) {
     REQUIRE(SendAll(fd, body.substr(5)));
     const std::string answer = ReadAll(fd);
@@ -301,6 +300,7 @@ TEST_CASE("otpd backup: consistent copies of a database being written, never ove
   OtpdProcess otpd(dir, "a", {"--config", Config(dir, "sms.log")});
   std::atomic<bool> stop{false};
   std::atomic<int> answered{0};
+  std::atomic<int> requests{0};  // answered in any way: the database is written
   std::vector<std::thread> load;
   for (int t = 0; t < 4; t++) {
     load.emplace_back([&] {
@@ -308,12 +308,13 @@ TEST_CASE("otpd backup: consistent copies of a database being written, never ove
       while (!stop) {
         auto res = cli.Post("/send-code", R"({"user_id":"abc"})", "application/json");
         if (res && res->status == 200) answered++;
-        cli.Post("/verify-code", VerifyJson("abc", "000000"), "application/json");
+        if (cli.Post("/verify-code", VerifyJson("abc", "000000"), "application/json")) requests++;
       }
     });
   }
   for (int i = 0; i < 3; i++) {
-    usleep(100000);
+    const int requests_before = requests;
+    REQUIRE(WaitUntil([&] { return requests > requests_before + 3; }));  // under load
     const std::string copy = dir.File("backup" + std::to_string(i) + ".db");
     CommandResult r = RunOtpd(dir, {"backup", copy, "--database", dir.File("otpd.db")});
     CHECK_MESSAGE(r.exit_code == 0, r.err);
@@ -604,7 +605,7 @@ TEST_CASE("otpd binary: metrics after a scripted sequence, and one access line p
   // worker thread, which a loaded machine may hold back; its access line
   // follows the count. Wait for the 7 lines so far, then scrape once (each
   // scrape counts too).
-  for (int i = 0; i < 400 && LogLines(otpd.log(), "request").size() < 7; i++) usleep(5000);
+  REQUIRE(WaitForLog(otpd.log(), "request", 7));
   auto m = Scrape(otpd);
   CHECK(m[R"(otpd_sends_total{outcome="sent"})"] == 1);
   CHECK(m[R"(otpd_sends_total{outcome="user_not_found"})"] == 1);
@@ -879,14 +880,10 @@ TEST_CASE("otpd binary: allowed_country_codes refuses other countries; a bad lis
   CHECK(r.err.find("allowed_country_codes") != std::string::npos);
 }
 
-// Whether otpd's log shows `text` within two seconds (the access log line
-// is written after the answer has gone out).
+// Whether otpd's log comes to show `text` (the access log line is written
+// after the answer has gone out; WaitUntil's guard only ends a hang).
 bool LogShows(const OtpdProcess& otpd, const std::string& text) {
-  for (int i = 0; i < 200; i++) {
-    if (ReadFile(otpd.log()).find(text) != std::string::npos) return true;
-    usleep(10000);
-  }
-  return false;
+  return WaitUntil([&] { return ReadFile(otpd.log()).find(text) != std::string::npos; });
 }
 
 // GET /healthz from 127.0.0.1 claiming to forward for `xff` ("" for none).
@@ -1000,10 +997,6 @@ TEST_CASE("otpd binary: a second secret on one database is refused with one line
   OtpdProcess again(dir, "b", {"--config", conf});
   CHECK(again.Terminate() == 0);
 }
-
-}  // namespace otpd
-
-namespace otpd {
 
 TEST_CASE("otpd binary: a second otpd on a port in use exits 1 with one line naming it") {
   TempDir dir;

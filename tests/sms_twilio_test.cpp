@@ -389,9 +389,6 @@ TEST_CASE("twilio: the provider code reaches the /send-code answer and no code s
 }
 
 }  // namespace
-}  // namespace otpd
-
-namespace otpd {
 
 TEST_CASE("twilio: every form of a phone number in an error message is masked") {
   Certs certs;

@@ -527,12 +527,6 @@ TEST_CASE("A failed bind is reported by Step") {
   CHECK(Contains(s.message(), "bind"));
 }
 
-}  // namespace
-}  // namespace otpd
-
-namespace otpd {
-namespace {
-
 int64_t FileSize(const std::string& path) {
   struct stat st;
   return stat(path.c_str(), &st) == 0 ? st.st_size : -1;
@@ -585,9 +579,6 @@ TEST_CASE("The background checkpointer moves committed pages into the database f
   CHECK(later > without + 16 * 1024);  // the checkpointer moved them (waited for, not timed)
 }
 
-}  // namespace otpd
-
-namespace otpd {
 namespace {
 
 // Commits `n` transactions of one 1 KiB row each and returns the largest
