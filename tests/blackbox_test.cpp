@@ -5,6 +5,7 @@
 #include <otpd_httplib.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <sstream>
@@ -97,9 +99,34 @@ bool SendAll(int fd, const std::string& data) {
   return send(fd, data.data(), data.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(data.size());
 }
 
-// Everything the peer sends until it closes (or 10 s pass).
+// Whether the server on 127.0.0.1:`server_port` has read every byte sent
+// on the client socket `fd` so far: the server side of the connection is
+// in /proc/net/tcp with an empty receive queue (a connection not yet
+// accepted, or with bytes unread, shows them there).
+bool ServerHasRead(int fd, int server_port) {
+  sockaddr_in local{};
+  socklen_t len = sizeof local;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) != 0) return false;
+  char want[64];
+  snprintf(want, sizeof want, "0100007F:%04X 0100007F:%04X", server_port, ntohs(local.sin_port));
+  std::istringstream table(ReadFile("/proc/net/tcp"));
+  for (std::string line; std::getline(table, line);) {
+    const size_t at = line.find(want);
+    if (at == std::string::npos) continue;
+    // "... st tx_queue:rx_queue ...": the fields after both addresses.
+    std::istringstream fields(line.substr(at + strlen(want)));
+    std::string state, queues;
+    fields >> state >> queues;
+    const size_t colon = queues.find(':');
+    return colon != std::string::npos && std::stoul(queues.substr(colon + 1), nullptr, 16) == 0;
+  }
+  return false;
+}
+
+// Everything the peer sends until it closes (each read waits up to 60 s,
+// a hang guard).
 std::string ReadAll(int fd) {
-  timeval tv{10, 0};
+  timeval tv{60, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   std::string out;
   char buf[4096];
@@ -125,7 +152,11 @@ TEST_CASE("otpd binary: SIGTERM answers every request in flight, then exits 0") 
     REQUIRE(SendAll(fd, head + body.substr(0, 5)));
     fds.push_back(fd);
   }
-  usleep(200000);
+  // The signal comes once otpd has taken all five and read what was sent.
+  REQUIRE(WaitUntil([&] {
+    return std::all_of(fds.begin(), fds.end(),
+                       [&](int fd) { return ServerHasRead(fd, otpd.port()); });
+  }));
   REQUIRE(kill(otpd.pid(), SIGTERM) == 0);
   REQUIRE(WaitForLog(otpd.log(), "stopping"));
   CHECK(WaitUntil([&] {  // no longer accepting, once the listener closes
