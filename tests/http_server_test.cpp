@@ -19,6 +19,7 @@
 
 #include "core/metrics.h"
 #include "http/api_keys.h"
+#include "http/worker_pool.h"
 #include "otp_stack.h"
 #include "test_util.h"
 
@@ -629,6 +630,38 @@ TEST_CASE("Server: with reuse_port two servers may share a port") {
   o.port = f.server->port();
   HttpServer second(o, f.stack.api.get());
   CHECK(second.Bind().ok());
+}
+
+TEST_CASE("Server: after a burst of connections the workers go back to min_threads"
+          * doctest::test_suite("tsan")) {
+  FakeClock clock;
+  HttpServerOptions o;
+  o.min_threads = 2;
+  o.worker_idle_ms = 3000;
+  o.clock = &clock;
+  ServerFixture f(o);
+  WorkerPool& pool = f.server->pool();
+  CHECK(pool.workers() == 2);
+  {
+    std::vector<std::unique_ptr<httplib::Client>> clients;
+    for (int i = 0; i < 40; i++) {
+      clients.emplace_back(new httplib::Client("127.0.0.1", f.server->port()));
+      clients.back()->set_keep_alive(true);
+      auto res = clients.back()->Get("/healthz");
+      REQUIRE(res);
+      REQUIRE(res->status == 200);
+    }
+    CHECK(pool.workers() == 40);  // each open connection holds one
+  }  // every connection closed
+  pool.WaitUntilIdle(40);
+  CHECK(pool.ReleaseIdle() == 0);  // idle, but not for worker_idle_ms yet
+  CHECK(pool.workers() == 40);
+  clock.AdvanceMonotonicMicros(3000 * 1000);
+  // The accept loop's on_idle may get there first; either way, once this
+  // returns the retired workers are joined.
+  pool.ReleaseIdle();
+  CHECK(pool.workers() == 2);
+  CHECK(f.Client().Get("/healthz")->status == 200);  // and the server still serves
 }
 
 TEST_CASE("Server: idle connections are dropped after the keep-alive timeout") {
