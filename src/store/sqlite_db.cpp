@@ -111,6 +111,12 @@ CREATE TABLE write_probe (data BLOB);
 ALTER TABLE sends ADD COLUMN counts_global INTEGER NOT NULL DEFAULT 1
   CHECK (counts_global IN (0, 1));
 )sql",
+    // The channel of each send (SendRequest::channel): the global cap is
+    // per channel. Sends from before this step were all SMS.
+    R"sql(
+ALTER TABLE sends ADD COLUMN channel TEXT NOT NULL DEFAULT 'sms'
+  CHECK (channel IN ('sms', 'voice', 'whatsapp'));
+)sql",
     // The code store becomes an append-only log of decisions (code_log.h):
     // one row per code issued, wrong guess, code used up or removed, send
     // and (migrated) failure. Live codes, attempts, send history and
@@ -135,7 +141,7 @@ CREATE INDEX code_log_user_seq ON code_log (user_id, seq);
 INSERT INTO code_log (kind, user_id, at, code_hash, expires_at, n)
   SELECT 1, user_id, issued_at, code_hash, expires_at, attempts FROM otps ORDER BY user_id;
 INSERT INTO code_log (kind, user_id, at, n, phone, client_ip, channel)
-  SELECT 5, user_id, at, counts_global, phone, client_ip, 'sms' FROM sends ORDER BY at;
+  SELECT 5, user_id, at, counts_global, phone, client_ip, channel FROM sends ORDER BY at;
 INSERT INTO code_log (kind, user_id, at)
   SELECT 6, user_id, at FROM verify_failures ORDER BY at;
 DROP TABLE otps;

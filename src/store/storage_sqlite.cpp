@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "core/code_hash.h"
+#include "otp/channel.h"
 #include "otp/rules.h"
 #include "otp/storage.h"
 #include "store/code_log.h"
@@ -64,11 +65,8 @@ constexpr char kMarkAtKey[] = "log_mark_at";
 // so a process that writes at least this often never has to reload.
 constexpr int64_t kCompactAgeMs = 60 * 1000;
 
-// The channel whose global budget a send spends.
-std::string ChannelOf(const SendRequest& request) {
-  (void)request;
-  return "sms";
-}
+// The channel whose global budget a send spends (the log's channel column).
+std::string ChannelOf(const SendRequest& request) { return ChannelName(request.channel); }
 
 class SqliteStorage : public Storage {
  public:
