@@ -1,5 +1,5 @@
 // Storage micro-benchmark, no HTTP: issue (PutCode), verify (VerifyCode,
-// half right, half wrong) and send (ReserveSend, phone and IP caps on)
+// half right, half wrong) and send (ReserveSend, the per-phone cap on)
 // operations per second on a SQLite file, with 1
 // 2 and 32 threads (as many as the HTTP benchmark's connections, where group
 // commit shares one transaction between them), to see how much of a
@@ -75,6 +75,7 @@ int main(int argc, char** argv) {
     limits.cooldown_ms = 0;   // one user sends many times
     limits.per_user = 0;
     limits.global = 0;
+    limits.per_ip = 0;        // one client IP per thread
     double send = Run(threads, per, [&](int t, long i) {
       otpd::SendDecision d;
       otpd::SendRequest r{user(t, i), "+1555" + std::to_string(i), "10.0." + std::to_string(t)};

@@ -136,7 +136,10 @@ CREATE TABLE code_log (
   client_ip TEXT,
   channel TEXT
 );
-CREATE INDEX code_log_user_seq ON code_log (user_id, seq);
+-- Only the codes are indexed by user (the otps view finds a user's code
+-- with it); the other rows are appended to the end of the table alone, so
+-- a batch of decisions dirties a handful of pages, not one per decision.
+CREATE INDEX code_log_codes ON code_log (user_id, seq) WHERE kind = 1;
 
 INSERT INTO code_log (kind, user_id, at, code_hash, expires_at, n)
   SELECT 1, user_id, issued_at, code_hash, expires_at, attempts FROM otps ORDER BY user_id;
