@@ -104,7 +104,9 @@ class SqliteStorage : public Storage {
     int64_t history_ms = 0;
     int64_t count = 0;
     Status result;
-    bool done = false;
+    bool done = false;  // guarded by mu_
+    bool lead = false;  // guarded by mu_: the previous leader handed over
+    std::condition_variable wake;
   };
 
   // Queues `op` and returns once a batch holding it has committed (or
@@ -125,7 +127,6 @@ class SqliteStorage : public Storage {
   Clock* const clock_;
 
   std::mutex mu_;
-  std::condition_variable cv_;
   std::vector<Op*> queue_;  // guarded by mu_
   bool leading_ = false;    // guarded by mu_
 
@@ -148,11 +149,16 @@ Status SqliteStorage::Load() {
   return s.ok() ? end : s;
 }
 
+// Each waiting caller sleeps on its own condition variable, and a leader
+// wakes only the callers of its batch and the next leader: no herd of
+// threads waking to find their batch is not done yet.
 Status SqliteStorage::Submit(Op* op) {
   std::unique_lock<std::mutex> lock(mu_);
   queue_.push_back(op);
-  cv_.wait(lock, [&] { return op->done || !leading_; });
-  if (op->done) return op->result;
+  if (leading_) {
+    op->wake.wait(lock, [&] { return op->done || op->lead; });
+    if (op->done) return op->result;
+  }
   leading_ = true;
   std::vector<Op*> batch;
   batch.swap(queue_);  // holds op
@@ -160,9 +166,15 @@ Status SqliteStorage::Submit(Op* op) {
   RunBatch(batch);
   lock.lock();
   for (Op* done : batch) done->done = true;
-  leading_ = false;
-  lock.unlock();
-  cv_.notify_all();
+  for (Op* done : batch) {
+    if (done != op) done->wake.notify_one();
+  }
+  if (queue_.empty()) {
+    leading_ = false;
+  } else {
+    queue_.front()->lead = true;
+    queue_.front()->wake.notify_one();
+  }
   return op->result;
 }
 
