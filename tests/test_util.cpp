@@ -7,8 +7,10 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <stdexcept>
+#include <thread>
 
 namespace otpd {
 
@@ -78,6 +80,36 @@ Status FailingSmsSender::SendCode(const std::string& to, const CodeMessage& mess
   return target_->SendCode(to, message, receipt);
 }
 
+Status GatedSmsSender::Send(const std::string& to, const std::string& body,
+                            SmsReceipt* receipt) {
+  std::unique_lock<std::mutex> lock(mu_);
+  entered_ = true;
+  cv_.notify_all();
+  cv_.wait(lock, [this] { return open_; });
+  lock.unlock();
+  return target_->Send(to, body, receipt);
+}
+
+void GatedSmsSender::WaitEntered() {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [this] { return entered_; });
+}
+
+void GatedSmsSender::Open() {
+  std::lock_guard<std::mutex> lock(mu_);
+  open_ = true;
+  cv_.notify_all();
+}
+
+bool WaitUntil(const std::function<bool()>& done, int64_t guard_ms) {
+  const auto guard = std::chrono::steady_clock::now() + std::chrono::milliseconds(guard_ms);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= guard) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return true;
+}
+
 std::string WrongCode(const std::string& code) {
   std::string w = code;
   if (!w.empty()) w[0] = w[0] == '9' ? '0' : static_cast<char>(w[0] + 1);
@@ -128,10 +160,6 @@ TempDir::~TempDir() {
   std::error_code ec;
   std::filesystem::remove_all(path_, ec);
 }
-
-}  // namespace otpd
-
-namespace otpd {
 
 bool ParsePrometheus(const std::string& text, std::map<std::string, double>* series,
                      std::string* error) {
