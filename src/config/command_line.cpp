@@ -41,7 +41,9 @@ const std::vector<CommandSpec>& Commands() {
        {{"FILE", "Where to write the copy (must not exist)"}}},
       {Command::kSmsTest, "sms", "test",
        "Send one test message with the configured backend and print the answer",
-       {{"PHONE", "Phone number: +14155550123, or written as \"+1 (415) 555-0123\""}}},
+       {{"PHONE", "Phone number: +14155550123, or written as \"+1 (415) 555-0123\""},
+        {"--provider", "Only this provider of sms_backend: twilio or vonage (its settings "
+                       "must be complete); unset: the configured backend, failover included"}}},
       {Command::kAudit, nullptr, "audit", "Print the audit trail of sends and verifications",
        {{"--user", "Only this user ID (case-insensitive)"},
         {"--since",

@@ -46,6 +46,13 @@ std::string SendOutcomeName(const SendResult& r) {
   if (r.outcome == SendOutcome::kSent && r.concealed) return "concealed";
   std::string name = InfoOf(r.outcome).audit_name;
   if (r.outcome == SendOutcome::kRateLimited) name += std::string(":") + LimitName(r.limit);
+  // Which provider took it ("sent via vonage"); a failed send names the
+  // last provider tried. The development console is not named.
+  const std::string& provider = r.receipt.provider;
+  if ((r.outcome == SendOutcome::kSent || r.outcome == SendOutcome::kSmsFailed) &&
+      !provider.empty() && provider != "console") {
+    name += " via " + provider;
+  }
   return name;
 }
 
@@ -185,6 +192,7 @@ Status OtpService::StoreAndText(const std::string& locale, SendResult* result) {
   if (!s.ok()) {
     Log(LogLevel::kError, "sms send failed",
         {{"user_id", result->user_id}, {"phone", MaskPhone(result->phone)},
+         {"provider", result->receipt.provider},
          {"provider_code", std::to_string(result->receipt.provider_code)},
          {"error", s.ToString()}});
     Status undo = storage_->DeleteCode(stored.user_id, stored.code_hash);
