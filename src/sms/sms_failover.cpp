@@ -113,7 +113,8 @@ Status FailoverSmsSender::SendBy(const std::string& to, const std::string& body,
   for (size_t i = 0; i < entries.size(); ++i) {
     Impl::Entry& e = entries[i];
     if (deadline - Steady::now() < kMinSlice) {
-      last = Status::Unavailable("sms send deadline passed after " + failed);
+      // The last provider's own failure says more, when there was one.
+      if (failed.empty()) last = Status::Unavailable("sms send deadline passed");
       break;
     }
     if (!e.breaker->Allow()) {
