@@ -436,8 +436,16 @@ TEST_CASE("Server: Stop is bounded by the deadline while a request is in flight"
     status = res ? res->status : -1;
   });
   gate.WaitEntered();
+  // Should Stop wait for the request after all, this opens the gate after
+  // the hang guard and the check below fails instead of hanging.
+  std::atomic<bool> stopped{false};
+  std::thread watchdog([&] {
+    WaitUntil([&] { return stopped.load(); });
+    gate.Open();
+  });
   CHECK_FALSE(server.Stop());  // the deadline passed with the request still held
-  gate.Open();
+  stopped = true;
+  watchdog.join();  // opens the gate
   client.join();
   run.join();  // Run ends once the request is done
   CHECK(status == 200);  // the request in flight was finished, not cut
