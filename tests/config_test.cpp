@@ -140,6 +140,17 @@ void CheckSameSettings(const Config& a, const Config& b) {
   CHECK(a.twilio_ca_file == b.twilio_ca_file);
   CHECK(a.twilio_connect_timeout_ms == b.twilio_connect_timeout_ms);
   CHECK(a.twilio_timeout_ms == b.twilio_timeout_ms);
+  CHECK(a.vonage_api_key == b.vonage_api_key);
+  CHECK(a.vonage_api_secret == b.vonage_api_secret);
+  CHECK(a.vonage_api_secret_file == b.vonage_api_secret_file);
+  CHECK(a.vonage_from == b.vonage_from);
+  CHECK(a.vonage_api_base == b.vonage_api_base);
+  CHECK(a.vonage_ca_file == b.vonage_ca_file);
+  CHECK(a.vonage_connect_timeout_ms == b.vonage_connect_timeout_ms);
+  CHECK(a.vonage_timeout_ms == b.vonage_timeout_ms);
+  CHECK(a.sms_timeout_ms == b.sms_timeout_ms);
+  CHECK(a.sms_breaker_failures == b.sms_breaker_failures);
+  CHECK(a.sms_breaker_cooloff == b.sms_breaker_cooloff);
   CHECK(a.log_level == b.log_level);
   CHECK(a.log_file == b.log_file);
 }
@@ -668,7 +679,7 @@ TEST_CASE("string keys: enumerations and forms, with the key in every message") 
       {"--expose-phone=partial", false, "expose_phone must be masked or full"},
       {"--sms-backend=console", true, ""},
       {"--sms-backend=auto", true, ""},
-      {"--sms-backend=sms", false, "sms_backend must be auto, console or twilio"},
+      {"--sms-backend=sms", false, "sms_backend must be auto, console, twilio, vonage or a failover list"},
       {"--sms-backend=twilio", false, "sms_backend is twilio but twilio_account_sid is not set"},
       {"--log-level=debug", true, ""},
       {"--log-level=warn", true, ""},
@@ -844,7 +855,7 @@ TEST_CASE("otpd.conf.example uncommented: every key, each at its default") {
     if (!key.empty()) in_file.insert(key);
   }
   const std::set<std::string> in_help = KeysInHelp();
-  CHECK(in_help.size() == 83);
+  CHECK(in_help.size() == 94);
   CHECK(in_file == in_help);
 }
 
@@ -934,7 +945,9 @@ TEST_CASE("commands: sms test and check-config; Twilio secrets redacted, backend
   Parsed p = Parse({"sms", "test", "+12135554567"});
   REQUIRE(p.status.ok());
   CHECK(p.inv.command == Command::kSmsTest);
-  CHECK(p.inv.args == (std::vector<std::string>{"+12135554567", "sms"}));
+  CHECK(p.inv.args == std::vector<std::string>{"+12135554567", "sms", ""});  // no --provider
+  p = Parse({"sms", "test", "+12135554567", "--provider", "vonage"});
+  CHECK(p.inv.args == std::vector<std::string>{"+12135554567", "sms", "vonage"});
   p = Parse({"sms"});
   CHECK(p.status.IsInvalidArgument());
   CHECK(Contains(p.status.message(), "otpd sms test PHONE"));

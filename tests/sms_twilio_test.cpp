@@ -113,7 +113,7 @@ TEST_CASE("twilio: 4xx errors are answered at once with Twilio's code, never ret
   Certs certs;
   FakeTwilio fake(certs.good);
   for (auto [code, http] : std::vector<std::pair<int, int>>{
-           {21211, 400}, {21408, 400}, {21608, 400}, {21610, 400}, {20003, 401}}) {
+           {21211, 400}, {21408, 400}, {21608, 400}, {21610, 400}, {21614, 400}, {20003, 401}}) {
     CAPTURE(code);
     const size_t before = fake.requests().size();
     fake.Respond([code = code, http = http](int, httplib::Response& res) {
@@ -126,6 +126,9 @@ TEST_CASE("twilio: 4xx errors are answered at once with Twilio's code, never ret
     CHECK_FALSE(s.ok());
     CHECK(receipt.provider_code == code);
     CHECK(receipt.provider_id.empty());
+    // The number's own refusals; a trial-account limit or bad credentials
+    // are the provider's.
+    CHECK(receipt.number_refused == (code != 21608 && code != 20003));
     CHECK(s.message().find(std::to_string(code)) != std::string::npos);
     CHECK(s.message().find("+12135554567") == std::string::npos);  // masked
     CHECK(fake.requests().size() - before == 1);
@@ -367,7 +370,7 @@ TEST_CASE("twilio: the provider code reaches the /send-code answer and no code s
                      &stack.clock, &stack.random, &stack.hasher);
   HttpApi api(&service, HttpApiOptions());
   for (auto [code, http] : std::vector<std::pair<int, int>>{
-           {21211, 400}, {21408, 400}, {21608, 400}, {21610, 400}, {20003, 401}}) {
+           {21211, 400}, {21408, 400}, {21608, 400}, {21610, 400}, {21614, 400}, {20003, 401}}) {
     CAPTURE(code);
     fake.Respond([code = code, http = http](int, httplib::Response& res) {
       res.status = http;

@@ -113,8 +113,15 @@ int SmsTestCommand(const CommandEnv& env) {
             valid.message().c_str());
     return 2;
   }
+  const std::string& provider = env.inv->args.size() > 2 ? env.inv->args[2] : "";
+  if (!provider.empty() && provider != "twilio" && provider != "vonage") {
+    return BadUsage(env, "sms test",
+                    Status::InvalidArgument("unknown SMS provider '" + provider +
+                                            "': use --provider twilio or --provider vonage"));
+  }
   std::unique_ptr<SmsSender> sms;
-  Status s = NewSmsSender(env.inv->config, &sms);
+  Status s = provider.empty() ? NewSmsSender(env.inv->config, &sms)
+                              : NewProviderSmsSender(env.inv->config, provider, &sms);
   if (!s.ok()) return Fail(env, "sms", s);
   Channel channel = Channel::kSms;
   const std::string& name = env.inv->args.size() > 1 ? env.inv->args[1] : "sms";
@@ -267,13 +274,18 @@ int RunSmsTest(const Config& c, const std::string& phone, Channel channel, SmsSe
                     &message);
   }
   Status s = sms->SendCode(phone, message, &receipt);
+  const std::string backend = EffectiveSmsBackend(c);
+  // Named when it is not the backend itself: a failover list, or --provider.
+  const std::string provider =
+      receipt.provider.empty() || receipt.provider == backend ? "" : " provider=" + receipt.provider;
   if (!s.ok()) {
-    fprintf(env.out, "failed: backend=%s provider_code=%d %s\n", EffectiveSmsBackend(c).c_str(),
-            receipt.provider_code, s.message().c_str());
+    fprintf(env.out, "failed: backend=%s provider_code=%d%s%s %s\n", backend.c_str(),
+            receipt.provider_code, provider.c_str(),
+            receipt.number_refused ? " number_refused" : "", s.message().c_str());
     return 1;
   }
-  fprintf(env.out, "sent: backend=%s id=%s\n", EffectiveSmsBackend(c).c_str(),
-          receipt.provider_id.c_str());
+  fprintf(env.out, "sent: backend=%s id=%s%s\n", backend.c_str(), receipt.provider_id.c_str(),
+          provider.c_str());
   return 0;
 }
 

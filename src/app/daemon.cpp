@@ -150,12 +150,13 @@ std::function<void()> PurgeTask(OtpService* service, AuditLog* audit, const Conf
 // exist: the API, the server, the purge task and the signal thread.
 int ServeHttp(const Config& c, const ConfigReader& reread, OtpService* service, Storage* storage,
               UserDirectory* users, AuditLog* audit, const std::string& store,
-              DeliveryTracker* deliveries) {
+              DeliveryTracker* deliveries, SmsHealth* sms_health) {
   ApiKeys keys;
   Status s = ApiKeys::Load(c.api_keys, c.api_keys_file, &keys);
   if (!s.ok()) return Fail("api keys", s);
   std::unique_ptr<RateLimiter> limiter = NewIpLimiter(c);
   HttpApi api(service, ApiOptions(c, keys), limiter.get(), deliveries);
+  api.SetSmsHealth(sms_health);
   LiveParts live{service, &api, users, c, keys};
   HttpServer server(ServerOptions(c), &api);
   s = server.Bind();
@@ -287,7 +288,7 @@ int Serve(const Config& c, const ConfigReader& reread, std::shared_ptr<SqliteDb>
   if (!s.ok()) return Fail("deliveries", s);
   service.SetDeliveries(receipts.tracker.get());
   return ServeHttp(c, reread, &service, storage.get(), users, audit, store,
-                   receipts.tracker.get());
+                   receipts.tracker.get(), dynamic_cast<SmsHealth*>(sms.get()));
 }
 
 }  // namespace otpd

@@ -147,23 +147,71 @@ RedisOptions RedisStoreOptions(const Config& c, const RedisEndpoint& endpoint,
 }
 #endif
 
-Status NewSmsSender(const Config& c, std::unique_ptr<SmsSender>* sms) {
-  if (EffectiveSmsBackend(c) == "console") {
-    if (!c.twilio_account_sid.empty()) {
-      Log(LogLevel::kWarn, "twilio settings are ignored: sms_backend is console");
+VonageOptions VonageSettings(const Config& c) {
+  VonageOptions o;
+  o.api_key = c.vonage_api_key;
+  o.api_secret = c.vonage_api_secret;
+  o.from = c.vonage_from;
+  o.api_base = c.vonage_api_base;
+  o.ca_file = c.vonage_ca_file;
+  o.connect_timeout_ms = c.vonage_connect_timeout_ms;
+  o.timeout_ms = c.vonage_timeout_ms;
+  return o;
+}
+
+FailoverOptions FailoverSettings(const Config& c) {
+  FailoverOptions o;
+  o.timeout_ms = c.sms_timeout_ms;
+  o.breaker_failures = c.sms_breaker_failures;
+  o.breaker_cooloff_ms = int64_t{c.sms_breaker_cooloff} * 1000;
+  return o;
+}
+
+Status NewProviderSmsSender(const Config& c, const std::string& name,
+                            std::unique_ptr<SmsSender>* sms) {
+  if (name == "twilio") {
+    TwilioOptions o = TwilioSettings(c);
+    if (!c.twilio_auth_token_file.empty()) {
+      Status s = ReadTwilioAuthTokenFile(c.twilio_auth_token_file, &o.auth_token);
+      if (!s.ok()) return s;
     }
-    return NewConsoleSmsSender(c.sms_log_file, sms);
-  }
-  TwilioOptions o = TwilioSettings(c);
-  if (!c.twilio_auth_token_file.empty()) {
-    Status s = ReadTwilioAuthTokenFile(c.twilio_auth_token_file, &o.auth_token);
+    std::unique_ptr<SmsSender> twilio;
+    Status s = NewTwilioSmsSender(o, &twilio);
     if (!s.ok()) return s;
+    return NewTwilioChannelSender(o, TwilioChannelOptions{c.whatsapp_from, c.whatsapp_content_sid},
+                                  std::move(twilio), sms);
   }
-  std::unique_ptr<SmsSender> twilio;
-  Status s = NewTwilioSmsSender(o, &twilio);
-  if (!s.ok()) return s;
-  return NewTwilioChannelSender(o, TwilioChannelOptions{c.whatsapp_from, c.whatsapp_content_sid},
-                                std::move(twilio), sms);
+  if (name == "vonage") {
+    VonageOptions o = VonageSettings(c);
+    if (!c.vonage_api_secret_file.empty()) {
+      Status s = ReadProviderSecretFile("vonage_api_secret_file", c.vonage_api_secret_file,
+                                        &o.api_secret);
+      if (!s.ok()) return s;
+    }
+    return NewVonageSmsSender(o, sms);
+  }
+  if (name == "console") return NewConsoleSmsSender(c.sms_log_file, sms);
+  return Status::InvalidArgument("unknown SMS provider '" + name + "': use twilio or vonage");
+}
+
+Status NewSmsSender(const Config& c, std::unique_ptr<SmsSender>* sms) {
+  const std::vector<std::string> backends = SmsBackends(c);
+  if (backends.size() == 1 && backends[0] == "console" && !c.twilio_account_sid.empty()) {
+    Log(LogLevel::kWarn, "twilio settings are ignored: sms_backend is console");
+  }
+  if (backends.size() == 1) return NewProviderSmsSender(c, backends[0], sms);
+  std::vector<SmsProvider> providers;
+  for (const std::string& name : backends) {
+    std::unique_ptr<SmsSender> one;
+    Status s = NewProviderSmsSender(c, name, &one);
+    if (!s.ok()) return s;
+    providers.push_back(SmsProvider{name, std::move(one)});
+  }
+  std::unique_ptr<FailoverSmsSender> failover;
+  Status s = FailoverSmsSender::New(std::move(providers), FailoverSettings(c), SystemClock(),
+                                    &failover);
+  if (s.ok()) *sms = std::move(failover);
+  return s;
 }
 
 }  // namespace otpd

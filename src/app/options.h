@@ -37,8 +37,18 @@ RedisOptions RedisStoreOptions(const Config& c, const RedisEndpoint& endpoint,
                                const CodeHasher& hasher);
 #endif
 
-// The sender sms_backend asks for ("auto" resolved by the config).
+VonageOptions VonageSettings(const Config& c);
+FailoverOptions FailoverSettings(const Config& c);
+
+// The sender sms_backend asks for ("auto" resolved by the config): one
+// provider's, or a FailoverSmsSender (otp/sms.h) over two or more, on the
+// system clock.
 Status NewSmsSender(const Config& c, std::unique_ptr<SmsSender>* sms);
+
+// The sender of one provider ("twilio", "vonage" or "console"), secret
+// files read; InvalidArgument for another name.
+Status NewProviderSmsSender(const Config& c, const std::string& name,
+                            std::unique_ptr<SmsSender>* sms);
 
 }  // namespace otpd
 

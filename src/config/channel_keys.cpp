@@ -59,7 +59,8 @@ std::string CheckVoiceTemplates(const std::map<std::string, std::string>& templa
 }
 
 std::string CheckChannelSettings(const Config& config) {
-  if (EffectiveSmsBackend(config) != "twilio") return "";
+  const std::vector<std::string> backends = SmsBackends(config);
+  if (std::find(backends.begin(), backends.end(), "twilio") == backends.end()) return "";
   const std::vector<std::string> names = ChannelList(config.channels);
   if (Has(names, "voice") && (config.twilio_phone_number.empty() ||
                               config.twilio_phone_number[0] != '+')) {

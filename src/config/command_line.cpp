@@ -45,7 +45,9 @@ const std::vector<CommandSpec>& Commands() {
         {"--channel",
          "sms, voice (a call reading the sample code 123456) or whatsapp (the template with "
          "123456)",
-         "sms"}}},
+         "sms"},
+        {"--provider", "Only this provider of sms_backend: twilio or vonage (its settings "
+                       "must be complete); unset: the configured backend, failover included"}}},
       {Command::kAudit, nullptr, "audit", "Print the audit trail of sends and verifications",
        {{"--user", "Only this user ID (case-insensitive)"},
         {"--since",

@@ -59,10 +59,33 @@ std::string CheckExposePhone(const std::string& value) {
   return value == "masked" || value == "full" ? "" : "must be masked or full";
 }
 
+// "twilio,vonage" -> {"twilio", "vonage"}; spaces around names dropped.
+std::vector<std::string> SplitBackends(const std::string& value) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (true) {
+    const size_t comma = value.find(',', start);
+    std::string name = value.substr(start, comma == std::string::npos ? comma : comma - start);
+    name.erase(0, name.find_first_not_of(' '));
+    name.erase(name.find_last_not_of(' ') + 1);
+    out.push_back(name);
+    if (comma == std::string::npos) return out;
+    start = comma + 1;
+  }
+}
+
 std::string CheckSmsBackend(const std::string& value) {
-  return value == "auto" || value == "console" || value == "twilio"
-             ? ""
-             : "must be auto, console or twilio";
+  if (value == "auto" || value == "console") return "";
+  const std::vector<std::string> names = SplitBackends(value);
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (names[i] != "twilio" && names[i] != "vonage") {
+      return "must be auto, console, twilio, vonage or a failover list such as twilio,vonage";
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (names[j] == names[i]) return "names " + names[i] + " twice";
+    }
+  }
+  return "";
 }
 
 // Header values and URL parts: a CR or LF would split an HTTP header.
@@ -404,7 +427,9 @@ const std::vector<KeySpec>& Keys() {
               "Answer unknown users like known ones (200, a stable fake masked phone), "
               "sending nothing",
               &Config::conceal_unknown_users)),
-      StringKey("sms_backend", kSms, "How codes are sent: auto, console or twilio",
+      StringKey("sms_backend", kSms,
+                "How codes are sent: auto, console, twilio, vonage, or providers in failover "
+                "order: twilio,vonage",
                 &Config::sms_backend,
                 CheckSmsBackend),
       StringKey("sms_log_file", kSms, "console backend: also append messages to this file",
@@ -464,6 +489,33 @@ const std::vector<KeySpec>& Keys() {
              &Config::twilio_connect_timeout_ms, 1, 60000),
       IntKey("twilio_timeout_ms", kSms, "Milliseconds a whole send may take, retries included",
              &Config::twilio_timeout_ms, 100, 120000),
+      StringKey("vonage_api_key", kSms, "Vonage API key", &Config::vonage_api_key, CheckOneLine),
+      Sensitive(StringKey("vonage_api_secret", kSms,
+                          "Vonage API secret. Flags show in ps: prefer the secret file",
+                          &Config::vonage_api_secret, CheckOneLine)),
+      StringKey("vonage_api_secret_file", kSms,
+                "File holding the Vonage API secret, read at start (systemd LoadCredential)",
+                &Config::vonage_api_secret_file),
+      StringKey("vonage_from", kSms, "Vonage sender: number or alphanumeric ID",
+                &Config::vonage_from, CheckOneLine),
+      StringKey("vonage_api_base", kSms, "Vonage SMS API base URL, https:// only",
+                &Config::vonage_api_base, CheckApiBase),
+      StringKey("vonage_ca_file", kSms, "PEM CA bundle for Vonage; unset: the system store",
+                &Config::vonage_ca_file),
+      IntKey("vonage_connect_timeout_ms", kSms, "Milliseconds per connect to Vonage",
+             &Config::vonage_connect_timeout_ms, 1, 60000),
+      IntKey("vonage_timeout_ms", kSms,
+             "Milliseconds a whole Vonage send may take, retries included",
+             &Config::vonage_timeout_ms, 100, 120000),
+      IntKey("sms_timeout_ms", kSms,
+             "Failover: milliseconds a send may take across every provider in sms_backend",
+             &Config::sms_timeout_ms, 100, 120000),
+      IntKey("sms_breaker_failures", kSms,
+             "Failover: provider faults in a row that open its circuit (it is then skipped)",
+             &Config::sms_breaker_failures, 1, 1000),
+      IntKey("sms_breaker_cooloff", kSms,
+             "Failover: seconds an open circuit is skipped before one trial send",
+             &Config::sms_breaker_cooloff, 1, 3600),
       Live(StringKey("log_level", kLog, "debug, info, warn or error", &Config::log_level,
                      CheckLogLevel)),
       Live(StringKey("log_file", kLog, "Also append log lines to this file; SIGHUP reopens it",
@@ -645,6 +697,26 @@ bool HasTwilioCredential(const Config& c) {
          !c.twilio_api_key_secret.empty();
 }
 
+bool HasVonageCredential(const Config& c) {
+  return !c.vonage_api_key.empty() || !c.vonage_api_secret.empty() ||
+         !c.vonage_api_secret_file.empty();
+}
+
+std::string CheckVonage(const Config& c) {
+  const std::string prefix = "sms_backend names vonage but ";
+  if (c.vonage_api_key.empty()) return prefix + "vonage_api_key is not set";
+  const bool secret = !c.vonage_api_secret.empty();
+  const bool secret_file = !c.vonage_api_secret_file.empty();
+  if (secret && secret_file) {
+    return "vonage_api_secret and vonage_api_secret_file are both set; keep one";
+  }
+  if (!secret && !secret_file) {
+    return prefix + "no secret is set: vonage_api_secret or vonage_api_secret_file";
+  }
+  if (c.vonage_from.empty()) return prefix + "vonage_from is not set";
+  return "";
+}
+
 // "" if the Twilio settings are complete, else what is missing (key names
 // only: never a value, some are secrets).
 std::string CheckTwilio(const Config& c) {
@@ -761,16 +833,34 @@ Status ValidateConfig(const Config& config) {
   }
   for (const std::string& error :
        {CheckStoreBuilt(config), CheckUsers(config.users), CheckTemplates(config.templates),
-        CheckVoiceTemplates(config.voice_templates), CheckChannelSettings(config),
-        EffectiveSmsBackend(config) == "twilio" ? CheckTwilio(config) : std::string()}) {
+        CheckVoiceTemplates(config.voice_templates), CheckChannelSettings(config)}) {
+    if (!error.empty()) return Status::InvalidArgument(error);
+  }
+  for (const std::string& backend : SmsBackends(config)) {
+    const std::string error = backend == "twilio"   ? CheckTwilio(config)
+                              : backend == "vonage" ? CheckVonage(config)
+                                                    : std::string();
     if (!error.empty()) return Status::InvalidArgument(error);
   }
   return Status::OK();
 }
 
 std::string EffectiveSmsBackend(const Config& config) {
-  if (config.sms_backend != "auto") return config.sms_backend;
-  return HasTwilioCredential(config) ? "twilio" : "console";
+  if (config.sms_backend != "auto") {
+    std::string out;
+    for (const std::string& name : SplitBackends(config.sms_backend)) {
+      out += (out.empty() ? "" : ",") + name;
+    }
+    return out;
+  }
+  const bool twilio = HasTwilioCredential(config);
+  const bool vonage = HasVonageCredential(config);
+  if (twilio && vonage) return "twilio,vonage";
+  return twilio ? "twilio" : vonage ? "vonage" : "console";
+}
+
+std::vector<std::string> SmsBackends(const Config& config) {
+  return SplitBackends(EffectiveSmsBackend(config));
 }
 
 Status RedisEndpointOf(const Config& config, RedisEndpoint* endpoint) {

@@ -114,8 +114,10 @@ struct Config {
   std::string api_keys_file;  // one key per line; must be mode 0600
 
   // --- SMS ---------------------------------------------------------------
-  // "auto" | "console" | "twilio". auto: twilio when a Twilio credential
-  // (account SID, auth token or its file, API key) is set, else console.
+  // "auto" | "console" | "twilio" | "vonage", or an ordered failover list
+  // of providers: "twilio,vonage". auto: twilio when a Twilio credential
+  // (account SID, auth token or its file, API key) is set, vonage when a
+  // Vonage one is, both ("twilio,vonage") when both are, else console.
   std::string sms_backend = "auto";
   std::string sms_log_file;             // console: also append messages here
   std::string app_name = "otpd";        // {app} in the template
@@ -149,6 +151,19 @@ struct Config {
   std::string twilio_ca_file;            // PEM CA bundle; empty: system store
   int twilio_connect_timeout_ms = 1500;  // per connect, 1..60000
   int twilio_timeout_ms = 6000;          // whole send with retries, 100..120000
+  std::string vonage_api_key;
+  std::string vonage_api_secret;       // (secret)
+  std::string vonage_api_secret_file;  // secret read from this file at start
+  std::string vonage_from;             // sender: number or alphanumeric ID
+  std::string vonage_api_base = "https://rest.nexmo.com";  // https:// only
+  std::string vonage_ca_file;            // PEM CA bundle; empty: system store
+  int vonage_connect_timeout_ms = 1500;  // per connect, 1..60000
+  int vonage_timeout_ms = 6000;          // whole send with retries, 100..120000
+  // Failover (sms_backend with two providers or more): a whole send across
+  // every provider, and each provider's circuit breaker.
+  int sms_timeout_ms = 8000;        // 100..120000
+  int sms_breaker_failures = 3;     // provider faults in a row that open it, 1..1000
+  int sms_breaker_cooloff = 30;     // seconds an open circuit is skipped, 1..3600
 
   // --- logging -----------------------------------------------------------
   std::string log_level = "info";  // "debug" | "info" | "warn" | "error"
@@ -238,8 +253,12 @@ bool IsSecretKey(const std::string& name);
 // [users] table is not a key), in the order of config.h.
 std::vector<std::string> ChangedKeys(const Config& a, const Config& b);
 
-// "console" or "twilio": sms_backend with "auto" resolved.
+// "console", "twilio", "vonage" or a failover list ("twilio,vonage"):
+// sms_backend with "auto" resolved.
 std::string EffectiveSmsBackend(const Config& config);
+
+// The providers of EffectiveSmsBackend in order ({"console"} for console).
+std::vector<std::string> SmsBackends(const Config& config);
 
 // Checks every field's range and enumeration, that a Twilio backend has
 // its account SID, a credential and a sender, and that store = "redis" comes

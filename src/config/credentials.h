@@ -15,6 +15,7 @@ namespace otpd {
 
 // The credential file names otpd reads from the credentials directory.
 extern const char kTwilioTokenCredential[];  // "twilio_auth_token"
+extern const char kVonageSecretCredential[];  // "vonage_api_secret"
 
 // When `credentials_dir` is not empty, holds a non-empty
 // kTwilioTokenCredential file, and neither twilio_auth_token nor
@@ -23,7 +24,9 @@ extern const char kTwilioTokenCredential[];  // "twilio_auth_token"
 // empty or missing file changes nothing (`make install` creates it empty
 // for installs that use the console sender). IOError naming the file when
 // it exists but cannot be read; InvalidArgument when it holds more than one
-// line or a control character. Never echoes the token.
+// line or a control character. Never echoes the token. The same for
+// kVonageSecretCredential and vonage_api_secret (unless it or
+// vonage_api_secret_file is set).
 Status ReadSystemdCredentials(const std::string& credentials_dir, Config* config);
 
 }  // namespace otpd

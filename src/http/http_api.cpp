@@ -9,6 +9,7 @@
 #include "http/openapi.h"
 #include "core/delivery_metrics.h"
 #include "core/metrics.h"
+#include "core/provider_metrics.h"
 #include "core/phone.h"
 #include "otp/rules.h"
 
@@ -427,14 +428,15 @@ HttpAnswer HttpApi::MetricsPage() const {
   }
   HttpAnswer a;
   a.body = service_->metrics()->Render(active) + service_->delivery_metrics()->Render() +
-           service_->channel_metrics().Render();
+           service_->channel_metrics().Render() +
+           (sms_health_ != nullptr ? sms_health_->RenderMetrics() : ProviderMetrics().Render());
   a.content_type = "text/plain; version=0.0.4; charset=utf-8";
   return a;
 }
 
 HttpAnswer HttpApi::Ready() const {
   Status s = service_->CheckReady();
-  if (s.ok()) return JsonAnswer(200, Json{{"status", "ready"}});
+  if (s.ok()) return SmsReady();
   Log(LogLevel::kWarn, "not ready", {{"error", s.ToString()}});
   HttpAnswer a = JsonAnswer(503, Json{{"status", "unavailable"}, {"detail", "store is not writable"}});
   AddRetryAfter(&a, 1);

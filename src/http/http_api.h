@@ -22,6 +22,7 @@
 #include "core/live_value.h"
 #include "otp/deliveries.h"
 #include "otp/otp_service.h"
+#include "otp/sms.h"
 #include "http/rate_limiter.h"
 #include "core/status.h"
 
@@ -108,6 +109,13 @@ class HttpApi {
   // each request it answers. Valid for the life of the service.
   Metrics* metrics() const { return service_->metrics(); }
 
+  // The SMS providers' circuits, for /readyz (http_api_sms.cpp): a
+  // provider whose circuit is not closed is listed in
+  // "degraded_providers", and when every circuit is open /readyz answers
+  // 503. Null (the default): the SMS side is not looked at. Call before
+  // serving; `health` must outlive the object.
+  void SetSmsHealth(SmsHealth* health) { sms_health_ = health; }
+
  private:
   HttpAnswer SendCode(const HttpRequest& request) const;
   HttpAnswer VerifyCode(const HttpRequest& request) const;
@@ -120,11 +128,13 @@ class HttpApi {
   HttpAnswer Dispatch(const HttpRequest& request) const;
   HttpAnswer TwilioStatus(const HttpRequest& request) const;  // http_api_receipts.cpp
   HttpAnswer SendStatus(const HttpRequest& request) const;    // http_api_receipts.cpp
+  HttpAnswer SmsReady() const;                                // http_api_sms.cpp
 
   OtpService* const service_;
   LiveValue<HttpApiOptions> options_;
   RateLimiter* const limiter_;
   DeliveryTracker* const deliveries_;
+  SmsHealth* sms_health_ = nullptr;
   // Rendered once, from the options at construction: base_path and the
   // API-key setting take a restart to change.
   const std::string openapi_json_;

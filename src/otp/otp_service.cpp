@@ -54,6 +54,13 @@ std::string SendOutcomeName(const SendResult& r) {
   std::string name = InfoOf(r.outcome).audit_name;
   if (r.outcome == SendOutcome::kSent && r.concealed) name = "concealed";
   if (r.outcome == SendOutcome::kRateLimited) name += std::string(":") + LimitName(r.limit);
+  // Which provider took it ("sent via vonage"); a failed send names the
+  // last provider tried. The development console is not named.
+  const std::string& provider = r.receipt.provider;
+  if ((r.outcome == SendOutcome::kSent || r.outcome == SendOutcome::kSmsFailed) &&
+      !provider.empty() && provider != "console") {
+    name += " via " + provider;
+  }
   return WithChannel(name, r.channel);
 }
 
@@ -238,6 +245,7 @@ Status OtpService::StoreAndText(const std::string& locale, SendResult* result) {
     Log(LogLevel::kError, "sms send failed",
         {{"user_id", result->user_id}, {"phone", MaskPhone(result->phone)},
          {"channel", ChannelName(result->channel)},
+         {"provider", result->receipt.provider},
          {"provider_code", std::to_string(result->receipt.provider_code)},
          {"error", s.ToString()}});
     Status undo = storage_->DeleteCode(stored.user_id, stored.code_hash);

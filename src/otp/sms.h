@@ -1,17 +1,22 @@
 // SmsSender: how a code reaches the user's phone.
 //
 // Implementations: sms_console.cpp (development: prints the message and
-// optionally appends it to a file) and sms_twilio.cpp (Twilio's REST API
-// over HTTPS). Thread-safe: the service calls Send from many request
-// threads at once.
+// optionally appends it to a file), sms_twilio.cpp and sms_vonage.cpp
+// (the providers' REST APIs over HTTPS), and sms_failover.cpp (an ordered
+// list of providers with a circuit breaker each). Thread-safe: the service
+// calls Send from many request threads at once.
 #ifndef OTPD_SMS_H_
 #define OTPD_SMS_H_
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "core/clock.h"
+#include "core/provider_metrics.h"
 #include "core/status.h"
 #include "otp/channel.h"
 
@@ -60,6 +65,16 @@ class SmsSender {
     return Status::InvalidArgument(std::string("this sender cannot deliver by ") +
                                    ChannelName(message.channel));
   }
+
+  // Send, given up by `deadline` (steady clock) when that comes before the
+  // sender's own timeout: the failover sender passes each provider its
+  // share of what is left of the send's deadline. The default ignores it.
+  using Deadline = std::chrono::steady_clock::time_point;
+  virtual Status SendBy(const std::string& to, const std::string& body, Deadline deadline,
+                        SmsReceipt* receipt) {
+    (void)deadline;
+    return Send(to, body, receipt);
+  }
 };
 
 // Prints "to <masked phone>: <body>" on stderr and, when `log_file` is not
@@ -96,7 +111,9 @@ struct TwilioOptions {
 // short backoff, within `timeout_ms`) happen only when Twilio cannot have
 // taken the message: no connection, 429 / error 20429, or 5xx. Any other
 // failure answers at once with Twilio's error code in
-// receipt->provider_code; the log line names it and Twilio's message,
+// receipt->provider_code, and receipt->number_refused set when the code
+// refuses the number itself (21211, 21214, 21217, 21408, 21610, 21614:
+// sms_twilio.cpp says why each); the log line names it and Twilio's message,
 // never the token or the message body.
 // InvalidArgument from the factory when an option is unusable (missing
 // credential, non-https base, CR/LF in a header value).
@@ -146,11 +163,99 @@ struct VonageOptions {
 // receipt->number_refused. The secret is never logged.
 Status NewVonageSmsSender(const VonageOptions& options, std::unique_ptr<SmsSender>* sender);
 
+// One provider of a failover list: its name ("twilio", "vonage") and sender.
+struct SmsProvider {
+  std::string name;
+  std::unique_ptr<SmsSender> sender;
+};
+
+struct FailoverOptions {
+  int timeout_ms = 8000;            // a whole send: every provider and retry
+  int breaker_failures = 3;         // consecutive provider faults that open a circuit
+  int64_t breaker_cooloff_ms = 30000;  // how long an open circuit is skipped
+};
+
+// A provider's circuit for /readyz and /metrics: "closed" (in use),
+// "open" (skipped until its cool-off ends) or "half_open" (one trial send
+// allowed, or under way).
+struct SmsProviderState {
+  std::string name;
+  std::string state;
+};
+
+// What /readyz and /metrics ask the SMS side. Thread-safe.
+class SmsHealth {
+ public:
+  virtual ~SmsHealth() = default;
+  virtual std::vector<SmsProviderState> ProviderStates() = 0;
+  // The provider families of /metrics (core/provider_metrics.h).
+  virtual std::string RenderMetrics() = 0;
+};
+
+// sms_backend = "twilio,vonage": tries the providers in order within one
+// deadline (`timeout_ms`). A provider gets at most its share of what is
+// left (what is left divided by the providers still to try, the last one
+// all of it), and never more than its own timeout.
+//
+// Failover: a send that fails for the provider's reason (no connection,
+// a timeout, 5xx, 429, bad credentials, a suspended account: any failure
+// whose receipt does not say number_refused) goes to the next provider.
+// A refusal of the number itself (receipt->number_refused: invalid,
+// unroutable, opted out) is answered at once: another provider would
+// refuse it too, or must not be asked.
+//
+// Circuit breaker, per provider, on `clock`'s monotonic time: after
+// `breaker_failures` provider faults in a row the circuit opens and the
+// provider is skipped for `breaker_cooloff_ms`; then it is half open and
+// exactly one send tries it (others skip it meanwhile): success closes the
+// circuit, a fault opens it for another cool-off. A number refusal counts
+// as the provider working. When every circuit is open the send fails at
+// once with Unavailable.
+//
+// receipt->provider names the provider that answered last. Logs each
+// fault ("sms provider failed", with the next step) and a send that
+// succeeded after a failover ("sms sent after failover", with the
+// providers that failed); counts every attempt and failover in its own
+// ProviderMetrics (core/provider_metrics.h), which /metrics renders
+// through SmsHealth. REQUIRES: `clock` outlives the sender.
+class FailoverSmsSender : public SmsSender, public SmsHealth {
+ public:
+  // InvalidArgument when `providers` is empty, holds a null sender or a
+  // name twice, or an option is not positive.
+  static Status New(std::vector<SmsProvider> providers, const FailoverOptions& options,
+                    Clock* clock, std::unique_ptr<FailoverSmsSender>* sender);
+  ~FailoverSmsSender() override;
+
+  Status Send(const std::string& to, const std::string& body, SmsReceipt* receipt) override;
+  Status SendBy(const std::string& to, const std::string& body, Deadline deadline,
+                SmsReceipt* receipt) override;
+  // Any provider's channel. SMS fails over as Send does; voice and
+  // WhatsApp go to the first provider that supports them, without
+  // failover (only Twilio delivers them).
+  bool Supports(Channel channel) const override;
+  Status SendCode(const std::string& to, const CodeMessage& message,
+                  SmsReceipt* receipt) override;
+  std::vector<SmsProviderState> ProviderStates() override;
+  std::string RenderMetrics() override;
+  const ProviderMetrics& metrics() const;
+
+  // The sender named `name` (for `otpd sms test --provider`), or null.
+  SmsSender* Provider(const std::string& name);
+
+ private:
+  struct Impl;
+  explicit FailoverSmsSender(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
 // Reads the auth token from `path` (systemd LoadCredential): the whole file
 // without a trailing newline. IOError when unreadable; InvalidArgument when
 // empty or holding control characters. Logs a warning when the file is
 // readable by group or others.
 Status ReadTwilioAuthTokenFile(const std::string& path, std::string* token);
+// The same for any provider's secret file; messages name `key`.
+Status ReadProviderSecretFile(const std::string& key, const std::string& path,
+                              std::string* secret);
 
 // Fills {code}, {minutes} and {app} in `tmpl`; other text is kept as is.
 std::string RenderSmsTemplate(const std::string& tmpl, const std::string& code, int minutes,

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <utility>
@@ -18,6 +19,27 @@ namespace otpd {
 namespace {
 
 constexpr int kTooManyRequestsCode = 20429;
+
+// Twilio's error codes that refuse the number itself, so another provider
+// would refuse it too or must not be asked (twilio.com/docs/api/errors):
+// 21211 invalid 'To' number, 21214 'To' cannot be reached, 21217 not a
+// valid phone number, 21610 the recipient unsubscribed (STOP), 21614 not a
+// mobile number. 21408 (SMS not enabled for the 'To' number's region) is
+// the account's geo permission, which operators turn off to stop SMS
+// pumping to expensive regions: failing over would undo that.
+bool IsNumberRefusal(int code) {
+  switch (code) {
+    case 21211:
+    case 21214:
+    case 21217:
+    case 21408:
+    case 21610:
+    case 21614:
+      return true;
+    default:
+      return false;
+  }
+}
 
 bool HasControl(const std::string& s) { return HasControlChar(s); }
 
@@ -85,6 +107,7 @@ Status TwilioAnswerStatus(int http_status, const std::string& body, SmsReceipt* 
     message = MaskNumbers(j["message"].get<std::string>());
   }
   receipt->provider_code = code;
+  receipt->number_refused = IsNumberRefusal(code);
   *retryable = http_status == 429 || code == kTooManyRequestsCode || http_status >= 500;
   const std::string text = "twilio error " + std::to_string(code) + " (HTTP " +
                            std::to_string(http_status) + "): " + message;
@@ -101,7 +124,11 @@ class TwilioSmsSender : public SmsSender {
     path_ = "/2010-04-01/Accounts/" + options_.account_sid + "/Messages.json";
   }
 
-  Status Send(const std::string& to, const std::string& body, SmsReceipt* receipt) override;
+  Status Send(const std::string& to, const std::string& body, SmsReceipt* receipt) override {
+    return SendBy(to, body, ProviderDeadlineIn(options_.timeout_ms), receipt);
+  }
+  Status SendBy(const std::string& to, const std::string& body, Deadline deadline,
+                SmsReceipt* receipt) override;
 
  private:
   std::string Form(const std::string& to, const std::string& body) const;
@@ -124,10 +151,16 @@ std::string TwilioSmsSender::Form(const std::string& to, const std::string& body
   return FormEncode(fields);
 }
 
-Status TwilioSmsSender::Send(const std::string& to, const std::string& body,
-                             SmsReceipt* receipt) {
-  if (HasControl(to)) return Status::InvalidArgument("bad phone number");
-  const ProviderPost post{path_, Form(to, body), ProviderDeadlineIn(options_.timeout_ms), to};
+Status TwilioSmsSender::SendBy(const std::string& to, const std::string& body,
+                               Deadline deadline, SmsReceipt* receipt) {
+  if (HasControl(to)) {
+    *receipt = SmsReceipt();
+    receipt->provider = "twilio";
+    receipt->number_refused = true;
+    return Status::InvalidArgument("bad phone number");
+  }
+  const ProviderPost post{path_, Form(to, body),
+                          std::min(deadline, ProviderDeadlineIn(options_.timeout_ms)), to};
   *receipt = SmsReceipt();
   receipt->provider = "twilio";
   Status s = client_->PostForm(post, [receipt](const ProviderAnswer& a, bool* retryable) {
@@ -196,26 +229,27 @@ Status NewTwilioSmsSender(const TwilioOptions& options, std::unique_ptr<SmsSende
   return Status::OK();
 }
 
-Status ReadTwilioAuthTokenFile(const std::string& path, std::string* token) {
+Status ReadProviderSecretFile(const std::string& key, const std::string& path,
+                              std::string* secret) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return Status::IOError("twilio_auth_token_file " + path + ": " + strerror(errno));
-  }
+  if (!in) return Status::IOError(key + " " + path + ": " + strerror(errno));
   std::ostringstream text;
   text << in.rdbuf();
   std::string t = text.str();
   while (!t.empty() && (t.back() == '\n' || t.back() == '\r')) t.pop_back();
   if (t.empty() || HasControl(t)) {
-    return Status::InvalidArgument("twilio_auth_token_file " + path +
-                                   ": must hold the token on one line");
+    return Status::InvalidArgument(key + " " + path + ": must hold the secret on one line");
   }
   struct stat st;
   if (stat(path.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
-    Log(LogLevel::kWarn, "twilio_auth_token_file is readable by other users; make it 0600",
-        {{"path", path}});
+    Log(LogLevel::kWarn, key + " is readable by other users; make it 0600", {{"path", path}});
   }
-  *token = std::move(t);
+  *secret = std::move(t);
   return Status::OK();
+}
+
+Status ReadTwilioAuthTokenFile(const std::string& path, std::string* token) {
+  return ReadProviderSecretFile("twilio_auth_token_file", path, token);
 }
 
 }  // namespace otpd

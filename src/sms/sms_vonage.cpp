@@ -2,6 +2,7 @@
 // (provider_client.h: verified TLS, pooled keep-alive, deadline, retries).
 // Vonage answers HTTP 200 for most refusals, with the reason in
 // messages[0].status.
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <utility>
 
@@ -64,24 +65,31 @@ class VonageSmsSender : public SmsSender {
   VonageSmsSender(const VonageOptions& options, std::unique_ptr<ProviderClient> client)
       : options_(options), client_(std::move(client)) {}
 
-  Status Send(const std::string& to, const std::string& body, SmsReceipt* receipt) override;
+  Status Send(const std::string& to, const std::string& body, SmsReceipt* receipt) override {
+    return SendBy(to, body, ProviderDeadlineIn(options_.timeout_ms), receipt);
+  }
+  Status SendBy(const std::string& to, const std::string& body, Deadline deadline,
+                SmsReceipt* receipt) override;
 
  private:
   const VonageOptions options_;
   const std::unique_ptr<ProviderClient> client_;
 };
 
-Status VonageSmsSender::Send(const std::string& to, const std::string& body,
-                             SmsReceipt* receipt) {
+Status VonageSmsSender::SendBy(const std::string& to, const std::string& body,
+                               Deadline deadline, SmsReceipt* receipt) {
   if (HasControl(to) || to.size() < 2 || to[0] != '+') {
+    *receipt = SmsReceipt();
+    receipt->provider = "vonage";
+    receipt->number_refused = true;
     return Status::InvalidArgument("bad phone number");
   }
   FormFields fields = {{"api_key", options_.api_key}, {"api_secret", options_.api_secret},
                        {"from", options_.from},       {"to", to.substr(1)},  // digits, no '+'
                        {"text", body}};
   if (!MeasureSms(body).gsm7) fields.emplace_back("type", "unicode");
-  const ProviderPost post{"/sms/json", FormEncode(fields), ProviderDeadlineIn(options_.timeout_ms),
-                          to};
+  const ProviderPost post{"/sms/json", FormEncode(fields),
+                          std::min(deadline, ProviderDeadlineIn(options_.timeout_ms)), to};
   *receipt = SmsReceipt();
   receipt->provider = "vonage";
   Status s = client_->PostForm(post, [receipt](const ProviderAnswer& a, bool* retryable) {

@@ -153,6 +153,11 @@ class TwilioChannelSender : public SmsSender {
     return sms_->Send(to, body, receipt);
   }
 
+  Status SendBy(const std::string& to, const std::string& body, Deadline deadline,
+                SmsReceipt* receipt) override {
+    return sms_->SendBy(to, body, deadline, receipt);
+  }
+
   bool Supports(Channel channel) const override {
     switch (channel) {
       case Channel::kSms: return true;
