@@ -486,7 +486,7 @@ TEST_CASE("otpd binary: kill -9 under load loses no answered code and no attempt
                       std::to_string(kMaxAttempts) +
                       "\nsend_cooldown = 0\nsend_user_cap = 0\nsend_phone_cap = 0\n"
                       "send_ip_cap = 0\nsms_budget_per_hour = 0\nverify_failure_cap = 0\n"
-                      "ip_requests_per_minute = 0\n" +
+                      "ip_requests_per_minute = 0\npumping_detection = false\n" +
                       StoreConfig(dir) + users);
   {
     OtpdProcess otpd(dir, "a", {"--config", conf});

@@ -22,6 +22,9 @@ namespace otpd {
 std::string SecretPath(const Config& c);
 
 OtpOptions ServiceOptions(const Config& c);
+
+// The pumping_* keys as the guard's options.
+PumpingOptions PumpingOptionsOf(const Config& c);
 HttpServerOptions ServerOptions(const Config& c);
 // `keys` are loaded once at start (a reload keeps them: they need a restart).
 HttpApiOptions ApiOptions(const Config& c, const ApiKeys& keys);

@@ -8,6 +8,7 @@
 #include "http/openapi.h"
 #include "core/delivery_metrics.h"
 #include "core/metrics.h"
+#include "core/region_metrics.h"
 #include "core/phone.h"
 #include "otp/rules.h"
 
@@ -360,7 +361,8 @@ HttpAnswer HttpApi::MetricsPage() const {
     Log(LogLevel::kDebug, "cannot count active codes", {{"error", s.ToString()}});
   }
   HttpAnswer a;
-  a.body = DefaultMetrics().Render(active) + DefaultDeliveryMetrics().Render();
+  a.body = DefaultMetrics().Render(active) + DefaultDeliveryMetrics().Render() +
+           DefaultRegionMetrics().Render();
   a.content_type = "text/plain; version=0.0.4; charset=utf-8";
   return a;
 }

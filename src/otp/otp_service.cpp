@@ -140,6 +140,10 @@ Status OtpService::Reserve(const std::string& client_ip, bool counts_toward_glob
     result->retry_after_s = CeilSeconds(options_.Get().send_limits.window_ms);
     return Status::OK();
   }
+  if (pumping_ != nullptr) {
+    const PumpingVerdict verdict = pumping_->Check(result->phone);
+    if (!verdict.allowed) return Paused(verdict, result);
+  }
   SendDecision decision;
   // The per-IP cap counts the client key (a /64 for IPv6), like every
   // per-client limit; the audit keeps the full address.
@@ -153,7 +157,20 @@ Status OtpService::Reserve(const std::string& client_ip, bool counts_toward_glob
     result->retry_after_s = CeilSeconds(decision.retry_after_ms);
     return Status::OK();
   }
+  if (pumping_ != nullptr && counts_toward_global) {
+    const PumpingVerdict verdict = pumping_->CountSend(result->phone, result->user_id, client_ip);
+    if (!verdict.allowed) return Paused(verdict, result);
+  }
   *allowed = true;
+  return Status::OK();
+}
+
+Status OtpService::Paused(const PumpingVerdict& verdict, SendResult* result) {
+  Log(LogLevel::kWarn, "send refused: sms pumping pause",
+      {{"user_id", result->user_id}, {"phone", MaskPhone(result->phone)}, {"key", verdict.key}});
+  result->outcome = SendOutcome::kRateLimited;
+  result->limit = SendLimit::kPumping;
+  result->retry_after_s = CeilSeconds(verdict.retry_after_ms);
   return Status::OK();
 }
 
@@ -231,7 +248,8 @@ Status OtpService::SendConcealed(const std::string& client_ip, SendResult* resul
   if (!s.ok()) return s;
   // As long as a real send, and counted like one: the histogram of SMS
   // durations in /metrics must not tell how many sends were concealed.
-  const int64_t wait_us = sms_latency_.Sample(random_);
+  const int64_t initial_us = options_.Get().conceal_initial_wait_us;
+  const int64_t wait_us = sms_latency_.Sample(random_, initial_us / 2, initial_us * 3 / 2);
   clock_->SleepMicros(wait_us);
   DefaultMetrics().RecordSmsLatency(wait_us, true);
   result->outcome = SendOutcome::kSent;
@@ -267,8 +285,17 @@ Status OtpService::VerifyUnaudited(const std::string& passcode, VerifyCodeResult
   DefaultMetrics().RecordVerify(ToMetric(s, result->store.outcome));
   if (s.ok() && result->store.outcome == VerifyOutcome::kOk) {
     DefaultDeliveryMetrics().RecordCodeVerified();
+    CountVerified(result->user_id);
   }
   return s;
+}
+
+void OtpService::CountVerified(const std::string& user_id) {
+  if (pumping_ == nullptr) return;
+  User user;
+  if (users_->Lookup(user_id, &user).ok() && !user.phone.empty()) {
+    pumping_->CountVerified(user.phone);
+  }
 }
 
 std::string OtpService::Message(const OtpOptions& options, const std::string& locale,

@@ -19,6 +19,7 @@
 #include "otp/audit.h"
 #include "otp/latency_mimic.h"
 #include "otp/deliveries.h"
+#include "otp/pumping.h"
 #include "core/clock.h"
 #include "core/code_hash.h"
 #include "core/live_value.h"
@@ -61,6 +62,10 @@ struct OtpOptions {
   // Unknown users and users without a phone answer kSent with a stable
   // fake phone instead of kUserNotFound/kPhoneNotFound (see SendCode).
   bool conceal_unknown_users = false;
+  // Until real sends fill LatencyMimic, its empty slots draw uniformly from
+  // [w/2, 3w/2] for this w, so the first concealed answers wait like a
+  // provider round trip (0: no wait before the first real send).
+  int64_t conceal_initial_wait_us = 300 * 1000;
 };
 
 // A template whose message may not fit one SMS segment.
@@ -153,6 +158,13 @@ class OtpService {
   // receipts (none when null). REQUIRES: set before serving; outlives us.
   void SetDeliveries(DeliveryTracker* deliveries) { deliveries_ = deliveries; }
 
+  // With a guard, a send to a paused region or prefix answers kRateLimited
+  // (limit kPumping, retry after the pause), every real send is counted
+  // (concealed ones are only checked: they cost nothing), and each verified
+  // code is counted for its region's conversion (one user lookup per
+  // successful verify). REQUIRES: set before serving; outlives us.
+  void SetPumpingGuard(PumpingGuard* guard) { pumping_ = guard; }
+
  private:
   Status SendUnaudited(const std::string& client_ip, SendResult* result);
   Status VerifyUnaudited(const std::string& passcode, VerifyCodeResult* result);
@@ -162,6 +174,10 @@ class OtpService {
   // `counts_toward_global`: see SendRequest.
   Status Reserve(const std::string& client_ip, bool counts_toward_global, SendResult* result,
                  bool* allowed);
+  // Counts a verified code for the region of the user's phone.
+  void CountVerified(const std::string& user_id);
+  // Fills *result for a send refused by a pumping pause.
+  static Status Paused(const PumpingVerdict& verdict, SendResult* result);
   // Stores a fresh code and texts it in the user's `locale` (the second
   // half of SendCode).
   Status StoreAndText(const std::string& locale, SendResult* result);
@@ -184,6 +200,7 @@ class OtpService {
   // Recent SMS send times, which concealed sends imitate.
   LatencyMimic sms_latency_;
   DeliveryTracker* deliveries_ = nullptr;
+  PumpingGuard* pumping_ = nullptr;
 };
 
 }  // namespace otpd
