@@ -121,7 +121,7 @@ TEST_CASE("POST /send-code: the per-IP cap uses the request's client IP") {
 TEST_CASE("Per-IP limit: every endpoint takes a token; 429 rate_limited before any work") {
   OtpStack s;
   RateLimiter limiter(RateLimiterOptions{60, 2, 1024}, &s.clock);
-  HttpApi api(s.service.get(), s.storage.get(), HttpApiOptions(), &limiter);
+  HttpApi api(s.service.get(), HttpApiOptions(), &limiter);
   HttpRequest health{"GET", "/healthz", "", "192.0.2.1"};
   HttpRequest send{"POST", "/send-code", R"({"user_id":"abc"})", "192.0.2.1"};
   CHECK(api.Handle(health).status == 200);
@@ -289,7 +289,7 @@ TEST_CASE("Store failures answer 503 with Retry-After (or 500), never a contract
   HttpStack s;
   FailingStorage failing(s.storage.get());
   OtpService service(OtpOptions(), &failing, s.users.get(), &s.sms, &s.clock, &s.random, &s.hasher);
-  HttpApi api(&service, &failing, HttpApiOptions());
+  HttpApi api(&service, HttpApiOptions());
   failing.fail = Status::Busy("database is locked");
   HttpAnswer a = api.Handle(HttpRequest{"POST", "/verify-code", VerifyJson("abc", "123456"), ""});
   CHECK(a.status == 503);

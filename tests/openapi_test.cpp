@@ -110,7 +110,7 @@ std::map<std::string, Reproducer> Reproducers() {
     OtpService service(OtpOptions(), &failing, s->users.get(), &s->sms, &s->clock, &s->random,
                        &s->hasher);
     failing.fail = Status::Busy("locked");
-    return HttpApi(&service, &failing, HttpApiOptions())
+    return HttpApi(&service, HttpApiOptions())
         .Handle(HttpRequest{"POST", "/send-code", R"({"user_id":"abc"})", ""});
   };
   r["/verify-code 200 verified"] = [](OtpStack* s) {
@@ -142,8 +142,10 @@ std::map<std::string, Reproducer> Reproducers() {
   r["/readyz 200 ready"] = [](OtpStack* s) { return Get(s, "/readyz"); };
   r["/readyz 503 not_ready"] = [](OtpStack* s) {
     FailingStorage failing(s->storage.get());
+    OtpService service(OtpOptions(), &failing, s->users.get(), &s->sms, &s->clock, &s->random,
+                       &s->hasher);
     failing.fail = Status::IOError("read-only");
-    return HttpApi(s->service.get(), &failing, HttpApiOptions())
+    return HttpApi(&service, HttpApiOptions())
         .Handle(HttpRequest{"GET", "/readyz", "", ""});
   };
   return r;

@@ -44,8 +44,8 @@ OtpStack::OtpStack(const OtpOptions& options, const HttpApiOptions& api_options,
   Check(NewSqliteAuditLog(db, &clock, &audit));
   Check(users->Upsert("abc", "+12015551111"));
   service.reset(new OtpService(options, storage.get(), users.get(), &failing, &clock, &random,
-                               &hasher, audit.get()));
-  api.reset(new HttpApi(service.get(), storage.get(), api_options));
+                               &hasher, audit.get(), &metrics, &delivery_metrics));
+  api.reset(new HttpApi(service.get(), api_options));
   if (transport == Transport::kHttp) {
     HttpServerOptions server_options;
     server_options.port = 0;

@@ -13,6 +13,8 @@
 
 #include "otp/audit.h"
 #include "core/code_hash.h"
+#include "core/delivery_metrics.h"
+#include "core/metrics.h"
 #include "http/http_api.h"
 #include "http/http_server.h"
 #include "otp/otp_service.h"
@@ -81,6 +83,10 @@ struct OtpStack {
   std::unique_ptr<Storage> storage;
   std::unique_ptr<UserDirectory> users;
   std::unique_ptr<AuditLog> audit;
+  // What the service and the server count, read back by tests as exact
+  // counts (nothing here is shared with another stack).
+  Metrics metrics{MetricRoutes()};
+  DeliveryMetrics delivery_metrics{&clock};
   std::unique_ptr<OtpService> service;
   std::unique_ptr<HttpApi> api;
   std::unique_ptr<HttpServer> server;  // kHttp only

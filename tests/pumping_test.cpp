@@ -91,8 +91,8 @@ std::string Us(const std::string& area, int n) {
 
 std::string Jamaica(int n) { return "+1876210" + std::to_string(1000 + n % 9000); }
 
-double PausesOfScope(const std::string& scope) {
-  const std::string text = DefaultRegionMetrics().Render();
+double PausesOfScope(PumpingGuard* guard, const std::string& scope) {
+  const std::string text = guard->metrics()->Render();
   std::smatch m;
   const std::regex re("otpd_pumping_pauses_total\\{scope=\"" + scope + "\"\\} ([0-9]+)");
   return std::regex_search(text, m, re) ? std::stod(m[1].str()) : -1;
@@ -165,7 +165,7 @@ TEST_CASE("IsSpike: min sends, the multiple of the key's own baseline, low conve
 
 TEST_CASE("pumping: a burst to one region pauses it, not the others; a steady region never") {
   Fixture f;
-  const double region_pauses = PausesOfScope("region");
+  const double region_pauses = PausesOfScope(&f.guard, "region");
   // Two days of steady US traffic, 30 sends an hour, most verified, and a
   // trickle to Jamaica: nothing pauses.
   for (int hour = 0; hour < 48; hour++) {
@@ -189,7 +189,7 @@ TEST_CASE("pumping: a burst to one region pauses it, not the others; a steady re
   CHECK(v.retry_after_ms > 3000 * 1000);
   CHECK(v.retry_after_ms <= 3600 * 1000);
   CHECK(f.Send(Us("415", 1)));  // the US goes on
-  CHECK(PausesOfScope("region") == region_pauses + 1);
+  CHECK(PausesOfScope(&f.guard, "region") == region_pauses + 1);
 
   std::vector<RegionCounts> rows;
   REQUIRE(f.guard.List(&rows).ok());
@@ -218,7 +218,7 @@ TEST_CASE("pumping: a burst to one region pauses it, not the others; a steady re
 
 TEST_CASE("pumping: a burst on one prefix pauses that prefix only") {
   Fixture f;
-  const double prefix_pauses = PausesOfScope("prefix");
+  const double prefix_pauses = PausesOfScope(&f.guard, "prefix");
   // Steady US traffic over many area codes: 60 an hour, for a day.
   const std::vector<std::string> areas = {"212", "213", "305", "312", "404", "512"};
   for (int i = 0; i < 24 * 60; i++) {
@@ -238,7 +238,7 @@ TEST_CASE("pumping: a burst on one prefix pauses that prefix only") {
   CHECK_FALSE(v.allowed);
   CHECK(v.key == "+1-415");
   CHECK(f.guard.Check(Us("212", 99)).allowed);
-  CHECK(PausesOfScope("prefix") == prefix_pauses + 1);
+  CHECK(PausesOfScope(&f.guard, "prefix") == prefix_pauses + 1);
 }
 
 TEST_CASE("pumping: unpause lifts it at once and counting starts over; pause by hand") {

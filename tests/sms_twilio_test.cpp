@@ -365,7 +365,7 @@ TEST_CASE("twilio: the provider code reaches the /send-code answer and no code s
   options.send_limits = SendLimits{0, 0, 0, 0, 0, 3600 * 1000};  // five sends to abc in a row
   OtpService service(options, stack.storage.get(), stack.users.get(), sender.get(),
                      &stack.clock, &stack.random, &stack.hasher);
-  HttpApi api(&service, stack.storage.get(), HttpApiOptions());
+  HttpApi api(&service, HttpApiOptions());
   for (auto [code, http] : std::vector<std::pair<int, int>>{
            {21211, 400}, {21408, 400}, {21608, 400}, {21610, 400}, {20003, 401}}) {
     CAPTURE(code);

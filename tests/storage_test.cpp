@@ -666,6 +666,11 @@ SendRequest Other(int i, const std::string& phone = "", const std::string& ip = 
                      ip.empty() ? "10.1.0." + std::to_string(i) : ip};
 }
 
+SendRequest On(SendRequest request, Channel channel) {
+  request.channel = channel;
+  return request;
+}
+
 const std::vector<SendCase>& SendCases() {
   static const std::vector<SendCase> cases = {
       {"fresh", {}, kU, true, SendLimit::kNone, 0, false},
@@ -693,6 +698,24 @@ const std::vector<SendCase>& SendCases() {
        {{Other(1), -800}, {Other(2), -700}, {Other(3), -600}, {Other(4), -500},
         {Other(5), -400}, {Other(6), -300}, {Other(7), -200}, {Other(8), -100}},
        kU, false, SendLimit::kGlobal, kHourMs - 800, false},
+      {"the global cap counts only its own channel",
+       {{On(Other(1), Channel::kVoice), -800}, {On(Other(2), Channel::kVoice), -700},
+        {On(Other(3), Channel::kVoice), -600}, {On(Other(4), Channel::kVoice), -500},
+        {On(Other(5), Channel::kWhatsApp), -400}, {On(Other(6), Channel::kWhatsApp), -300},
+        {On(Other(7), Channel::kWhatsApp), -200}, {On(Other(8), Channel::kWhatsApp), -100}},
+       kU, true, SendLimit::kNone, 0, false},
+      {"a channel's global cap",
+       {{On(Other(1), Channel::kVoice), -800}, {On(Other(2), Channel::kVoice), -700},
+        {On(Other(3), Channel::kVoice), -600}, {On(Other(4), Channel::kVoice), -500},
+        {On(Other(5), Channel::kVoice), -400}, {On(Other(6), Channel::kVoice), -300},
+        {On(Other(7), Channel::kVoice), -200}, {On(Other(8), Channel::kVoice), -100}},
+       On(kU, Channel::kVoice), false, SendLimit::kGlobal, kHourMs - 800, false},
+      {"the per-user cap counts every channel",
+       {{kU, -3000000}, {On(kU, Channel::kVoice), -2000000},
+        {On(kU, Channel::kWhatsApp), -1000000}},
+       kU, false, SendLimit::kUser, 600000, false},
+      {"the cooldown counts every channel", {{On(kU, Channel::kVoice), -29999}}, kU, false,
+       SendLimit::kCooldown, 1, false},
       {"every limit counts for the retry time",
        {{kU, -3000000}, {kU, -2000000}, {kU, -10000}}, kU, false, SendLimit::kCooldown, 600000,
        false},
@@ -728,7 +751,8 @@ struct SendModel {
       state.nth_from_ip =
           Nth(l.per_ip, l.window_ms, now, [&](auto& p) { return p.client_ip == r.client_ip; });
     }
-    state.nth_overall = Nth(l.global, l.window_ms, now, [](auto&) { return true; });
+    state.nth_overall =
+        Nth(l.global, l.window_ms, now, [&](auto& p) { return p.channel == r.channel; });
     const SendDecision d = DecideSend(state, !r.client_ip.empty(), now, l);
     if (d.allowed) history.push_back({r, now});
     return d;

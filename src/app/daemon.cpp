@@ -12,7 +12,9 @@
 #include "app/systemd_service.h"
 #include "core/clock.h"
 #include "core/code_hash.h"
+#include "core/delivery_metrics.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/periodic.h"
 #include "core/phone.h"
 #include "core/random.h"
@@ -154,7 +156,7 @@ int ServeHttp(const Config& c, const ConfigReader& reread, OtpService* service, 
   Status s = ApiKeys::Load(c.api_keys, c.api_keys_file, &keys);
   if (!s.ok()) return Fail("api keys", s);
   std::unique_ptr<RateLimiter> limiter = NewIpLimiter(c);
-  HttpApi api(service, storage, ApiOptions(c, keys), limiter.get(), deliveries);
+  HttpApi api(service, ApiOptions(c, keys), limiter.get(), deliveries);
   LiveParts live{service, &api, users, c, keys};
   live.pumping = pumping;
   HttpServer server(ServerOptions(c), &api);
@@ -274,12 +276,16 @@ int Serve(const Config& c, const ConfigReader& reread, std::shared_ptr<SqliteDb>
   Status s = NewSmsSender(c, &sms);
   if (!s.ok()) return Fail("sms", s);
 
+  // The process's one set of metrics: the service and the tracker count
+  // there, the HTTP layer counts requests there and renders it on /metrics.
+  Metrics metrics(MetricRoutes());
+  DeliveryMetrics delivery_metrics(SystemClock());
   OtpService service(ServiceOptions(c), storage.get(), users, sms.get(), SystemClock(),
-                     OpenSslRandom(), &hasher, audit);
+                     OpenSslRandom(), &hasher, audit, &metrics, &delivery_metrics);
   WarnOversizedTemplates(service);
   WarnWideCountryCodes(service.options());
   Receipts receipts;
-  s = OpenReceipts(c, db, audit, store, &receipts);
+  s = OpenReceipts(c, db, audit, &delivery_metrics, store, &receipts);
   if (!s.ok()) return Fail("deliveries", s);
   service.SetDeliveries(receipts.tracker.get());
   PumpingParts pumping;

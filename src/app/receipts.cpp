@@ -24,7 +24,7 @@ std::string ReceiptSigningToken(const Config& c) {
 }
 
 Status OpenReceipts(const Config& c, std::shared_ptr<SqliteDb> db, AuditLog* audit,
-                    const std::string& store, Receipts* receipts) {
+                    DeliveryMetrics* metrics, const std::string& store, Receipts* receipts) {
   const int64_t retention_ms = int64_t{c.audit_retention_days} * 86400 * 1000;
   Status s;
 #ifdef OTPD_REDIS
@@ -46,7 +46,7 @@ Status OpenReceipts(const Config& c, std::shared_ptr<SqliteDb> db, AuditLog* aud
   DeliveryOptions options;
   options.unknown_after_ms = int64_t{c.delivery_unknown_after} * 1000;
   receipts->tracker.reset(
-      new DeliveryTracker(receipts->log.get(), SystemClock(), audit, options));
+      new DeliveryTracker(receipts->log.get(), SystemClock(), audit, options, metrics));
   const int64_t every_ms = std::min<int64_t>(60000, options.unknown_after_ms / 2);
   DeliveryTracker* tracker = receipts->tracker.get();
   DeliveryLog* log = receipts->log.get();

@@ -29,9 +29,10 @@ std::string ReceiptSigningToken(const Config& c);
 
 // Builds the parts, with rows kept audit_retention_days: the log in the
 // SQLite file `db`, or in Redis when `store` (the code store in effect) is
-// "redis", so every node sees every send.
+// "redis", so every node sees every send. Status changes are counted in
+// `metrics` (must outlive `receipts`).
 Status OpenReceipts(const Config& c, std::shared_ptr<SqliteDb> db, AuditLog* audit,
-                    const std::string& store, Receipts* receipts);
+                    DeliveryMetrics* metrics, const std::string& store, Receipts* receipts);
 
 }  // namespace otpd
 

@@ -135,9 +135,4 @@ std::string DeliveryMetrics::Render() {
   return out;
 }
 
-DeliveryMetrics& DefaultDeliveryMetrics() {
-  static DeliveryMetrics* const metrics = new DeliveryMetrics(SystemClock());
-  return *metrics;
-}
-
 }  // namespace otpd

@@ -7,8 +7,9 @@
 // otpd_sms_sent_total{provider}: messages a provider took.
 // otpd_conversion_*_last_hour: codes sent and verified in the last hour
 // (60 one-minute buckets by the injected clock) and their ratio, the
-// figure SMS pumping shows up in first. Thread-safe; one process-wide
-// instance, DefaultDeliveryMetrics(); tests may build their own.
+// figure SMS pumping shows up in first. Thread-safe. Not process-wide:
+// the daemon builds one and passes it in (OtpService, DeliveryTracker);
+// tests build their own.
 #ifndef OTPD_DELIVERY_METRICS_H_
 #define OTPD_DELIVERY_METRICS_H_
 
@@ -62,8 +63,6 @@ class DeliveryMetrics {
   std::array<uint64_t, 60> verified_by_minute_{};
   int64_t minute_ = 0;  // the minute the buckets end at
 };
-
-DeliveryMetrics& DefaultDeliveryMetrics();
 
 }  // namespace otpd
 

@@ -204,6 +204,32 @@ std::string Metrics::Render(int64_t active_codes) const {
   return out;
 }
 
+uint64_t Metrics::RequestCount(std::string_view path, int status) const {
+  return Read(requests_[RouteIndex(path)][status >= 100 && status < kStatuses ? status : 0]);
+}
+
+uint64_t Metrics::SendCount(SendMetric outcome) const {
+  return Read(sends_[static_cast<size_t>(outcome)]);
+}
+
+uint64_t Metrics::VerifyCount(VerifyMetric outcome) const {
+  return Read(verifies_[static_cast<size_t>(outcome)]);
+}
+
+uint64_t Metrics::SmsLatencyCount(bool ok) const {
+  return (ok ? sms_latency_ok_ : sms_latency_failed_).count();
+}
+
+uint64_t Metrics::RateLimitedCount(std::string_view limit) const {
+  const size_t n = limit_count_.load(std::memory_order_acquire);
+  for (size_t i = 0; i < n; ++i) {
+    if (limit_names_[i] == limit) return Read(limited_[i]);
+  }
+  return limit == "other" ? Read(limited_[kMaxRateLimits]) : 0;
+}
+
+uint64_t Metrics::ConnectionsRefused() const { return Read(connections_refused_); }
+
 const std::vector<std::string>& MetricRoutes() {
   static const auto* const routes = new std::vector<std::string>{
       "/send-code", "/verify-code", "/healthz", "/readyz", "/metrics",
@@ -211,11 +237,5 @@ const std::vector<std::string>& MetricRoutes() {
   return *routes;
 }
 
-Metrics& DefaultMetrics() {
-  static Metrics* const metrics = new Metrics(MetricRoutes());
-  return *metrics;
-}
-
-void CountRateLimited(std::string_view limit) { DefaultMetrics().RecordRateLimited(limit); }
 
 }  // namespace otpd

@@ -8,7 +8,9 @@
 // one by one, so a scrape taken under load may mix counts from a few
 // microseconds apart; each counter on its own never goes backwards.
 //
-// The process uses one instance, DefaultMetrics(); tests may build their own.
+// Nothing here is process-wide: the daemon builds one instance and passes
+// it to the service (OtpService) and through it to the HTTP layer; tests
+// pass their own and read exact counts back with the *Count accessors.
 #ifndef OTPD_METRICS_H_
 #define OTPD_METRICS_H_
 
@@ -84,6 +86,14 @@ class Metrics {
   // families always list every outcome.
   std::string Render(int64_t active_codes) const;
 
+  // Tests: what the Record* calls above have counted so far.
+  uint64_t RequestCount(std::string_view path, int status) const;
+  uint64_t SendCount(SendMetric outcome) const;
+  uint64_t VerifyCount(VerifyMetric outcome) const;
+  uint64_t SmsLatencyCount(bool ok) const;  // observations in the histogram
+  uint64_t RateLimitedCount(std::string_view limit) const;  // 0 for a name never seen
+  uint64_t ConnectionsRefused() const;
+
  private:
   static constexpr int kStatuses = 600;
   size_t RouteIndex(std::string_view path) const;
@@ -107,15 +117,9 @@ class Metrics {
   const int64_t start_unix_s_;
 };
 
-// The paths DefaultMetrics() counts by name (every route HttpApi serves;
-// a test keeps the two lists in step).
+// The paths the daemon's Metrics counts by name (every route HttpApi
+// serves; a test keeps the two lists in step).
 const std::vector<std::string>& MetricRoutes();
-
-// The process-wide instance, counting MetricRoutes().
-Metrics& DefaultMetrics();
-
-// Shorthand for DefaultMetrics().RecordRateLimited(limit).
-void CountRateLimited(std::string_view limit);
 
 }  // namespace otpd
 

@@ -67,9 +67,4 @@ std::string RegionMetrics::Render() {
   return out;
 }
 
-RegionMetrics& DefaultRegionMetrics() {
-  static RegionMetrics* const metrics = new RegionMetrics();
-  return *metrics;
-}
-
 }  // namespace otpd

@@ -3,8 +3,8 @@
 // shared store (otp/pumping.h): sends and verified codes in the detection
 // window, their ratio, and whether the region is paused; and the pauses
 // this process started. Label cardinality is bounded: only regions seen,
-// at most kMaxRegions of them (the first seen are kept). Thread-safe; one
-// process-wide instance, DefaultRegionMetrics(); tests may build their own.
+// at most kMaxRegions of them (the first seen are kept). Thread-safe; the
+// PumpingGuard owns one.
 #ifndef OTPD_REGION_METRICS_H_
 #define OTPD_REGION_METRICS_H_
 
@@ -38,8 +38,6 @@ class RegionMetrics {
   uint64_t region_pauses_ = 0;
   uint64_t prefix_pauses_ = 0;
 };
-
-RegionMetrics& DefaultRegionMetrics();
 
 }  // namespace otpd
 

@@ -8,7 +8,6 @@
 #include "http/openapi.h"
 #include "core/delivery_metrics.h"
 #include "core/metrics.h"
-#include "core/region_metrics.h"
 #include "core/phone.h"
 #include "otp/rules.h"
 
@@ -177,10 +176,9 @@ HttpApiOptions WithKeysFlag(HttpApiOptions options) {
 
 }  // namespace
 
-HttpApi::HttpApi(OtpService* service, Storage* storage, const HttpApiOptions& options,
-                 RateLimiter* limiter, DeliveryTracker* deliveries)
+HttpApi::HttpApi(OtpService* service, const HttpApiOptions& options, RateLimiter* limiter,
+                 DeliveryTracker* deliveries)
     : service_(service),
-      storage_(storage),
       options_(WithKeysFlag(options)),
       limiter_(limiter),
       deliveries_(deliveries),
@@ -355,20 +353,20 @@ HttpAnswer HttpApi::VerifyAnswer(const Status& s, const VerifyCodeResult& r) {
 
 HttpAnswer HttpApi::MetricsPage() const {
   int64_t active = -1;
-  Status s = storage_->CountActiveCodes(&active);
+  Status s = service_->CountActiveCodes(&active);
   if (!s.ok()) {
     active = -1;
     Log(LogLevel::kDebug, "cannot count active codes", {{"error", s.ToString()}});
   }
   HttpAnswer a;
-  a.body = DefaultMetrics().Render(active) + DefaultDeliveryMetrics().Render() +
-           DefaultRegionMetrics().Render();
+  a.body = service_->metrics()->Render(active) + service_->delivery_metrics()->Render();
+  if (service_->pumping() != nullptr) a.body += service_->pumping()->metrics()->Render();
   a.content_type = "text/plain; version=0.0.4; charset=utf-8";
   return a;
 }
 
 HttpAnswer HttpApi::Ready() const {
-  Status s = storage_->CheckWritable();
+  Status s = service_->CheckReady();
   if (s.ok()) return JsonAnswer(200, Json{{"status", "ready"}});
   Log(LogLevel::kWarn, "not ready", {{"error", s.ToString()}});
   HttpAnswer a = JsonAnswer(503, Json{{"status", "unavailable"}, {"detail", "store is not writable"}});

@@ -5,7 +5,8 @@
 // OtpService, and maps every outcome and Status to a status code and JSON
 // body. It also serves /openapi.json, /docs and /redoc, rendered once at
 // construction from openapi.h (pages: docs_pages.h, text/html), and GET
-// /metrics, DefaultMetrics() with the store's active-code count.
+// /metrics: the service's Metrics and DeliveryMetrics with the store's
+// active-code count, asked of the service (HttpApi never sees the store).
 // http_server.cpp adapts it to cpp-httplib; tests and the fuzz target
 // call Handle directly. Thread-safe: Handle is const and the service is;
 // SetOptions may run while requests are served (see LiveValue).
@@ -23,7 +24,6 @@
 #include "otp/otp_service.h"
 #include "http/rate_limiter.h"
 #include "core/status.h"
-#include "otp/storage.h"
 
 namespace otpd {
 
@@ -79,7 +79,7 @@ struct Route {
 
 class HttpApi {
  public:
-  // `service`, `storage` and `limiter` must outlive the object. With a
+  // `service` and `limiter` must outlive the object. With a
   // limiter, every request first takes a token for its client IP (per /64
   // for IPv6) and answers 429 rate_limited when there is none; then the API
   // key is checked (so guessing keys is rate limited too). POST
@@ -87,8 +87,8 @@ class HttpApi {
   // and calls from a few addresses, so its X-Twilio-Signature is the check.
   // With `deliveries` (must outlive the object), receipts are applied to it
   // and GET /send-status answers from it; without, both answer 404.
-  HttpApi(OtpService* service, Storage* storage, const HttpApiOptions& options,
-          RateLimiter* limiter = nullptr, DeliveryTracker* deliveries = nullptr);
+  HttpApi(OtpService* service, const HttpApiOptions& options, RateLimiter* limiter = nullptr,
+          DeliveryTracker* deliveries = nullptr);
 
   // Routes and answers one request. Unknown paths answer 404, known paths
   // with another method 405 (with Allow). Never throws for any input.
@@ -104,6 +104,10 @@ class HttpApi {
   // the object.
   const HttpApiOptions& options() const { return options_.Get(); }
 
+  // The Metrics /metrics renders (the service's), where the server counts
+  // each request it answers. Valid for the life of the service.
+  Metrics* metrics() const { return service_->metrics(); }
+
  private:
   HttpAnswer SendCode(const HttpRequest& request) const;
   HttpAnswer VerifyCode(const HttpRequest& request) const;
@@ -117,7 +121,6 @@ class HttpApi {
   HttpAnswer SendStatus(const HttpRequest& request) const;    // http_api_receipts.cpp
 
   OtpService* const service_;
-  Storage* const storage_;
   LiveValue<HttpApiOptions> options_;
   RateLimiter* const limiter_;
   DeliveryTracker* const deliveries_;

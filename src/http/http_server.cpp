@@ -168,8 +168,9 @@ class HttpServer::Impl {
  public:
   Impl(const HttpServerOptions& options, const HttpApi* api)
       : limit_(options.max_connections_per_ip, options.trusted_proxies),
-        owned_(NewHttplibServer(ConnectionPolicy{&limit_, options.header_timeout_ms},
-                                options.tls_cert, options.tls_key)),
+        owned_(NewHttplibServer(
+            ConnectionPolicy{&limit_, options.header_timeout_ms, api->metrics()},
+            options.tls_cert, options.tls_key)),
         server(*owned_),
         options_(options),
         api_(api) {
@@ -369,7 +370,7 @@ void HttpServer::Impl::AccessLog(const Request& req, const Response& res) const 
     t_request_id = NewRequestId();
     t_user_id.clear();
   }
-  DefaultMetrics().RecordRequest(req.path, res.status, us);
+  api_->metrics()->RecordRequest(req.path, res.status, us);
   if (!LogEnabled(LogLevel::kInfo)) return;
   const std::string latency =
       us < 0 ? "-" : std::to_string(us / 1000) + "." + std::to_string(us % 1000 / 100) + "ms";

@@ -11,9 +11,9 @@
 //
 // Every request gets an ID (the client's X-Request-Id when it is
 // [A-Za-z0-9._-]{1,64}, else a generated one), echoed in the X-Request-Id
-// response header; after the answer is written it is counted in
-// DefaultMetrics() and logged as one access line (method, path, status,
-// latency, client, request_id, user_id).
+// response header; after the answer is written it is counted in the API's
+// Metrics (HttpApi::metrics, as are refused connections) and logged as one
+// access line (method, path, status, latency, client, request_id, user_id).
 //
 // Thread-safety: Bind, then Run on one thread; Stop and port() from any.
 #ifndef OTPD_HTTP_SERVER_H_

@@ -35,8 +35,8 @@ class ConnectionSlot {
 };
 
 // An over-cap connection: closed before anything is read or written.
-bool Refuse(socket_t sock) {
-  DefaultMetrics().RecordConnectionRefused();
+bool Refuse(socket_t sock, Metrics* metrics) {
+  if (metrics != nullptr) metrics->RecordConnectionRefused();
   httplib::detail::shutdown_socket(sock);
   httplib::detail::close_socket(sock);
   return false;
@@ -51,7 +51,7 @@ class PlainServer final : public httplib::Server {
   // each request's stream bounded by the request read deadline.
   bool process_and_close_socket(socket_t sock) override {
     ConnectionSlot slot(policy_.limit, sock);
-    if (!slot.ok()) return Refuse(sock);
+    if (!slot.ok()) return Refuse(sock, policy_.metrics);
     std::string remote_addr;
     int remote_port = 0;
     httplib::detail::get_remote_ip_and_port(sock, remote_addr, remote_port);
@@ -91,7 +91,7 @@ class TlsServer final : public httplib::SSLServer {
   bool process_and_close_socket(socket_t sock) override {
     namespace tls = httplib::tls;
     ConnectionSlot slot(policy_.limit, sock);
-    if (!slot.ok()) return Refuse(sock);
+    if (!slot.ok()) return Refuse(sock, policy_.metrics);
     tls::session_t session = tls::create_session(tls_context(), sock);
     if (!session) {
       httplib::detail::shutdown_socket(sock);

@@ -18,6 +18,7 @@
 #include <memory>
 #include <string>
 
+#include "core/metrics.h"
 #include "http/connection_limit.h"
 
 namespace otpd {
@@ -25,6 +26,7 @@ namespace otpd {
 struct ConnectionPolicy {
   ConnectionLimit* limit = nullptr;  // must outlive the server; null: no cap
   int request_read_timeout_ms = 0;   // header_timeout; 0: only per-read timeouts
+  Metrics* metrics = nullptr;        // counts refused connections; must outlive the server
 };
 
 // A plain server, or an HTTPS one when `tls_cert` is set (check

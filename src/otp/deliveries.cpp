@@ -21,13 +21,18 @@ bool IsFinalDeliveryStatus(const std::string& status) {
 }
 
 DeliveryTracker::DeliveryTracker(DeliveryLog* log, Clock* clock, AuditLog* audit,
-                                 const DeliveryOptions& options)
-    : log_(log), clock_(clock), audit_(audit), options_(options) {}
+                                 const DeliveryOptions& options, DeliveryMetrics* metrics)
+    : log_(log),
+      clock_(clock),
+      audit_(audit),
+      options_(options),
+      own_metrics_(metrics == nullptr ? new DeliveryMetrics(clock) : nullptr),
+      metrics_(metrics == nullptr ? own_metrics_.get() : metrics) {}
 
 void DeliveryTracker::OnSent(const std::string& provider, const std::string& message_id,
                              const std::string& user_id, const std::string& phone,
                              int64_t code_expires_at_ms) {
-  DefaultDeliveryMetrics().RecordProviderSent(provider);
+  metrics_->RecordProviderSent(provider);
   if (message_id.empty()) return;  // nothing a receipt could name
   Delivery d;
   d.message_id = message_id;
@@ -72,9 +77,9 @@ Status DeliveryTracker::Sweep() {
 // One status change: counted, audited, and logged (at warn for a failure of
 // a code that can still be used, so the operator sees who is waiting).
 void DeliveryTracker::Report(const Delivery& row, const char* source) {
-  DefaultDeliveryMetrics().RecordStatus(row.provider, row.status);
+  metrics_->RecordStatus(row.provider, row.status);
   if (row.status == "delivered") {
-    DefaultDeliveryMetrics().RecordDelivered(row.updated_at_ms - row.sent_at_ms);
+    metrics_->RecordDelivered(row.updated_at_ms - row.sent_at_ms);
   }
   const std::string outcome =
       row.error_code == 0 ? row.status : row.status + ":" + std::to_string(row.error_code);

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "core/delivery_metrics.h"
 #include "core/status.h"
 #include "otp/audit.h"
 
@@ -88,17 +89,19 @@ struct DeliveryOptions {
 
 class DeliveryTracker {
  public:
-  // `log`, `clock` and `audit` (may be null) must outlive the tracker.
+  // `log`, `clock`, `audit` (may be null) and `metrics` must outlive the
+  // tracker; a null `metrics` is replaced by a private instance.
   DeliveryTracker(DeliveryLog* log, Clock* clock, AuditLog* audit,
-                  const DeliveryOptions& options = DeliveryOptions());
+                  const DeliveryOptions& options = DeliveryOptions(),
+                  DeliveryMetrics* metrics = nullptr);
 
   // A message the provider took. Failures are logged, never returned: a
   // receipt that cannot be recorded must not fail the send.
   void OnSent(const std::string& provider, const std::string& message_id,
               const std::string& user_id, const std::string& phone, int64_t code_expires_at_ms);
 
-  // One receipt. A change (never a replay) is counted in
-  // DefaultDeliveryMetrics(), written to the audit trail as event
+  // One receipt. A change (never a replay) is counted in the
+  // DeliveryMetrics, written to the audit trail as event
   // "delivery" with outcome "<status>" or "<status>:<error code>", and for
   // undelivered/failed of a code still live, logged with the error code.
   // *known: the message was one of ours. Non-OK only when the log failed.
@@ -119,6 +122,8 @@ class DeliveryTracker {
   Clock* const clock_;
   AuditLog* const audit_;
   const DeliveryOptions options_;
+  std::unique_ptr<DeliveryMetrics> own_metrics_;  // when none was passed in
+  DeliveryMetrics* const metrics_;
 };
 
 }  // namespace otpd

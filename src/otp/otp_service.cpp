@@ -13,7 +13,8 @@ namespace otpd {
 
 OtpService::OtpService(const OtpOptions& options, Storage* storage, UserDirectory* users,
                        SmsSender* sms, Clock* clock, RandomSource* random,
-                       const CodeHasher* hasher, AuditLog* audit)
+                       const CodeHasher* hasher, AuditLog* audit, Metrics* metrics,
+                       DeliveryMetrics* delivery_metrics)
     : options_(options),
       storage_(storage),
       users_(users),
@@ -21,7 +22,12 @@ OtpService::OtpService(const OtpOptions& options, Storage* storage, UserDirector
       clock_(clock),
       random_(random),
       hasher_(hasher),
-      audit_(audit) {}
+      audit_(audit),
+      own_metrics_(metrics == nullptr ? new Metrics(MetricRoutes()) : nullptr),
+      own_delivery_metrics_(delivery_metrics == nullptr ? new DeliveryMetrics(clock) : nullptr),
+      metrics_(metrics == nullptr ? own_metrics_.get() : metrics),
+      delivery_metrics_(delivery_metrics == nullptr ? own_delivery_metrics_.get()
+                                                    : delivery_metrics) {}
 
 namespace {
 
@@ -97,9 +103,9 @@ Status OtpService::SendCode(const std::string& user_id, const std::string& clien
   Status s = SendUnaudited(client_ip, result);
   Audit(result->user_id, result->phone, client_ip, "send",
         s.ok() ? SendOutcomeName(*result) : "error");
-  DefaultMetrics().RecordSend(ToMetric(s, result->outcome));
+  metrics_->RecordSend(ToMetric(s, result->outcome));
   if (s.ok() && result->outcome == SendOutcome::kRateLimited) {
-    CountRateLimited(LimitName(result->limit));
+    metrics_->RecordRateLimited(LimitName(result->limit));
   }
   return s;
 }
@@ -191,7 +197,7 @@ Status OtpService::StoreAndText(const std::string& locale, SendResult* result) {
   const int64_t sms_start_us = clock_->MonotonicMicros();
   s = sms_->Send(result->phone, body, &result->receipt);
   const int64_t took_us = clock_->MonotonicMicros() - sms_start_us;
-  DefaultMetrics().RecordSmsLatency(took_us, s.ok());
+  metrics_->RecordSmsLatency(took_us, s.ok());
   sms_latency_.Record(took_us);
   if (!s.ok()) {
     Log(LogLevel::kError, "sms send failed",
@@ -208,7 +214,7 @@ Status OtpService::StoreAndText(const std::string& locale, SendResult* result) {
     return Status::OK();
   }
   result->outcome = SendOutcome::kSent;
-  DefaultDeliveryMetrics().RecordCodeSent();
+  delivery_metrics_->RecordCodeSent();
   if (deliveries_ != nullptr) {
     deliveries_->OnSent(result->receipt.provider, result->receipt.provider_id, result->user_id,
                         result->phone, stored.expires_at_ms);
@@ -251,7 +257,7 @@ Status OtpService::SendConcealed(const std::string& client_ip, SendResult* resul
   const int64_t initial_us = options_.Get().conceal_initial_wait_us;
   const int64_t wait_us = sms_latency_.Sample(random_, initial_us / 2, initial_us * 3 / 2);
   clock_->SleepMicros(wait_us);
-  DefaultMetrics().RecordSmsLatency(wait_us, true);
+  metrics_->RecordSmsLatency(wait_us, true);
   result->outcome = SendOutcome::kSent;
   result->concealed = true;
   return Status::OK();
@@ -282,9 +288,9 @@ Status OtpService::VerifyUnaudited(const std::string& passcode, VerifyCodeResult
   if (s.ok() && result->store.outcome == VerifyOutcome::kThrottled) {
     result->retry_after_s = CeilSeconds(result->store.retry_after_ms);
   }
-  DefaultMetrics().RecordVerify(ToMetric(s, result->store.outcome));
+  metrics_->RecordVerify(ToMetric(s, result->store.outcome));
   if (s.ok() && result->store.outcome == VerifyOutcome::kOk) {
-    DefaultDeliveryMetrics().RecordCodeVerified();
+    delivery_metrics_->RecordCodeVerified();
     CountVerified(result->user_id);
   }
   return s;

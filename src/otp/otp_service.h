@@ -4,8 +4,8 @@
 // RandomSource), so every rule is tested with fakes and a fake clock; it
 // includes no HTTP, SQL or JSON. Thread-safe: handlers call it from many
 // threads; it holds no lock of its own and no lock across the SMS send.
-// Each call counts its outcome in DefaultMetrics() (and the SMS provider's
-// latency). The options can be replaced while serving (SetOptions, on
+// Each call counts its outcome in the Metrics passed in (and the SMS
+// provider's latency; codes sent and verified in the DeliveryMetrics). The options can be replaced while serving (SetOptions, on
 // SIGHUP); each call uses one consistent set.
 #ifndef OTPD_OTP_SERVICE_H_
 #define OTPD_OTP_SERVICE_H_
@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -22,7 +23,9 @@
 #include "otp/pumping.h"
 #include "core/clock.h"
 #include "core/code_hash.h"
+#include "core/delivery_metrics.h"
 #include "core/live_value.h"
+#include "core/metrics.h"
 #include "core/phone.h"
 #include "core/random.h"
 #include "otp/sms.h"
@@ -106,10 +109,13 @@ class OtpService {
   // Every pointer must outlive the service. `hasher` must use the same
   // secret in every process that shares the store. With `audit`, every
   // send and verify outcome is recorded there (a failed record is logged,
-  // never fails the request).
+  // never fails the request). Outcomes are counted in `metrics` and
+  // `delivery_metrics`, which the HTTP layer renders on /metrics; a null
+  // one is replaced by a private instance (counted, never shown).
   OtpService(const OtpOptions& options, Storage* storage, UserDirectory* users,
              SmsSender* sms, Clock* clock, RandomSource* random, const CodeHasher* hasher,
-             AuditLog* audit = nullptr);
+             AuditLog* audit = nullptr, Metrics* metrics = nullptr,
+             DeliveryMetrics* delivery_metrics = nullptr);
 
   // Looks the user up, checks the country allow-list, reserves the send
   // against the send limits (Storage::ReserveSend; `client_ip` may be empty),
@@ -145,6 +151,20 @@ class OtpService {
   // allowed region, starting with an allowed country code, of a type not
   // refused. When not, *why says so (for the log).
   bool CountryAllowed(const std::string& phone, std::string* why = nullptr) const;
+
+  // OK when the store takes writes (Storage::CheckWritable), for /readyz.
+  Status CheckReady() const { return storage_->CheckWritable(); }
+
+  // The codes stored and not yet expired (Storage::CountActiveCodes).
+  Status CountActiveCodes(int64_t* count) const { return storage_->CountActiveCodes(count); }
+
+  // Where this service counts; the HTTP layer counts requests there too
+  // and renders both on /metrics. Valid for the life of the service.
+  Metrics* metrics() const { return metrics_; }
+  DeliveryMetrics* delivery_metrics() const { return delivery_metrics_; }
+  // The pumping guard (SetPumpingGuard), or null; its region metrics are
+  // rendered on /metrics too.
+  PumpingGuard* pumping() const { return pumping_; }
 
   // The options in force now. The reference stays valid for the life of
   // the service.
@@ -197,6 +217,10 @@ class OtpService {
   RandomSource* const random_;
   const CodeHasher* const hasher_;
   AuditLog* const audit_;
+  std::unique_ptr<Metrics> own_metrics_;  // when none was passed in
+  std::unique_ptr<DeliveryMetrics> own_delivery_metrics_;
+  Metrics* const metrics_;
+  DeliveryMetrics* const delivery_metrics_;
   // Recent SMS send times, which concealed sends imitate.
   LatencyMimic sms_latency_;
   DeliveryTracker* deliveries_ = nullptr;

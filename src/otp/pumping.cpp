@@ -6,7 +6,6 @@
 
 #include "core/log.h"
 #include "core/phone.h"
-#include "core/region_metrics.h"
 
 namespace otpd {
 namespace {
@@ -137,7 +136,7 @@ PumpingVerdict PumpingGuard::CountSend(const std::string& phone, const std::stri
     Log(LogLevel::kWarn, "pumping count failed; sending", {{"error", s.ToString()}});
     return v;
   }
-  DefaultRegionMetrics().Set(counts[0].key, counts[0].window_sent, counts[0].window_verified,
+  metrics_.Set(counts[0].key, counts[0].window_sent, counts[0].window_verified,
                              false);
   // The broadest spike only: a region's pause covers its prefixes, and
   // one `otpd regions unpause JM` then lifts it.
@@ -167,8 +166,8 @@ PumpingVerdict PumpingGuard::CountSend(const std::string& phone, const std::stri
 void PumpingGuard::Started(const RegionCounts& c, const std::string& why,
                            const std::string& user_id, const std::string& client_ip) {
   const bool prefix = IsPrefixKey(c.key);
-  DefaultRegionMetrics().CountPause(prefix);
-  if (!prefix) DefaultRegionMetrics().Set(c.key, 0, 0, true);
+  metrics_.CountPause(prefix);
+  if (!prefix) metrics_.Set(c.key, 0, 0, true);
   Log(LogLevel::kWarn, "sms pumping suspected; sends paused",
       {{"key", c.key}, {"seen", why}, {"pause_s", std::to_string(options_.Get().pause_ms / 1000)}});
   if (audit_ == nullptr) return;
@@ -209,7 +208,7 @@ Status PumpingGuard::Refresh() {
   if (!s.ok()) return s;
   for (const RegionCounts& c : rows) {
     if (IsPrefixKey(c.key)) continue;
-    DefaultRegionMetrics().Set(c.key, c.window_sent, c.window_verified, c.paused_until_ms > now);
+    metrics_.Set(c.key, c.window_sent, c.window_verified, c.paused_until_ms > now);
   }
   return store_->Purge(now - options_.Get().baseline_ms);
 }

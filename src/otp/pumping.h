@@ -12,7 +12,7 @@
 // 429 rate_limited until the pause ends or an operator lifts it (otpd
 // regions unpause). The pause is in the store, so it holds across
 // processes and restarts. Each new pause is audited (event "pumping",
-// outcome "paused:<key>"), logged and counted in RegionMetrics.
+// outcome "paused:<key>"), logged and counted in the guard's RegionMetrics.
 //
 // When a pause starts, the key's buckets inside the window are removed:
 // the spike is not left to inflate the baseline, and once the pause ends
@@ -33,6 +33,7 @@
 
 #include "core/clock.h"
 #include "core/live_value.h"
+#include "core/region_metrics.h"
 #include "core/status.h"
 #include "otp/audit.h"
 
@@ -155,6 +156,10 @@ class PumpingGuard {
   // (the daemon calls it every minute).
   Status Refresh();
 
+  // The region gauges and pause counts, for /metrics. Valid for the life
+  // of the guard.
+  RegionMetrics* metrics() { return &metrics_; }
+
  private:
   void Started(const RegionCounts& c, const std::string& why, const std::string& user_id,
                const std::string& client_ip);
@@ -163,6 +168,7 @@ class PumpingGuard {
   Clock* const clock_;
   AuditLog* const audit_;
   LiveValue<PumpingOptions> options_;
+  RegionMetrics metrics_;
 };
 
 // Parses a key as an operator writes it: a region ("jm" -> "JM") or a

@@ -20,6 +20,7 @@
 #include "core/clock.h"
 #include "core/redis_url.h"
 #include "core/status.h"
+#include "otp/channel.h"
 
 namespace otpd {
 
@@ -68,6 +69,11 @@ struct SendRequest {
   // send is not counted in it: a concealed send texts nobody, so it must
   // not spend the real SMS budget (OtpService::SendConcealed).
   bool counts_toward_global = true;
+  // The channel the code goes out on. The cooldown and the per-user,
+  // per-phone and per-IP caps count sends on every channel together (so
+  // switching channels never multiplies sends); the global cap counts only
+  // sends on this request's channel (each channel has its own budget).
+  Channel channel = Channel::kSms;
 };
 
 // Caps on sends in a rolling window; 0 turns one off.
@@ -76,7 +82,7 @@ struct SendLimits {
   int per_user = 5;                 // sends per user per window
   int per_phone = 10;               // sends per phone number per window
   int per_ip = 30;                  // sends per client IP per window
-  int global = 1000;                // sends over all users per window
+  int global = 1000;                // sends over all users on the request's channel per window
   int64_t window_ms = 3600 * 1000;
 };
 

@@ -111,6 +111,12 @@ CREATE TABLE write_probe (data BLOB);
 ALTER TABLE sends ADD COLUMN counts_global INTEGER NOT NULL DEFAULT 1
   CHECK (counts_global IN (0, 1));
 )sql",
+    // The channel of each send (SendRequest::channel): the global cap is
+    // per channel. Sends from before this step were all SMS.
+    R"sql(
+ALTER TABLE sends ADD COLUMN channel TEXT NOT NULL DEFAULT 'sms'
+  CHECK (channel IN ('sms', 'voice', 'whatsapp'));
+)sql",
 };
 
 constexpr int kSchemaVersion = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));

@@ -13,6 +13,7 @@
 //   P sends:ip:<ip>        (Phones and IPs as pseudonyms, see RedisOptions.)
 //                          A set is written only while its cap is on, so it
 //   P sends:all            holds at most cap entries. TTL: the window.
+//   P sends:all:<channel>  the same for voice and whatsapp (sends:all is SMS's).
 //   P failures:<user>      failed verification times. TTL: the window.
 //   P health               CheckWritable's write. TTL: a minute.
 //   P secret-check         a fingerprint of the code-hash secret: kept, so
@@ -127,7 +128,8 @@ constexpr char kVerifyScript[] =
     "end\n"
     "return {1, max_attempts - (attempts + 1), expires_at, 0}\n";
 
-// KEYS: sends of the user, of the phone, of the IP, of everyone.
+// KEYS: sends of the user, of the phone, of the IP, of everyone on the
+// request's channel.
 // ARGV: now, cooldown, per_user, per_phone, per_ip, global, window, member,
 // counts toward global (1/0: checked either way, recorded only when 1).
 // Returns {allowed (0/1), limit (SendLimit), retry_after}.
@@ -468,6 +470,12 @@ class RedisStorage : public Storage {
     if (options_.key_hasher == nullptr) return value;
     return options_.key_hasher->Pseudonym(std::string(kind) + ":" + value);
   }
+  // Every user's sends on `channel`, for the global cap. SMS keeps the
+  // name it had before channels existed.
+  std::string GlobalSendsKey(Channel channel) const {
+    if (channel == Channel::kSms) return prefix_ + "sends:all";
+    return prefix_ + "sends:all:" + ChannelName(channel);
+  }
   // Unique among every node: a sorted-set member for one event at `now`.
   std::string EventId(int64_t now);
 
@@ -608,7 +616,7 @@ Status RedisStorage::ReserveSend(const SendRequest& request, const SendLimits& l
                   {prefix_ + "sends:user:" + NormalizeUserId(request.user_id),
                    prefix_ + "sends:phone:" + KeyPart("phone", request.phone),
                    prefix_ + "sends:ip:" + KeyPart("ip", request.client_ip),
-                   prefix_ + "sends:all"},
+                   GlobalSendsKey(request.channel)},
                   {std::to_string(now), std::to_string(limits.cooldown_ms),
                    std::to_string(limits.per_user), std::to_string(limits.per_phone),
                    std::to_string(has_ip ? limits.per_ip : 0), std::to_string(limits.global),

@@ -38,16 +38,16 @@ constexpr char kNthSendToPhoneSql[] =
     "SELECT at FROM sends WHERE phone = ?1 AND at > ?2 ORDER BY at DESC LIMIT 1 OFFSET ?3";
 constexpr char kNthSendFromIpSql[] =
     "SELECT at FROM sends WHERE client_ip = ?1 AND at > ?2 ORDER BY at DESC LIMIT 1 OFFSET ?3";
-// Over all sends; ?1 is bound like the others and matches everything.
+// Over all users' sends on one channel ?1.
 constexpr char kNthSendSql[] =
-    "SELECT at FROM sends WHERE ?1 = ?1 AND counts_global = 1 AND at > ?2"
+    "SELECT at FROM sends WHERE channel = ?1 AND counts_global = 1 AND at > ?2"
     " ORDER BY at DESC LIMIT 1 OFFSET ?3";
 constexpr char kNthFailureSql[] =
     "SELECT at FROM verify_failures WHERE user_id = ?1 AND at > ?2"
     " ORDER BY at DESC LIMIT 1 OFFSET ?3";
 constexpr char kInsertSendSql[] =
-    "INSERT INTO sends (user_id, phone, client_ip, at, counts_global)"
-    " VALUES (?1, ?2, ?3, ?4, ?5)";
+    "INSERT INTO sends (user_id, phone, client_ip, at, counts_global, channel)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 constexpr char kInsertFailureSql[] = "INSERT INTO verify_failures (user_id, at) VALUES (?1, ?2)";
 constexpr char kClearFailuresSql[] = "DELETE FROM verify_failures WHERE user_id = ?1";
 constexpr char kInsertFingerprintSql[] =
@@ -145,7 +145,7 @@ Status SqliteStorage::NthRecent(SqliteConnection* conn, const char* sql, const s
 
 Status SqliteStorage::ReadSendState(SqliteConnection* conn, const SendRequest& request,
                                     const SendLimits& limits, int64_t now, SendState* state) {
-  const std::string none;
+  const std::string channel = ChannelName(request.channel);
   struct Read {
     const char* sql;
     const std::string* key;
@@ -161,7 +161,7 @@ Status SqliteStorage::ReadSendState(SqliteConnection* conn, const SendRequest& r
        &state->nth_to_phone},
       {kNthSendFromIpSql, &request.client_ip, request.client_ip.empty() ? 0 : limits.per_ip,
        limits.window_ms, &state->nth_from_ip},
-      {kNthSendSql, &none, limits.global, limits.window_ms, &state->nth_overall},
+      {kNthSendSql, &channel, limits.global, limits.window_ms, &state->nth_overall},
   };
   for (const Read& r : reads) {
     Status s = NthRecent(conn, r.sql, *r.key, r.n, r.window_ms, now, r.at);
@@ -190,6 +190,7 @@ Status SqliteStorage::ReserveSend(const SendRequest& request, const SendLimits& 
     stmt.BindText(3, request.client_ip);
     stmt.BindInt64(4, now);
     stmt.BindInt64(5, request.counts_toward_global ? 1 : 0);
+    stmt.BindText(6, ChannelName(request.channel));
     return stmt.Run();
   });
   if (s.ok()) *decision = decided;

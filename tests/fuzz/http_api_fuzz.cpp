@@ -36,7 +36,7 @@ struct Target {
     OtpOptions options;
     HttpApiOptions api_options;
     ApiKeys::Load("fuzz-key-0123456789", "", &api_options.api_keys);
-    guarded.reset(new HttpApi(stack.service.get(), stack.storage.get(), api_options, &limiter));
+    guarded.reset(new HttpApi(stack.service.get(), api_options, &limiter));
     stack.users->Upsert("abc", "+12015551111");
   }
 };
