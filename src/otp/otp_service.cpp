@@ -54,10 +54,16 @@ const char* VerifyOutcomeName(VerifyOutcome outcome) { return InfoOf(outcome).au
 }  // namespace
 
 bool OtpService::CountryAllowed(const std::string& phone, std::string* why) const {
+  PhoneInfo info;
+  return CountryAllowed(phone, why, &info);
+}
+
+bool OtpService::CountryAllowed(const std::string& phone, std::string* why,
+                                PhoneInfo* parsed) const {
   std::string ignored;
   std::string* reason = why != nullptr ? why : &ignored;
   const OtpOptions& options = options_.Get();
-  PhoneInfo info;
+  PhoneInfo& info = *parsed;
   Status s = ParsePhone(phone, &info);
   if (!s.ok()) {
     *reason = "not a valid number";
@@ -136,7 +142,8 @@ Status OtpService::Reserve(const std::string& client_ip, bool counts_toward_glob
                            SendResult* result, bool* allowed) {
   *allowed = false;
   std::string why;
-  if (!CountryAllowed(result->phone, &why)) {
+  PhoneInfo info;
+  if (!CountryAllowed(result->phone, &why, &info)) {
     // Not a rate at all, but answered like one (CONTRACT.md): the client
     // learns nothing new, and the window is the honest wait for a retry.
     Log(LogLevel::kWarn, "send refused: country not allowed",
@@ -146,8 +153,10 @@ Status OtpService::Reserve(const std::string& client_ip, bool counts_toward_glob
     result->retry_after_s = CeilSeconds(options_.Get().send_limits.window_ms);
     return Status::OK();
   }
+  std::vector<std::string> keys;  // the number's pumping keys
   if (pumping_ != nullptr) {
-    const PumpingVerdict verdict = pumping_->Check(result->phone);
+    keys = pumping_->KeysOf(info);
+    const PumpingVerdict verdict = pumping_->Check(keys);
     if (!verdict.allowed) return Paused(verdict, result);
   }
   SendDecision decision;
@@ -164,7 +173,7 @@ Status OtpService::Reserve(const std::string& client_ip, bool counts_toward_glob
     return Status::OK();
   }
   if (pumping_ != nullptr && counts_toward_global) {
-    const PumpingVerdict verdict = pumping_->CountSend(result->phone, result->user_id, client_ip);
+    const PumpingVerdict verdict = pumping_->CountSend(keys, result->user_id, client_ip);
     if (!verdict.allowed) return Paused(verdict, result);
   }
   *allowed = true;

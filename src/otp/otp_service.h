@@ -151,6 +151,8 @@ class OtpService {
   // allowed region, starting with an allowed country code, of a type not
   // refused. When not, *why says so (for the log).
   bool CountryAllowed(const std::string& phone, std::string* why = nullptr) const;
+  // The same, handing out the parsed number (one parse per send).
+  bool CountryAllowed(const std::string& phone, std::string* why, PhoneInfo* info) const;
 
   // OK when the store takes writes (Storage::CheckWritable), for /readyz.
   Status CheckReady() const { return storage_->CheckWritable(); }

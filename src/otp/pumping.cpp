@@ -33,7 +33,12 @@ int64_t Percent(int64_t part, int64_t whole) { return whole <= 0 ? 0 : part * 10
 
 std::vector<std::string> PumpingKeys(const std::string& phone, int prefix_digits) {
   PhoneInfo info;
-  if (!ParsePhone(phone, &info).ok() || info.region.empty()) return {};
+  if (!ParsePhone(phone, &info).ok()) return {};
+  return PumpingKeysOf(info, prefix_digits);
+}
+
+std::vector<std::string> PumpingKeysOf(const PhoneInfo& info, int prefix_digits) {
+  if (info.region.empty() || info.e164.empty()) return {};
   std::vector<std::string> keys = {info.region};
   if (prefix_digits <= 0) return keys;
   const std::string cc = CountryCodeOf(info.e164, info.region);
@@ -102,12 +107,23 @@ PumpingGuard::PumpingGuard(RegionStore* store, Clock* clock, AuditLog* audit,
                            const PumpingOptions& options)
     : store_(store), clock_(clock), audit_(audit), options_(options) {}
 
-PumpingVerdict PumpingGuard::Check(const std::string& phone) {
-  PumpingVerdict v;
+std::vector<std::string> PumpingGuard::KeysOf(const PhoneInfo& info) const {
   const PumpingOptions& o = options_.Get();
-  if (!o.enabled) return v;
-  const std::vector<std::string> keys = PumpingKeys(phone, o.prefix_digits);
-  if (keys.empty()) return v;
+  return o.enabled ? PumpingKeysOf(info, o.prefix_digits) : std::vector<std::string>();
+}
+
+PumpingVerdict PumpingGuard::Check(const std::string& phone) {
+  return Check(PumpingKeys(phone, options_.Get().prefix_digits));
+}
+
+PumpingVerdict PumpingGuard::CountSend(const std::string& phone, const std::string& user_id,
+                                       const std::string& client_ip) {
+  return CountSend(PumpingKeys(phone, options_.Get().prefix_digits), user_id, client_ip);
+}
+
+PumpingVerdict PumpingGuard::Check(const std::vector<std::string>& keys) {
+  PumpingVerdict v;
+  if (!options_.Get().enabled || keys.empty()) return v;
   const int64_t now = clock_->NowMillis();
   int64_t until = 0;
   Status s = store_->PausedUntil(keys, now, &v.key, &until);
@@ -122,13 +138,11 @@ PumpingVerdict PumpingGuard::Check(const std::string& phone) {
   return v;
 }
 
-PumpingVerdict PumpingGuard::CountSend(const std::string& phone, const std::string& user_id,
-                                       const std::string& client_ip) {
+PumpingVerdict PumpingGuard::CountSend(const std::vector<std::string>& keys,
+                                       const std::string& user_id, const std::string& client_ip) {
   PumpingVerdict v;
   const PumpingOptions& o = options_.Get();
-  if (!o.enabled) return v;
-  const std::vector<std::string> keys = PumpingKeys(phone, o.prefix_digits);
-  if (keys.empty()) return v;
+  if (!o.enabled || keys.empty()) return v;
   const int64_t now = clock_->NowMillis();
   std::vector<RegionCounts> counts;
   Status s = store_->AddSend(keys, now, o.window_ms, o.baseline_ms, &counts);

@@ -33,6 +33,7 @@
 
 #include "core/clock.h"
 #include "core/live_value.h"
+#include "core/phone.h"
 #include "core/region_metrics.h"
 #include "core/status.h"
 #include "otp/audit.h"
@@ -108,6 +109,8 @@ Status NewRedisRegionStore(const RedisEndpoint& endpoint, const std::string& pre
 // The keys a send to `phone` (E.164) counts under: its region, then its
 // prefix when prefix_digits > 0. Empty when the number does not parse.
 std::vector<std::string> PumpingKeys(const std::string& phone, int prefix_digits);
+// The same for a number already parsed (ParsePhone is the costly part).
+std::vector<std::string> PumpingKeysOf(const PhoneInfo& info, int prefix_digits);
 
 // Whether a key is a prefix ("+1-876") rather than a region ("JM").
 bool IsPrefixKey(const std::string& key);
@@ -138,11 +141,18 @@ class PumpingGuard {
   void SetOptions(const PumpingOptions& options) { options_.Set(options); }
   const PumpingOptions& options() const { return options_.Get(); }
 
-  // Before a send is reserved: refused when its region or prefix is paused.
-  PumpingVerdict Check(const std::string& phone);
+  // The keys of a parsed number under the current prefix_digits (empty
+  // while detection is off).
+  std::vector<std::string> KeysOf(const PhoneInfo& info) const;
+  // Before a send is reserved: refused when one of its keys is paused.
+  PumpingVerdict Check(const std::vector<std::string>& keys);
   // After a real send was reserved: counts it, and pauses a key this send
   // made a spike (then this send is refused too). `user_id` and
   // `client_ip` go to the audit record of a new pause.
+  PumpingVerdict CountSend(const std::vector<std::string>& keys, const std::string& user_id,
+                           const std::string& client_ip);
+  // The same for a phone (E.164), parsed here.
+  PumpingVerdict Check(const std::string& phone);
   PumpingVerdict CountSend(const std::string& phone, const std::string& user_id,
                            const std::string& client_ip);
   // A code sent to `phone` was verified.
