@@ -4,7 +4,8 @@ otpd on loopback. Bounded in count and time; loopback only.
 
 Usage: bench/hostile_clients.py OTPD_BINARY [otpd serve args...]
 Starts `OTPD_BINARY serve --port P --database TMP ...`, runs each scenario
-against it and prints one line per figure.
+against it and prints one line per figure. HOSTILE_SCENARIOS=burst (or
+flood, trickle; comma-separated) runs only those.
 """
 import os
 import socket
@@ -167,30 +168,43 @@ def still_open(s):
         return False
 
 
-def burst(pid, port, n=1000):
+def burst(pid, port, n=1000, rounds=2):
     """`n` keep-alive connections from 20 addresses at once, each served one
-    request and held; then all closed, and RSS once the pool has shrunk."""
+    request and held; then all closed, and RSS and threads once the idle
+    workers have left (3 s idle, joined by the pool). `rounds` times."""
     idle = rss_kib(pid)
     idle_threads = threads_of(pid)
-    socks = []
-    for i in range(n):
-        src = f"127.0.1.{1 + i % 20}"
-        try:
-            s = connect(port, src)
-            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            socks.append(s)
-        except OSError:
-            pass
-    time.sleep(1)
-    busy = rss_kib(pid)
-    busy_threads = threads_of(pid)
-    for s in socks:
-        s.close()
-    time.sleep(10)  # keep-alive ends, idle workers leave after 3 s
-    after = rss_kib(pid)
-    print(f"burst: {len(socks)} connections; RSS idle {idle} KiB ({idle_threads} threads), "
-          f"held {busy} KiB ({busy_threads} threads), 10 s after close {after} KiB "
-          f"({threads_of(pid)} threads)")
+    figures = []
+    for _ in range(rounds):
+        socks = []
+        for i in range(n):
+            src = f"127.0.1.{1 + i % 20}"
+            try:
+                s = connect(port, src)
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                socks.append(s)
+            except OSError:
+                pass
+        answered = 0
+        for s in socks:
+            s.settimeout(10)
+            try:
+                if s.recv(12).startswith(b"HTTP/1.1 200"):
+                    answered += 1
+            except OSError:
+                pass
+        busy = rss_kib(pid)
+        busy_threads = threads_of(pid)
+        for s in socks:
+            s.close()
+        time.sleep(10)  # keep-alive ends at once; idle workers leave after 3 s
+        figures.append((len(socks), answered, busy, busy_threads, rss_kib(pid),
+                        threads_of(pid)))
+    print(f"burst: RSS idle {idle} KiB ({idle_threads} threads)")
+    for k, (opened, answered, busy, busy_threads, after, after_threads) in enumerate(figures):
+        print(f"burst {k + 1}: {opened} connections, {answered} answered; "
+              f"held {busy} KiB ({busy_threads} threads); 10 s after close {after} KiB "
+              f"({after_threads} threads), {(after - idle) / 1024:+.1f} MB vs idle")
 
 
 def main():
@@ -207,10 +221,14 @@ def main():
                 break
             time.sleep(0.02)
         time.sleep(1)
-        burst(proc.pid, port)
-        header_flood(proc.pid, port)
-        trickle(proc.pid, port)
-        time.sleep(6)
+        scenarios = os.environ.get("HOSTILE_SCENARIOS", "burst,flood,trickle").split(",")
+        if "burst" in scenarios:
+            burst(proc.pid, port)
+        if "flood" in scenarios:
+            header_flood(proc.pid, port)
+        if "trickle" in scenarios:
+            trickle(proc.pid, port)
+            time.sleep(6)
         print(f"end: RSS {rss_kib(proc.pid)} KiB, {threads_of(proc.pid)} threads")
     finally:
         proc.terminate()

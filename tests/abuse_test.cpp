@@ -276,10 +276,6 @@ TEST_CASE("otpd binary: a burst to one region pauses it (429) across processes a
   CHECK(r.out.find("\tj4\t-\t192.0.2.1\tpumping\tpaused:JM\n") != std::string::npos);
 }
 
-}  // namespace otpd
-
-namespace otpd {
-
 TEST_CASE("otpd check-config prints the brute-force budget of the settings") {
   TempDir dir;
   CommandResult r = RunOtpd(dir, {"check-config", "--database", dir.File("otpd.db")});
@@ -321,12 +317,10 @@ TEST_CASE("otpd binary: a Redis restart without persistence does not reset the f
   redis.Restart();
   // Until the store reconnects, /readyz answers 503; the reconnect notices
   // the empty Redis.
-  bool ready = false;
-  for (int i = 0; i < 200 && !ready; i++) {
-    ready = cli.Get("/readyz")->status == 200;
-    if (!ready) usleep(50000);
-  }
-  REQUIRE(ready);
+  REQUIRE(WaitUntil([&] {
+    auto r = cli.Get("/readyz");
+    return r && r->status == 200;
+  }));
   auto res = cli.Post("/verify-code", guess, "application/json");
   REQUIRE(res);
   CHECK(res->status == 429);  // not a fresh set of guesses

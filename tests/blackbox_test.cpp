@@ -5,6 +5,7 @@
 #include <otpd_httplib.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <sstream>
@@ -91,20 +93,41 @@ std::vector<std::string> LogLines(const std::string& log, const std::string& msg
 }
 
 bool WaitForLog(const std::string& log, const std::string& msg, size_t count) {
-  for (int i = 0; i < 1000; i++) {
-    if (LogLines(log, msg).size() >= count) return true;
-    usleep(10000);
-  }
-  return false;
+  return WaitUntil([&] { return LogLines(log, msg).size() >= count; });
 }
 
 bool SendAll(int fd, const std::string& data) {
   return send(fd, data.data(), data.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(data.size());
 }
 
-// Everything the peer sends until it closes (or 10 s pass).
+// Whether the server on 127.0.0.1:`server_port` has read every byte sent
+// on the client socket `fd` so far: the server side of the connection is
+// in /proc/net/tcp with an empty receive queue (a connection not yet
+// accepted, or with bytes unread, shows them there).
+bool ServerHasRead(int fd, int server_port) {
+  sockaddr_in local{};
+  socklen_t len = sizeof local;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) != 0) return false;
+  char want[64];
+  snprintf(want, sizeof want, "0100007F:%04X 0100007F:%04X", server_port, ntohs(local.sin_port));
+  std::istringstream table(ReadFile("/proc/net/tcp"));
+  for (std::string line; std::getline(table, line);) {
+    const size_t at = line.find(want);
+    if (at == std::string::npos) continue;
+    // "... st tx_queue:rx_queue ...": the fields after both addresses.
+    std::istringstream fields(line.substr(at + strlen(want)));
+    std::string state, queues;
+    fields >> state >> queues;
+    const size_t colon = queues.find(':');
+    return colon != std::string::npos && std::stoul(queues.substr(colon + 1), nullptr, 16) == 0;
+  }
+  return false;
+}
+
+// Everything the peer sends until it closes (each read waits up to 60 s,
+// a hang guard).
 std::string ReadAll(int fd) {
-  timeval tv{10, 0};
+  timeval tv{60, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   std::string out;
   char buf[4096];
@@ -130,11 +153,18 @@ TEST_CASE("otpd binary: SIGTERM answers every request in flight, then exits 0") 
     REQUIRE(SendAll(fd, head + body.substr(0, 5)));
     fds.push_back(fd);
   }
-  usleep(200000);
+  // The signal comes once otpd has taken all five and read what was sent.
+  REQUIRE(WaitUntil([&] {
+    return std::all_of(fds.begin(), fds.end(),
+                       [&](int fd) { return ServerHasRead(fd, otpd.port()); });
+  }));
   REQUIRE(kill(otpd.pid(), SIGTERM) == 0);
   REQUIRE(WaitForLog(otpd.log(), "stopping"));
-  usleep(200000);
-  CHECK(ConnectToLoopback(otpd.port()) < 0);  // no longer accepting
+  CHECK(WaitUntil([&] {  // no longer accepting, once the listener closes
+    const int fd = ConnectToLoopback(otpd.port());
+    if (fd >= 0) close(fd);
+    return fd < 0;
+  }));
   for (int fd : fds) {
     REQUIRE(SendAll(fd, body.substr(5)));
     const std::string answer = ReadAll(fd);
@@ -302,6 +332,7 @@ TEST_CASE("otpd backup: consistent copies of a database being written, never ove
   OtpdProcess otpd(dir, "a", {"--config", Config(dir, "sms.log")});
   std::atomic<bool> stop{false};
   std::atomic<int> answered{0};
+  std::atomic<int> requests{0};  // answered in any way: the database is written
   std::vector<std::thread> load;
   for (int t = 0; t < 4; t++) {
     load.emplace_back([&] {
@@ -309,12 +340,13 @@ TEST_CASE("otpd backup: consistent copies of a database being written, never ove
       while (!stop) {
         auto res = cli.Post("/send-code", R"({"user_id":"abc"})", "application/json");
         if (res && res->status == 200) answered++;
-        cli.Post("/verify-code", VerifyJson("abc", "000000"), "application/json");
+        if (cli.Post("/verify-code", VerifyJson("abc", "000000"), "application/json")) requests++;
       }
     });
   }
   for (int i = 0; i < 3; i++) {
-    usleep(100000);
+    const int requests_before = requests;
+    REQUIRE(WaitUntil([&] { return requests > requests_before + 3; }));  // under load
     const std::string copy = dir.File("backup" + std::to_string(i) + ".db");
     CommandResult r = RunOtpd(dir, {"backup", copy, "--database", dir.File("otpd.db")});
     CHECK_MESSAGE(r.exit_code == 0, r.err);
@@ -605,7 +637,7 @@ TEST_CASE("otpd binary: metrics after a scripted sequence, and one access line p
   // worker thread, which a loaded machine may hold back; its access line
   // follows the count. Wait for the 7 lines so far, then scrape once (each
   // scrape counts too).
-  for (int i = 0; i < 400 && LogLines(otpd.log(), "request").size() < 7; i++) usleep(5000);
+  REQUIRE(WaitForLog(otpd.log(), "request", 7));
   auto m = Scrape(otpd);
   CHECK(m[R"(otpd_sends_total{outcome="sent"})"] == 1);
   CHECK(m[R"(otpd_sends_total{outcome="user_not_found"})"] == 1);
@@ -915,14 +947,10 @@ TEST_CASE("otpd binary: allowed_country_codes refuses other countries; a bad lis
   CHECK(r.err.find("allowed_country_codes") != std::string::npos);
 }
 
-// Whether otpd's log shows `text` within two seconds (the access log line
-// is written after the answer has gone out).
+// Whether otpd's log comes to show `text` (the access log line is written
+// after the answer has gone out; WaitUntil's guard only ends a hang).
 bool LogShows(const OtpdProcess& otpd, const std::string& text) {
-  for (int i = 0; i < 200; i++) {
-    if (ReadFile(otpd.log()).find(text) != std::string::npos) return true;
-    usleep(10000);
-  }
-  return false;
+  return WaitUntil([&] { return ReadFile(otpd.log()).find(text) != std::string::npos; });
 }
 
 // GET /healthz from 127.0.0.1 claiming to forward for `xff` ("" for none).
@@ -1036,10 +1064,6 @@ TEST_CASE("otpd binary: a second secret on one database is refused with one line
   OtpdProcess again(dir, "b", {"--config", conf});
   CHECK(again.Terminate() == 0);
 }
-
-}  // namespace otpd
-
-namespace otpd {
 
 TEST_CASE("otpd binary: a second otpd on a port in use exits 1 with one line naming it") {
   TempDir dir;

@@ -879,12 +879,6 @@ TEST_CASE("A boolean key: true/false in the file, flag and environment; nothing 
   CHECK(p.inv.config.conceal_unknown_users);
 }
 
-}  // namespace
-}  // namespace otpd
-
-namespace otpd {
-namespace {
-
 TEST_CASE("DescribeConfig: effective settings, secrets redacted, TOML that reads back") {
   TempDir dir;
   const std::string path = dir.File("c.conf");

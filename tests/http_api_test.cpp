@@ -301,10 +301,6 @@ TEST_CASE("Store failures answer 503 with Retry-After (or 500), never a contract
   CHECK(api.Handle(HttpRequest{"POST", "/send-code", R"({"user_id":"abc"})", ""}).status == 500);
 }
 
-}  // namespace otpd
-
-namespace otpd {
-
 TEST_CASE("No input, however malformed, produces a 5xx") {
   OtpStack s;  // direct: thousands of requests
   s.SendAndRead("abc");
@@ -333,10 +329,6 @@ TEST_CASE("No input, however malformed, produces a 5xx") {
   }
 }
 
-}  // namespace otpd
-
-namespace otpd {
-
 TEST_CASE("Answers stay valid JSON for user IDs with quotes, backslashes and control bytes") {
   OtpStack s;
   const std::string id = std::string("a\"b\\c\n\x01\xc3\xa9", 9);
@@ -353,10 +345,6 @@ TEST_CASE("Answers stay valid JSON for user IDs with quotes, backslashes and con
   REQUIRE_FALSE(body.is_discarded());
   CHECK(body["detail"]["user_id"] == id);
 }
-
-}  // namespace otpd
-
-namespace otpd {
 
 TEST_CASE("With API keys, the documentation stays open and the API does not") {
   HttpApiOptions options;

@@ -19,6 +19,7 @@
 
 #include "core/metrics.h"
 #include "http/api_keys.h"
+#include "http/worker_pool.h"
 #include "otp_stack.h"
 #include "test_util.h"
 
@@ -72,13 +73,28 @@ int ConnectLoopback(int port) {
   return fd;
 }
 
-// Everything that arrives on `fd` within `ms`.
-std::string ReadFor(int fd, int ms) {
+// How long a read waits before the test gives up as hung. Only a guard:
+// every read below ends on an event (a whole answer, or the close).
+constexpr int kHangGuardMs = 30000;
+
+// Whether `got` holds one whole answer: the head, and as many body bytes
+// as its Content-Length says (an interim 100 Continue has none).
+bool WholeResponse(const std::string& got) {
+  const size_t head_end = got.find("\r\n\r\n");
+  if (head_end == std::string::npos) return false;
+  const std::string head = got.substr(0, head_end);
+  const size_t at = head.find("Content-Length: ");
+  const size_t length = at == std::string::npos ? 0 : std::stoul(head.substr(at + 16));
+  return got.size() >= head_end + 4 + length;
+}
+
+// One answer read from `fd`: until it is whole or the server closes.
+std::string ReadResponse(int fd) {
   std::string got;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
-  while (std::chrono::steady_clock::now() < deadline) {
+  const auto guard = std::chrono::steady_clock::now() + std::chrono::milliseconds(kHangGuardMs);
+  while (!WholeResponse(got) && std::chrono::steady_clock::now() < guard) {
     pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, 20) <= 0) continue;
+    if (poll(&p, 1, 100) <= 0) continue;
     char buf[4096];
     ssize_t n = recv(fd, buf, sizeof buf, 0);
     if (n <= 0) break;
@@ -88,8 +104,8 @@ std::string ReadFor(int fd, int ms) {
 }
 
 // Sends `raw` on a fresh connection and reads until the server closes it
-// or `wait_ms` pass. *closed says whether the server closed it.
-std::string RawExchange(int port, const std::string& raw, bool* closed, int wait_ms = 2000) {
+// (or the hang guard ends the test). *closed says whether the server closed it.
+std::string RawExchange(int port, const std::string& raw, bool* closed, int wait_ms = kHangGuardMs) {
   int fd = ConnectLoopback(port);
   REQUIRE(send(fd, raw.data(), raw.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(raw.size()));
   std::string got;
@@ -317,7 +333,7 @@ TEST_CASE("Server: bad framing is refused and the connection closed") {
 TEST_CASE("Server: a malformed request line gets a JSON 400") {
   ServerFixture f;
   bool closed = false;
-  std::string got = RawExchange(f.server->port(), "NONSENSE\r\n\r\n", &closed, 500);
+  std::string got = RawExchange(f.server->port(), "NONSENSE\r\n\r\n", &closed);
   CHECK(got.rfind("HTTP/1.1 400", 0) == 0);
   CHECK(got.find(R"({"detail":"Bad Request"})") != std::string::npos);
 }
@@ -362,11 +378,11 @@ TEST_CASE("Server: Expect: 100-continue is either refused or served, never both"
     const std::string head = "POST /send-code HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                              "Expect: 100-continue\r\n" + c.headers + "\r\n";
     REQUIRE(send(fd, head.data(), head.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(head.size()));
-    std::string got = ReadFor(fd, 500);
+    std::string got = ReadResponse(fd);
     if (got.rfind("HTTP/1.1 100", 0) == 0) {
       const std::string& rest = c.headers.find("chunked") != std::string::npos ? chunk : body;
       send(fd, rest.data(), rest.size(), MSG_NOSIGNAL);
-      got += ReadFor(fd, 500);
+      got += ReadResponse(fd);
     }
     close(fd);
     CAPTURE(got);
@@ -394,54 +410,64 @@ TEST_CASE("Server: keep-alive serves several requests on one connection") {
   const std::string one = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
   for (int i = 0; i < 3; i++) {
     REQUIRE(send(fd, one.data(), one.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(one.size()));
-    std::string got = ReadFor(fd, 300);
+    std::string got = ReadResponse(fd);
     CHECK(got.rfind("HTTP/1.1 200", 0) == 0);
     CHECK(got.find(R"({"status":"ok"})") != std::string::npos);
   }
   close(fd);
 }
 
-TEST_CASE("Server: Stop is bounded by the deadline even with a request half read") {
+TEST_CASE("Server: Stop is bounded by the deadline while a request is in flight") {
+  OtpStack stack;
+  GatedSmsSender gate(&stack.sms);  // holds the request inside the SMS send
+  OtpService service(OtpOptions(), stack.storage.get(), stack.users.get(), &gate, &stack.clock,
+                     &stack.random, &stack.hasher);
+  HttpApi api(&service, HttpApiOptions());
   HttpServerOptions o;
-  o.read_timeout_s = 30;  // the worker waits this long for the rest of the request
-  o.header_timeout_ms = 30000;
-  o.shutdown_deadline_ms = 500;
-  ServerFixture f(o);
-  int fd = ConnectLoopback(f.server->port());
-  const std::string part = "GET /healthz HTTP/1.1\r\n";
-  REQUIRE(send(fd, part.data(), part.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(part.size()));
-  usleep(100000);  // the server has taken the connection
-  auto start = std::chrono::steady_clock::now();
-  CHECK_FALSE(f.server->Stop());  // deadline passed: requests still in flight
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                                  start).count();
-  CHECK(ms >= 450);
-  CHECK(ms < 2000);
-  close(fd);  // lets the worker go, so the fixture can join
+  o.port = 0;
+  o.shutdown_deadline_ms = 200;
+  HttpServer server(o, &api);
+  REQUIRE(server.Bind().ok());
+  std::thread run([&] { server.Run(); });
+  int status = 0;
+  std::thread client([&] {
+    httplib::Client cli("127.0.0.1", server.port());
+    auto res = cli.Post("/send-code", R"({"user_id":"abc"})", "application/json");
+    status = res ? res->status : -1;
+  });
+  gate.WaitEntered();
+  // Should Stop wait for the request after all, this opens the gate after
+  // the hang guard and the check below fails instead of hanging.
+  std::atomic<bool> stopped{false};
+  std::thread watchdog([&] {
+    WaitUntil([&] { return stopped.load(); });
+    gate.Open();
+  });
+  CHECK_FALSE(server.Stop());  // the deadline passed with the request still held
+  stopped = true;
+  watchdog.join();  // opens the gate
+  client.join();
+  run.join();  // Run ends once the request is done
+  CHECK(status == 200);  // the request in flight was finished, not cut
+  CHECK(stack.sms.count() == 1);
 }
 
 TEST_CASE("Server: Stop does not wait for idle keep-alive connections") {
   HttpServerOptions o;
-  o.keepalive_timeout_s = 30;
-  o.shutdown_deadline_ms = 5000;
+  o.keepalive_timeout_s = 600;    // far beyond the deadline
+  o.shutdown_deadline_ms = 20000;
   ServerFixture f(o);
   int fd = ConnectLoopback(f.server->port());
-  usleep(100000);  // the server has taken the connection, which sends nothing
-  auto start = std::chrono::steady_clock::now();
-  CHECK(f.server->Stop());  // the keep-alive wait ends when the server stops
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                                  start).count();
-  CHECK(ms < 4000);
+  const std::string one = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+  REQUIRE(send(fd, one.data(), one.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(one.size()));
+  REQUIRE(ReadResponse(fd).rfind("HTTP/1.1 200", 0) == 0);  // a worker now holds it, idle
+  CHECK(f.server->Stop());  // within the deadline: the keep-alive wait ended at once
   close(fd);
 }
 
-TEST_CASE("Server: Stop returns true at once when nothing is in flight") {
+TEST_CASE("Server: Stop returns true when nothing is in flight") {
   ServerFixture f;
-  auto start = std::chrono::steady_clock::now();
   CHECK(f.server->Stop());
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                                  start).count();
-  CHECK(ms < 1000);
 }
 
 namespace {
@@ -482,8 +508,8 @@ class Slowloris {
   std::atomic<int> broken_{0};
 };
 
-// Milliseconds one GET /healthz on a fresh connection from `from` takes
-// (-1: failed).
+// Milliseconds one GET /healthz on a fresh connection from `from` took
+// (-1: failed), for a message only: no test compares it with a bound.
 int64_t TimedHealthz(int port, const char* from = "127.0.0.2") {
   const auto start = std::chrono::steady_clock::now();
   int fd = ConnectFrom(from, port);
@@ -492,7 +518,7 @@ int64_t TimedHealthz(int port, const char* from = "127.0.0.2") {
   std::string got;
   while (true) {
     pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, 3000) <= 0) break;
+    if (poll(&p, 1, kHangGuardMs) <= 0) break;
     char buf[4096];
     ssize_t n = recv(fd, buf, sizeof buf, 0);
     if (n <= 0) break;
@@ -523,7 +549,9 @@ TEST_CASE("Server: 200 slowloris connections from one address do not keep anothe
   ServerFixture f(o);           // the default pool and cap (64)
   REQUIRE(RefusedConnections(&f) == 0);
   Slowloris attack(f.server->port(), 200, 100);
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // all are accepted
+  // Every connection has been taken: 64 hold a slot, the other 136 were
+  // refused (only a full table refuses, and slowloris slots never free).
+  REQUIRE(WaitUntil([&] { return f.stack.metrics.ConnectionsRefused() >= 136; }));
   // Each normal request is answered (within the client's timeout), however
   // long the machine takes: no threshold on how long.
   int64_t worst = 0, answered = 0;
@@ -536,7 +564,7 @@ TEST_CASE("Server: 200 slowloris connections from one address do not keep anothe
   CHECK(answered == 5);
   // 64 are held; the other 136 were closed on accept and counted.
   CHECK(RefusedConnections(&f) == 136);
-  CHECK(attack.broken() > 0);
+  CHECK(WaitUntil([&] { return attack.broken() > 0; }));  // the refused ones notice
 }
 
 TEST_CASE("Server: over max_connections_per_ip a connection is closed before it is read") {
@@ -549,7 +577,7 @@ TEST_CASE("Server: over max_connections_per_ip a connection is closed before it 
     held.push_back(ConnectLoopback(f.server->port()));
     const std::string one = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
     send(held.back(), one.data(), one.size(), MSG_NOSIGNAL);
-    CHECK(ReadFor(held.back(), 300).rfind("HTTP/1.1 200", 0) == 0);  // held, keep-alive
+    CHECK(ReadResponse(held.back()).rfind("HTTP/1.1 200", 0) == 0);  // held, keep-alive
   }
   bool closed = false;
   std::string got = RawExchange(f.server->port(), "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -560,8 +588,8 @@ TEST_CASE("Server: over max_connections_per_ip a connection is closed before it 
   CHECK(TimedHealthz(f.server->port(), "127.0.0.2") >= 0);  // another address is not capped
   close(held.back());
   held.pop_back();
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the server sees the close
-  CHECK(TimedHealthz(f.server->port(), "127.0.0.1") >= 0);     // the slot came back
+  // The slot comes back once the server sees the close.
+  CHECK(WaitUntil([&] { return TimedHealthz(f.server->port(), "127.0.0.1") >= 0; }));
   for (int fd : held) close(fd);
 }
 
@@ -573,10 +601,11 @@ TEST_CASE("Server: header_timeout bounds the whole request, not each read") {
   int fd = ConnectLoopback(f.server->port());
   const std::string start = "GET /healthz HTTP/1.1\r\nX-Slow: ";
   REQUIRE(send(fd, start.data(), start.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(start.size()));
-  // One byte every 100 ms: without the bound it would go on for 30 s a byte.
+  // One byte every 100 ms, each well within read_timeout: without the bound
+  // nothing would ever cut it (the 300 bytes, 30 s, only guard a hang).
   int sent = 0;
   bool cut = false;
-  for (; sent < 100 && !cut; sent++) {
+  for (; sent < 300 && !cut; sent++) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     pollfd p{fd, POLLIN, 0};
     if (poll(&p, 1, 0) > 0) {
@@ -588,7 +617,6 @@ TEST_CASE("Server: header_timeout bounds the whole request, not each read") {
   close(fd);
   MESSAGE("trickled ", sent, " bytes before the server cut the connection");
   CHECK(cut);
-  CHECK(sent < 50);
 }
 
 TEST_CASE("Server: a second server on a port in use fails to bind, naming the address") {
@@ -612,18 +640,47 @@ TEST_CASE("Server: with reuse_port two servers may share a port") {
   CHECK(second.Bind().ok());
 }
 
+TEST_CASE("Server: after a burst of connections the workers go back to min_threads"
+          * doctest::test_suite("tsan")) {
+  FakeClock clock;
+  HttpServerOptions o;
+  o.min_threads = 2;
+  o.worker_idle_ms = 3000;
+  o.clock = &clock;
+  ServerFixture f(o);
+  WorkerPool& pool = f.server->pool();
+  CHECK(pool.workers() == 2);
+  {
+    std::vector<std::unique_ptr<httplib::Client>> clients;
+    for (int i = 0; i < 40; i++) {
+      clients.emplace_back(new httplib::Client("127.0.0.1", f.server->port()));
+      clients.back()->set_keep_alive(true);
+      auto res = clients.back()->Get("/healthz");
+      REQUIRE(res);
+      REQUIRE(res->status == 200);
+    }
+    CHECK(pool.workers() == 40);  // each open connection holds one
+  }  // every connection closed
+  pool.WaitUntilIdle(40);
+  CHECK(pool.ReleaseIdle() == 0);  // idle, but not for worker_idle_ms yet
+  CHECK(pool.workers() == 40);
+  clock.AdvanceMonotonicMicros(3000 * 1000);
+  // The accept loop's on_idle may get there first; either way, once this
+  // returns the retired workers are joined.
+  pool.ReleaseIdle();
+  CHECK(pool.workers() == 2);
+  CHECK(f.Client().Get("/healthz")->status == 200);  // and the server still serves
+}
+
 TEST_CASE("Server: idle connections are dropped after the keep-alive timeout") {
   HttpServerOptions o;
   o.keepalive_timeout_s = 1;
   ServerFixture f(o);
   bool closed = false;
-  const auto start = std::chrono::steady_clock::now();
-  RawExchange(f.server->port(), "", &closed, 4000);
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                      std::chrono::steady_clock::now() - start)
-                      .count();
+  // Nothing else would close a connection that sends nothing (the read
+  // timeouts start with a request), so the close is the keep-alive timeout.
+  RawExchange(f.server->port(), "", &closed);
   CHECK(closed);
-  CHECK(ms < 3000);
 }
 
 TEST_CASE("Server: a long request line or header line is refused, not served") {
@@ -640,7 +697,7 @@ TEST_CASE("Server: a long request line or header line is refused, not served") {
   CHECK(got.find("HTTP/1.1 2") == std::string::npos);
   got = RawExchange(f.server->port(),
                     "GET /healthz HTTP/1.1\r\nX-Big: " + std::string(9000, 'a') + "\r\n\r\n",
-                    &closed, 500);
+                    &closed);
   CHECK(got.find("HTTP/1.1 2") == std::string::npos);
   // More than CPPHTTPLIB_HEADER_MAX_COUNT (64) header lines: 400.
   std::string many = "GET /healthz HTTP/1.1\r\n";

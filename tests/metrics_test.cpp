@@ -4,8 +4,6 @@
 #include <otpd_httplib.h>
 
 #include <algorithm>
-#include <chrono>
-#include <thread>
 #include <vector>
 
 #include "http/http_api.h"
@@ -121,10 +119,12 @@ TEST_CASE("Metrics: every route HttpApi serves is counted by name") {
 
 TEST_CASE("Metrics: GET /metrics over HTTP follows a scripted sequence") {
   OtpStack stack(OtpOptions(), HttpApiOptions(), Transport::kHttp);
+  const Metrics& m = stack.metrics;  // this stack's own: every count starts at 0
   HttpAnswer page = stack.Get("/metrics");
   CHECK(Header(page, "Content-Type") == "text/plain; version=0.0.4; charset=utf-8");
   auto before = Parse(page.body);
   CHECK(Value(before, "otpd_active_codes") == 0);
+  CHECK(Value(before, R"(otpd_sends_total{outcome="sent"})") == 0);
 
   const std::string code = stack.SendAndRead("abc");
   CHECK(stack.Post("/send-code", R"({"user_id":"nobody"})").status == 404);
@@ -134,32 +134,47 @@ TEST_CASE("Metrics: GET /metrics over HTTP follows a scripted sequence") {
   CHECK(stack.Post("/verify-code", VerifyJson("abc", code)).status == 200);
   CHECK(stack.Post("/verify-code", VerifyJson("abc", code)).status == 404);
   // A request is counted just after its answer is written, by its own
-  // worker thread, which a loaded machine may hold back: wait until every
-  // request so far shows (polls only add /metrics counts).
-  auto after = Scrape(&stack);
-  auto delta = [&](const std::string& name) { return Value(after, name) - Value(before, name); };
-  for (int i = 0; i < 400; i++) {
-    if (delta(R"(otpd_http_request_duration_seconds_count{route="/verify-code"})") >= 3 &&
-        delta(R"(otpd_http_request_duration_seconds_count{route="/send-code"})") >= 2 &&
-        delta(R"(otpd_http_requests_total{route="/metrics",status="200"})") >= 2) {
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    after = Scrape(&stack);
-  }
+  // worker thread: wait for that event (the guard only stops a hang).
+  REQUIRE(WaitUntil([&] {
+    return m.RequestCount("/verify-code", 404) == 1 && m.RequestCount("/verify-code", 200) == 1 &&
+           m.RequestCount("/verify-code", 400) == 1 && m.RequestCount("/send-code", 200) == 1 &&
+           m.RequestCount("/send-code", 404) == 1 && m.RequestCount("/metrics", 200) == 2;
+  }));
+  auto after = Scrape(&stack);  // counted after it is rendered: it shows 2 scrapes
 
-  CHECK(delta(R"(otpd_sends_total{outcome="sent"})") == 1);
-  CHECK(delta(R"(otpd_sends_total{outcome="user_not_found"})") == 1);
-  CHECK(delta(R"(otpd_verifies_total{outcome="invalid"})") == 1);
-  CHECK(delta(R"(otpd_verifies_total{outcome="ok"})") == 1);
-  CHECK(delta(R"(otpd_verifies_total{outcome="not_found"})") == 1);
-  CHECK(delta(R"(otpd_http_requests_total{route="/send-code",status="200"})") == 1);
-  CHECK(delta(R"(otpd_http_requests_total{route="/send-code",status="404"})") == 1);
-  CHECK(delta(R"(otpd_http_requests_total{route="/verify-code",status="400"})") == 1);
-  CHECK(delta(R"(otpd_http_requests_total{route="/metrics",status="200"})") >= 2);  // + polls
-  CHECK(delta(R"(otpd_sms_send_duration_seconds_count{result="ok"})") == 1);
-  CHECK(delta(R"(otpd_http_request_duration_seconds_count{route="/verify-code"})") == 3);
+  CHECK(m.SendCount(SendMetric::kSent) == 1);
+  CHECK(m.SendCount(SendMetric::kUserNotFound) == 1);
+  CHECK(m.VerifyCount(VerifyMetric::kInvalid) == 1);
+  CHECK(m.VerifyCount(VerifyMetric::kOk) == 1);
+  CHECK(m.VerifyCount(VerifyMetric::kNotFound) == 1);
+  CHECK(m.SmsLatencyCount(true) == 1);
+  CHECK(m.SmsLatencyCount(false) == 0);
+  CHECK(Value(after, R"(otpd_sends_total{outcome="sent"})") == 1);
+  CHECK(Value(after, R"(otpd_sends_total{outcome="user_not_found"})") == 1);
+  CHECK(Value(after, R"(otpd_verifies_total{outcome="invalid"})") == 1);
+  CHECK(Value(after, R"(otpd_verifies_total{outcome="ok"})") == 1);
+  CHECK(Value(after, R"(otpd_verifies_total{outcome="not_found"})") == 1);
+  CHECK(Value(after, R"(otpd_http_requests_total{route="/send-code",status="200"})") == 1);
+  CHECK(Value(after, R"(otpd_http_requests_total{route="/send-code",status="404"})") == 1);
+  CHECK(Value(after, R"(otpd_http_requests_total{route="/verify-code",status="400"})") == 1);
+  CHECK(Value(after, R"(otpd_http_requests_total{route="/metrics",status="200"})") == 2);
+  CHECK(Value(after, R"(otpd_sms_send_duration_seconds_count{result="ok"})") == 1);
+  CHECK(Value(after, R"(otpd_http_request_duration_seconds_count{route="/verify-code"})") == 3);
   CHECK(Value(after, "otpd_active_codes") == 0);
+}
+
+TEST_CASE("Metrics: rate-limited sends count by limit in the instance passed in") {
+  OtpStack stack;  // the default 30 s cooldown between sends to a user
+  stack.SendAndRead("abc");
+  CHECK(stack.Post("/send-code", R"({"user_id":"abc"})").status == 429);
+  CHECK(stack.Post("/send-code", R"({"user_id":"abc"})").status == 429);
+  CHECK(stack.metrics.SendCount(SendMetric::kSent) == 1);
+  CHECK(stack.metrics.SendCount(SendMetric::kRateLimited) == 2);
+  CHECK(stack.metrics.RateLimitedCount("cooldown") == 2);
+  CHECK(stack.metrics.RateLimitedCount("ip") == 0);
+  // Another stack counts in its own instance.
+  OtpStack other;
+  CHECK(other.metrics.SendCount(SendMetric::kRateLimited) == 0);
 }
 
 TEST_CASE("Server: X-Request-Id is echoed when sane and generated otherwise") {

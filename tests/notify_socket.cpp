@@ -39,12 +39,12 @@ std::string NotifySocket::Read(int timeout_ms) {
   return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
 }
 
-std::string NotifySocket::Receive() { return Read(10000); }
+std::string NotifySocket::Receive() { return Read(60000); }
 
 std::string NotifySocket::Poll() { return Read(0); }
 
 std::string NotifySocket::ReceiveUntil(const std::string& line) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (std::chrono::steady_clock::now() < deadline) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());

@@ -17,12 +17,12 @@ class NotifySocket {
   NotifySocket& operator=(const NotifySocket&) = delete;
 
   const std::string& path() const { return path_; }
-  // The next datagram, waiting up to 10 s for it ("" when none came).
+  // The next datagram, waiting up to 60 s (a hang guard) for it ("" when none came).
   std::string Receive();
   // The next datagram if one is queued now, else "".
   std::string Poll();
   // Datagrams until one contains `line` (a whole line such as
-  // "WATCHDOG=1"); that one, or "" after 10 s without it.
+  // "WATCHDOG=1"); that one, or "" after 60 s without it.
   std::string ReceiveUntil(const std::string& line);
 
  private:

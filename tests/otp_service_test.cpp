@@ -380,9 +380,6 @@ TEST_CASE("Every send and verify outcome is audited, with a masked phone and no 
   CHECK(raw.find(code) == std::string::npos);
 }
 
-}  // namespace otpd
-
-namespace otpd {
 namespace {
 
 TEST_CASE("OtpService: the user's locale picks the template, with the WebOTP line") {

@@ -235,7 +235,7 @@ CommandResult RunOtpd(const TempDir& dir, const std::vector<std::string>& args,
                       const std::vector<std::string>& env) {
   const std::string out = dir.File("cmd.out"), err = dir.File("cmd.err");
   CommandResult r;
-  r.exit_code = WaitForExit(Spawn(args, env, out, err), 15);
+  r.exit_code = WaitForExit(Spawn(args, env, out, err), 60);
   r.out = ReadFile(out);
   r.err = ReadFile(err);
   return r;
@@ -272,7 +272,7 @@ void OtpdProcess::Kill9() {
 int OtpdProcess::Terminate() {
   if (pid_ <= 0) return -1;
   kill(pid_, SIGTERM);
-  const int code = WaitForExit(pid_, 10);
+  const int code = WaitForExit(pid_, 60);
   pid_ = -1;
   return code;
 }
@@ -280,7 +280,7 @@ int OtpdProcess::Terminate() {
 // otpd logs "otpd started ... port=N ... store=S" once it accepts
 // connections.
 void OtpdProcess::WaitForStart() {
-  const auto deadline = SteadyClock::now() + std::chrono::seconds(10);
+  const auto deadline = SteadyClock::now() + std::chrono::seconds(60);
   std::string line;
   while (line.empty() && SteadyClock::now() < deadline) {
     line = StartLine(ReadLog());
@@ -294,7 +294,7 @@ void OtpdProcess::WaitForStart() {
   port_ = atoi(Field(line, "port").c_str());
   store_ = Field(line, "store");
   if (port_ <= 0) Kill9();  // the destructor will not run: stop it here
-  REQUIRE_MESSAGE(port_ > 0, (line.empty() ? "otpd did not start within 10 s: " : "no port: ")
+  REQUIRE_MESSAGE(port_ > 0, (line.empty() ? "otpd did not start within 60 s: " : "no port: ")
                                  << ReadLog());
 }
 

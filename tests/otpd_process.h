@@ -45,7 +45,7 @@ std::vector<std::string> DigitRuns(const std::string& text);
 
 // What a command wrote and how it ended.
 struct CommandResult {
-  int exit_code = -1;  // 128 + N when killed by signal N; -1: still running after 15 s
+  int exit_code = -1;  // 128 + N when killed by signal N; -1: still running after 60 s
   std::string out;     // stdout
   std::string err;     // stderr
 
@@ -55,7 +55,7 @@ struct CommandResult {
 
 // Runs otpd with `args` and `env` ("NAME=value") added to the environment,
 // waits for it to exit and returns what it wrote (through the files
-// cmd.out and cmd.err in `dir`). A run still going after 15 s is killed and
+// cmd.out and cmd.err in `dir`). A run still going after 60 s is killed and
 // reported with exit_code -1.
 CommandResult RunOtpd(const TempDir& dir, const std::vector<std::string>& args,
                       const std::vector<std::string>& env = {});
@@ -68,7 +68,7 @@ class OtpdProcess {
   // command) and `env` ("NAME=value") added to the environment, stdout and
   // stderr to `<name>.log` in `dir`, and returns once the log says "otpd
   // started" (it then accepts connections). Fails the test (REQUIRE) when
-  // otpd exits first or has not started within 10 s; it is not left
+  // otpd exits first or has not started within 60 s; it is not left
   // running then.
   // REQUIRES: `dir` outlives this object.
   OtpdProcess(const TempDir& dir, const std::string& name, const std::vector<std::string>& args,
@@ -99,7 +99,7 @@ class OtpdProcess {
   // SIGKILL: no cleanup of any kind, as in a crash. No-op once stopped.
   void Kill9();
   // SIGTERM, then the exit code (128 + N when killed by signal N). One that
-  // has not exited within 10 s is killed: -1. No-op once stopped: -1.
+  // has not exited within 60 s is killed: -1. No-op once stopped: -1.
   int Terminate();
 
  private:

@@ -48,10 +48,6 @@ TEST_CASE("ParseCountryCodes: 1 to 3 digits, comma-separated, spaces allowed") {
   }
 }
 
-}  // namespace otpd
-
-namespace otpd {
-
 TEST_CASE("NormalizePhone: every written form of a number becomes its E.164") {
   for (const char* written : {"+1 (415) 555-0123", "+14155550123", "+1-415-555-0123",
                               "+1.415.555.0123", " +1 415 555 0123"}) {

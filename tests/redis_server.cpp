@@ -304,7 +304,7 @@ bool RedisServer::Launch(int port, std::string* error) {
 }
 
 bool RedisServer::WaitUntilReady(int port, std::string* error) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (std::chrono::steady_clock::now() < deadline) {
     if (Exited(pid_)) {
       pid_ = -1;
@@ -320,7 +320,7 @@ bool RedisServer::WaitUntilReady(int port, std::string* error) {
     *error = info.ToString();
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  *error = "not ready within 10 s: " + *error;
+  *error = "not ready within 60 s: " + *error;
   return false;
 }
 
@@ -328,7 +328,7 @@ void RedisServer::Stop() {
   if (pid_ <= 0) return;
   kill(pid_, SIGTERM);
   kill(pid_, SIGCONT);  // a paused server acts on SIGTERM only once resumed
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (!Exited(pid_)) {
     if (std::chrono::steady_clock::now() >= deadline) {
       kill(pid_, SIGKILL);

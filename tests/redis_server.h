@@ -58,7 +58,7 @@ int FreeLoopbackPort();
 
 // A redis-server child process, started by the constructor (throws
 // std::runtime_error with the server's log when it does not answer, its
-// data loaded, within 10 s) and stopped by PID in Stop() and the destructor. Its data
+// data loaded, within 60 s) and stopped by PID in Stop() and the destructor. Its data
 // directory is a TempDir that lives as long as the object, so a persistent
 // server keeps its data across Restart(). $REDIS_SERVER_BIN overrides the
 // redis-server found on $PATH.
@@ -73,7 +73,7 @@ class RedisServer {
   // with its data loaded.
   // Throws std::runtime_error when it cannot start.
   void Start();
-  // SIGTERM and waitpid (SIGKILL after 10 s). No-op when not running. A
+  // SIGTERM and waitpid (SIGKILL after 60 s). No-op when not running. A
   // persistent server has fsynced every acknowledged write by then.
   void Stop();
   // Stop() then Start() on the same port.

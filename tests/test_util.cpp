@@ -7,8 +7,10 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <stdexcept>
+#include <thread>
 
 namespace otpd {
 
@@ -52,6 +54,36 @@ Status FailingSmsSender::Send(const std::string& to, const std::string& body,
     return Status::Unavailable("injected SMS failure " + std::to_string(code));
   }
   return target_->Send(to, body, receipt);
+}
+
+Status GatedSmsSender::Send(const std::string& to, const std::string& body,
+                            SmsReceipt* receipt) {
+  std::unique_lock<std::mutex> lock(mu_);
+  entered_ = true;
+  cv_.notify_all();
+  cv_.wait(lock, [this] { return open_; });
+  lock.unlock();
+  return target_->Send(to, body, receipt);
+}
+
+void GatedSmsSender::WaitEntered() {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [this] { return entered_; });
+}
+
+void GatedSmsSender::Open() {
+  std::lock_guard<std::mutex> lock(mu_);
+  open_ = true;
+  cv_.notify_all();
+}
+
+bool WaitUntil(const std::function<bool()>& done, int64_t guard_ms) {
+  const auto guard = std::chrono::steady_clock::now() + std::chrono::milliseconds(guard_ms);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= guard) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return true;
 }
 
 std::string WrongCode(const std::string& code) {
@@ -104,10 +136,6 @@ TempDir::~TempDir() {
   std::error_code ec;
   std::filesystem::remove_all(path_, ec);
 }
-
-}  // namespace otpd
-
-namespace otpd {
 
 bool ParsePrometheus(const std::string& text, std::map<std::string, double>* series,
                      std::string* error) {

@@ -5,12 +5,13 @@
 #define OTPD_TESTS_TEST_UTIL_H_
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
+#include <functional>
 #include <map>
-#include <string>
-
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "core/clock.h"
@@ -84,6 +85,30 @@ class FailingSmsSender : public SmsSender {
   SmsSender* target_;
   std::atomic<int> fail_code_{0};
 };
+
+// Holds every send at a gate until Open, then forwards to `target`: a
+// request stays in flight for exactly as long as the test wants.
+class GatedSmsSender : public SmsSender {
+ public:
+  explicit GatedSmsSender(SmsSender* target) : target_(target) {}
+  Status Send(const std::string& to, const std::string& body, SmsReceipt* receipt) override;
+  // Returns once a send is waiting at the gate (or has passed it).
+  void WaitEntered();
+  // Lets every waiting and later send through.
+  void Open();
+
+ private:
+  SmsSender* const target_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool entered_ = false;
+  bool open_ = false;
+};
+
+// Polls `done` until it holds and returns true; false when it still does
+// not after `guard_ms`. The guard only ends a hung test: nothing measures
+// the wait, so a slow machine only makes it longer.
+bool WaitUntil(const std::function<bool()>& done, int64_t guard_ms = 60000);
 
 // A code of the same length that is certainly not `code`.
 std::string WrongCode(const std::string& code);

@@ -236,12 +236,6 @@ TEST_CASE("Users: edits made with plain SQL are seen by the next call") {
   CHECK(d.users->Lookup("sam", &user).IsNotFound());
 }
 
-}  // namespace
-}  // namespace otpd
-
-namespace otpd {
-namespace {
-
 TEST_CASE("Users: the locale column is read by Lookup and List, kept by Upsert, checked") {
   Directory d;
   REQUIRE(d.users->Upsert("maria", kPhoneA).ok());

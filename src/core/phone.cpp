@@ -56,10 +56,6 @@ Status ParseCountryCodes(std::string_view text, std::vector<std::string>* codes)
   return Status::OK();
 }
 
-}  // namespace otpd
-
-
-namespace otpd {
 namespace {
 
 using i18n::phonenumbers::PhoneNumber;

@@ -3,6 +3,7 @@
 #include <otpd_httplib.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -17,6 +18,7 @@
 #include "http/docs_pages.h"
 #include "http/connection_limit.h"
 #include "http/httplib_server.h"
+#include "http/worker_pool.h"
 
 namespace otpd {
 namespace {
@@ -162,12 +164,26 @@ const char* ReasonText(int status) {
   }
 }
 
+// The task queue handed to the library, which deletes it when its accept
+// loop ends: a forwarder to the server's own WorkerPool.
+class PoolRef final : public httplib::TaskQueue {
+ public:
+  explicit PoolRef(WorkerPool* pool) : pool_(pool) {}
+  bool enqueue(std::function<void()> fn) override { return pool_->enqueue(std::move(fn)); }
+  void shutdown() override { pool_->shutdown(); }
+  void on_idle() override { pool_->on_idle(); }
+
+ private:
+  WorkerPool* const pool_;
+};
+
 }  // namespace
 
 class HttpServer::Impl {
  public:
   Impl(const HttpServerOptions& options, const HttpApi* api)
-      : limit_(options.max_connections_per_ip, options.trusted_proxies),
+      : pool_(PoolOptions(options)),
+        limit_(options.max_connections_per_ip, options.trusted_proxies),
         owned_(NewHttplibServer(
             ConnectionPolicy{&limit_, options.header_timeout_ms, api->metrics()},
             options.tls_cert, options.tls_key)),
@@ -178,11 +194,25 @@ class HttpServer::Impl {
   }
 
  private:
+  static WorkerPoolOptions PoolOptions(const HttpServerOptions& o) {
+    WorkerPoolOptions p;
+    p.max_workers = static_cast<size_t>(std::max(o.threads, 1));
+    p.min_workers = std::min(static_cast<size_t>(std::max(o.min_threads, 0)), p.max_workers);
+    p.idle_ms = o.worker_idle_ms;
+    p.clock = o.clock;
+    return p;
+  }
+
+  // Declared first: the server's workers may run until its stop, so the
+  // pool goes last.
+  WorkerPool pool_;
   ConnectionLimit limit_;
   std::unique_ptr<httplib::Server> owned_;
 
  public:
   httplib::Server& server;
+
+  WorkerPool& pool() { return pool_; }
 
   void RunLoop() {
     {
@@ -245,11 +275,11 @@ class HttpServer::Impl {
 };
 
 void HttpServer::Impl::Configure() {
-  // A few workers always; more while connections are open, up to
-  // `threads`; the extra ones leave after CPPHTTPLIB_THREAD_POOL_IDLE_TIMEOUT.
-  const size_t most = static_cast<size_t>(options_.threads);
-  const size_t least = std::min<size_t>(most, CPPHTTPLIB_THREAD_POOL_COUNT);
-  server.new_task_queue = [least, most] { return new httplib::ThreadPool(least, most); };
+  // The library owns (and deletes) the queue it gets; ours stays in pool_.
+  server.new_task_queue = [this] { return new PoolRef(&pool_); };
+  // With no new connection for half the idle time, the accept loop calls
+  // on_idle, and the pool retires its idle workers.
+  server.set_idle_interval(std::chrono::milliseconds(std::max(options_.worker_idle_ms / 2, 100)));
   server.set_socket_options(ListenSocketOptions(options_.reuse_port));
   server.set_tcp_nodelay(true);
   server.set_keep_alive_max_count(static_cast<size_t>(options_.keepalive_max));
@@ -382,6 +412,8 @@ void HttpServer::Impl::AccessLog(const Request& req, const Response& res) const 
 
 HttpServer::HttpServer(const HttpServerOptions& options, const HttpApi* api)
     : impl_(new Impl(options, api)) {}
+
+WorkerPool& HttpServer::pool() { return impl_->pool(); }
 
 HttpServer::~HttpServer() { Stop(); }
 

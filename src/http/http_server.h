@@ -1,6 +1,8 @@
 // HttpServer: serves an HttpApi over cpp-httplib (vendored, v0.53.1), over
 // HTTPS when a certificate is given: TCP_NODELAY, a worker pool that grows
-// with the open connections up to `threads` and shrinks when they go, a cap
+// with the open connections up to `threads` and shrinks back to
+// `min_threads` when they go (worker_pool.h: the idle ones are joined and
+// their memory returned), a cap
 // on the connections one client address holds (connection_limit.h), a bound
 // on each request's whole read (header_timeout), short read/write/keep-alive
 // timeouts, JSON error bodies, an exception handler, and a framing guard that
@@ -23,17 +25,22 @@
 #include <memory>
 #include <string>
 
+#include "core/clock.h"
 #include "http/client_ip.h"
 #include "http/http_api.h"
 #include "core/status.h"
 
 namespace otpd {
 
+class WorkerPool;
+
 struct HttpServerOptions {
   std::string host = "127.0.0.1";  // IPv4 or IPv6 literal
   int port = 8000;                 // 0: an ephemeral port (tests)
-  int threads = 1024;              // most worker threads; each open connection holds
-                                   // one, and idle ones above 8 leave after 3 s
+  int threads = 1024;              // most worker threads; each open connection holds one
+  int min_threads = 8;             // workers kept when idle
+  int worker_idle_ms = 3000;       // idle this long, a worker above min_threads leaves
+  Clock* clock = nullptr;          // the workers' idle time; null: SystemClock()
   size_t max_body_bytes = 16384;   // larger bodies answer 413
   int read_timeout_s = 5;
   int write_timeout_s = 5;
@@ -73,6 +80,10 @@ class HttpServer {
   // Run has returned, or false when the shutdown deadline passed first.
   // Idempotent; after Stop, a Run that had not started returns at once.
   bool Stop();
+
+  // The connections' workers (tests and figures read its counts). Lives
+  // as long as the server; after Stop it has none.
+  WorkerPool& pool();
 
  private:
   class Impl;
