@@ -79,7 +79,8 @@ echo "building (optimised) ..." >&2
 make --no-print-directory REDIS="$REDIS" BUILD=$B OUT=$B OPT='-O2 -g -DNDEBUG' $B/otpd \
   $B/libotpd.a >/dev/null
 FLAGS="-std=c++17 -O2 -DNDEBUG -Isrc -isystem $B/gen/cpp-httplib -isystem third_party/cpp-httplib"
-LIBS="$B/libotpd.a $(pkg-config --libs sqlite3 openssl libbrotlienc zlib) -lpthread"
+LIBS="$B/libotpd.a $(pkg-config --libs sqlite3 openssl libbrotlienc zlib) -lphonenumber
+  $(pkg-config --libs protobuf 2>/dev/null || echo -lprotobuf) -lpthread"
 if [ "$REDIS" = 1 ]; then
   FLAGS="$FLAGS -DOTPD_REDIS=1"
   LIBS="$LIBS $(pkg-config --libs hiredis)"

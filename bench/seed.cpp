@@ -59,7 +59,9 @@ int main(int argc, char** argv) {
   for (long i = 0; i < n && s.ok(); i++) {
     char user[16], phone[20], code[8];
     snprintf(user, sizeof user, "u%07ld", i);
-    snprintf(phone, sizeof phone, "+1555%07ld", i);
+    // Valid numbers (San Francisco, exchanges 200-299): sends refuse a
+    // number libphonenumber does not accept.
+    snprintf(phone, sizeof phone, "+1415%07ld", 2000000 + i);
     snprintf(code, sizeof code, "%06ld", (i * 7919 + 13) % 1000000);
     otpd::SqliteStatement u;
     s = conn->Prepare("INSERT OR REPLACE INTO users (user_id, phone) VALUES (?1, ?2)", &u);

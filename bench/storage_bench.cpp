@@ -1,5 +1,6 @@
-// Storage micro-benchmark, no HTTP: issue (PutCode) and verify (VerifyCode,
-// half right, half wrong) operations per second on a SQLite file, with 1
+// Storage micro-benchmark, no HTTP: issue (PutCode), verify (VerifyCode,
+// half right, half wrong) and send (ReserveSend, the per-phone cap on)
+// operations per second on a SQLite file, with 1
 // 2 and 32 threads (as many as the HTTP benchmark's connections, where group
 // commit shares one transaction between them), to see how much of a
 // request the store costs.
@@ -70,7 +71,18 @@ int main(int argc, char** argv) {
       const std::string u = user(t, i);
       storage->VerifyCode(u, hasher.Hash(u, i % 2 ? "123456" : "654321"), otpd::VerifyLimits(), &r);
     });
-    printf("threads=%d issue_per_s=%.0f verify_per_s=%.0f\n", threads, put, verify);
+    otpd::SendLimits limits;  // the defaults: every cap on, as in production
+    limits.cooldown_ms = 0;   // one user sends many times
+    limits.per_user = 0;
+    limits.global = 0;
+    limits.per_ip = 0;        // one client IP per thread
+    double send = Run(threads, per, [&](int t, long i) {
+      otpd::SendDecision d;
+      otpd::SendRequest r{user(t, i), "+1555" + std::to_string(i), "10.0." + std::to_string(t)};
+      storage->ReserveSend(r, limits, &d);
+    });
+    printf("threads=%d issue_per_s=%.0f verify_per_s=%.0f send_per_s=%.0f\n", threads, put,
+           verify, send);
   }
   return 0;
 }

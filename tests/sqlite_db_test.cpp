@@ -105,8 +105,8 @@ TEST_CASE("OpenSqliteDb sets WAL mode and the current schema version") {
   CHECK(raw.Query("PRAGMA journal_mode") == "wal");
   CHECK(SqliteSchemaVersion() >= 1);
   CHECK(raw.Query("PRAGMA user_version") == std::to_string(SqliteSchemaVersion()));
-  CHECK(raw.Query("SELECT count(*) FROM sqlite_master WHERE type = 'table'"
-                  " AND name IN ('users', 'otps')") == "2");
+  CHECK(raw.Query("SELECT count(*) FROM sqlite_master WHERE type IN ('table', 'view')"
+                  " AND name IN ('users', 'otps', 'code_log')") == "3");
 }
 
 TEST_CASE("Each connection carries the configured settings") {

@@ -117,6 +117,65 @@ ALTER TABLE sends ADD COLUMN counts_global INTEGER NOT NULL DEFAULT 1
 ALTER TABLE sends ADD COLUMN channel TEXT NOT NULL DEFAULT 'sms'
   CHECK (channel IN ('sms', 'voice', 'whatsapp'));
 )sql",
+    // The code store becomes an append-only log of decisions (code_log.h):
+    // one row per code issued, wrong guess, code used up or removed, send
+    // and (migrated) failure. Live codes, attempts, send history and
+    // failures are carried over. `otps` stays as a view of the live codes
+    // over the log; inserting into it, updating or deleting from it with
+    // plain SQL appends rows, which every otpd on the file applies.
+    R"sql(
+CREATE TABLE code_log (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  kind INTEGER NOT NULL CHECK (kind BETWEEN 1 AND 6),
+  user_id TEXT NOT NULL COLLATE NOCASE,
+  at INTEGER NOT NULL,
+  code_hash BLOB,
+  expires_at INTEGER,
+  n INTEGER NOT NULL DEFAULT 0,
+  phone TEXT,
+  client_ip TEXT,
+  channel TEXT
+);
+-- Only the codes are indexed by user (the otps view finds a user's code
+-- with it); the other rows are appended to the end of the table alone, so
+-- a batch of decisions dirties a handful of pages, not one per decision.
+CREATE INDEX code_log_codes ON code_log (user_id, seq) WHERE kind = 1;
+
+INSERT INTO code_log (kind, user_id, at, code_hash, expires_at, n)
+  SELECT 1, user_id, issued_at, code_hash, expires_at, attempts FROM otps ORDER BY user_id;
+INSERT INTO code_log (kind, user_id, at, n, phone, client_ip, channel)
+  SELECT 5, user_id, at, counts_global, phone, client_ip, channel FROM sends ORDER BY at;
+INSERT INTO code_log (kind, user_id, at)
+  SELECT 6, user_id, at FROM verify_failures ORDER BY at;
+DROP TABLE otps;
+DROP TABLE sends;
+DROP TABLE verify_failures;
+
+CREATE VIEW otps (user_id, code_hash, issued_at, expires_at, attempts) AS
+  SELECT p.user_id, p.code_hash, p.at, p.expires_at,
+         p.n + (SELECT count(*) FROM code_log f
+                WHERE f.user_id = p.user_id AND f.seq > p.seq AND f.kind = 2)
+  FROM code_log p
+  WHERE p.kind = 1 AND NOT EXISTS (SELECT 1 FROM code_log k
+                                   WHERE k.user_id = p.user_id AND k.seq > p.seq
+                                     AND k.kind IN (1, 3, 4));
+
+CREATE TRIGGER otps_insert INSTEAD OF INSERT ON otps BEGIN
+  SELECT RAISE(ABORT, 'UNIQUE constraint failed: otps.user_id')
+    WHERE EXISTS (SELECT 1 FROM otps WHERE user_id = NEW.user_id);
+  INSERT INTO code_log (kind, user_id, at, code_hash, expires_at, n)
+    VALUES (1, NEW.user_id, NEW.issued_at, NEW.code_hash, NEW.expires_at,
+            COALESCE(NEW.attempts, 0));
+END;
+CREATE TRIGGER otps_delete INSTEAD OF DELETE ON otps BEGIN
+  INSERT INTO code_log (kind, user_id, at) VALUES (4, OLD.user_id, OLD.issued_at);
+END;
+CREATE TRIGGER otps_update INSTEAD OF UPDATE ON otps BEGIN
+  INSERT INTO code_log (kind, user_id, at) VALUES (4, OLD.user_id, OLD.issued_at);
+  INSERT INTO code_log (kind, user_id, at, code_hash, expires_at, n)
+    VALUES (1, NEW.user_id, NEW.issued_at, NEW.code_hash, NEW.expires_at, NEW.attempts);
+END;
+)sql",
 };
 
 constexpr int kSchemaVersion = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));
@@ -474,6 +533,8 @@ Status SqliteConnection::Exec(const char* sql) {
 
 int64_t SqliteConnection::Changes() const { return sqlite3_changes64(db_); }
 
+int64_t SqliteConnection::LastInsertRowid() const { return sqlite3_last_insert_rowid(db_); }
+
 // ---------------------------------------------------------------------------
 // SqliteTransaction
 
@@ -693,15 +754,18 @@ Status SqliteDb::GroupWrite(const std::function<Status(SqliteConnection*)>& body
   return op.result;
 }
 
+Status SqliteDb::OpenWriter(std::unique_ptr<SqliteConnection>* conn) {
+  Status s = SqliteConnection::Open(options_, conn);
+  if (s.ok()) {
+    (*conn)->write_mutex_ = &write_mutex_;
+    (*conn)->owner_ = this;
+  }
+  return s;
+}
+
 void SqliteDb::RunGroup(const std::vector<GroupOp*>& batch) {
   Status s;
-  if (writer_conn_ == nullptr) {
-    s = SqliteConnection::Open(options_, &writer_conn_);
-    if (s.ok()) {
-      writer_conn_->write_mutex_ = &write_mutex_;
-      writer_conn_->owner_ = this;
-    }
-  }
+  if (writer_conn_ == nullptr) s = OpenWriter(&writer_conn_);
   SqliteConnection* conn = writer_conn_.get();
   SqliteTransaction txn(conn);
   if (s.ok()) s = txn.Begin();

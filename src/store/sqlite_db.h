@@ -142,6 +142,8 @@ class SqliteConnection {
 
   // Rows changed by the last INSERT, UPDATE or DELETE on this connection.
   int64_t Changes() const;
+  // The rowid of the last row INSERTed on this connection.
+  int64_t LastInsertRowid() const;
 
   sqlite3* handle() const { return db_; }
 
@@ -281,6 +283,12 @@ class SqliteDb : public std::enable_shared_from_this<SqliteDb> {
   // only after the commit: an OK is as durable as WriteTransaction's.
   // `body` must do all its reads and writes on the connection it is given.
   Status GroupWrite(const std::function<Status(SqliteConnection*)>& body);
+
+  // Opens a connection outside the pool for one owner that writes often
+  // (the code store's writer): its transactions queue on this process's
+  // writer mutex like every other, and its write errors show in
+  // WriteHealth. Must be closed before this handle is destroyed.
+  Status OpenWriter(std::unique_ptr<SqliteConnection>* conn);
 
   // How many TRUNCATE checkpoints the WAL limit has run (tests, bench).
   int64_t BoundedCheckpoints() const { return bounded_checkpoints_.load(); }

@@ -1,55 +1,51 @@
-// Storage in the `otps` table of the SQLite database (see sqlite_db.cpp for
-// the schema). Every multi-step operation is one BEGIN IMMEDIATE
-// transaction: the write lock is taken before the row is read, so threads
-// and processes sharing the file are serialized and no attempt is lost.
+// Storage on the SQLite database: an append-only log of decisions taken
+// against state in memory (store/code_log.h; the code_log table in
+// sqlite_db.cpp).
+//
+// Callers queue their operation; one of them at a time leads a batch on
+// the store's writer connection: BEGIN IMMEDIATE (so threads and processes
+// sharing the file are serialized), apply the rows other processes
+// appended since this one last looked, decide each queued operation with
+// otp/rules.h against the state, append one row per decision, COMMIT, and
+// only then wake the callers. An answer is therefore given only once its
+// row is in the WAL (kill -9 loses no answered code or attempt), and
+// attempts and caps are exact across threads and processes.
+//
+// A failed write or commit rolls the batch back; the state, which already
+// holds the batch's rows, is then rebuilt from the file before the next
+// batch. PurgeExpired forgets what has expired and deletes dead rows from
+// the file; rows are deleted only once every process that has written
+// since can have read them (see Compact), and a process that fell behind
+// a compaction rebuilds its state from the file.
 #include <algorithm>
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
 #include <optional>
 #include <utility>
+#include <vector>
 
 #include "core/code_hash.h"
-#include "store/sqlite_db.h"
+#include "otp/channel.h"
 #include "otp/rules.h"
 #include "otp/storage.h"
+#include "store/code_log.h"
+#include "store/sqlite_db.h"
 
 namespace otpd {
 namespace {
 
-constexpr char kPutSql[] =
-    "INSERT INTO otps (user_id, code_hash, issued_at, expires_at, attempts)"
-    " VALUES (?1, ?2, ?3, ?4, 0)"
-    " ON CONFLICT (user_id) DO UPDATE SET code_hash = excluded.code_hash,"
-    " issued_at = excluded.issued_at, expires_at = excluded.expires_at, attempts = 0";
-constexpr char kDeleteMatchingSql[] = "DELETE FROM otps WHERE user_id = ?1 AND code_hash = ?2";
-constexpr char kSelectSql[] =
-    "SELECT code_hash, expires_at, attempts FROM otps WHERE user_id = ?1";
-constexpr char kDeleteSql[] = "DELETE FROM otps WHERE user_id = ?1";
-constexpr char kAddAttemptSql[] = "UPDATE otps SET attempts = attempts + 1 WHERE user_id = ?1";
-constexpr char kPurgeSql[] = "DELETE FROM otps WHERE expires_at <= ?1";
-constexpr char kCountActiveSql[] = "SELECT count(*) FROM otps WHERE expires_at > ?1";
-constexpr char kPurgeSendsSql[] = "DELETE FROM sends WHERE at <= ?1";
-constexpr char kPurgeFailuresSql[] = "DELETE FROM verify_failures WHERE at <= ?1";
-
-// The time of the (?3 + 1)-th most recent row after ?2 (of one key ?1):
-// when it exists, the cap ?3 + 1 is reached, and it frees up when that row
-// leaves the window.
-constexpr char kNthSendOfUserSql[] =
-    "SELECT at FROM sends WHERE user_id = ?1 AND at > ?2 ORDER BY at DESC LIMIT 1 OFFSET ?3";
-constexpr char kNthSendToPhoneSql[] =
-    "SELECT at FROM sends WHERE phone = ?1 AND at > ?2 ORDER BY at DESC LIMIT 1 OFFSET ?3";
-constexpr char kNthSendFromIpSql[] =
-    "SELECT at FROM sends WHERE client_ip = ?1 AND at > ?2 ORDER BY at DESC LIMIT 1 OFFSET ?3";
-// Over all users' sends on one channel ?1.
-constexpr char kNthSendSql[] =
-    "SELECT at FROM sends WHERE channel = ?1 AND counts_global = 1 AND at > ?2"
-    " ORDER BY at DESC LIMIT 1 OFFSET ?3";
-constexpr char kNthFailureSql[] =
-    "SELECT at FROM verify_failures WHERE user_id = ?1 AND at > ?2"
-    " ORDER BY at DESC LIMIT 1 OFFSET ?3";
-constexpr char kInsertSendSql[] =
-    "INSERT INTO sends (user_id, phone, client_ip, at, counts_global, channel)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
-constexpr char kInsertFailureSql[] = "INSERT INTO verify_failures (user_id, at) VALUES (?1, ?2)";
-constexpr char kClearFailuresSql[] = "DELETE FROM verify_failures WHERE user_id = ?1";
+constexpr char kReadLogSql[] =
+    "SELECT seq, kind, user_id, at, code_hash, expires_at, n, phone, client_ip, channel"
+    " FROM code_log WHERE seq > ?1 ORDER BY seq";
+constexpr char kAppendSql[] =
+    "INSERT INTO code_log (kind, user_id, at, code_hash, expires_at, n, phone, client_ip,"
+    " channel) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+constexpr char kDeleteRowSql[] = "DELETE FROM code_log WHERE seq = ?1";
+constexpr char kSelectSettingSql[] = "SELECT value FROM settings WHERE key = ?1";
+constexpr char kUpsertSettingSql[] =
+    "INSERT INTO settings (key, value) VALUES (?1, ?2)"
+    " ON CONFLICT (key) DO UPDATE SET value = excluded.value";
 constexpr char kInsertFingerprintSql[] =
     "INSERT INTO settings (key, value) VALUES ('secret_fingerprint', ?1)"
     " ON CONFLICT (key) DO NOTHING";
@@ -59,9 +55,27 @@ constexpr char kHealthSql[] =
     "INSERT INTO health (id, checked_at) VALUES (1, ?1)"
     " ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at";
 
+// Settings keys of the compaction (see SqliteStorage::Compact): rows with
+// seq <= compacted may be missing from the file; mark is the last seq when
+// the previous compaction ran, and mark_at when.
+constexpr char kCompactedKey[] = "log_compacted_seq";
+constexpr char kMarkKey[] = "log_mark_seq";
+constexpr char kMarkAtKey[] = "log_mark_at";
+// Rows die in the file only this long after they could first be deleted,
+// so a process that writes at least this often never has to reload.
+constexpr int64_t kCompactAgeMs = 60 * 1000;
+
+// The channel whose global budget a send spends (the log's channel column).
+std::string ChannelOf(const SendRequest& request) { return ChannelName(request.channel); }
+
 class SqliteStorage : public Storage {
  public:
   SqliteStorage(std::shared_ptr<SqliteDb> db, Clock* clock) : db_(std::move(db)), clock_(clock) {}
+  ~SqliteStorage() override { writer_.reset(); }
+
+  // Opens the writer connection and reads the whole log (one read
+  // transaction: it does not hold the write lock).
+  Status Load();
 
   Status PutCode(const StoredCode& code) override;
   Status DeleteCode(const std::string& user_id, const std::string& code_hash) override;
@@ -74,208 +88,330 @@ class SqliteStorage : public Storage {
   Status CountActiveCodes(int64_t* count) override;
 
  private:
-  // Runs `sql` with ?1 = user_id (and ?2 = blob, when not null).
-  static Status RunForUser(SqliteConnection* conn, const char* sql, const std::string& user_id,
-                           const std::string* blob = nullptr);
-  // The time of the n-th most recent row of `key` in (now - window_ms, now]
-  // by `sql` (one of the kNth* queries); nullopt when fewer, n <= 0 or
-  // window_ms <= 0.
-  static Status NthRecent(SqliteConnection* conn, const char* sql, const std::string& key, int n,
-                          int64_t window_ms, int64_t now, std::optional<int64_t>* at);
-  static Status ReadSendState(SqliteConnection* conn, const SendRequest& request,
-                              const SendLimits& limits, int64_t now, SendState* state);
-  static Status ReadVerifyState(SqliteConnection* conn, const std::string& user_id,
-                                const VerifyLimits& limits, int64_t now, VerifyState* state);
-  static Status ApplyVerify(SqliteConnection* conn, const std::string& user_id,
-                            VerifyEffect effect, int64_t now);
-  static Status RecordFailure(SqliteConnection* conn, const std::string& user_id, int64_t now);
+  enum class OpKind { kPut, kDelete, kVerify, kSend, kPurge, kCount };
+  struct Op {
+    explicit Op(OpKind k) : kind(k) {}
+    OpKind kind;
+    const StoredCode* code = nullptr;
+    const std::string* user_id = nullptr;
+    const std::string* code_hash = nullptr;
+    const VerifyLimits* verify_limits = nullptr;
+    VerifyResult verify;
+    const SendRequest* send = nullptr;
+    const SendLimits* send_limits = nullptr;
+    SendDecision decision;
+    int64_t grace_ms = 0;
+    int64_t history_ms = 0;
+    int64_t count = 0;
+    Status result;
+    bool done = false;  // guarded by mu_
+    bool lead = false;  // guarded by mu_: the previous leader handed over
+    std::condition_variable wake;
+  };
+
+  // Queues `op` and returns once a batch holding it has committed (or
+  // failed): op->result is its status.
+  Status Submit(Op* op);
+  // One transaction for `batch`; fills each op's result.
+  void RunBatch(const std::vector<Op*>& batch);
+  Status Decide(Op* op);
+  Status CatchUp();
+  Status ReadRows(int64_t after);
+  Status Reload();
+  Status Append(LogRow* row);
+  Status Compact();
+  Status ReadSetting(const char* key, int64_t* value);
+  Status WriteSetting(const char* key, int64_t value);
 
   const std::shared_ptr<SqliteDb> db_;
   Clock* const clock_;
+
+  std::mutex mu_;
+  std::vector<Op*> queue_;  // guarded by mu_
+  bool leading_ = false;    // guarded by mu_
+
+  // Owned by the leader of the batch (handed over under mu_).
+  std::unique_ptr<SqliteConnection> writer_;
+  CodeLogState state_;
+  int64_t cursor_ = 0;        // every row with seq <= cursor_ is applied
+  bool needs_reload_ = false; // the state holds rows that were rolled back
+  bool foreign_rows_ = false; // rows from elsewhere read since the last compaction
+  int64_t committed_ = 0;     // cursor_ after the last commit
 };
 
-Status SqliteStorage::RunForUser(SqliteConnection* conn, const char* sql,
-                                 const std::string& user_id, const std::string* blob) {
-  SqliteStatement stmt;
-  Status s = conn->Prepare(sql, &stmt);
+Status SqliteStorage::Load() {
+  Status s = db_->OpenWriter(&writer_);
   if (!s.ok()) return s;
-  stmt.BindText(1, user_id);
-  if (blob != nullptr) stmt.BindBlob(2, *blob);
+  s = writer_->Exec("BEGIN");
+  if (s.ok()) s = Reload();
+  Status end = writer_->Exec(s.ok() ? "COMMIT" : "ROLLBACK");
+  committed_ = cursor_;
+  return s.ok() ? end : s;
+}
+
+// Each waiting caller sleeps on its own condition variable, and a leader
+// wakes only the callers of its batch and the next leader: no herd of
+// threads waking to find their batch is not done yet.
+Status SqliteStorage::Submit(Op* op) {
+  std::unique_lock<std::mutex> lock(mu_);
+  queue_.push_back(op);
+  if (leading_) {
+    op->wake.wait(lock, [&] { return op->done || op->lead; });
+    if (op->done) return op->result;
+  }
+  leading_ = true;
+  std::vector<Op*> batch;
+  batch.swap(queue_);  // holds op
+  lock.unlock();
+  RunBatch(batch);
+  lock.lock();
+  for (Op* done : batch) done->done = true;
+  for (Op* done : batch) {
+    if (done != op) done->wake.notify_one();
+  }
+  if (queue_.empty()) {
+    leading_ = false;
+  } else {
+    queue_.front()->lead = true;
+    queue_.front()->wake.notify_one();
+  }
+  return op->result;
+}
+
+void SqliteStorage::RunBatch(const std::vector<Op*>& batch) {
+  SqliteTransaction txn(writer_.get());
+  Status s = txn.Begin();
+  if (s.ok()) s = CatchUp();
+  for (size_t i = 0; s.ok() && i < batch.size(); i++) s = Decide(batch[i]);
+  if (s.ok()) s = txn.Commit();
+  if (!s.ok()) {
+    needs_reload_ = true;  // rows the state applied are not in the file
+    for (Op* op : batch) op->result = s;
+    return;
+  }
+  committed_ = cursor_;
+  for (Op* op : batch) op->result = Status::OK();
+}
+
+Status SqliteStorage::ReadSetting(const char* key, int64_t* value) {
+  SqliteStatement stmt;
+  Status s = writer_->Prepare(kSelectSettingSql, &stmt);
+  if (!s.ok()) return s;
+  stmt.BindText(1, key);
+  bool row = false;
+  s = stmt.Step(&row);
+  *value = s.ok() && row ? std::strtoll(stmt.ColumnText(0).c_str(), nullptr, 10) : 0;
+  return s;
+}
+
+Status SqliteStorage::WriteSetting(const char* key, int64_t value) {
+  SqliteStatement stmt;
+  Status s = writer_->Prepare(kUpsertSettingSql, &stmt);
+  if (!s.ok()) return s;
+  stmt.BindText(1, key);
+  stmt.BindText(2, std::to_string(value));
   return stmt.Run();
+}
+
+// REQUIRES: inside the batch's transaction.
+Status SqliteStorage::CatchUp() {
+  if (needs_reload_) return Reload();
+  int64_t compacted = 0;
+  Status s = ReadSetting(kCompactedKey, &compacted);
+  if (!s.ok()) return s;
+  // Rows this process never read may have been deleted: start over.
+  if (compacted > cursor_) return Reload();
+  const int64_t before = cursor_;
+  s = ReadRows(cursor_);
+  if (cursor_ != before) foreign_rows_ = true;
+  return s;
+}
+
+Status SqliteStorage::Reload() {
+  state_.Clear();
+  cursor_ = 0;
+  Status s = ReadRows(0);
+  needs_reload_ = !s.ok();
+  // Rows past what this process last committed came from elsewhere.
+  if (cursor_ > committed_) foreign_rows_ = true;
+  return s;
+}
+
+Status SqliteStorage::ReadRows(int64_t after) {
+  SqliteStatement stmt;
+  Status s = writer_->Prepare(kReadLogSql, &stmt);
+  if (!s.ok()) return s;
+  stmt.BindInt64(1, after);
+  LogRow row;
+  bool more = true;
+  while (true) {
+    s = stmt.Step(&more);
+    if (!s.ok() || !more) return s;
+    row.seq = stmt.ColumnInt64(0);
+    row.kind = static_cast<LogKind>(stmt.ColumnInt64(1));
+    row.user_id = stmt.ColumnText(2);
+    row.at = stmt.ColumnInt64(3);
+    row.code_hash = stmt.ColumnBlob(4);
+    row.expires_at = stmt.ColumnInt64(5);
+    row.n = stmt.ColumnInt64(6);
+    row.phone = stmt.ColumnText(7);
+    row.client_ip = stmt.ColumnText(8);
+    row.channel = stmt.ColumnText(9);
+    state_.Apply(row);
+    cursor_ = row.seq;
+  }
+}
+
+Status SqliteStorage::Append(LogRow* row) {
+  SqliteStatement stmt;
+  Status s = writer_->Prepare(kAppendSql, &stmt);
+  if (!s.ok()) return s;
+  stmt.BindInt64(1, static_cast<int64_t>(row->kind));
+  stmt.BindText(2, row->user_id);
+  stmt.BindInt64(3, row->at);
+  stmt.BindBlob(4, row->code_hash);
+  stmt.BindInt64(5, row->expires_at);
+  stmt.BindInt64(6, row->n);
+  stmt.BindText(7, row->phone);
+  stmt.BindText(8, row->client_ip);
+  stmt.BindText(9, row->channel);
+  s = stmt.Run();
+  if (!s.ok()) return s;
+  row->seq = writer_->LastInsertRowid();
+  state_.Apply(*row);
+  cursor_ = row->seq;
+  return Status::OK();
+}
+
+// REQUIRES: inside the batch's transaction, caught up.
+Status SqliteStorage::Decide(Op* op) {
+  // Read after the lock was taken: time spent waiting for it counts.
+  const int64_t now = clock_->NowMillis();
+  LogRow row;
+  switch (op->kind) {
+    case OpKind::kPut:
+      row.kind = LogKind::kPut;
+      row.user_id = op->code->user_id;
+      row.at = op->code->issued_at_ms;
+      row.code_hash = op->code->code_hash;
+      row.expires_at = op->code->expires_at_ms;
+      return Append(&row);
+    case OpKind::kDelete:
+      if (!state_.HasCode(*op->user_id, *op->code_hash)) return Status::OK();
+      row.kind = LogKind::kDelete;
+      row.user_id = *op->user_id;
+      row.at = now;
+      return Append(&row);
+    case OpKind::kVerify: {
+      const VerifyState state = state_.ReadVerify(*op->user_id, *op->verify_limits);
+      const VerifyDecision d = DecideVerify(state, *op->code_hash, now, *op->verify_limits);
+      op->verify = d.result;
+      switch (d.effect) {
+        case VerifyEffect::kNone: return Status::OK();
+        case VerifyEffect::kDeleteCode: row.kind = LogKind::kDelete; break;
+        case VerifyEffect::kConsume: row.kind = LogKind::kConsume; break;
+        case VerifyEffect::kCountFailure: row.kind = LogKind::kWrongGuess; break;
+      }
+      row.user_id = *op->user_id;
+      row.at = now;
+      return Append(&row);
+    }
+    case OpKind::kSend: {
+      const SendRequest& r = *op->send;
+      const std::string channel = ChannelOf(r);
+      const SendState state = state_.ReadSend(r, channel, *op->send_limits);
+      op->decision = DecideSend(state, !r.client_ip.empty(), now, *op->send_limits);
+      if (!op->decision.allowed) return Status::OK();
+      row.kind = LogKind::kSend;
+      row.user_id = r.user_id;
+      row.at = now;
+      row.n = r.counts_toward_global ? 1 : 0;
+      row.phone = r.phone;
+      row.client_ip = r.client_ip;
+      row.channel = channel;
+      return Append(&row);
+    }
+    case OpKind::kPurge:
+      op->count = state_.Purge(now, op->grace_ms, op->history_ms);
+      return Compact();
+    case OpKind::kCount:
+      op->count = state_.CountActive(now);
+      return Status::OK();
+  }
+  return Status::Internal("unknown store operation");
+}
+
+// Deletes dead rows from the file. While no other process has appended
+// since the last compaction, every dead row goes at once (a process that
+// has not written meanwhile and reads later sees log_compacted_seq above
+// its cursor and reloads, CatchUp). Otherwise only the rows up to the
+// mark the previous compaction left, once that mark is kCompactAgeMs old:
+// a process that writes at least that often has read them all already.
+Status SqliteStorage::Compact() {
+  const int64_t now = clock_->NowMillis();
+  int64_t mark = 0, mark_at = 0, compacted = 0;
+  Status s = ReadSetting(kMarkKey, &mark);
+  if (s.ok()) s = ReadSetting(kMarkAtKey, &mark_at);
+  if (s.ok()) s = ReadSetting(kCompactedKey, &compacted);
+  if (!s.ok()) return s;
+  int64_t upto = 0;
+  if (!foreign_rows_) {
+    upto = cursor_;
+  } else if (mark_at > 0 && now - mark_at >= kCompactAgeMs) {
+    upto = mark;
+  } else if (mark_at > 0) {
+    return Status::OK();  // the mark is too young: it ages
+  }
+  for (int64_t seq : state_.TakeDead(upto)) {
+    SqliteStatement stmt;
+    s = writer_->Prepare(kDeleteRowSql, &stmt);
+    if (!s.ok()) return s;
+    stmt.BindInt64(1, seq);
+    s = stmt.Run();
+    if (!s.ok()) return s;
+  }
+  if (upto > compacted) s = WriteSetting(kCompactedKey, upto);
+  if (s.ok()) s = WriteSetting(kMarkKey, cursor_);
+  if (s.ok()) s = WriteSetting(kMarkAtKey, now);
+  if (s.ok()) foreign_rows_ = false;
+  return s;
 }
 
 Status SqliteStorage::PutCode(const StoredCode& code) {
   if (code.user_id.empty() || code.code_hash.empty()) {
     return Status::InvalidArgument("PutCode needs a user ID and a code hash");
   }
-  return db_->GroupWrite([&](SqliteConnection* conn) {
-    SqliteStatement stmt;
-    Status ps = conn->Prepare(kPutSql, &stmt);
-    if (!ps.ok()) return ps;
-    stmt.BindText(1, code.user_id);
-    stmt.BindBlob(2, code.code_hash);
-    stmt.BindInt64(3, code.issued_at_ms);
-    stmt.BindInt64(4, code.expires_at_ms);
-    return stmt.Run();
-  });
+  Op op(OpKind::kPut);
+  op.code = &code;
+  return Submit(&op);
 }
 
 Status SqliteStorage::DeleteCode(const std::string& user_id, const std::string& code_hash) {
-  return db_->GroupWrite([&](SqliteConnection* conn) {
-    return RunForUser(conn, kDeleteMatchingSql, user_id, &code_hash);
-  });
+  Op op(OpKind::kDelete);
+  op.user_id = &user_id;
+  op.code_hash = &code_hash;
+  return Submit(&op);
 }
 
-Status SqliteStorage::NthRecent(SqliteConnection* conn, const char* sql, const std::string& key,
-                                int n, int64_t window_ms, int64_t now,
-                                std::optional<int64_t>* at) {
-  at->reset();
-  if (n <= 0 || window_ms <= 0) return Status::OK();
-  SqliteStatement stmt;
-  Status s = conn->Prepare(sql, &stmt);
-  if (!s.ok()) return s;
-  stmt.BindText(1, key);
-  stmt.BindInt64(2, now - window_ms);
-  stmt.BindInt64(3, n - 1);
-  bool row = false;
-  s = stmt.Step(&row);
-  if (s.ok() && row) *at = stmt.ColumnInt64(0);
+Status SqliteStorage::VerifyCode(const std::string& user_id, const std::string& code_hash,
+                                 const VerifyLimits& limits, VerifyResult* result) {
+  Op op(OpKind::kVerify);
+  op.user_id = &user_id;
+  op.code_hash = &code_hash;
+  op.verify_limits = &limits;
+  Status s = Submit(&op);
+  if (s.ok()) *result = op.verify;
   return s;
-}
-
-Status SqliteStorage::ReadSendState(SqliteConnection* conn, const SendRequest& request,
-                                    const SendLimits& limits, int64_t now, SendState* state) {
-  const std::string channel = ChannelName(request.channel);
-  struct Read {
-    const char* sql;
-    const std::string* key;
-    int n;
-    int64_t window_ms;
-    std::optional<int64_t>* at;
-  };
-  const Read reads[] = {
-      {kNthSendOfUserSql, &request.user_id, 1, limits.cooldown_ms, &state->last_of_user},
-      {kNthSendOfUserSql, &request.user_id, limits.per_user, limits.window_ms,
-       &state->nth_of_user},
-      {kNthSendToPhoneSql, &request.phone, limits.per_phone, limits.window_ms,
-       &state->nth_to_phone},
-      {kNthSendFromIpSql, &request.client_ip, request.client_ip.empty() ? 0 : limits.per_ip,
-       limits.window_ms, &state->nth_from_ip},
-      {kNthSendSql, &channel, limits.global, limits.window_ms, &state->nth_overall},
-  };
-  for (const Read& r : reads) {
-    Status s = NthRecent(conn, r.sql, *r.key, r.n, r.window_ms, now, r.at);
-    if (!s.ok()) return s;
-  }
-  return Status::OK();
 }
 
 Status SqliteStorage::ReserveSend(const SendRequest& request, const SendLimits& limits,
                                   SendDecision* decision) {
   if (request.user_id.empty()) return Status::InvalidArgument("ReserveSend needs a user ID");
-  SendDecision decided;
-  Status s = db_->GroupWrite([&](SqliteConnection* conn) {
-    // Read after the lock was taken: time spent waiting for it counts.
-    const int64_t now = clock_->NowMillis();
-    SendState state;
-    Status ws = ReadSendState(conn, request, limits, now, &state);
-    if (!ws.ok()) return ws;
-    decided = DecideSend(state, !request.client_ip.empty(), now, limits);
-    if (!decided.allowed) return Status::OK();
-    SqliteStatement stmt;
-    ws = conn->Prepare(kInsertSendSql, &stmt);
-    if (!ws.ok()) return ws;
-    stmt.BindText(1, request.user_id);
-    stmt.BindText(2, request.phone);
-    stmt.BindText(3, request.client_ip);
-    stmt.BindInt64(4, now);
-    stmt.BindInt64(5, request.counts_toward_global ? 1 : 0);
-    stmt.BindText(6, ChannelName(request.channel));
-    return stmt.Run();
-  });
-  if (s.ok()) *decision = decided;
-  return s;
-}
-
-Status SqliteStorage::ReadVerifyState(SqliteConnection* conn, const std::string& user_id,
-                                      const VerifyLimits& limits, int64_t now,
-                                      VerifyState* state) {
-  *state = VerifyState();
-  Status s = NthRecent(conn, kNthFailureSql, user_id, limits.max_failures,
-                       limits.failure_window_ms, now, &state->nth_failure_at_ms);
-  if (!s.ok()) return s;
-  SqliteStatement stmt;
-  s = conn->Prepare(kSelectSql, &stmt);
-  if (!s.ok()) return s;
-  stmt.BindText(1, user_id);
-  s = stmt.Step(&state->code.exists);
-  if (s.ok() && state->code.exists) {
-    state->code.code_hash = stmt.ColumnBlob(0);
-    state->code.expires_at_ms = stmt.ColumnInt64(1);
-    state->code.attempts = stmt.ColumnInt64(2);
-  }
-  return s;
-}
-
-Status SqliteStorage::ApplyVerify(SqliteConnection* conn, const std::string& user_id,
-                                  VerifyEffect effect, int64_t now) {
-  switch (effect) {
-    case VerifyEffect::kNone:
-      return Status::OK();
-    case VerifyEffect::kDeleteCode:
-      return RunForUser(conn, kDeleteSql, user_id);
-    case VerifyEffect::kConsume: {
-      Status s = RunForUser(conn, kDeleteSql, user_id);
-      return s.ok() ? RunForUser(conn, kClearFailuresSql, user_id) : s;
-    }
-    case VerifyEffect::kCountFailure: {
-      Status s = RunForUser(conn, kAddAttemptSql, user_id);
-      return s.ok() ? RecordFailure(conn, user_id, now) : s;
-    }
-  }
-  return Status::Internal("unknown verify effect");
-}
-
-Status SqliteStorage::RecordFailure(SqliteConnection* conn, const std::string& user_id,
-                                    int64_t now) {
-  SqliteStatement stmt;
-  Status s = conn->Prepare(kInsertFailureSql, &stmt);
-  if (!s.ok()) return s;
-  stmt.BindText(1, user_id);
-  stmt.BindInt64(2, now);
-  return stmt.Run();
-}
-
-// The decisions that change nothing (throttled, no code, expired within
-// the grace period, locked) are answered from plain reads, without the
-// write lock: a concurrent send or verify can only move such a code to a
-// state that a verify ordered before it would not see. Any decision with
-// an effect is taken again, and applied, inside one BEGIN IMMEDIATE
-// transaction.
-Status SqliteStorage::VerifyCode(const std::string& user_id, const std::string& code_hash,
-                                 const VerifyLimits& limits, VerifyResult* result) {
-  VerifyState state;
-  VerifyDecision decided;
-  {
-    SqliteLease lease;
-    Status s = db_->Acquire(&lease);
-    if (!s.ok()) return s;
-    s = ReadVerifyState(lease.get(), user_id, limits, clock_->NowMillis(), &state);
-    if (!s.ok()) return s;
-    decided = DecideVerify(state, code_hash, clock_->NowMillis(), limits);
-  }
-  Status s;
-  if (decided.effect != VerifyEffect::kNone) {
-    s = db_->GroupWrite([&](SqliteConnection* conn) {
-      // Read after the lock was taken: time spent waiting for it counts.
-      const int64_t now = clock_->NowMillis();
-      Status ws = ReadVerifyState(conn, user_id, limits, now, &state);
-      if (!ws.ok()) return ws;
-      decided = DecideVerify(state, code_hash, now, limits);
-      return ApplyVerify(conn, user_id, decided.effect, now);
-    });
-  }
-  if (s.ok()) *result = decided.result;
+  Op op(OpKind::kSend);
+  op.send = &request;
+  op.send_limits = &limits;
+  Status s = Submit(&op);
+  if (s.ok()) *decision = op.decision;
   return s;
 }
 
@@ -283,31 +419,12 @@ Status SqliteStorage::PurgeExpired(int64_t grace_ms, int64_t history_ms, int64_t
   if (grace_ms < 0 || history_ms < 0) {
     return Status::InvalidArgument("PurgeExpired: negative grace or history period");
   }
-  SqliteLease lease;
-  Status s = db_->Acquire(&lease);
-  if (!s.ok()) return s;
-  SqliteConnection* conn = lease.get();
-  const int64_t now = clock_->NowMillis();
-  int64_t codes = 0;
-  // Three short transactions, not one: each is atomic alone, and the write
-  // lock is never held for the whole sweep.
-  for (const auto& [sql, cutoff] : {std::make_pair(kPurgeSql, now - grace_ms),
-                                    std::make_pair(kPurgeSendsSql, now - history_ms),
-                                    std::make_pair(kPurgeFailuresSql, now - history_ms)}) {
-    s = WriteTransaction(conn, [&, sql = sql, cutoff = cutoff] {
-      SqliteStatement stmt;
-      Status ps = conn->Prepare(sql, &stmt);
-      if (!ps.ok()) return ps;
-      // expires_at + grace <= now, written so the index on expires_at is used.
-      stmt.BindInt64(1, cutoff);
-      ps = stmt.Run();
-      if (ps.ok() && sql == kPurgeSql) codes = conn->Changes();
-      return ps;
-    });
-    if (!s.ok()) return s;
-  }
-  *purged = codes;
-  return Status::OK();
+  Op op(OpKind::kPurge);
+  op.grace_ms = grace_ms;
+  op.history_ms = history_ms;
+  Status s = Submit(&op);
+  if (s.ok()) *purged = op.count;
+  return s;
 }
 
 // A real committed write, so a read-only file or file system, a full disk or
@@ -324,19 +441,11 @@ Status SqliteStorage::CheckWritable() {
   });
 }
 
-// Uses the expires_at index; cheap enough for every scrape.
+// Counted in memory, inside a batch (so it includes other processes' codes).
 Status SqliteStorage::CountActiveCodes(int64_t* count) {
-  SqliteLease lease;
-  Status s = db_->Acquire(&lease);
-  SqliteConnection* conn = lease.get();
-  if (!s.ok()) return s;
-  SqliteStatement stmt;
-  s = conn->Prepare(kCountActiveSql, &stmt);
-  if (!s.ok()) return s;
-  stmt.BindInt64(1, clock_->NowMillis());
-  bool row = false;
-  s = stmt.Step(&row);
-  if (s.ok()) *count = row ? stmt.ColumnInt64(0) : 0;
+  Op op(OpKind::kCount);
+  Status s = Submit(&op);
+  if (s.ok()) *count = op.count;
   return s;
 }
 
@@ -387,7 +496,10 @@ Status NewSqliteStorage(std::shared_ptr<SqliteDb> db, Clock* clock,
   }
   Status s = CheckSecretFingerprint(db.get(), options.secret_fingerprint);
   if (!s.ok()) return s;
-  storage->reset(new SqliteStorage(std::move(db), clock));
+  std::unique_ptr<SqliteStorage> fresh(new SqliteStorage(std::move(db), clock));
+  s = fresh->Load();
+  if (!s.ok()) return s;
+  *storage = std::move(fresh);
   return Status::OK();
 }
 
