@@ -36,7 +36,7 @@ RESULTS=""  # lines: name|rps|p50|p99|p999|socket_errors|5xx|2xx|rss_kb
 # so a cap raised to fit a benchmark would measure that scan). Per-user and
 # per-phone caps and the failure cap stay at their defaults.
 LIMITS="--ip-requests-per-minute 1000000 --ip-burst 1000000 --send-cooldown 0
-  --send-ip-cap 0 --sms-budget-per-hour 0"
+  --send-ip-cap 0 --sms-budget-per-hour 0 --pumping-detection false"
 
 # wrk_run NAME SCRIPT PORT PID USERS
 wrk_run() {

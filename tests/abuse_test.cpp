@@ -6,6 +6,7 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <map>
 #include <regex>
@@ -205,6 +206,74 @@ TEST_CASE("otpd binary: /metrics counts an SMS duration for concealed sends too"
   for (int i = 0; i < 3; i++) REQUIRE(SendFrom(otpd, "ghost" + std::to_string(i))->status == 200);
   CHECK(Series(otpd, count) == 4);
   CHECK(Series(otpd, "otpd_sends_total{outcome=\"sent\"}") == 4);
+}
+
+TEST_CASE("otpd binary: concealed answers before any real send still wait (the prior)") {
+  TempDir dir;
+  const std::string extra = std::string(kOpenLimits) +
+                            "conceal_unknown_users = true\nconceal_initial_wait = 400\n";
+  OtpdProcess otpd(dir, "a", {"--config", AbuseConfig(dir, "a", extra, "abc = \"+12015551111\"\n")});
+  // No real send yet: each concealed answer waits at least half the
+  // initial wait (a lower bound a sleep guarantees; before the prior it
+  // answered at once).
+  for (int i = 0; i < 3; i++) {
+    const auto start = std::chrono::steady_clock::now();
+    REQUIRE(SendFrom(otpd, "ghost" + std::to_string(i))->status == 200);
+    const auto took = std::chrono::steady_clock::now() - start;
+    CHECK(took >= std::chrono::milliseconds(200));
+  }
+  CHECK(ReadFile(dir.File("sms.log")).empty());
+}
+
+TEST_CASE("otpd binary: a burst to one region pauses it (429) across processes and restarts") {
+  TempDir dir;
+  std::string users = "us = \"+12015551111\"\n";
+  for (int i = 0; i < 8; i++) {
+    users += "j" + std::to_string(i) + " = \"+187621012" + std::to_string(10 + i) + "\"\n";
+  }
+  const std::string extra = std::string(kOpenLimits) + "pumping_min_sends = 5\npumping_pause = 600\n";
+  const std::string conf = AbuseConfig(dir, "a", extra, users);
+  {
+    OtpdProcess otpd(dir, "a", {"--config", conf});
+    for (int i = 0; i < 4; i++) {
+      CAPTURE(i);
+      CHECK(SendFrom(otpd, "j" + std::to_string(i))->status == 200);
+    }
+    // The fifth send to Jamaica in the window, none verified: a spike.
+    auto res = SendFrom(otpd, "j4");
+    CHECK(res->status == 429);
+    CHECK(res->body.find("\"error_type\":\"rate_limited\"") != std::string::npos);
+    CHECK(res->get_header_value("Retry-After") == "600");
+    CHECK(res->body.find("\"retry_after\":600") != std::string::npos);
+    CHECK(SendFrom(otpd, "us")->status == 200);  // other regions go on
+    CHECK(Series(otpd, "otpd_pumping_pauses_total{scope=\"region\"}") == 1);
+    CHECK(Series(otpd, "otpd_region_paused{region=\"JM\"}") == 1);
+    CHECK(Series(otpd, "otpd_region_sent_window{region=\"US\"}") == 1);
+    CHECK(Series(otpd, "otpd_rate_limited_total{limit=\"pumping\"}") == 1);
+    CHECK(otpd.ReadLog().find("sms pumping suspected") != std::string::npos);
+
+    OtpdProcess second(dir, "b", {"--config", conf});  // another process, same store
+    CHECK(SendFrom(second, "j5")->status == 429);
+    CommandResult r = RunOtpd(dir, {"regions", "--config", conf});
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("key\tsent\tverified\tconversion\tbaseline\tpaused\n") == 0);
+    CHECK(r.out.find("\nJM\t0\t0\t-\t0.0\tuntil ") != std::string::npos);
+    CHECK(r.out.find("5 sends in 3600 s") != std::string::npos);
+    CHECK(r.out.find("\nUS\t1\t0\t0%\t0.0\t-\n") != std::string::npos);
+    CHECK(second.Terminate() == 0);
+    CHECK(otpd.Terminate() == 0);  // a clean stop: the audit trail is written
+  }
+  OtpdProcess again(dir, "c", {"--config", conf});  // a restart keeps the pause
+  CHECK(SendFrom(again, "j6")->status == 429);
+  CommandResult r = RunOtpd(dir, {"regions", "unpause", "jm", "--config", conf});
+  CHECK(r.exit_code == 0);
+  CHECK(r.err.find("JM unpaused") != std::string::npos);
+  CHECK(SendFrom(again, "j6")->status == 200);
+  r = RunOtpd(dir, {"regions", "unpause", "Jamaica", "--config", conf});
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("neither a region") != std::string::npos);
+  r = RunOtpd(dir, {"audit", "--config", conf});
+  CHECK(r.out.find("\tj4\t-\t192.0.2.1\tpumping\tpaused:JM\n") != std::string::npos);
 }
 
 TEST_CASE("otpd check-config prints the brute-force budget of the settings") {

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "otp/audit.h"
+#include "otp/pumping.h"
 #include "store/sqlite_db.h"
 #include "test_util.h"
 
@@ -77,7 +78,8 @@ TEST_CASE("every command of the command line has one handler, in the table's ord
   for (const AdminCommand& c : AdminCommands()) CHECK(seen.insert(c.command).second);
   for (Command c : {Command::kServe, Command::kUsersAdd, Command::kUsersRemove,
                     Command::kUsersList, Command::kUsersImport, Command::kUsersExport,
-                    Command::kCheckConfig, Command::kBackup, Command::kSmsTest, Command::kAudit}) {
+                    Command::kCheckConfig, Command::kBackup, Command::kSmsTest, Command::kAudit,
+                    Command::kRegionsList, Command::kRegionsPause, Command::kRegionsUnpause}) {
     CHECK(seen.count(c) == 1);
   }
   CHECK(seen.count(Command::kExit) == 0);
@@ -162,6 +164,48 @@ TEST_CASE("audit prints the user's events since the given age, by the injected c
   Run bad(dir, Command::kAudit, {"alice", "yesterday"});
   CHECK(bad.Exec() == 2);
   CHECK(bad.err().rfind("otpd: audit: ", 0) == 0);
+}
+
+TEST_CASE("regions list, pause and unpause through the command table") {
+  TempDir dir;
+  std::string out, err;
+  CHECK(Exec(dir, Command::kRegionsList, {}, &out, &err) == 1);  // no database yet
+  CHECK(err.find("no database at") != std::string::npos);
+  {
+    // A server's sends: two to Jamaica, none verified.
+    std::shared_ptr<SqliteDb> db;
+    SqliteOptions o;
+    o.path = dir.File("otpd.db");
+    REQUIRE(OpenSqliteDb(o, &db).ok());
+    std::unique_ptr<RegionStore> store;
+    REQUIRE(NewSqliteRegionStore(db, &store).ok());
+    FakeClock clock;
+    PumpingGuard guard(store.get(), &clock, nullptr);
+    REQUIRE(guard.CountSend("+18762101234", "u", "").allowed);
+    REQUIRE(guard.CountSend("+18762101235", "u", "").allowed);
+  }
+  REQUIRE(Exec(dir, Command::kRegionsList, {}, &out) == 0);
+  CHECK(out == "key\tsent\tverified\tconversion\tbaseline\tpaused\n"
+               "+1-876\t2\t0\t0%\t0.0\t-\n"
+               "JM\t2\t0\t0%\t0.0\t-\n");
+
+  REQUIRE(Exec(dir, Command::kRegionsPause, {"jm", "120"}, nullptr, &err) == 0);
+  CHECK(err == "otpd: regions: JM paused for 120 s\n");
+  REQUIRE(Exec(dir, Command::kRegionsList, {}, &out) == 0);
+  const int64_t now = FakeClock().NowMillis();
+  CHECK(out.find("JM\t0\t0\t-\t0.0\tuntil " + FormatUtc(now + 120 * 1000) +
+                 ": paused by an operator\n") != std::string::npos);
+  CHECK(Exec(dir, Command::kRegionsPause, {"JM", "0"}, nullptr, &err) == 2);
+  CHECK(err.find("--for must be") != std::string::npos);
+  CHECK(Exec(dir, Command::kRegionsPause, {"Jamaica", ""}, nullptr, &err) == 2);
+  CHECK(err.find("neither a region") != std::string::npos);
+
+  REQUIRE(Exec(dir, Command::kRegionsUnpause, {"JM"}, nullptr, &err) == 0);
+  CHECK(err == "otpd: regions: JM unpaused\n");
+  REQUIRE(Exec(dir, Command::kRegionsUnpause, {"JM"}, nullptr, &err) == 0);
+  CHECK(err == "otpd: regions: JM was not paused\n");
+  REQUIRE(Exec(dir, Command::kRegionsList, {}, &out) == 0);
+  CHECK(out.find("\nJM\t0\t0\t-\t0.0\t-\n") != std::string::npos);
 }
 
 TEST_CASE("backup refuses a missing database and copies an existing one") {

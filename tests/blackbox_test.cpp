@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -518,7 +519,7 @@ TEST_CASE("otpd binary: kill -9 under load loses no answered code and no attempt
                       std::to_string(kMaxAttempts) +
                       "\nsend_cooldown = 0\nsend_user_cap = 0\nsend_phone_cap = 0\n"
                       "send_ip_cap = 0\nsms_budget_per_hour = 0\nverify_failure_cap = 0\n"
-                      "ip_requests_per_minute = 0\n" +
+                      "ip_requests_per_minute = 0\npumping_detection = false\n" +
                       StoreConfig(dir) + users);
   {
     OtpdProcess otpd(dir, "a", {"--config", conf});
@@ -752,6 +753,41 @@ TEST_CASE("otpd binary: Twilio through the old service's environment names") {
   CHECK(log.find("bb-token") == std::string::npos);
   CHECK(log.find("code is") == std::string::npos);  // no message body in the log
   CHECK(otpd.Terminate() == 0);
+}
+
+TEST_CASE("otpd binary: a Twilio error naming the number in any form logs it masked") {
+  TempDir dir;
+  TestCa ca(dir.path(), "bm");
+  FakeTwilio fake(ca.Issue("server", "IP:127.0.0.1,DNS:localhost"));
+  OtpdProcess otpd(dir, "a", {"serve", "--config", Config(dir, "sms.log", kNoSendLimits)},
+                   TwilioEnv(fake, ca));
+  // The user's number +12015551111 as Twilio and carriers write it.
+  fake.Respond([](int, httplib::Response& r) {
+    r.status = 400;
+    r.set_content(
+        "{\"code\":21211,\"message\":\"The 'To' number +1 (201) 555-1111 is not valid; also "
+        "tried 1-201-555-1111, (201) 555 1111, 201.555.1111 and 12015551111\","
+        "\"more_info\":\"https://www.twilio.com/docs/errors/21211\",\"status\":400}",
+        "application/json");
+  });
+  auto res = otpd.Client().Post("/send-code", R"({"user_id":"abc"})", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 500);
+  CHECK(otpd.Terminate() == 0);
+  const std::string log = ReadFile(otpd.log());
+  CHECK(log.find("twilio_code=21211") != std::string::npos);
+  CHECK(log.find("is not valid") != std::string::npos);  // the message is kept, masked
+  // No run of the number's digits survives, whatever the separators.
+  std::string digits;
+  for (char c : log) {
+    if (std::isdigit(static_cast<unsigned char>(c))) digits += c;
+    if (c == '\n') digits += '|';
+  }
+  CHECK(digits.find("5551111") == std::string::npos);
+  for (const char* form : {"555-1111", "555 1111", "555.1111", "(201)"}) {
+    CAPTURE(form);
+    CHECK(log.find(form) == std::string::npos);
+  }
 }
 
 TEST_CASE("otpd binary: 64 concurrent wrong guesses consume exactly max_attempts"

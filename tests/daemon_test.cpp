@@ -32,10 +32,16 @@ TEST_CASE("ChooseStore: Redis when it answers, the fallback only when it is unre
 
 // An OtpStack with the parts a reload touches.
 struct Live {
-  Live() : parts{stack.service.get(), stack.api.get(), stack.users.get(), Config(), ApiKeys()} {}
+  Live() : parts{stack.service.get(), stack.api.get(), stack.users.get(), Config(), ApiKeys()} {
+    REQUIRE(NewSqliteRegionStore(stack.db, &regions).ok());
+    pumping.reset(new PumpingGuard(regions.get(), &stack.clock, nullptr));
+    parts.pumping = pumping.get();
+  }
   ~Live() { SetLogLevel(LogLevel::kInfo); }
   OtpStack stack;
   LiveParts parts;
+  std::unique_ptr<RegionStore> regions;
+  std::unique_ptr<PumpingGuard> pumping;
 };
 
 TEST_CASE("a reload applies the live keys and names the changed restart keys") {
@@ -103,7 +109,13 @@ std::string PartsState(Live* live) {
                   std::to_string(o.send_limits.per_ip) + "|" +
                   std::to_string(o.send_limits.global) + "|" + std::to_string(o.max_failures) +
                   "|" + std::to_string(o.failure_window_ms) + "|" +
-                  (o.conceal_unknown_users ? "conceal" : "404") + "|";
+                  (o.conceal_unknown_users ? "conceal" : "404") + "|" +
+                  std::to_string(o.conceal_initial_wait_us) + "|";
+  const PumpingOptions& p = live->pumping->options();
+  s += std::string(p.enabled ? "pumping" : "off") + "|" + std::to_string(p.window_ms) + "|" +
+       std::to_string(p.baseline_ms) + "|" + std::to_string(p.multiple) + "|" +
+       std::to_string(p.min_sends) + "|" + std::to_string(p.conversion_below) + "|" +
+       std::to_string(p.pause_ms) + "|" + std::to_string(p.prefix_digits) + "|";
   for (const std::string& c : o.allowed_country_codes) s += c + ",";
   for (const std::string& r : o.allowed_regions) s += r + ",";
   for (PhoneType t : o.refused_phone_types) s += std::string(PhoneTypeName(t)) + ",";

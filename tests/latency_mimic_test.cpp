@@ -51,7 +51,68 @@ double KsStatistic(std::vector<int64_t> a, std::vector<int64_t> b) {
   return d;
 }
 
+// The one-sample Kolmogorov-Smirnov statistic of `a` against the uniform
+// distribution over [low, high].
+double KsUniform(std::vector<int64_t> a, double low, double high) {
+  std::sort(a.begin(), a.end());
+  double d = 0;
+  for (size_t i = 0; i < a.size(); i++) {
+    const double f = std::clamp((static_cast<double>(a[i]) - low) / (high - low), 0.0, 1.0);
+    d = std::max({d, std::fabs(f - static_cast<double>(i) / a.size()),
+                  std::fabs(f - static_cast<double>(i + 1) / a.size())});
+  }
+  return d;
+}
+
 }  // namespace
+
+TEST_CASE("LatencyMimic with a prior: unfilled slots draw from it, real times take over") {
+  LatencyMimic mimic(4);
+  SeededRandom random(3);
+  std::vector<int64_t> drawn;
+  for (int i = 0; i < 400; i++) drawn.push_back(mimic.Sample(&random, 1000, 3000));
+  // Nothing recorded: all from the prior, spread over it.
+  CHECK(*std::min_element(drawn.begin(), drawn.end()) >= 1000);
+  CHECK(*std::max_element(drawn.begin(), drawn.end()) <= 3000);
+  CHECK(KsUniform(drawn, 1000, 3000) < 1.95 / std::sqrt(400.0));
+  // One slot of four is real: about a quarter of the draws are it.
+  mimic.Record(7);
+  int sevens = 0;
+  for (int i = 0; i < 400; i++) sevens += mimic.Sample(&random, 1000, 3000) == 7 ? 1 : 0;
+  CHECK(sevens > 60);
+  CHECK(sevens < 140);
+  // Full: the prior is never used again.
+  for (int64_t v : {8, 9, 10}) mimic.Record(v);
+  for (int i = 0; i < 100; i++) CHECK(mimic.Sample(&random, 1000, 3000) <= 10);
+}
+
+TEST_CASE("concealed sends before any real send wait like a provider round trip (KS check)") {
+  OtpOptions options;
+  options.conceal_unknown_users = true;
+  options.send_limits = SendLimits{0, 0, 0, 0, 0, 3600 * 1000};
+  options.conceal_initial_wait_us = 300 * 1000;
+  OtpStack stack(options);
+  OtpService service(options, stack.storage.get(), stack.users.get(), &stack.sms, &stack.clock,
+                     &stack.random, &stack.hasher);
+  constexpr int kRounds = 200;
+  std::vector<int64_t> waits;
+  for (int i = 0; i < kRounds; i++) {
+    const int64_t slept = stack.clock.slept_micros();
+    SendResult r;
+    REQUIRE(service.SendCode("nobody" + std::to_string(i), "192.0.2.1", &r).ok());
+    REQUIRE(r.concealed);
+    waits.push_back(stack.clock.slept_micros() - slept);
+  }
+  CHECK(stack.sms.count() == 0);
+  // Not an instant answer (the tell before this prior existed), and spread
+  // like uniform [150 ms, 450 ms], not a constant.
+  CHECK(*std::min_element(waits.begin(), waits.end()) >= 150 * 1000);
+  CHECK(*std::max_element(waits.begin(), waits.end()) <= 450 * 1000);
+  const double critical = 1.95 / std::sqrt(static_cast<double>(kRounds));
+  CHECK(KsUniform(waits, 150e3, 450e3) < critical);
+  std::vector<int64_t> constant(kRounds, 300 * 1000);
+  CHECK(KsUniform(constant, 150e3, 450e3) > critical);
+}
 
 TEST_CASE("LatencyMimic draws only recorded values, the last `capacity` of them") {
   LatencyMimic mimic(3);

@@ -2,11 +2,14 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <sstream>
 
 #include "app/options.h"
+#include "app/pumping_parts.h"
 #include "app/users_csv.h"
 #include "core/phone.h"
 #include "store/sqlite_db.h"
@@ -80,6 +83,19 @@ int AuditCommand(const CommandEnv& env) {
   Database d;
   const int failed = OpenDatabase(env, /*serving=*/false, &d);
   return failed != 0 ? failed : RunAuditCommand(d.audit.get(), env);
+}
+
+// regions: on the store the config names, as the running server does.
+int RegionsCommand(const CommandEnv& env) {
+  if (RequireDatabase(env, "regions") != 0) return 1;
+  Database d;
+  const int failed = OpenDatabase(env, /*serving=*/false, &d);
+  if (failed != 0) return failed;
+  PumpingParts parts;
+  Status s = OpenPumping(env.inv->config, d.db, d.audit.get(), env.inv->config.store, env.clock,
+                         /*refresh=*/false, &parts);
+  if (!s.ok()) return Fail(env, "regions", s);
+  return RunRegionsCommand(parts.guard.get(), env);
 }
 
 // backup FILE: never creates a database that is not there.
@@ -180,6 +196,9 @@ const std::vector<AdminCommand>& AdminCommands() {
       {Command::kBackup, BackupCommand},
       {Command::kSmsTest, SmsTestCommand},
       {Command::kAudit, AuditCommand},
+      {Command::kRegionsList, RegionsCommand},
+      {Command::kRegionsPause, RegionsCommand},
+      {Command::kRegionsUnpause, RegionsCommand},
   };
   return kCommands;
 }
@@ -253,6 +272,67 @@ int RunAuditCommand(AuditLog* audit, const CommandEnv& env) {
             e.masked_phone.empty() ? "-" : e.masked_phone.c_str(),
             e.client_ip.empty() ? "-" : e.client_ip.c_str(), e.event.c_str(), e.outcome.c_str());
   }
+  return 0;
+}
+
+namespace {
+
+std::string OneDecimal(double v) {
+  char buf[32];
+  snprintf(buf, sizeof buf, "%.1f", v);
+  return buf;
+}
+
+int ListRegions(PumpingGuard* guard, const CommandEnv& env) {
+  std::vector<RegionCounts> rows;
+  Status s = guard->List(&rows);
+  if (!s.ok()) return Fail(env, "regions", s);
+  const int64_t now = env.clock->NowMillis();
+  fprintf(env.out, "key\tsent\tverified\tconversion\tbaseline\tpaused\n");
+  for (const RegionCounts& c : rows) {
+    const std::string conversion =
+        c.window_sent == 0 ? "-"
+                           : std::to_string(std::min<int64_t>(100, c.window_verified * 100 /
+                                                                       c.window_sent)) + "%";
+    const std::string paused =
+        c.paused_until_ms > now ? "until " + FormatUtc(c.paused_until_ms) + ": " + c.reason : "-";
+    fprintf(env.out, "%s\t%lld\t%lld\t%s\t%s\t%s\n", c.key.c_str(),
+            static_cast<long long>(c.window_sent), static_cast<long long>(c.window_verified),
+            conversion.c_str(), OneDecimal(ExpectedPerWindow(c, now, guard->options())).c_str(),
+            paused.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+int RunRegionsCommand(PumpingGuard* guard, const CommandEnv& env) {
+  const Invocation& inv = *env.inv;
+  if (inv.command == Command::kRegionsList) return ListRegions(guard, env);
+  std::string key;
+  Status s = ParsePumpingKey(inv.args[0], guard->options().prefix_digits, &key);
+  if (!s.ok()) return BadUsage(env, "regions", s);
+  bool changed = false;
+  if (inv.command == Command::kRegionsUnpause) {
+    s = guard->Unpause(key, &changed);
+    if (!s.ok()) return Fail(env, "regions unpause", s);
+    fprintf(env.err, "otpd: regions: %s %s\n", key.c_str(),
+            changed ? "unpaused" : "was not paused");
+    return 0;
+  }
+  int64_t seconds = guard->options().pause_ms / 1000;
+  if (inv.args.size() > 1 && !inv.args[1].empty()) {
+    char* end = nullptr;
+    seconds = strtoll(inv.args[1].c_str(), &end, 10);
+    if (*end != '\0' || seconds < 1 || seconds > 2592000) {
+      return BadUsage(env, "regions pause",
+                      Status::InvalidArgument("--for must be 1 to 2592000 seconds"));
+    }
+  }
+  s = guard->Pause(key, seconds * 1000, &changed);
+  if (!s.ok()) return Fail(env, "regions pause", s);
+  fprintf(env.err, "otpd: regions: %s paused for %lld s\n", key.c_str(),
+          static_cast<long long>(seconds));
   return 0;
 }
 

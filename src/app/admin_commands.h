@@ -18,6 +18,7 @@
 #include "config/config.h"
 #include "core/clock.h"
 #include "otp/audit.h"
+#include "otp/pumping.h"
 #include "otp/sms.h"
 #include "otp/users.h"
 
@@ -55,6 +56,11 @@ int ImportUsers(const std::string& path, UserDirectory* users, const CommandEnv&
 int RunUsersCommand(UserDirectory* users, const CommandEnv& env);
 // audit: args = {user, since}; tab-separated lines, oldest first.
 int RunAuditCommand(AuditLog* audit, const CommandEnv& env);
+// regions list/pause/unpause through `guard` (made from the config by the
+// handler, on the configured store). list: a header, then one
+// tab-separated line per key: key, window sends, verified, conversion %,
+// baseline sends per window, and "paused until TIME: reason" or "-".
+int RunRegionsCommand(PumpingGuard* guard, const CommandEnv& env);
 // sms test PHONE through `sms` (made from the config by the handler).
 int RunSmsTest(const Config& c, const std::string& phone, SmsSender* sms, const CommandEnv& env);
 // The same on `channel` (otpd sms test --channel): a voice call reads the

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "app/options.h"
+#include "app/pumping_parts.h"
 #include "app/receipts.h"
 #include "app/systemd_service.h"
 #include "core/clock.h"
@@ -150,7 +151,7 @@ std::function<void()> PurgeTask(OtpService* service, AuditLog* audit, const Conf
 // exist: the API, the server, the purge task and the signal thread.
 int ServeHttp(const Config& c, const ConfigReader& reread, OtpService* service, Storage* storage,
               UserDirectory* users, AuditLog* audit, const std::string& store,
-              DeliveryTracker* deliveries, SmsHealth* sms_health) {
+              DeliveryTracker* deliveries, SmsHealth* sms_health, PumpingGuard* pumping) {
   ApiKeys keys;
   Status s = ApiKeys::Load(c.api_keys, c.api_keys_file, &keys);
   if (!s.ok()) return Fail("api keys", s);
@@ -158,6 +159,7 @@ int ServeHttp(const Config& c, const ConfigReader& reread, OtpService* service, 
   HttpApi api(service, ApiOptions(c, keys), limiter.get(), deliveries);
   api.SetSmsHealth(sms_health);
   LiveParts live{service, &api, users, c, keys};
+  live.pumping = pumping;
   HttpServer server(ServerOptions(c), &api);
   s = server.Bind();
   if (!s.ok()) return Fail("listen", s);
@@ -189,6 +191,7 @@ void ApplyLiveSettings(const Config& c, LiveParts* live) {
   ParseLogLevel(c.log_level, &level);
   SetLogLevel(level);
   live->service->SetOptions(ServiceOptions(c));
+  if (live->pumping != nullptr) live->pumping->SetOptions(PumpingOptionsOf(c));
   live->api->SetOptions(ApiOptions(c, live->keys));
 }
 
@@ -287,8 +290,13 @@ int Serve(const Config& c, const ConfigReader& reread, std::shared_ptr<SqliteDb>
   s = OpenReceipts(c, db, audit, &delivery_metrics, store, &receipts);
   if (!s.ok()) return Fail("deliveries", s);
   service.SetDeliveries(receipts.tracker.get());
+  PumpingParts pumping;
+  s = OpenPumping(c, db, audit, store, SystemClock(), /*refresh=*/true, &pumping);
+  if (!s.ok()) return Fail("pumping", s);
+  service.SetPumpingGuard(pumping.guard.get());
   return ServeHttp(c, reread, &service, storage.get(), users, audit, store,
-                   receipts.tracker.get(), dynamic_cast<SmsHealth*>(sms.get()));
+                   receipts.tracker.get(), dynamic_cast<SmsHealth*>(sms.get()),
+                   pumping.guard.get());
 }
 
 }  // namespace otpd

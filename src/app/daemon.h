@@ -39,6 +39,7 @@ struct LiveParts {
   Config running;
   ApiKeys keys;                     // loaded at start; not reloaded
   ServiceHealth* health = nullptr;  // what systemd hears; null in tests
+  PumpingGuard* pumping = nullptr;  // takes the pumping_* keys; may be null
 };
 
 // What one reload did.

@@ -45,6 +45,20 @@ OtpOptions ServiceOptions(const Config& c) {
   o.failure_window_ms = int64_t{c.verify_failure_window} * 1000;
   o.conceal_unknown_users = c.conceal_unknown_users;
   ChannelServiceOptions(c, &o.channels);
+  o.conceal_initial_wait_us = int64_t{c.conceal_initial_wait} * 1000;
+  return o;
+}
+
+PumpingOptions PumpingOptionsOf(const Config& c) {
+  PumpingOptions o;
+  o.enabled = c.pumping_detection;
+  o.window_ms = int64_t{c.pumping_window} * 1000;
+  o.baseline_ms = int64_t{c.pumping_baseline} * 1000;
+  o.multiple = c.pumping_multiple;
+  o.min_sends = c.pumping_min_sends;
+  o.conversion_below = c.pumping_conversion_below;
+  o.pause_ms = int64_t{c.pumping_pause} * 1000;
+  o.prefix_digits = c.pumping_prefix_digits;
   return o;
 }
 

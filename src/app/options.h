@@ -24,6 +24,9 @@ std::string SecretPath(const Config& c);
 OtpOptions ServiceOptions(const Config& c);
 // The channel part of ServiceOptions: channels, voice_*, whatsapp_*.
 void ChannelServiceOptions(const Config& c, ChannelOptions* o);
+
+// The pumping_* keys as the guard's options.
+PumpingOptions PumpingOptionsOf(const Config& c);
 HttpServerOptions ServerOptions(const Config& c);
 // `keys` are loaded once at start (a reload keeps them: they need a restart).
 HttpApiOptions ApiOptions(const Config& c, const ApiKeys& keys);

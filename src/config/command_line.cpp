@@ -54,6 +54,17 @@ const std::vector<CommandSpec>& Commands() {
          "From this UTC time (2026-11-24T01:02:03Z), date (2026-11-24) or age (30m, 12h, 7d); "
          "default 24h",
          "24h"}}},
+      {Command::kRegionsList, "regions", "list",
+       "List regions and number prefixes: window sends, conversion, baseline, pauses "
+       "(also plain 'otpd regions')",
+       {}},
+      {Command::kRegionsPause, "regions", "pause",
+       "Refuse sends to a region or prefix (429) for a while",
+       {{"KEY", "Region (JM) or prefix (+1-876: calling code, '-', national digits)"},
+        {"--for", "Seconds; default pumping_pause"}}},
+      {Command::kRegionsUnpause, "regions", "unpause",
+       "Lift the pause of a region or prefix; counting starts over",
+       {{"KEY", "Region (JM) or prefix (+1-876)"}}},
   };
   return kCommands;
 }
@@ -135,9 +146,10 @@ std::string MissingCommand(const std::string& group) {
 CLI::App* GroupApp(CommandLine* cl, const char* group, const char* footer) {
   CLI::App*& app = cl->groups[group];
   if (app == nullptr) {
-    app = cl->app.add_subcommand(group, group == std::string("users")
-                                            ? "Edit the users in the database"
-                                            : "Check the SMS backend");
+    const std::string name = group;
+    app = cl->app.add_subcommand(group, name == "users"     ? "Edit the users in the database"
+                                        : name == "regions" ? "SMS-pumping pauses by region"
+                                                            : "Check the SMS backend");
     app->require_subcommand(0, 1)->footer(footer);
   }
   return app;
@@ -241,7 +253,14 @@ Status ReadCommand(const CommandLine& cl, Invocation* inv) {
     return Status::OK();
   }
   for (const auto& [group, app] : cl.groups) {
-    if (app->parsed()) return Status::InvalidArgument(MissingCommand(group));
+    if (!app->parsed()) continue;
+    // `otpd regions` alone lists; the other groups need their command.
+    if (group == "regions") {
+      inv->command = Command::kRegionsList;
+      inv->args.clear();
+      return Status::OK();
+    }
+    return Status::InvalidArgument(MissingCommand(group));
   }
   return Status::OK();
 }

@@ -427,6 +427,32 @@ const std::vector<KeySpec>& Keys() {
               "Answer unknown users like known ones (200, a stable fake masked phone), "
               "sending nothing",
               &Config::conceal_unknown_users)),
+      Live(IntKey("conceal_initial_wait", kAbuse,
+                  "Milliseconds a concealed answer waits, on average, before real SMS sends "
+                  "have been timed (drawn from half to 1.5 times it)",
+                  &Config::conceal_initial_wait, 0, 60000)),
+      Live(BoolKey("pumping_detection", kAbuse,
+                   "Pause a region or number prefix whose sends jump past its baseline while "
+                   "few codes are verified (SMS pumping)",
+                   &Config::pumping_detection)),
+      Live(IntKey("pumping_window", kAbuse, "Seconds of recent sends pumping detection judges",
+                  &Config::pumping_window, 60, 86400)),
+      Live(IntKey("pumping_baseline", kAbuse,
+                  "Seconds of history before the window a region's usual rate comes from",
+                  &Config::pumping_baseline, 120, 2592000)),
+      Live(IntKey("pumping_multiple", kAbuse,
+                  "Window sends above this many times the baseline are a spike",
+                  &Config::pumping_multiple, 2, 1000)),
+      Live(IntKey("pumping_min_sends", kAbuse, "Fewer sends in the window never pause",
+                  &Config::pumping_min_sends, 1, 1000000)),
+      Live(IntKey("pumping_conversion_below", kAbuse,
+                  "A spike pauses only while verified / sent is below this percent (100: always)",
+                  &Config::pumping_conversion_below, 0, 100)),
+      Live(IntKey("pumping_pause", kAbuse, "Seconds a detected region or prefix stays paused",
+                  &Config::pumping_pause, 60, 2592000)),
+      Live(IntKey("pumping_prefix_digits", kAbuse,
+                  "National digits of a number prefix counted on its own (0: regions only)",
+                  &Config::pumping_prefix_digits, 0, 6)),
       StringKey("sms_backend", kSms,
                 "How codes are sent: auto, console, twilio, vonage, or providers in failover "
                 "order: twilio,vonage",
@@ -826,6 +852,11 @@ Status ValidateConfig(const Config& config) {
     if (!what.empty()) {
       return Status::InvalidArgument(KeyIs(key, ValueText(key, config)) + ": " + what);
     }
+  }
+  if (config.pumping_baseline <= config.pumping_window) {
+    return Status::InvalidArgument("pumping_baseline = " + std::to_string(config.pumping_baseline) +
+                                   ": must be longer than pumping_window (" +
+                                   std::to_string(config.pumping_window) + ")");
   }
   if (config.tls_cert.empty() != config.tls_key.empty()) {
     return Status::InvalidArgument(

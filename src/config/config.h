@@ -104,6 +104,22 @@ struct Config {
   // known ones, with a stable fake phone, about the same latency, and no
   // SMS; the send limits apply to them too. Off: 404 as the old service.
   bool conceal_unknown_users = false;
+  // Until real SMS sends have been timed, a concealed answer waits a time
+  // drawn uniformly from half to one and a half times this, in ms.
+  int conceal_initial_wait = 300;  // 0 (no wait)..60000
+  // SMS-pumping detection (otp/pumping.h): sends per region and number
+  // prefix over pumping_window seconds against their own baseline over
+  // pumping_baseline; past pumping_multiple times it, with at least
+  // pumping_min_sends and a conversion below pumping_conversion_below
+  // percent, the region or prefix is paused for pumping_pause seconds.
+  bool pumping_detection = true;
+  int pumping_window = 3600;          // 60..86400
+  int pumping_baseline = 86400;       // 120..2592000, longer than the window
+  int pumping_multiple = 5;           // 2..1000
+  int pumping_min_sends = 20;         // 1..1000000
+  int pumping_conversion_below = 30;  // percent 0..100 (100: conversion ignored)
+  int pumping_pause = 3600;           // 60..2592000
+  int pumping_prefix_digits = 3;      // national digits per prefix, 0 (regions only)..6
   // Peers whose X-Forwarded-For names the client: "10.0.0.1, 192.168.0.0/16".
   std::string trusted_proxies;
 
@@ -196,6 +212,9 @@ enum class Command {
   kBackup,       // otpd backup FILE
   kSmsTest,      // otpd sms test PHONE
   kAudit,        // otpd audit [--user ID] [--since TIME]: args = {user, since}
+  kRegionsList,     // otpd regions [list]
+  kRegionsPause,    // otpd regions pause KEY [--for SECONDS]: args = {key, seconds}
+  kRegionsUnpause,  // otpd regions unpause KEY
   kExit,         // --help or --version was printed: exit with exit_code
 };
 
@@ -209,7 +228,7 @@ struct CommandArg {
 
 struct CommandSpec {
   Command command;
-  const char* group;  // "users", "sms", or null for a top-level command
+  const char* group;  // "users", "sms", "regions", or null for a top-level command
   const char* name;   // "add": otpd users add
   const char* help;   // one line for --help
   std::vector<CommandArg> args;  // in Invocation::args, in this order

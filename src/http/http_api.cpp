@@ -430,6 +430,7 @@ HttpAnswer HttpApi::MetricsPage() const {
   a.body = service_->metrics()->Render(active) + service_->delivery_metrics()->Render() +
            service_->channel_metrics().Render() +
            (sms_health_ != nullptr ? sms_health_->RenderMetrics() : ProviderMetrics().Render());
+  if (service_->pumping() != nullptr) a.body += service_->pumping()->metrics()->Render();
   a.content_type = "text/plain; version=0.0.4; charset=utf-8";
   return a;
 }

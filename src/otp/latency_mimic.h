@@ -5,7 +5,11 @@
 // moving average is not enough: its spread is far narrower than the real
 // sends', which a client that times many answers sees. So the concealed
 // send waits for a duration drawn from the recent real ones, and the
-// answer times of the two follow one distribution.
+// answer times of the two follow one distribution. Until `capacity` real
+// sends are recorded, the slots not yet filled draw from a prior (uniform
+// over a configured range), so the first concealed answers, before any
+// real send, wait like a provider round trip instead of not at all, and
+// the real times take over one slot per send.
 // Thread-safe.
 #ifndef OTPD_LATENCY_MIMIC_H_
 #define OTPD_LATENCY_MIMIC_H_
@@ -29,6 +33,12 @@ class LatencyMimic {
   // A duration drawn uniformly from the recorded ones, with `random`.
   // 0 when nothing is recorded yet (or the randomness failed).
   int64_t Sample(RandomSource* random) const;
+
+  // A duration drawn uniformly from `capacity` slots: the recorded ones,
+  // and for each slot not yet recorded a draw uniform over [prior_low_us,
+  // prior_high_us]. prior_high_us <= 0: Sample(random). 0 when the
+  // randomness failed.
+  int64_t Sample(RandomSource* random, int64_t prior_low_us, int64_t prior_high_us) const;
 
   size_t size() const;
 

@@ -85,7 +85,8 @@ const char* VerifyOutcomeName(VerifyOutcome outcome) { return InfoOf(outcome).au
 }  // namespace
 
 bool OtpService::CountryAllowed(const std::string& phone, std::string* why) const {
-  return CountryAllowed(phone, Channel::kSms, why);
+  PhoneInfo info;
+  return CountryAllowed(phone, Channel::kSms, why, &info);
 }
 
 bool OtpService::ChannelEnabled(Channel channel) const {
@@ -93,12 +94,13 @@ bool OtpService::ChannelEnabled(Channel channel) const {
   return policy == nullptr || (policy->enabled && sms_->Supports(channel));
 }
 
-bool OtpService::CountryAllowed(const std::string& phone, Channel channel,
-                                std::string* why) const {
+bool OtpService::CountryAllowed(const std::string& phone, Channel channel, std::string* why,
+                                PhoneInfo* parsed) const {
   std::string ignored;
   std::string* reason = why != nullptr ? why : &ignored;
   const OtpOptions& options = options_.Get();
-  PhoneInfo info;
+  PhoneInfo unused;
+  PhoneInfo& info = parsed != nullptr ? *parsed : unused;
   Status s = ParsePhone(phone, &info);
   if (!s.ok()) {
     *reason = "not a valid number";
@@ -194,7 +196,8 @@ Status OtpService::Reserve(const std::string& client_ip, bool counts_toward_glob
                            SendResult* result, bool* allowed) {
   *allowed = false;
   std::string why;
-  if (!CountryAllowed(result->phone, result->channel, &why)) {
+  PhoneInfo info;
+  if (!CountryAllowed(result->phone, result->channel, &why, &info)) {
     // Not a rate at all, but answered like one (CONTRACT.md): the client
     // learns nothing new, and the window is the honest wait for a retry.
     Log(LogLevel::kWarn, "send refused: country not allowed",
@@ -204,6 +207,12 @@ Status OtpService::Reserve(const std::string& client_ip, bool counts_toward_glob
     result->limit = SendLimit::kNone;
     result->retry_after_s = CeilSeconds(options_.Get().send_limits.window_ms);
     return Status::OK();
+  }
+  std::vector<std::string> keys;  // the number's pumping keys
+  if (pumping_ != nullptr) {
+    keys = pumping_->KeysOf(info);
+    const PumpingVerdict verdict = pumping_->Check(keys);
+    if (!verdict.allowed) return Paused(verdict, result);
   }
   SendDecision decision;
   // The per-IP cap counts the client key (a /64 for IPv6), like every
@@ -218,7 +227,20 @@ Status OtpService::Reserve(const std::string& client_ip, bool counts_toward_glob
     result->retry_after_s = CeilSeconds(decision.retry_after_ms);
     return Status::OK();
   }
+  if (pumping_ != nullptr && counts_toward_global) {
+    const PumpingVerdict verdict = pumping_->CountSend(keys, result->user_id, client_ip);
+    if (!verdict.allowed) return Paused(verdict, result);
+  }
   *allowed = true;
+  return Status::OK();
+}
+
+Status OtpService::Paused(const PumpingVerdict& verdict, SendResult* result) {
+  Log(LogLevel::kWarn, "send refused: sms pumping pause",
+      {{"user_id", result->user_id}, {"phone", MaskPhone(result->phone)}, {"key", verdict.key}});
+  result->outcome = SendOutcome::kRateLimited;
+  result->limit = SendLimit::kPumping;
+  result->retry_after_s = CeilSeconds(verdict.retry_after_ms);
   return Status::OK();
 }
 
@@ -299,7 +321,8 @@ Status OtpService::SendConcealed(const std::string& client_ip, SendResult* resul
   if (!s.ok()) return s;
   // As long as a real send, and counted like one: the histogram of SMS
   // durations in /metrics must not tell how many sends were concealed.
-  const int64_t wait_us = sms_latency_.Sample(random_);
+  const int64_t initial_us = options_.Get().conceal_initial_wait_us;
+  const int64_t wait_us = sms_latency_.Sample(random_, initial_us / 2, initial_us * 3 / 2);
   clock_->SleepMicros(wait_us);
   metrics_->RecordSmsLatency(wait_us, true);
   result->outcome = SendOutcome::kSent;
@@ -335,8 +358,17 @@ Status OtpService::VerifyUnaudited(const std::string& passcode, VerifyCodeResult
   metrics_->RecordVerify(ToMetric(s, result->store.outcome));
   if (s.ok() && result->store.outcome == VerifyOutcome::kOk) {
     delivery_metrics_->RecordCodeVerified();
+    CountVerified(result->user_id);
   }
   return s;
+}
+
+void OtpService::CountVerified(const std::string& user_id) {
+  if (pumping_ == nullptr) return;
+  User user;
+  if (users_->Lookup(user_id, &user).ok() && !user.phone.empty()) {
+    pumping_->CountVerified(user.phone);
+  }
 }
 
 std::string OtpService::Message(const OtpOptions& options, const std::string& locale,

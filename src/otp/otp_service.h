@@ -21,6 +21,7 @@
 #include "otp/channel_options.h"
 #include "otp/latency_mimic.h"
 #include "otp/deliveries.h"
+#include "otp/pumping.h"
 #include "core/clock.h"
 #include "core/channel_metrics.h"
 #include "core/code_hash.h"
@@ -68,6 +69,10 @@ struct OtpOptions {
   bool conceal_unknown_users = false;
   // Voice and WhatsApp (SMS is always on); see channel_options.h.
   ChannelOptions channels;
+  // Until real sends fill LatencyMimic, its empty slots draw uniformly from
+  // [w/2, 3w/2] for this w, so the first concealed answers wait like a
+  // provider round trip (0: no wait before the first real send).
+  int64_t conceal_initial_wait_us = 300 * 1000;
 };
 
 // A template whose message may not fit one SMS segment.
@@ -165,9 +170,11 @@ class OtpService {
   // allowed region, starting with an allowed country code, of a type not
   // refused. When not, *why says so (for the log).
   bool CountryAllowed(const std::string& phone, std::string* why = nullptr) const;
-  // The same for a code on `channel`: its region list, and whether the
-  // channel reaches the number's type.
-  bool CountryAllowed(const std::string& phone, Channel channel, std::string* why) const;
+  // The same for a code on `channel` (its region list, and whether the
+  // channel reaches the number's type), handing out the parsed number
+  // (one parse per send).
+  bool CountryAllowed(const std::string& phone, Channel channel, std::string* why,
+                      PhoneInfo* info = nullptr) const;
 
   // OK when the store takes writes (Storage::CheckWritable), for /readyz.
   Status CheckReady() const { return storage_->CheckWritable(); }
@@ -181,6 +188,9 @@ class OtpService {
   DeliveryMetrics* delivery_metrics() const { return delivery_metrics_; }
   // Send outcomes by channel, rendered on /metrics after the others.
   const ChannelMetrics& channel_metrics() const { return channel_metrics_; }
+  // The pumping guard (SetPumpingGuard), or null; its region metrics are
+  // rendered on /metrics too.
+  PumpingGuard* pumping() const { return pumping_; }
 
   // The options in force now. The reference stays valid for the life of
   // the service.
@@ -194,6 +204,13 @@ class OtpService {
   // receipts (none when null). REQUIRES: set before serving; outlives us.
   void SetDeliveries(DeliveryTracker* deliveries) { deliveries_ = deliveries; }
 
+  // With a guard, a send to a paused region or prefix answers kRateLimited
+  // (limit kPumping, retry after the pause), every real send is counted
+  // (concealed ones are only checked: they cost nothing), and each verified
+  // code is counted for its region's conversion (one user lookup per
+  // successful verify). REQUIRES: set before serving; outlives us.
+  void SetPumpingGuard(PumpingGuard* guard) { pumping_ = guard; }
+
  private:
   Status SendUnaudited(const std::string& client_ip, SendResult* result);
   Status VerifyUnaudited(const std::string& passcode, VerifyCodeResult* result);
@@ -203,6 +220,10 @@ class OtpService {
   // `counts_toward_global`: see SendRequest.
   Status Reserve(const std::string& client_ip, bool counts_toward_global, SendResult* result,
                  bool* allowed);
+  // Counts a verified code for the region of the user's phone.
+  void CountVerified(const std::string& user_id);
+  // Fills *result for a send refused by a pumping pause.
+  static Status Paused(const PumpingVerdict& verdict, SendResult* result);
   // Stores a fresh code and texts it in the user's `locale` (the second
   // half of SendCode).
   Status StoreAndText(const std::string& locale, SendResult* result);
@@ -233,6 +254,7 @@ class OtpService {
   LatencyMimic sms_latency_;
   DeliveryTracker* deliveries_ = nullptr;
   ChannelMetrics channel_metrics_;
+  PumpingGuard* pumping_ = nullptr;
 };
 
 }  // namespace otpd

@@ -147,6 +147,7 @@ const char* LimitName(SendLimit limit) {
     case SendLimit::kPhone: return "phone";
     case SendLimit::kIp: return "ip";
     case SendLimit::kGlobal: return "global";
+    case SendLimit::kPumping: return "pumping";
   }
   return "unknown";
 }

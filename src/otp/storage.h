@@ -86,7 +86,8 @@ struct SendLimits {
   int64_t window_ms = 3600 * 1000;
 };
 
-enum class SendLimit { kNone, kCooldown, kUser, kPhone, kIp, kGlobal };
+// kPumping: the number's region or prefix is paused (otp/pumping.h).
+enum class SendLimit { kNone, kCooldown, kUser, kPhone, kIp, kGlobal, kPumping };
 
 struct SendDecision {
   bool allowed = false;
