@@ -58,7 +58,7 @@ NR == 1 { next }  # the title line: the page has its own
   if (nlines > 0 && nkeys == 0) add(in_header ? ".PP" : ".IP")
   next
 }
-/^# \[[a-z]+\]$/ { in_table = 1 }
+/^# \[[a-z_]+\]$/ { in_table = 1 }
 {
   line = $0
   sub(/^# ?/, "", line)

@@ -82,7 +82,8 @@ std::string Uncomment(const std::string& text) {
   std::istringstream in(text);
   std::string out;
   for (std::string line; std::getline(in, line);) {
-    const bool table = line == "# [users]" || line == "# [templates]";
+    const bool table =
+        line == "# [users]" || line == "# [templates]" || line == "# [voice_templates]";
     const bool commented =
         line.compare(0, 2, "# ") == 0 && (table || !KeyOfLine(line.substr(2)).empty());
     out += (commented ? line.substr(2) : line) + "\n";
@@ -482,7 +483,8 @@ TEST_CASE("config file: syntax and type errors name the key and line") {
       {"port\n", "expected '=', saw '\\n' (line 1, column 5)"},
       {"= 5\n", "expected keys"},
       {"[other]\nk = 1\n",
-       "unknown section [other]; only [users] and [templates] are allowed (line 1, column 2)"},
+       "unknown section [other]; only [users], [templates] and [voice_templates] are allowed "
+       "(line 1, column 2)"},
       {"[users.extra]\n", "unknown section [users.extra]"},
       {"[[users]]\n", "arrays of tables ([[...]]) are not supported"},
       {"[users\n", "expected ']'"},
@@ -831,6 +833,8 @@ TEST_CASE("otpd.conf.example uncommented: every key, each at its default") {
   CHECK(p.inv.config.templates.size() == 2);
   CHECK(p.inv.config.templates.at("es") ==
         "Tu c\xC3\xB3" "digo de {app} es {code}. Caduca en {minutes} minutos.");
+  CHECK(p.inv.config.voice_templates.size() == 1);
+  CHECK(p.inv.config.voice_templates.at("es") == "Su c\xC3\xB3" "digo de {app} es {code}.");
 
   // The uncommented top-level keys are exactly the keys --help lists.
   std::set<std::string> in_file;
@@ -840,7 +844,7 @@ TEST_CASE("otpd.conf.example uncommented: every key, each at its default") {
     if (!key.empty()) in_file.insert(key);
   }
   const std::set<std::string> in_help = KeysInHelp();
-  CHECK(in_help.size() == 74);
+  CHECK(in_help.size() == 83);
   CHECK(in_file == in_help);
 }
 
@@ -930,7 +934,7 @@ TEST_CASE("commands: sms test and check-config; Twilio secrets redacted, backend
   Parsed p = Parse({"sms", "test", "+12135554567"});
   REQUIRE(p.status.ok());
   CHECK(p.inv.command == Command::kSmsTest);
-  CHECK(p.inv.args == std::vector<std::string>{"+12135554567"});
+  CHECK(p.inv.args == (std::vector<std::string>{"+12135554567", "sms"}));
   p = Parse({"sms"});
   CHECK(p.status.IsInvalidArgument());
   CHECK(Contains(p.status.message(), "otpd sms test PHONE"));

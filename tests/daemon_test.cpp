@@ -108,6 +108,13 @@ std::string PartsState(Live* live) {
   for (const std::string& r : o.allowed_regions) s += r + ",";
   for (PhoneType t : o.refused_phone_types) s += std::string(PhoneTypeName(t)) + ",";
   for (const auto& [locale, text] : o.templates) s += locale + "=" + text + ",";
+  const ChannelOptions& ch = o.channels;
+  s += std::string("|") + (ch.voice.enabled ? "voice" : "") + (ch.whatsapp.enabled ? "wa" : "") +
+       std::to_string(ch.voice.budget) + "," + std::to_string(ch.whatsapp.budget) + "," +
+       ch.voice_template + "," + ch.voice_language + ",";
+  for (const std::string& r : ch.voice.allowed_regions) s += r + ",";
+  s += "|";
+  for (const std::string& r : ch.whatsapp.allowed_regions) s += r + ",";
   const HttpApiOptions& a = live->stack.api->options();
   s += std::string("|") + (a.expose_full_phone ? "full" : "masked") + "|" + a.base_path + "|" +
        (a.api_keys_enabled ? "keys" : "") + "|";
@@ -133,6 +140,9 @@ void ChangeKey(const KeySpec& key, const std::string& log_file, Config* c) {
         {"webotp_domain", "example.com"}, {"allowed_country_codes", "44"},
         {"listen", "::1"},               {"store", "redis"},
         {"allowed_regions", "GB"},       {"refuse_phone_types", "toll_free"},
+        {"channels", "sms,voice"},       {"voice_allowed_regions", "GB"},
+        {"whatsapp_allowed_regions", "GB"}, {"voice_template", "Code {code}"},
+        {"voice_language", "es-ES"},
     };
     const auto it = kSamples.find(key.name);
     c->*key.str = key.name == std::string("log_file") ? log_file

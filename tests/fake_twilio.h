@@ -1,5 +1,5 @@
 // FakeTwilio: an in-process HTTPS server on 127.0.0.1 that answers like
-// Twilio's Messages endpoint, records every request and counts the TCP
+// Twilio's Messages and Calls endpoints, records every request and counts the TCP
 // connections it accepted. Thread-safe.
 #ifndef OTPD_TESTS_FAKE_TWILIO_H_
 #define OTPD_TESTS_FAKE_TWILIO_H_
@@ -42,6 +42,9 @@ class FakeTwilio {
     server_.set_keep_alive_timeout(1);
     server_.set_tcp_nodelay(true);
     server_.Post(R"(/2010-04-01/Accounts/([^/]+)/Messages\.json)",
+                 [this](const httplib::Request& req, httplib::Response& res) { Handle(req, res); });
+    // Voice: the Calls API answers like Messages (201 and a sid).
+    server_.Post(R"(/2010-04-01/Accounts/([^/]+)/Calls\.json)",
                  [this](const httplib::Request& req, httplib::Response& res) { Handle(req, res); });
     server_.set_logger([this](const httplib::Request& req, const httplib::Response&) {
       std::lock_guard<std::mutex> lock(mu_);

@@ -49,6 +49,11 @@ for metric in otpd_sends_total otpd_verifies_total; do
   done
 done
 
+row=$(grep '^| `otpd_channel_sends_total`' "$tmp/table") || fail "no otpd_channel_sends_total row"
+for channel in $(sed -n 's/^otpd_channel_sends_total{channel="\([a-z]*\)".*/\1/p' "$tmp/metrics" | sort -u); do
+  echo "$row" | grep -q "\`$channel\`" || fail "README's otpd_channel_sends_total row lacks the channel $channel"
+done
+
 if command -v promtool >/dev/null 2>&1; then
   out=$(promtool check metrics <"$tmp/metrics" 2>&1) || fail "promtool check metrics: $out"
   echo "metrics_check: ok, promtool check metrics passes${out:+ ($out)}"

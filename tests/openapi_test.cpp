@@ -105,6 +105,25 @@ std::map<std::string, Reproducer> Reproducers() {
     s->failing.FailWith(21211);
     return s->Post("/send-code", R"({"user_id":"abc"})");
   };
+  r["/send-code 200 sent_by_voice"] = [](OtpStack* s) {
+    OtpOptions o = s->service->options();
+    o.channels.voice.enabled = true;
+    s->service->SetOptions(o);
+    return s->Post("/send-code", R"({"user_id":"abc","channel":"voice"})");
+  };
+  r["/send-code 422 bad_channel"] = [](OtpStack* s) {
+    OtpOptions o = s->service->options();
+    o.channels.voice.enabled = true;
+    s->service->SetOptions(o);
+    return s->Post("/send-code", R"({"user_id":"abc","channel":"whatsapp"})");
+  };
+  r["/send-code 500 call_failed"] = [](OtpStack* s) {
+    OtpOptions o = s->service->options();
+    o.channels.voice.enabled = true;
+    s->service->SetOptions(o);
+    s->failing.FailWith(13224);
+    return s->Post("/send-code", R"({"user_id":"abc","channel":"voice"})");
+  };
   r["/send-code 503 unavailable"] = [](OtpStack* s) {
     FailingStorage failing(s->storage.get());
     OtpService service(OtpOptions(), &failing, s->users.get(), &s->sms, &s->clock, &s->random,

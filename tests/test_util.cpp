@@ -31,6 +31,20 @@ Status FakeSmsSender::Send(const std::string& to, const std::string& body, SmsRe
   return Status::OK();
 }
 
+bool FakeSmsSender::Supports(Channel channel) const {
+  return channel != Channel::kVoice || voice_supported.load();
+}
+
+Status FakeSmsSender::SendCode(const std::string& to, const CodeMessage& message,
+                               SmsReceipt* receipt) {
+  if (message.channel == Channel::kSms) return Send(to, message.text, receipt);
+  std::lock_guard<std::mutex> lock(mu_);
+  // The code itself as the body's first digits, so LastCode reads it.
+  messages_.push_back({to, message.code + " " + message.text, message.channel, message.locale});
+  receipt->provider_id = "fake-" + std::to_string(messages_.size());
+  return Status::OK();
+}
+
 std::vector<FakeSmsSender::Message> FakeSmsSender::messages() {
   std::lock_guard<std::mutex> lock(mu_);
   return messages_;
@@ -54,6 +68,16 @@ Status FailingSmsSender::Send(const std::string& to, const std::string& body,
     return Status::Unavailable("injected SMS failure " + std::to_string(code));
   }
   return target_->Send(to, body, receipt);
+}
+
+Status FailingSmsSender::SendCode(const std::string& to, const CodeMessage& message,
+                                  SmsReceipt* receipt) {
+  const int code = fail_code_.load();
+  if (code != 0) {
+    receipt->provider_code = code;
+    return Status::Unavailable("injected SMS failure " + std::to_string(code));
+  }
+  return target_->SendCode(to, message, receipt);
 }
 
 Status GatedSmsSender::Send(const std::string& to, const std::string& body,

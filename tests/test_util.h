@@ -59,9 +59,17 @@ class FakeSmsSender : public SmsSender {
  public:
   struct Message {
     std::string to;
-    std::string body;
+    std::string body;  // for voice: the script; for WhatsApp: the SMS text
+    Channel channel = Channel::kSms;
+    std::string locale = {};  // SendCode's message.locale (voice: the <Say> language)
   };
   Status Send(const std::string& to, const std::string& body, SmsReceipt* receipt) override;
+  // Every channel (voice until a test clears voice_supported), recorded
+  // like an SMS with its channel.
+  bool Supports(Channel channel) const override;
+  Status SendCode(const std::string& to, const CodeMessage& message,
+                  SmsReceipt* receipt) override;
+  std::atomic<bool> voice_supported{true};
   std::vector<Message> messages();
   size_t count();
   // The first run of digits in the last message ("" when none).
@@ -80,6 +88,9 @@ class FailingSmsSender : public SmsSender {
   void FailWith(int provider_code) { fail_code_ = provider_code; }
   void Heal() { fail_code_ = 0; }
   Status Send(const std::string& to, const std::string& body, SmsReceipt* receipt) override;
+  bool Supports(Channel channel) const override { return target_->Supports(channel); }
+  Status SendCode(const std::string& to, const CodeMessage& message,
+                  SmsReceipt* receipt) override;
 
  private:
   SmsSender* target_;

@@ -116,7 +116,19 @@ int SmsTestCommand(const CommandEnv& env) {
   std::unique_ptr<SmsSender> sms;
   Status s = NewSmsSender(env.inv->config, &sms);
   if (!s.ok()) return Fail(env, "sms", s);
-  return RunSmsTest(env.inv->config, phone, sms.get(), env);
+  Channel channel = Channel::kSms;
+  const std::string& name = env.inv->args.size() > 1 ? env.inv->args[1] : "sms";
+  if (!ParseChannel(name, &channel)) {
+    fprintf(env.err, "otpd: sms test: --channel %s: must be sms, voice or whatsapp\n",
+            name.c_str());
+    return 2;
+  }
+  if (!sms->Supports(channel)) {
+    fprintf(env.err, "otpd: sms test: the %s backend cannot send by %s\n",
+            EffectiveSmsBackend(env.inv->config).c_str(), name.c_str());
+    return 2;
+  }
+  return RunSmsTest(env.inv->config, phone, channel, sms.get(), env);
 }
 
 int ListUsers(const char* what, UserDirectory* users, std::vector<User>* list,
@@ -238,8 +250,23 @@ int RunAuditCommand(AuditLog* audit, const CommandEnv& env) {
 }
 
 int RunSmsTest(const Config& c, const std::string& phone, SmsSender* sms, const CommandEnv& env) {
+  return RunSmsTest(c, phone, Channel::kSms, sms, env);
+}
+
+int RunSmsTest(const Config& c, const std::string& phone, Channel channel, SmsSender* sms,
+               const CommandEnv& env) {
   SmsReceipt receipt;
-  Status s = sms->Send(phone, "This is a test message from " + c.app_name + " (otpd).", &receipt);
+  CodeMessage message;
+  message.channel = channel;
+  message.code = "123456";  // a sample, not a live code
+  message.minutes = (c.expiry + 59) / 60;
+  message.app = c.app_name;
+  message.text = "This is a test message from " + c.app_name + " (otpd).";
+  if (channel == Channel::kVoice) {
+    FillVoiceScript(ServiceOptions(c).channels, "", message.code, message.minutes, message.app,
+                    &message);
+  }
+  Status s = sms->SendCode(phone, message, &receipt);
   if (!s.ok()) {
     fprintf(env.out, "failed: backend=%s provider_code=%d %s\n", EffectiveSmsBackend(c).c_str(),
             receipt.provider_code, s.message().c_str());

@@ -57,6 +57,10 @@ int RunUsersCommand(UserDirectory* users, const CommandEnv& env);
 int RunAuditCommand(AuditLog* audit, const CommandEnv& env);
 // sms test PHONE through `sms` (made from the config by the handler).
 int RunSmsTest(const Config& c, const std::string& phone, SmsSender* sms, const CommandEnv& env);
+// The same on `channel` (otpd sms test --channel): a voice call reads the
+// sample code 123456 with voice_template; WhatsApp sends the template with it.
+int RunSmsTest(const Config& c, const std::string& phone, Channel channel, SmsSender* sms,
+               const CommandEnv& env);
 
 }  // namespace otpd
 

@@ -223,6 +223,7 @@ ReloadReport Reload(const Status& read, const Config& next, LiveParts* live) {
     }
   }
   running.templates = next.templates;
+  running.voice_templates = next.voice_templates;
   running.users = next.users;
   live->running = running;
   if (!running.log_file.empty()) {

@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "app/receipts.h"
+#include "config/channel_keys.h"
 #include "core/log.h"
 #include "core/phone.h"
 #include "http/client_ip.h"
@@ -43,7 +44,28 @@ OtpOptions ServiceOptions(const Config& c) {
   o.max_failures = c.verify_failure_cap;
   o.failure_window_ms = int64_t{c.verify_failure_window} * 1000;
   o.conceal_unknown_users = c.conceal_unknown_users;
+  ChannelServiceOptions(c, &o.channels);
   return o;
+}
+
+// The channel keys into ChannelOptions (validated by ParseInvocation). A
+// channel's region list left unset is allowed_regions.
+void ChannelServiceOptions(const Config& c, ChannelOptions* o) {
+  for (const std::string& name : ChannelList(c.channels)) {
+    if (name == "voice") o->voice.enabled = true;
+    if (name == "whatsapp") o->whatsapp.enabled = true;
+  }
+  o->voice.budget = c.voice_budget_per_hour;
+  o->whatsapp.budget = c.whatsapp_budget_per_hour;
+  const std::string& voice = c.voice_allowed_regions.empty() ? c.allowed_regions
+                                                             : c.voice_allowed_regions;
+  const std::string& whatsapp = c.whatsapp_allowed_regions.empty() ? c.allowed_regions
+                                                                   : c.whatsapp_allowed_regions;
+  if (!voice.empty()) ParseRegions(voice, &o->voice.allowed_regions);
+  if (!whatsapp.empty()) ParseRegions(whatsapp, &o->whatsapp.allowed_regions);
+  o->voice_template = c.voice_template;
+  o->voice_language = c.voice_language;
+  o->voice_templates = c.voice_templates;
 }
 
 HttpServerOptions ServerOptions(const Config& c) {
@@ -137,7 +159,11 @@ Status NewSmsSender(const Config& c, std::unique_ptr<SmsSender>* sms) {
     Status s = ReadTwilioAuthTokenFile(c.twilio_auth_token_file, &o.auth_token);
     if (!s.ok()) return s;
   }
-  return NewTwilioSmsSender(o, sms);
+  std::unique_ptr<SmsSender> twilio;
+  Status s = NewTwilioSmsSender(o, &twilio);
+  if (!s.ok()) return s;
+  return NewTwilioChannelSender(o, TwilioChannelOptions{c.whatsapp_from, c.whatsapp_content_sid},
+                                std::move(twilio), sms);
 }
 
 }  // namespace otpd

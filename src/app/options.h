@@ -22,6 +22,8 @@ namespace otpd {
 std::string SecretPath(const Config& c);
 
 OtpOptions ServiceOptions(const Config& c);
+// The channel part of ServiceOptions: channels, voice_*, whatsapp_*.
+void ChannelServiceOptions(const Config& c, ChannelOptions* o);
 HttpServerOptions ServerOptions(const Config& c);
 // `keys` are loaded once at start (a reload keeps them: they need a restart).
 HttpApiOptions ApiOptions(const Config& c, const ApiKeys& keys);

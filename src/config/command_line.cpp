@@ -41,7 +41,11 @@ const std::vector<CommandSpec>& Commands() {
        {{"FILE", "Where to write the copy (must not exist)"}}},
       {Command::kSmsTest, "sms", "test",
        "Send one test message with the configured backend and print the answer",
-       {{"PHONE", "Phone number: +14155550123, or written as \"+1 (415) 555-0123\""}}},
+       {{"PHONE", "Phone number: +14155550123, or written as \"+1 (415) 555-0123\""},
+        {"--channel",
+         "sms, voice (a call reading the sample code 123456) or whatsapp (the template with "
+         "123456)",
+         "sms"}}},
       {Command::kAudit, nullptr, "audit", "Print the audit trail of sends and verifications",
        {{"--user", "Only this user ID (case-insensitive)"},
         {"--since",

@@ -11,6 +11,7 @@
 #include <system_error>
 #include <utility>
 
+#include "config/channel_keys.h"
 #include "config/config.h"
 #include "config/guess_budget.h"
 #include "core/phone.h"
@@ -366,6 +367,18 @@ const std::vector<KeySpec>& Keys() {
              &Config::send_ip_cap, 0, 1000000)),
       Live(IntKey("sms_budget_per_hour", kAbuse, "Sends over all users per hour (0: off)",
              &Config::sms_budget_per_hour, 0, 100000000)),
+      Live(IntKey("voice_budget_per_hour", kAbuse,
+                  "Voice calls over all users per hour (0: off); a call costs more than an SMS",
+                  &Config::voice_budget_per_hour, 0, 100000000)),
+      Live(IntKey("whatsapp_budget_per_hour", kAbuse,
+                  "WhatsApp sends over all users per hour (0: off)",
+                  &Config::whatsapp_budget_per_hour, 0, 100000000)),
+      List(Live(StringKey("voice_allowed_regions", kAbuse,
+                          "ISO 3166 regions voice calls may go to; unset: allowed_regions",
+                          &Config::voice_allowed_regions, CheckRegions))),
+      List(Live(StringKey("whatsapp_allowed_regions", kAbuse,
+                          "ISO 3166 regions WhatsApp codes may go to; unset: allowed_regions",
+                          &Config::whatsapp_allowed_regions, CheckRegions))),
       Live(IntKey("verify_failure_cap", kAbuse,
              "Failed verifications per user across codes per window (0: off)",
              &Config::verify_failure_cap, 0, 100)),
@@ -401,6 +414,19 @@ const std::vector<KeySpec>& Keys() {
                 &Config::message_template, CheckMessageTemplate)),
       Live(StringKey("webotp_domain", kSms, "Append the WebOTP line '@DOMAIN #code' to messages",
                 &Config::webotp_domain, CheckWebOtpDomain)),
+      List(Live(StringKey("channels", kSms,
+                          "Channels /send-code may use: sms (always), voice, whatsapp",
+                          &Config::channels, CheckChannels))),
+      Live(StringKey("voice_template", kSms,
+                     "What a voice call says, twice; {code} is read digit by digit",
+                     &Config::voice_template, CheckMessageTemplate)),
+      Live(StringKey("voice_language", kSms, "Twilio <Say> language of voice_template",
+                     &Config::voice_language, CheckVoiceLanguage)),
+      StringKey("whatsapp_from", kSms, "WhatsApp sender number; unset: twilio_phone_number",
+                &Config::whatsapp_from, CheckOneLine),
+      StringKey("whatsapp_content_sid", kSms,
+                "Twilio Content SID (HX...) of the approved WhatsApp authentication template",
+                &Config::whatsapp_content_sid, CheckOneLine),
       Legacy(StringKey("twilio_account_sid", kSms, "Twilio account SID",
                        &Config::twilio_account_sid, CheckOneLine),
              "TWILIO_ACCOUNT_SID"),
@@ -707,6 +733,10 @@ std::string DescribeConfig(const Config& config) {
   for (const auto& [locale, text] : config.templates) {
     out += TomlString(locale) + " = " + TomlString(text) + "\n";
   }
+  if (!config.voice_templates.empty()) out += "\n[voice_templates]\n";
+  for (const auto& [locale, text] : config.voice_templates) {
+    out += TomlString(locale) + " = " + TomlString(text) + "\n";
+  }
   return out;
 }
 
@@ -731,6 +761,7 @@ Status ValidateConfig(const Config& config) {
   }
   for (const std::string& error :
        {CheckStoreBuilt(config), CheckUsers(config.users), CheckTemplates(config.templates),
+        CheckVoiceTemplates(config.voice_templates), CheckChannelSettings(config),
         EffectiveSmsBackend(config) == "twilio" ? CheckTwilio(config) : std::string()}) {
     if (!error.empty()) return Status::InvalidArgument(error);
   }

@@ -89,6 +89,10 @@ struct Config {
   int send_phone_cap = 10;        // sends per phone number per hour, 0..1000000
   int send_ip_cap = 30;           // sends per client IP per hour, 0..1000000
   int sms_budget_per_hour = 1000; // sends over all users per hour, 0..100000000
+  int voice_budget_per_hour = 100;      // voice calls over all users per hour, 0..100000000
+  int whatsapp_budget_per_hour = 1000;  // WhatsApp sends over all users per hour, 0..100000000
+  std::string voice_allowed_regions;     // "US,CA"; "": allowed_regions
+  std::string whatsapp_allowed_regions;  // "BR,IN"; "": allowed_regions
   int verify_failure_cap = 10;    // failed verifies per user per window, 0..100
   int verify_failure_window = 3600;  // seconds of that window, 60..86400
   // Per client IP (per /64 for IPv6), in memory, on every endpoint: a token
@@ -119,6 +123,14 @@ struct Config {
       "Your {app} code is {code}. It expires in {minutes} minutes.";
   // Appends "\n\n@<domain> #<code>" (WebOTP / SMS Retriever); empty: none.
   std::string webotp_domain;
+  // Channels POST /send-code may ask for: "sms" (always, the default),
+  // "voice", "whatsapp". Voice and WhatsApp go through Twilio.
+  std::string channels = "sms";
+  // What a voice call says, twice; {code} is read digit by digit.
+  std::string voice_template = "Your {app} code is {code}.";
+  std::string voice_language = "en-US";  // <Say> language of voice_template
+  std::string whatsapp_from;         // WhatsApp sender number; "": twilio_phone_number
+  std::string whatsapp_content_sid;  // HX...: the approved authentication template
   std::string twilio_account_sid;   // also TWILIO_ACCOUNT_SID
   std::string twilio_auth_token;    // also TWILIO_AUTH_TOKEN (secret)
   std::string twilio_auth_token_file;  // token read from this file at start
@@ -151,6 +163,8 @@ struct Config {
   // The [templates] table of the config file: locale ("es", "pt-BR") ->
   // message template, chosen by the user's locale. File only.
   std::map<std::string, std::string> templates;
+  // The [voice_templates] table: locale -> voice template. File only.
+  std::map<std::string, std::string> voice_templates;
 
   // Where the settings came from (empty: no file).
   std::string config_file;

@@ -228,7 +228,7 @@ std::string ReadTable(const std::string& text, const std::string& name, const to
     if (!StringOf(*e.node, &value, &error)) {
       return name == "users" ? "users: the phone of '" + id +
                                    "' must be a quoted string, like \"+15551234567\"" + Where(at)
-                             : "templates: '" + id + "' must be a quoted string" + Where(at);
+                             : name + ": '" + id + "' must be a quoted string" + Where(at);
     }
     if (!error.empty()) return name + ": " + id + ": " + error + Where(at);
     if (name == "users") {
@@ -248,16 +248,19 @@ std::string ReadEntry(const std::string& path, const std::string& text, const En
                       Settings* settings, Config* config) {
   const std::string name(e.key->str());
   const toml::source_position at = e.key->source().begin;
-  if (name == "users" || name == "templates") {
+  if (name == "users" || name == "templates" || name == "voice_templates") {
     if (e.node->is_array()) return "arrays of tables ([[...]]) are not supported" + Where(at);
     if (!e.node->is_table()) return "'" + name + "' must be a table: [" + name + "]" + Where(at);
     return ReadTable(text, name, *e.node->as_table(),
-                     name == "users" ? &config->users : &config->templates);
+                     name == "users"       ? &config->users
+                     : name == "templates" ? &config->templates
+                                           : &config->voice_templates);
   }
   const KeySpec* key = FindKey(name);
   if (key == nullptr) {
     if (e.node->is_table() && IsHeader(text, e)) {
-      return "unknown section [" + name + "]; only [users] and [templates] are allowed" +
+      return "unknown section [" + name + "]; only [users], [templates] and [voice_templates] "
+             "are allowed" +
              Where(at);
     }
     return UnknownKey(name) + Where(at);

@@ -151,6 +151,18 @@ std::string ResponseHtml(const Json& doc, const std::string& status, const Json&
   return out + "</div>\n";
 }
 
+// A <select> for an optional field with a fixed set of values (the
+// channel): the first, empty choice leaves the field out of the body.
+std::string EnumPicker(const std::string& name, const Json& values) {
+  std::string out = "<label>" + Escape(name) + " <select name=\"" + Escape(name) +
+                    "\" data-field data-optional>\n<option value=\"\">(default)</option>\n";
+  for (const Json& v : values) {
+    const std::string value = v.is_string() ? v.get<std::string>() : v.dump();
+    out += "<option value=\"" + Escape(value) + "\">" + Escape(value) + "</option>\n";
+  }
+  return out + "</select></label>\n";
+}
+
 // The try-it form of one operation; docs.js shows it and sends it.
 std::string TryForm(const Json& doc, const std::string& id, const std::string& method,
                     const std::string& url, const Json& op) {
@@ -162,6 +174,10 @@ std::string TryForm(const Json& doc, const std::string& id, const std::string& m
     Json example = Json::object();
     for (const auto& ex : Member(media, "examples").items()) example = ex.value()["value"];
     for (const auto& p : schema["properties"].items()) {
+      if (p.value().contains("enum")) {
+        out += EnumPicker(p.key(), p.value()["enum"]);
+        continue;
+      }
       const std::string sample = example.contains(p.key()) ? example[p.key()].get<std::string>() : "";
       out += "<label>" + Escape(p.key()) + " <input name=\"" + Escape(p.key()) +
              "\" data-field autocomplete=\"off\" placeholder=\"" + Escape(sample) + "\"" +

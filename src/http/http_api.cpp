@@ -1,5 +1,6 @@
 #include "http/http_api.h"
 
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "http/client_ip.h"
@@ -100,10 +101,14 @@ void CheckStringField(const Json& body, const std::string& field, size_t max_byt
   }
 }
 
-// Parses the body and checks the named fields. Returns false and fills
-// `answer` with a 422 when anything is wrong.
+// Checks fields beyond the required strings; appends 422 entries.
+using ExtraCheck = std::function<void(const Json& body, Json* errors)>;
+
+// Parses the body and checks the named fields (and `extra`, when set).
+// Returns false and fills `answer` with a 422 when anything is wrong.
 bool ParseBody(const std::string& raw, const std::vector<std::pair<std::string, size_t>>& fields,
-               std::vector<std::string>* values, HttpAnswer* answer) {
+               std::vector<std::string>* values, HttpAnswer* answer,
+               const ExtraCheck& extra = nullptr) {
   Json body = Json::parse(raw, nullptr, /*allow_exceptions=*/false);
   if (body.is_discarded()) {
     Json e = {{"loc", Json::array({"body"})}, {"msg", "Invalid JSON body"},
@@ -122,11 +127,37 @@ bool ParseBody(const std::string& raw, const std::vector<std::pair<std::string, 
   for (size_t i = 0; i < fields.size(); i++) {
     CheckStringField(body, fields[i].first, fields[i].second, &errors, &(*values)[i]);
   }
+  if (extra) extra(body, &errors);
   if (!errors.empty()) {
     *answer = JsonAnswer(422, Json{{"detail", errors}});
     return false;
   }
   return true;
+}
+
+// The optional `channel` of POST /send-code: absent or null is SMS; a
+// value that is not an enabled channel's name is a 422 in pydantic's enum
+// shape, listing the enabled ones.
+void CheckChannelField(const Json& body, const OtpService& service, Json* errors,
+                       Channel* channel) {
+  auto it = body.find("channel");
+  if (it == body.end() || it->is_null()) return;
+  if (it->is_string() && ParseChannel(it->get<std::string>(), channel) &&
+      service.ChannelEnabled(*channel)) {
+    return;
+  }
+  *channel = Channel::kSms;
+  Json permitted = Json::array();
+  std::string names;
+  for (Channel c : {Channel::kSms, Channel::kVoice, Channel::kWhatsApp}) {
+    if (!service.ChannelEnabled(c)) continue;
+    permitted.push_back(ChannelName(c));
+    names += std::string(names.empty() ? "" : ", ") + "'" + ChannelName(c) + "'";
+  }
+  errors->push_back({{"loc", Json::array({"body", "channel"})},
+                     {"msg", "value is not a valid enumeration member; permitted: " + names},
+                     {"type", "type_error.enum"},
+                     {"ctx", {{"enum_values", permitted}}}});
 }
 
 void AddRetryAfter(HttpAnswer* a, int64_t seconds) {
@@ -269,9 +300,15 @@ HttpAnswer HttpApi::Dispatch(const HttpRequest& request) const {
 HttpAnswer HttpApi::SendCode(const HttpRequest& request) const {
   HttpAnswer answer;
   std::vector<std::string> v;
-  if (!ParseBody(request.body, {{"user_id", kMaxUserIdBytes}}, &v, &answer)) return answer;
+  Channel channel = Channel::kSms;
+  const ExtraCheck check_channel = [this, &channel](const Json& body, Json* errors) {
+    CheckChannelField(body, *service_, errors, &channel);
+  };
+  if (!ParseBody(request.body, {{"user_id", kMaxUserIdBytes}}, &v, &answer, check_channel)) {
+    return answer;
+  }
   SendResult r;
-  Status s = service_->SendCode(v[0], request.client_ip, &r);
+  Status s = service_->SendCode(v[0], request.client_ip, channel, &r);
   answer = SendAnswer(s, r);
   answer.user_id = r.user_id;
   return answer;
@@ -282,6 +319,7 @@ HttpAnswer HttpApi::SendAnswer(const Status& s, const SendResult& r) const {
     Log(LogLevel::kError, "send-code failed", {{"user_id", r.user_id}, {"error", s.ToString()}});
     return StatusToAnswer(s, r.user_id);
   }
+  if (r.channel != Channel::kSms) return ChannelSendAnswer(r);
   switch (r.outcome) {
     case SendOutcome::kSent:
       return RawAnswer(200, "{\"message\":\"OTP sent successfully via SMS\",\"user_id\":" +
@@ -302,6 +340,35 @@ HttpAnswer HttpApi::SendAnswer(const Status& s, const SendResult& r) const {
                              : ",\"provider_code\":" + std::to_string(r.receipt.provider_code));
   }
   return StatusToAnswer(Status::Internal("unknown send outcome"), r.user_id);
+}
+
+// A send on a channel other than SMS: the answers old clients know, with
+// the channel named in the message and echoed in a `channel` field.
+HttpAnswer HttpApi::ChannelSendAnswer(const SendResult& r) const {
+  const std::string channel = std::string(",\"channel\":\"") + ChannelName(r.channel) + "\"";
+  const std::string via = std::string(" via ") + ChannelLabel(r.channel);
+  switch (r.outcome) {
+    case SendOutcome::kSent:
+      return RawAnswer(200, "{\"message\":\"OTP sent successfully" + via + "\",\"user_id\":" +
+                                Quoted(r.user_id) + ",\"phone\":" +
+                                Quoted(options_.Get().expose_full_phone ? r.phone
+                                                                        : MaskPhone(r.phone)) +
+                                channel + "}");
+    case SendOutcome::kSmsFailed:
+      return DetailError(InfoOf(r.outcome).http_status, r.user_id, InfoOf(r.outcome).error,
+                         "Failed to send the code" + via,
+                         channel + (r.receipt.provider_code == 0
+                                        ? std::string()
+                                        : ",\"provider_code\":" +
+                                              std::to_string(r.receipt.provider_code)));
+    case SendOutcome::kUserNotFound:
+    case SendOutcome::kPhoneNotFound:
+    case SendOutcome::kRateLimited:
+      break;
+  }
+  SendResult as_sms = r;
+  as_sms.channel = Channel::kSms;
+  return SendAnswer(Status::OK(), as_sms);
 }
 
 HttpAnswer HttpApi::VerifyCode(const HttpRequest& request) const {
@@ -359,7 +426,8 @@ HttpAnswer HttpApi::MetricsPage() const {
     Log(LogLevel::kDebug, "cannot count active codes", {{"error", s.ToString()}});
   }
   HttpAnswer a;
-  a.body = service_->metrics()->Render(active) + service_->delivery_metrics()->Render();
+  a.body = service_->metrics()->Render(active) + service_->delivery_metrics()->Render() +
+           service_->channel_metrics().Render();
   a.content_type = "text/plain; version=0.0.4; charset=utf-8";
   return a;
 }

@@ -112,6 +112,7 @@ class HttpApi {
   HttpAnswer SendCode(const HttpRequest& request) const;
   HttpAnswer VerifyCode(const HttpRequest& request) const;
   HttpAnswer SendAnswer(const Status& s, const SendResult& r) const;
+  HttpAnswer ChannelSendAnswer(const SendResult& r) const;
   static HttpAnswer VerifyAnswer(const Status& s, const VerifyCodeResult& r);
   HttpAnswer Ready() const;
   HttpAnswer MetricsPage() const;

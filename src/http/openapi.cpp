@@ -66,6 +66,18 @@ Json ValidationExamples() {
       {"not_json", Example("The body is not JSON", {{"detail", {not_json}}})}};
 }
 
+Json SendValidationExamples() {
+  Json examples = ValidationExamples();
+  Json bad_channel = {{"loc", {"body", "channel"}},
+                      {"msg", "value is not a valid enumeration member; permitted: 'sms', 'voice'"},
+                      {"type", "type_error.enum"},
+                      {"ctx", {{"enum_values", {"sms", "voice"}}}}};
+  examples["bad_channel"] =
+      Example("Unknown channel, or one not enabled (channels = \"sms,voice\")",
+              {{"detail", {bad_channel}}});
+  return examples;
+}
+
 Json TooLarge() {
   return Response("The body is larger than max_body_bytes", "PlainError",
                   {{"too_large", Example("Body too large", {{"detail", "Request body too large"}})}});
@@ -93,7 +105,13 @@ Json SendCodeOperation(const HttpApiOptions& options) {
       {"200", Response("The code was stored and texted", "SendCodeResponse",
                        {{"sent", Example("Code sent", {{"message", "OTP sent successfully via SMS"},
                                                        {"user_id", "abc"},
-                                                       {"phone", phone}})}})},
+                                                       {"phone", phone}})},
+                        {"sent_by_voice",
+                         Example("Code sent by a voice call (channel \"voice\")",
+                                 {{"message", "OTP sent successfully via voice call"},
+                                  {"user_id", "abc"},
+                                  {"phone", phone},
+                                  {"channel", "voice"}})}})},
       {"404", Response("Unknown user, or a user without a phone number", "ErrorResponse",
                        {{"user_not_found",
                          DetailExample("Unknown user", "User not found in database", "user_not_found")},
@@ -101,7 +119,8 @@ Json SendCodeOperation(const HttpApiOptions& options) {
                          DetailExample("No phone number", "Phone number not found for user",
                                        "phone_not_found")}})},
       {"413", TooLarge()},
-      {"422", Response("The body is not valid", "ValidationError", ValidationExamples())},
+      {"422", Response("The body is not valid, or names a channel that is not enabled",
+                       "ValidationError", SendValidationExamples())},
       {"429", Response("A rate limit was hit", "ErrorResponse",
                        {{"rate_limited", DetailExample("Rate limited",
                                                        "Too many requests. Try again in 60 seconds",
@@ -109,14 +128,23 @@ Json SendCodeOperation(const HttpApiOptions& options) {
                        /*retry_after=*/true)},
       {"500", Response("The SMS could not be sent; no code is left active", "ErrorResponse",
                        {{"sms_failed", DetailExample("SMS failed", "Failed to send SMS",
-                                                     "sms_failed", {{"provider_code", 21211}})}})},
+                                                     "sms_failed", {{"provider_code", 21211}})},
+                        {"call_failed",
+                         DetailExample("Voice call failed (channel \"voice\")",
+                                       "Failed to send the code via voice call", "sms_failed",
+                                       {{"channel", "voice"}, {"provider_code", 13224}})}})},
       {"503", Unavailable()}};
   return Json{{"operationId", "sendCode"},
               {"summary", "Text a fresh code to a user"},
               {"description",
                "Looks the user's phone number up in the user directory, stores a fresh code "
                "(hashed) and texts it. A new code replaces any earlier code of that user. "
-               "User IDs are case-insensitive and echoed in lower case."},
+               "User IDs are case-insensitive and echoed in lower case. With `channel` "
+               "\"voice\" the code is read out in a phone call, with \"whatsapp\" it goes "
+               "as a WhatsApp template message; the answers then name the channel. Every "
+               "channel shares the user's cooldown and caps and replaces the same code; "
+               "each has its own hourly budget and region list. Without `channel` every "
+               "answer is exactly the SMS one."},
               {"requestBody", RequestBody("SendCodeRequest", {{"user_id", "abc"}})},
               {"responses", responses}};
 }
@@ -272,6 +300,11 @@ Json Paths(const HttpApiOptions& options) {
   return p;
 }
 
+Json ChannelSchema(const std::string& description) {
+  return Json{{"type", "string"}, {"enum", {"sms", "voice", "whatsapp"}},
+              {"description", description}};
+}
+
 Json ErrorDetailSchema() {
   Json s = Object({"success", "message", "user_id", "error_type"},
                   {{"success", {{"type", "boolean"}, {"enum", {false}}}},
@@ -284,7 +317,8 @@ Json ErrorDetailSchema() {
                                      "too_many_attempts", "unavailable", "internal_error"}}}},
                    {"attempts_remaining", Int("400 invalid_code: wrong codes still allowed")},
                    {"retry_after", Int("429: seconds until trying again makes sense")},
-                   {"provider_code", Int("500 sms_failed: the SMS provider's error code")}});
+                   {"provider_code", Int("500 sms_failed: the SMS provider's error code")},
+                   {"channel", ChannelSchema("500 sms_failed on a channel other than SMS")}});
   s["additionalProperties"] = false;
   return s;
 }
@@ -302,15 +336,20 @@ Json Schemas(const HttpApiOptions& options) {
               {"type", Str("Error type, e.g. value_error.missing")},
               {"ctx", {{"type", "object"}, {"description", "Limits, e.g. limit_value"}}}});
   Json s;
-  s["SendCodeRequest"] = Object({"user_id"}, {{"user_id", user_id}});
+  s["SendCodeRequest"] =
+      Object({"user_id"},
+             {{"user_id", user_id},
+              {"channel", ChannelSchema("How the code reaches the user; absent: sms. Only the "
+                                        "channels in the `channels` setting are accepted")}});
   s["VerifyCodeRequest"] = Object({"user_id", "passcode"}, {{"user_id", user_id},
                                                             {"passcode", passcode}});
   s["SendCodeResponse"] =
       Object({"message", "user_id", "phone"},
-             {{"message", Str("OTP sent successfully via SMS")},
+             {{"message", Str("OTP sent successfully via SMS (via voice call, via WhatsApp for those channels)")},
               {"user_id", Str("The user ID, lower case")},
               {"phone", Str(options.expose_full_phone ? "The phone number"
-                                                      : "The phone number, masked")}});
+                                                      : "The phone number, masked")},
+              {"channel", ChannelSchema("Present when the request named voice or whatsapp")}});
   s["VerifyCodeResponse"] =
       Object({"success", "message", "user_id"},
              {{"success", {{"type", "boolean"}, {"enum", {true}}}},

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "core/channel_metrics.h"
 #include "core/client_key.h"
 #include "core/delivery_metrics.h"
 #include "core/log.h"
@@ -42,11 +43,34 @@ VerifyMetric ToMetric(const Status& s, VerifyOutcome outcome) {
 
 int64_t CeilSeconds(int64_t ms) { return ms <= 0 ? 1 : (ms + 999) / 1000; }
 
+// An SMS send's audit outcome reads as it always has; the other channels
+// add ";channel=<name>".
+std::string WithChannel(std::string outcome, Channel channel) {
+  if (channel != Channel::kSms) outcome += std::string(";channel=") + ChannelName(channel);
+  return outcome;
+}
+
 std::string SendOutcomeName(const SendResult& r) {
-  if (r.outcome == SendOutcome::kSent && r.concealed) return "concealed";
   std::string name = InfoOf(r.outcome).audit_name;
+  if (r.outcome == SendOutcome::kSent && r.concealed) name = "concealed";
   if (r.outcome == SendOutcome::kRateLimited) name += std::string(":") + LimitName(r.limit);
-  return name;
+  return WithChannel(name, r.channel);
+}
+
+const ChannelPolicy* PolicyOf(const OtpOptions& options, Channel channel) {
+  switch (channel) {
+    case Channel::kSms: return nullptr;
+    case Channel::kVoice: return &options.channels.voice;
+    case Channel::kWhatsApp: return &options.channels.whatsapp;
+  }
+  return nullptr;
+}
+
+// The send limits of a send on `channel`: the global cap is its budget.
+SendLimits LimitsOf(const OtpOptions& options, Channel channel) {
+  SendLimits limits = options.send_limits;
+  if (const ChannelPolicy* policy = PolicyOf(options, channel)) limits.global = policy->budget;
+  return limits;
 }
 
 const char* VerifyOutcomeName(VerifyOutcome outcome) { return InfoOf(outcome).audit_name; }
@@ -54,6 +78,16 @@ const char* VerifyOutcomeName(VerifyOutcome outcome) { return InfoOf(outcome).au
 }  // namespace
 
 bool OtpService::CountryAllowed(const std::string& phone, std::string* why) const {
+  return CountryAllowed(phone, Channel::kSms, why);
+}
+
+bool OtpService::ChannelEnabled(Channel channel) const {
+  const ChannelPolicy* policy = PolicyOf(options_.Get(), channel);
+  return policy == nullptr || (policy->enabled && sms_->Supports(channel));
+}
+
+bool OtpService::CountryAllowed(const std::string& phone, Channel channel,
+                                std::string* why) const {
   std::string ignored;
   std::string* reason = why != nullptr ? why : &ignored;
   const OtpOptions& options = options_.Get();
@@ -70,9 +104,15 @@ bool OtpService::CountryAllowed(const std::string& phone, std::string* why) cons
     *reason = std::string("number type ") + PhoneTypeName(info.type) + " refused";
     return false;
   }
-  if (!options.allowed_regions.empty() &&
-      std::count(options.allowed_regions.begin(), options.allowed_regions.end(), info.region) ==
-          0) {
+  if (!ChannelReaches(channel, info.type)) {
+    *reason = std::string("number type ") + PhoneTypeName(info.type) + " cannot take " +
+              ChannelName(channel);
+    return false;
+  }
+  const ChannelPolicy* policy = PolicyOf(options, channel);
+  const std::vector<std::string>& regions =
+      policy != nullptr ? policy->allowed_regions : options.allowed_regions;
+  if (!regions.empty() && std::count(regions.begin(), regions.end(), info.region) == 0) {
     *reason = "region " + info.region + " not allowed";
     return false;
   }
@@ -98,12 +138,23 @@ void OtpService::Audit(const std::string& user_id, const std::string& phone,
 
 Status OtpService::SendCode(const std::string& user_id, const std::string& client_ip,
                             SendResult* result) {
+  return SendCode(user_id, client_ip, Channel::kSms, result);
+}
+
+Status OtpService::SendCode(const std::string& user_id, const std::string& client_ip,
+                            Channel channel, SendResult* result) {
   *result = SendResult();
   result->user_id = NormalizeUserId(user_id);
+  result->channel = channel;
+  if (!ChannelEnabled(channel)) {
+    return Status::InvalidArgument(std::string("channel ") + ChannelName(channel) +
+                                   " is not enabled");
+  }
   Status s = SendUnaudited(client_ip, result);
   Audit(result->user_id, result->phone, client_ip, "send",
-        s.ok() ? SendOutcomeName(*result) : "error");
+        s.ok() ? SendOutcomeName(*result) : WithChannel("error", channel));
   metrics_->RecordSend(ToMetric(s, result->outcome));
+  channel_metrics_.RecordSend(ChannelName(channel), ToMetric(s, result->outcome));
   if (s.ok() && result->outcome == SendOutcome::kRateLimited) {
     metrics_->RecordRateLimited(LimitName(result->limit));
   }
@@ -136,11 +187,12 @@ Status OtpService::Reserve(const std::string& client_ip, bool counts_toward_glob
                            SendResult* result, bool* allowed) {
   *allowed = false;
   std::string why;
-  if (!CountryAllowed(result->phone, &why)) {
+  if (!CountryAllowed(result->phone, result->channel, &why)) {
     // Not a rate at all, but answered like one (CONTRACT.md): the client
     // learns nothing new, and the window is the honest wait for a retry.
     Log(LogLevel::kWarn, "send refused: country not allowed",
-        {{"user_id", result->user_id}, {"phone", MaskPhone(result->phone)}, {"reason", why}});
+        {{"user_id", result->user_id}, {"phone", MaskPhone(result->phone)}, {"reason", why},
+         {"channel", ChannelName(result->channel)}});
     result->outcome = SendOutcome::kRateLimited;
     result->limit = SendLimit::kNone;
     result->retry_after_s = CeilSeconds(options_.Get().send_limits.window_ms);
@@ -150,8 +202,8 @@ Status OtpService::Reserve(const std::string& client_ip, bool counts_toward_glob
   // The per-IP cap counts the client key (a /64 for IPv6), like every
   // per-client limit; the audit keeps the full address.
   const SendRequest request{result->user_id, result->phone, ClientKey(client_ip),
-                            counts_toward_global};
-  Status s = storage_->ReserveSend(request, options_.Get().send_limits, &decision);
+                            counts_toward_global, result->channel};
+  Status s = storage_->ReserveSend(request, LimitsOf(options_.Get(), result->channel), &decision);
   if (!s.ok()) return s;
   if (!decision.allowed) {
     result->outcome = SendOutcome::kRateLimited;
@@ -176,15 +228,16 @@ Status OtpService::StoreAndText(const std::string& locale, SendResult* result) {
   s = storage_->PutCode(stored);
   if (!s.ok()) return s;
 
-  const std::string body = Message(options, locale, code);
+  const CodeMessage message = ChannelMessage(options, result->channel, locale, code);
   const int64_t sms_start_us = clock_->MonotonicMicros();
-  s = sms_->Send(result->phone, body, &result->receipt);
+  s = sms_->SendCode(result->phone, message, &result->receipt);
   const int64_t took_us = clock_->MonotonicMicros() - sms_start_us;
   metrics_->RecordSmsLatency(took_us, s.ok());
   sms_latency_.Record(took_us);
   if (!s.ok()) {
     Log(LogLevel::kError, "sms send failed",
         {{"user_id", result->user_id}, {"phone", MaskPhone(result->phone)},
+         {"channel", ChannelName(result->channel)},
          {"provider_code", std::to_string(result->receipt.provider_code)},
          {"error", s.ToString()}});
     Status undo = storage_->DeleteCode(stored.user_id, stored.code_hash);
@@ -198,7 +251,8 @@ Status OtpService::StoreAndText(const std::string& locale, SendResult* result) {
   }
   result->outcome = SendOutcome::kSent;
   delivery_metrics_->RecordCodeSent();
-  if (deliveries_ != nullptr) {
+  // A call gets no message receipts, so it is not tracked as a delivery.
+  if (deliveries_ != nullptr && result->channel != Channel::kVoice) {
     deliveries_->OnSent(result->receipt.provider, result->receipt.provider_id, result->user_id,
                         result->phone, stored.expires_at_ms);
   }
@@ -285,6 +339,22 @@ std::string OtpService::Message(const OtpOptions& options, const std::string& lo
       SelectSmsTemplate(options.templates, options.message_template, locale);
   return AppendWebOtpLine(RenderSmsTemplate(tmpl, code, minutes, options.app_name),
                           options.webotp_domain, code);
+}
+
+CodeMessage OtpService::ChannelMessage(const OtpOptions& options, Channel channel,
+                                       const std::string& locale, const std::string& code) {
+  CodeMessage m;
+  m.channel = channel;
+  m.code = code;
+  m.locale = locale;
+  m.minutes = static_cast<int>((options.expiry_ms + 59999) / 60000);
+  m.app = options.app_name;
+  if (channel == Channel::kVoice) {
+    FillVoiceScript(options.channels, locale, code, m.minutes, m.app, &m);
+  } else {
+    m.text = Message(options, locale, code);
+  }
+  return m;
 }
 
 std::vector<OversizedTemplate> OtpService::OversizedTemplates() const {

@@ -18,9 +18,11 @@
 #include <vector>
 
 #include "otp/audit.h"
+#include "otp/channel_options.h"
 #include "otp/latency_mimic.h"
 #include "otp/deliveries.h"
 #include "core/clock.h"
+#include "core/channel_metrics.h"
 #include "core/code_hash.h"
 #include "core/delivery_metrics.h"
 #include "core/live_value.h"
@@ -64,6 +66,8 @@ struct OtpOptions {
   // Unknown users and users without a phone answer kSent with a stable
   // fake phone instead of kUserNotFound/kPhoneNotFound (see SendCode).
   bool conceal_unknown_users = false;
+  // Voice and WhatsApp (SMS is always on); see channel_options.h.
+  ChannelOptions channels;
 };
 
 // A template whose message may not fit one SMS segment.
@@ -89,6 +93,7 @@ struct SendResult {
   SendLimit limit = SendLimit::kNone;  // kRateLimited: which limit
   int64_t retry_after_s = 0;           // kRateLimited: whole seconds (>= 1)
   bool concealed = false;  // kSent for an unknown user: phone is fake, nothing sent
+  Channel channel = Channel::kSms;  // the channel asked for
 };
 
 struct VerifyCodeResult {
@@ -128,6 +133,20 @@ class OtpService {
   // costs nothing, so made-up IDs cannot spend the real users' budget.
   Status SendCode(const std::string& user_id, const std::string& client_ip, SendResult* result);
 
+  // The same on `channel`. The cooldown and the per-user, per-phone and
+  // per-IP caps count sends on every channel together, so a send on
+  // another channel replaces the code like a resend; the budget and the
+  // region allow-list are the channel's own, and a number type the
+  // channel cannot reach (ChannelReaches) is refused like a region, before
+  // anything is reserved. InvalidArgument, nothing done, for a channel
+  // that is not enabled (ChannelEnabled).
+  Status SendCode(const std::string& user_id, const std::string& client_ip, Channel channel,
+                  SendResult* result);
+
+  // Whether `channel` is on in the options in force and the sender can
+  // deliver on it. SMS always is.
+  bool ChannelEnabled(Channel channel) const;
+
   // Checks `passcode` against the user's live code in one atomic store step
   // (see Storage::VerifyCode). Any string is accepted; a non-digit one is
   // simply wrong. A non-OK Status means the store failed and nothing changed.
@@ -146,6 +165,9 @@ class OtpService {
   // allowed region, starting with an allowed country code, of a type not
   // refused. When not, *why says so (for the log).
   bool CountryAllowed(const std::string& phone, std::string* why = nullptr) const;
+  // The same for a code on `channel`: its region list, and whether the
+  // channel reaches the number's type.
+  bool CountryAllowed(const std::string& phone, Channel channel, std::string* why) const;
 
   // OK when the store takes writes (Storage::CheckWritable), for /readyz.
   Status CheckReady() const { return storage_->CheckWritable(); }
@@ -157,6 +179,8 @@ class OtpService {
   // and renders both on /metrics. Valid for the life of the service.
   Metrics* metrics() const { return metrics_; }
   DeliveryMetrics* delivery_metrics() const { return delivery_metrics_; }
+  // Send outcomes by channel, rendered on /metrics after the others.
+  const ChannelMetrics& channel_metrics() const { return channel_metrics_; }
 
   // The options in force now. The reference stays valid for the life of
   // the service.
@@ -189,6 +213,9 @@ class OtpService {
   // The SMS text for a user with `locale`.
   static std::string Message(const OtpOptions& options, const std::string& locale,
                              const std::string& code);
+  // What the sender gets for result->channel.
+  static CodeMessage ChannelMessage(const OtpOptions& options, Channel channel,
+                                    const std::string& locale, const std::string& code);
 
   LiveValue<OtpOptions> options_;
   Storage* const storage_;
@@ -205,6 +232,7 @@ class OtpService {
   // Recent SMS send times, which concealed sends imitate.
   LatencyMimic sms_latency_;
   DeliveryTracker* deliveries_ = nullptr;
+  ChannelMetrics channel_metrics_;
 };
 
 }  // namespace otpd

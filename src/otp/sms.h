@@ -13,6 +13,7 @@
 #include <string>
 
 #include "core/status.h"
+#include "otp/channel.h"
 
 namespace otpd {
 
@@ -25,12 +26,40 @@ struct SmsReceipt {
   bool number_refused = false;
 };
 
+// One code to deliver on a channel. Voice and WhatsApp do not send the SMS
+// text: voice reads the code aloud in the user's language, WhatsApp fills
+// an approved template, so the sender needs the code itself.
+struct CodeMessage {
+  Channel channel = Channel::kSms;
+  std::string code;    // the digits (secret: never in a log line or URL)
+  std::string locale;  // the user's locale ("es-MX"), "" when unknown; voice:
+                       // the <Say> language (FillVoiceScript)
+  std::string text;    // the SMS text of this code (what Send would send);
+                       // voice: the script, the code spelled out
+  int minutes = 0;     // the code's lifetime, rounded up
+  std::string app;     // app_name
+};
+
 class SmsSender {
  public:
   virtual ~SmsSender() = default;
   // Sends `body` to `to` (E.164). OK only when the provider took the
   // message; on failure `receipt` may carry the provider's error code.
   virtual Status Send(const std::string& to, const std::string& body, SmsReceipt* receipt) = 0;
+
+  // Whether SendCode can deliver on `channel`. Every sender does SMS.
+  virtual bool Supports(Channel channel) const { return channel == Channel::kSms; }
+
+  // Delivers message.code to `to` on message.channel. The default sends
+  // message.text with Send for SMS and answers InvalidArgument for a
+  // channel the sender does not support (nothing sent). Same receipt
+  // rules as Send.
+  virtual Status SendCode(const std::string& to, const CodeMessage& message,
+                          SmsReceipt* receipt) {
+    if (message.channel == Channel::kSms) return Send(to, message.text, receipt);
+    return Status::InvalidArgument(std::string("this sender cannot deliver by ") +
+                                   ChannelName(message.channel));
+  }
 };
 
 // Prints "to <masked phone>: <body>" on stderr and, when `log_file` is not
@@ -73,6 +102,25 @@ struct TwilioOptions {
 // credential, non-https base, CR/LF in a header value).
 Status NewTwilioSmsSender(const TwilioOptions& options, std::unique_ptr<SmsSender>* sender);
 
+// Voice and WhatsApp through the same Twilio account as the SMS sender.
+struct TwilioChannelOptions {
+  std::string whatsapp_from;         // the WhatsApp sender number; "": TwilioOptions::from
+  std::string whatsapp_content_sid;  // HX...: the approved template; "": no WhatsApp
+};
+
+// Wraps `sms` (Twilio's SMS sender: Send and SMS SendCode go to it) and
+// adds, over its own pool to the same account and with the same TLS,
+// deadline and retry rules: voice calls (POST .../Calls.json with To,
+// From = TwilioOptions::from, and inline Twiml that says message.text in
+// the <Say> language message.locale, twice) when `from` is a +E.164
+// number; WhatsApp messages (POST .../Messages.json with whatsapp: To and
+// From, ContentSid, ContentVariables {"1":"<code>"}, StatusCallback) when
+// whatsapp_content_sid is set. Supports says which. Log lines carry the
+// masked number, the channel and Twilio's error code, never the form (it
+// holds the code). InvalidArgument when an option is unusable.
+Status NewTwilioChannelSender(const TwilioOptions& twilio, const TwilioChannelOptions& channels,
+                              std::unique_ptr<SmsSender> sms, std::unique_ptr<SmsSender>* sender);
+
 // How the Vonage sender reaches Vonage's SMS API
 // (POST {api_base}/sms/json, form fields api_key, api_secret, from, to,
 // text). Same TLS, pooling, deadline and retry rules as the Twilio sender.
@@ -113,6 +161,12 @@ std::string RenderSmsTemplate(const std::string& tmpl, const std::string& code, 
 const std::string& SelectSmsTemplate(const std::map<std::string, std::string>& templates,
                                      const std::string& default_template,
                                      const std::string& locale);
+
+// The language Twilio's <Say> reads a user with `locale` in: the exact
+// tag when Twilio has a voice for it ("es-MX"), else the main one of its
+// language ("es" -> "es-ES"); "" when Twilio speaks no such language.
+// Case-insensitive, '_' same as '-'. (sms/twilio_channels.cpp)
+std::string SayLanguage(const std::string& locale);
 
 // `body` + "\n\n@<domain> #<code>", the origin-bound line that WebOTP and
 // Android's SMS Retriever read; `body` unchanged when `domain` is empty.

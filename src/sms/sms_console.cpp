@@ -20,9 +20,25 @@ class ConsoleSmsSender : public SmsSender {
   }
 
   Status Send(const std::string& to, const std::string& body, SmsReceipt* receipt) override {
+    return Print(to, "", body, receipt);
+  }
+
+  // Every channel: a developer reads the code whichever one was asked for.
+  bool Supports(Channel) const override { return true; }
+
+  Status SendCode(const std::string& to, const CodeMessage& message,
+                  SmsReceipt* receipt) override {
+    if (message.channel == Channel::kSms) return Send(to, message.text, receipt);
+    return Print(to, std::string(" (") + ChannelName(message.channel) + ")", message.text,
+                 receipt);
+  }
+
+ private:
+  Status Print(const std::string& to, const std::string& how, const std::string& body,
+               SmsReceipt* receipt) {
     // This sender exists to show the code to a developer: the message,
     // code included, goes to the console on purpose.
-    std::string line = "to " + MaskPhone(to) + ": " + OneLine(body) + "\n";
+    std::string line = "to " + MaskPhone(to) + how + ": " + OneLine(body) + "\n";
     std::string file_line = to + " " + OneLine(body) + "\n";
     std::lock_guard<std::mutex> lock(mu_);
     ssize_t ignored = write(STDERR_FILENO, line.data(), line.size());
@@ -36,7 +52,6 @@ class ConsoleSmsSender : public SmsSender {
     return Status::OK();
   }
 
- private:
   // One message per line, whatever the template holds.
   static std::string OneLine(std::string s) {
     for (char& c : s) {

@@ -47,6 +47,7 @@ async function startOtpd() {
     '',
     // The flow sends twice to abc within seconds: no resend cooldown here.
     'send_cooldown = 0',
+    'channels = "sms,voice"',
     '[users]',
     'abc = "+12015551111"',
     '',
@@ -76,7 +77,12 @@ function lastCode() {
 async function submit(page, formId, fields) {
   const form = page.locator('#' + formId);
   for (const [name, value] of Object.entries(fields)) {
-    await form.locator('input[name="' + name + '"]').fill(value);
+    const select = form.locator('select[name="' + name + '"]');
+    if (await select.count() > 0) {
+      await select.selectOption(value);  // the channel picker
+    } else {
+      await form.locator('input[name="' + name + '"]').fill(value);
+    }
   }
   await form.locator('button[type="submit"]').click();
   const result = form.locator('.result[data-status]');
@@ -144,6 +150,22 @@ async function run() {
   check(bad.status === '400' && bad.statusLine.startsWith('HTTP 400'), 'a wrong code shows 400');
   check(bad.body.includes('"error_type": "invalid_code"') &&
     bad.body.includes('Invalid OTP. 2 attempts remaining'), 'the 400 body is shown');
+
+  // The channel picker: every channel, "(default)" first, which leaves the
+  // field out (the SMS answer above). Voice is on in this config,
+  // WhatsApp is not: 422.
+  const options = await page.locator('#try-sendCode select[name="channel"] option')
+    .evaluateAll((els) => els.map((e) => e.value));
+  check(JSON.stringify(options) === JSON.stringify(['', 'sms', 'voice', 'whatsapp']),
+    'the send-code form has a channel picker (' + options.join(',') + ')');
+  const voice = await submit(page, 'try-sendCode', { user_id: 'abc', channel: 'voice' });
+  check(voice.status === '200' && voice.body.includes('OTP sent successfully via voice call') &&
+    voice.body.includes('"channel": "voice"'), 'a voice send shows 200 (' + voice.statusLine + ')');
+  const whatsapp = await submit(page, 'try-sendCode', { user_id: 'abc', channel: 'whatsapp' });
+  check(whatsapp.status === '422' && whatsapp.body.includes('"type": "type_error.enum"') &&
+    whatsapp.body.includes("permitted: 'sms', 'voice'"),
+    'a disabled channel shows 422 (' + whatsapp.statusLine + ')');
+  await page.locator('#try-sendCode select[name="channel"]').selectOption('');
 
   fs.mkdirSync(outDir, { recursive: true });
   await page.locator('#try-verifyCode').screenshot({ path: path.join(outDir, 'docs-verify.png') });

@@ -25,7 +25,9 @@
     var init = { method: method, headers: headers, cache: 'no-store' };
     if (method === 'POST') {
       var body = {};
-      form.querySelectorAll('input[data-field]').forEach(function (input) {
+      form.querySelectorAll('[data-field]').forEach(function (input) {
+        // An optional picker left on "(default)" leaves its field out.
+        if (input.hasAttribute('data-optional') && input.value === '') return;
         body[input.name] = input.value;
       });
       headers['Content-Type'] = 'application/json';
