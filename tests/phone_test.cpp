@@ -132,3 +132,27 @@ TEST_CASE("PlausiblePhone: a valid mobile of the region, as long as real ones, s
 }
 
 }  // namespace otpd
+
+TEST_CASE("ParsePhone answers a number it parsed before the same way, and still refuses") {
+  otpd::PhoneInfo first, again;
+  REQUIRE(otpd::ParsePhone("+44 20 7946 0018", &first).ok());
+  REQUIRE(otpd::ParsePhone("+44 20 7946 0018", &again).ok());
+  CHECK(again.e164 == "+442079460018");
+  CHECK(again.e164 == first.e164);
+  CHECK(again.region == "GB");
+  CHECK(again.type == first.type);
+  // A refusal is not remembered as a success, however often it is asked.
+  for (int i = 0; i < 3; i++) {
+    otpd::PhoneInfo info;
+    CHECK(!otpd::ParsePhone("+11111111111", &info).ok());
+    CHECK(info.e164.empty());
+  }
+  // Many distinct numbers (more than the cache holds) all parse right.
+  for (int i = 0; i < 20000; i++) {
+    char text[32];
+    snprintf(text, sizeof(text), "+1415555%04d", i % 10000);
+    otpd::PhoneInfo info;
+    REQUIRE(otpd::ParsePhone(text, &info).ok());
+    CHECK(info.e164 == text);
+  }
+}

@@ -1,7 +1,10 @@
 #include "core/phone.h"
 
+#include <functional>
 #include <list>
+#include <mutex>
 #include <set>
+#include <unordered_map>
 
 // The one file that includes libphonenumber (README, Phone numbers).
 #include <phonenumbers/logger.h>
@@ -131,7 +134,52 @@ const char* PhoneTypeName(PhoneType type) {
   return "unknown";
 }
 
+namespace {
+
+// ParsePhone is a pure function of its text and costs tens of microseconds
+// of regular expressions; the same numbers come back on every send (the
+// users' phones), so valid parses are remembered: 16 shards of at most
+// kCacheShardEntries numbers each (about 128k numbers, some 16 MB at most),
+// an arbitrary one evicted when a shard is full.
+constexpr size_t kCacheShards = 16;
+constexpr size_t kCacheShardEntries = 8192;
+
+struct ParseCacheShard {
+  std::mutex mu;
+  std::unordered_map<std::string, PhoneInfo> parsed;  // guarded by mu
+};
+
+ParseCacheShard* CacheShard(const std::string& text) {
+  static ParseCacheShard shards[kCacheShards];
+  return &shards[std::hash<std::string>()(text) % kCacheShards];
+}
+
+Status ParsePhoneUncached(std::string_view text, PhoneInfo* info);
+
+}  // namespace
+
 Status ParsePhone(std::string_view text, PhoneInfo* info) {
+  const std::string key(text);
+  ParseCacheShard* shard = CacheShard(key);
+  {
+    std::lock_guard<std::mutex> lock(shard->mu);
+    auto it = shard->parsed.find(key);
+    if (it != shard->parsed.end()) {
+      *info = it->second;
+      return Status::OK();
+    }
+  }
+  Status s = ParsePhoneUncached(text, info);
+  if (!s.ok()) return s;
+  std::lock_guard<std::mutex> lock(shard->mu);
+  if (shard->parsed.size() >= kCacheShardEntries) shard->parsed.erase(shard->parsed.begin());
+  shard->parsed.emplace(key, *info);
+  return s;
+}
+
+namespace {
+
+Status ParsePhoneUncached(std::string_view text, PhoneInfo* info) {
   *info = PhoneInfo();
   std::string_view trimmed = text;
   while (!trimmed.empty() && trimmed.front() == ' ') trimmed.remove_prefix(1);
@@ -157,6 +205,8 @@ Status ParsePhone(std::string_view text, PhoneInfo* info) {
   info->type = FromLibrary(Util()->GetNumberType(number));
   return Status::OK();
 }
+
+}  // namespace
 
 bool PhoneTypeAlwaysRefused(PhoneType type) {
   return type == PhoneType::kPremiumRate || type == PhoneType::kSharedCost;

@@ -61,8 +61,11 @@ class SqliteDeliveryLog : public DeliveryLog {
  public:
   explicit SqliteDeliveryLog(std::shared_ptr<SqliteDb> db) : db_(std::move(db)) {}
 
+  // One row per answered send: group-committed with the rows other
+  // threads record meanwhile (a transaction of its own per send queued
+  // behind the code store's writer and cost as much as the send itself).
   Status RecordSend(const Delivery& d) override {
-    return Write([&](SqliteConnection* conn) {
+    return db_->GroupWrite([&](SqliteConnection* conn) {
       SqliteStatement stmt;
       Status s = conn->Prepare(kInsertSql, &stmt);
       if (!s.ok()) return s;
