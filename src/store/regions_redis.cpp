@@ -7,9 +7,10 @@
 // Keys, under the prefix P:
 //   P pump:c:<key>   hash "s:<minute>" -> sends, "v:<minute>" -> verified;
 //                    expires a baseline after its last write
-//   P pump:st:<key>  hash first_seen, until, reason (no TTL: a pause must
-//                    outlive quiet; Purge removes idle ones)
-//   P pump:keys      set of every key with a state
+//   P pump:st:<key>  hash first_seen, until, reason. TTL: at least a
+//                    baseline after the last send, and a day past a pause's
+//                    end (so a pause outlives quiet; Purge removes idle ones)
+//   P pump:keys      set of every key with a state. TTL: the longest state's
 // A pause survives a Redis restart only with Redis persistence (as the
 // send history does; README, Redis).
 #include <hiredis/hiredis.h>
@@ -28,10 +29,17 @@ namespace {
 
 constexpr int64_t kBucketMs = 60 * 1000;
 
+// keep(key, ms): the key's TTL becomes ms unless it already has a longer one.
+#define OTPD_LUA_KEEP                                                       \
+  "local function keep(key, ms)\n"                                          \
+  "  if redis.call('PTTL', key) < tonumber(ms) then redis.call('PEXPIRE', key, ms) end\n" \
+  "end\n"
+
 // KEYS: counts, state, key set. ARGV: key, add (1/0), now_ms, minute,
 // window_from, baseline_from, ttl_ms. Returns {window_sent,
 // window_verified, baseline_sent, first_seen, until, reason}.
 constexpr char kCountLua[] =
+    OTPD_LUA_KEEP
     "local minute = tonumber(ARGV[4])\n"
     "if ARGV[2] == '1' then\n"
     "  redis.call('HINCRBY', KEYS[1], 's:' .. ARGV[4], 1)\n"
@@ -39,6 +47,8 @@ constexpr char kCountLua[] =
     "  local seen = redis.call('HGET', KEYS[2], 'first_seen')\n"
     "  if not seen or seen == '0' then redis.call('HSET', KEYS[2], 'first_seen', ARGV[3]) end\n"
     "  redis.call('SADD', KEYS[3], ARGV[1])\n"
+    "  keep(KEYS[2], ARGV[7])\n"
+    "  keep(KEYS[3], ARGV[7])\n"
     "end\n"
     "local wfrom, bfrom = tonumber(ARGV[5]), tonumber(ARGV[6])\n"
     "local ws, wv, bs = 0, 0, 0\n"
@@ -66,6 +76,7 @@ constexpr char kVerifiedLua[] =
 // KEYS: counts, state, key set. ARGV: key, now_ms, until_ms, window_from,
 // reason. Returns 1 when no pause was in force.
 constexpr char kPauseLua[] =
+    OTPD_LUA_KEEP
     "local cur = tonumber(redis.call('HGET', KEYS[2], 'until') or '0')\n"
     "local started = cur <= tonumber(ARGV[2])\n"
     "if tonumber(ARGV[3]) > cur then redis.call('HSET', KEYS[2], 'until', ARGV[3]) end\n"
@@ -74,6 +85,10 @@ constexpr char kPauseLua[] =
     "  redis.call('HSET', KEYS[2], 'first_seen', '0')\n"
     "end\n"
     "redis.call('SADD', KEYS[3], ARGV[1])\n"
+    "local until = tonumber(redis.call('HGET', KEYS[2], 'until') or '0')\n"
+    "local hold = until - tonumber(ARGV[2]) + 86400000\n"
+    "keep(KEYS[2], hold)\n"
+    "keep(KEYS[3], hold)\n"
     "for _, name in ipairs(redis.call('HKEYS', KEYS[1])) do\n"
     "  if tonumber(string.sub(name, 3)) >= tonumber(ARGV[4]) then\n"
     "    redis.call('HDEL', KEYS[1], name)\n"
