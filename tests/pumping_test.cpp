@@ -319,3 +319,47 @@ TEST_CASE("pumping: off means no counting and no pause; a new pause is audited o
 }
 
 }  // namespace otpd
+
+namespace otpd {
+namespace {
+
+int64_t VerifiedOf(PumpingGuard* guard, const std::string& key) {
+  std::vector<RegionCounts> rows;
+  REQUIRE(guard->List(&rows).ok());
+  for (const RegionCounts& c : rows) {
+    if (c.key == key) return c.window_verified;
+  }
+  return -1;
+}
+
+TEST_CASE("pumping: a verified code counts for the number its send went to") {
+  Fixture f;
+  REQUIRE(f.guard.CountSend(Jamaica(1), "amy", "192.0.2.1").allowed);
+  REQUIRE(f.guard.CountSend(Us("212", 2), "carl", "192.0.2.1").allowed);  // US is listed
+  int lookups = 0;
+  auto phone_of = [&] {
+    lookups++;
+    return Us("212", 1);
+  };
+  // Amy's send is remembered: no directory read, the send's region counts.
+  f.guard.CountVerifiedUser("amy", phone_of);
+  CHECK(lookups == 0);
+  CHECK(VerifiedOf(&f.guard, "JM") == 1);
+  CHECK(VerifiedOf(&f.guard, "US") == 0);
+  // A second verify (no send of its own here, e.g. sent by another
+  // process) and a user never seen read the directory.
+  f.guard.CountVerifiedUser("amy", phone_of);
+  f.guard.CountVerifiedUser("bob", phone_of);
+  CHECK(lookups == 2);
+  CHECK(VerifiedOf(&f.guard, "US") == 2);
+  CHECK(VerifiedOf(&f.guard, "JM") == 1);
+  // Detection off: nothing is read or counted.
+  PumpingOptions off = TestOptions();
+  off.enabled = false;
+  f.guard.SetOptions(off);
+  f.guard.CountVerifiedUser("bob", phone_of);
+  CHECK(lookups == 2);
+}
+
+}  // namespace
+}  // namespace otpd

@@ -417,6 +417,27 @@ TEST_CASE("Storage: a refused send records nothing; an empty client IP has no IP
   });
 }
 
+TEST_CASE("Storage: ReserveSendAndPut stores the code only with an allowed send") {
+  ForEachBackend([](Storage* storage, FakeClock* clock) {
+    const SendLimits limits = OnlyLimit(SendLimit::kUser, 1);
+    SendDecision d;
+    REQUIRE(storage->ReserveSendAndPut({"abc", "+11111111111", "10.0.0.1"}, limits,
+                                       CodeFor("abc", "111111", clock), &d).ok());
+    CHECK(d.allowed);
+    // Refused by the cap: the earlier code is untouched, the new one absent.
+    d = SendDecision();
+    d.allowed = true;  // so a call that sets nothing shows
+    REQUIRE(storage->ReserveSendAndPut({"abc", "+11111111111", "10.0.0.1"}, limits,
+                                       CodeFor("abc", "222222", clock), &d).ok());
+    CHECK_FALSE(d.allowed);
+    CHECK(d.limit == SendLimit::kUser);
+    CHECK(VerifyOutcomeOf(storage, "abc", HashOf("abc", "222222")) == VerifyOutcome::kInvalid);
+    CHECK(VerifyOutcomeOf(storage, "abc", HashOf("abc", "111111")) == VerifyOutcome::kOk);
+    // The allowed send counted like ReserveSend's: the next is refused.
+    CHECK_FALSE(Reserve(storage, {"abc", "+11111111111", ""}, limits).allowed);
+  });
+}
+
 TEST_CASE("Storage: retry_after covers every limit that was reached") {
   ForEachBackend([](Storage* storage, FakeClock* clock) {
     SendLimits limits;

@@ -186,14 +186,29 @@ Status OtpService::SendUnaudited(const std::string& client_ip, SendResult* resul
     return Status::OK();
   }
   result->phone = user.phone;
+  std::string code;
+  StoredCode stored;
+  s = NewCode(*result, &code, &stored);
+  if (!s.ok()) return s;
   bool allowed = false;
-  s = Reserve(client_ip, true, result, &allowed);
+  s = Reserve(client_ip, true, stored, result, &allowed);
   if (!s.ok() || !allowed) return s;
-  return StoreAndText(user.locale, result);
+  return Text(user.locale, code, stored, result);
+}
+
+Status OtpService::NewCode(const SendResult& result, std::string* code, StoredCode* stored) {
+  const OtpOptions& options = options_.Get();
+  Status s = GenerateCode(random_, options.code_length, code);
+  if (!s.ok()) return s;
+  stored->user_id = result.user_id;
+  stored->code_hash = hasher_->Hash(result.user_id, *code);
+  stored->issued_at_ms = clock_->NowMillis();
+  stored->expires_at_ms = stored->issued_at_ms + options.expiry_ms;
+  return Status::OK();
 }
 
 Status OtpService::Reserve(const std::string& client_ip, bool counts_toward_global,
-                           SendResult* result, bool* allowed) {
+                           const StoredCode& stored, SendResult* result, bool* allowed) {
   *allowed = false;
   std::string why;
   PhoneInfo info;
@@ -219,7 +234,8 @@ Status OtpService::Reserve(const std::string& client_ip, bool counts_toward_glob
   // per-client limit; the audit keeps the full address.
   const SendRequest request{result->user_id, result->phone, ClientKey(client_ip),
                             counts_toward_global, result->channel};
-  Status s = storage_->ReserveSend(request, LimitsOf(options_.Get(), result->channel), &decision);
+  Status s = storage_->ReserveSendAndPut(request, LimitsOf(options_.Get(), result->channel),
+                                         stored, &decision);
   if (!s.ok()) return s;
   if (!decision.allowed) {
     result->outcome = SendOutcome::kRateLimited;
@@ -229,7 +245,11 @@ Status OtpService::Reserve(const std::string& client_ip, bool counts_toward_glob
   }
   if (pumping_ != nullptr && counts_toward_global) {
     const PumpingVerdict verdict = pumping_->CountSend(keys, result->user_id, client_ip);
-    if (!verdict.allowed) return Paused(verdict, result);
+    if (!verdict.allowed) {
+      s = storage_->DeleteCode(stored.user_id, stored.code_hash);  // never sent
+      if (!s.ok()) return s;
+      return Paused(verdict, result);
+    }
   }
   *allowed = true;
   return Status::OK();
@@ -244,22 +264,11 @@ Status OtpService::Paused(const PumpingVerdict& verdict, SendResult* result) {
   return Status::OK();
 }
 
-Status OtpService::StoreAndText(const std::string& locale, SendResult* result) {
-  const OtpOptions& options = options_.Get();
-  std::string code;
-  Status s = GenerateCode(random_, options.code_length, &code);
-  if (!s.ok()) return s;
-  StoredCode stored;
-  stored.user_id = result->user_id;
-  stored.code_hash = hasher_->Hash(result->user_id, code);
-  stored.issued_at_ms = clock_->NowMillis();
-  stored.expires_at_ms = stored.issued_at_ms + options.expiry_ms;
-  s = storage_->PutCode(stored);
-  if (!s.ok()) return s;
-
-  const CodeMessage message = ChannelMessage(options, result->channel, locale, code);
+Status OtpService::Text(const std::string& locale, const std::string& code,
+                        const StoredCode& stored, SendResult* result) {
+  const CodeMessage message = ChannelMessage(options_.Get(), result->channel, locale, code);
   const int64_t sms_start_us = clock_->MonotonicMicros();
-  s = sms_->SendCode(result->phone, message, &result->receipt);
+  Status s = sms_->SendCode(result->phone, message, &result->receipt);
   const int64_t took_us = clock_->MonotonicMicros() - sms_start_us;
   metrics_->RecordSmsLatency(took_us, s.ok());
   sms_latency_.Record(took_us);
@@ -309,16 +318,13 @@ std::string OtpService::FakePhone(const std::string& user_id) const {
 
 Status OtpService::SendConcealed(const std::string& client_ip, SendResult* result) {
   result->phone = FakePhone(result->user_id);
-  bool allowed = false;
-  Status s = Reserve(client_ip, false, result, &allowed);
-  if (!s.ok() || !allowed) return s;
   std::string code;
-  s = GenerateCode(random_, options_.Get().code_length, &code);
+  StoredCode stored;
+  Status s = NewCode(*result, &code, &stored);
   if (!s.ok()) return s;
-  const int64_t now = clock_->NowMillis();
-  s = storage_->PutCode(StoredCode{result->user_id, hasher_->Hash(result->user_id, code), now,
-                                   now + options_.Get().expiry_ms});
-  if (!s.ok()) return s;
+  bool allowed = false;
+  s = Reserve(client_ip, false, stored, result, &allowed);
+  if (!s.ok() || !allowed) return s;
   // As long as a real send, and counted like one: the histogram of SMS
   // durations in /metrics must not tell how many sends were concealed.
   const int64_t initial_us = options_.Get().conceal_initial_wait_us;
@@ -365,10 +371,10 @@ Status OtpService::VerifyUnaudited(const std::string& passcode, VerifyCodeResult
 
 void OtpService::CountVerified(const std::string& user_id) {
   if (pumping_ == nullptr) return;
-  User user;
-  if (users_->Lookup(user_id, &user).ok() && !user.phone.empty()) {
-    pumping_->CountVerified(user.phone);
-  }
+  pumping_->CountVerifiedUser(user_id, [&] {
+    User user;
+    return users_->Lookup(user_id, &user).ok() ? user.phone : std::string();
+  });
 }
 
 std::string OtpService::Message(const OtpOptions& options, const std::string& locale,

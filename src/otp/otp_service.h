@@ -123,8 +123,9 @@ class OtpService {
              DeliveryMetrics* delivery_metrics = nullptr);
 
   // Looks the user up, checks the country allow-list, reserves the send
-  // against the send limits (Storage::ReserveSend; `client_ip` may be empty),
-  // stores a fresh code (replacing the user's earlier one) and texts it.
+  // against the send limits and stores a fresh code (replacing the user's
+  // earlier one) in the same step (Storage::ReserveSendAndPut; `client_ip`
+  // may be empty), and texts it.
   // A non-OK Status means a store or randomness failure: then no new code is
   // active (the earlier one may have been replaced).
   // With conceal_unknown_users, an unknown user (or one without a phone)
@@ -216,17 +217,24 @@ class OtpService {
   Status VerifyUnaudited(const std::string& passcode, VerifyCodeResult* result);
   void Audit(const std::string& user_id, const std::string& phone, const std::string& client_ip,
              const char* event, const std::string& outcome);
-  // Reserves the send; false (with *result filled) when a limit refused it.
+  // A fresh code for the result's user: *code its digits, *stored its
+  // hash and times (from now, for options().expiry_ms).
+  Status NewCode(const SendResult& result, std::string* code, StoredCode* stored);
+  // Reserves the send and stores `stored` in the same step
+  // (Storage::ReserveSendAndPut); false (with *result filled) when a limit
+  // refused it, and then no code was stored (or, refused by a pumping pause
+  // this very send started, it was removed again).
   // `counts_toward_global`: see SendRequest.
-  Status Reserve(const std::string& client_ip, bool counts_toward_global, SendResult* result,
-                 bool* allowed);
+  Status Reserve(const std::string& client_ip, bool counts_toward_global,
+                 const StoredCode& stored, SendResult* result, bool* allowed);
   // Counts a verified code for the region of the user's phone.
   void CountVerified(const std::string& user_id);
   // Fills *result for a send refused by a pumping pause.
   static Status Paused(const PumpingVerdict& verdict, SendResult* result);
-  // Stores a fresh code and texts it in the user's `locale` (the second
-  // half of SendCode).
-  Status StoreAndText(const std::string& locale, SendResult* result);
+  // Texts `code` (stored as `stored`) in the user's `locale` (the second
+  // half of SendCode); removes it again when the text fails.
+  Status Text(const std::string& locale, const std::string& code, const StoredCode& stored,
+              SendResult* result);
   // SendCode for an unknown user under conceal_unknown_users.
   Status SendConcealed(const std::string& client_ip, SendResult* result);
   // A plausible E.164 number for `user_id`, the same every time.

@@ -143,6 +143,7 @@ PumpingVerdict PumpingGuard::CountSend(const std::vector<std::string>& keys,
   PumpingVerdict v;
   const PumpingOptions& o = options_.Get();
   if (!o.enabled || keys.empty()) return v;
+  Remember(user_id, keys);
   const int64_t now = clock_->NowMillis();
   std::vector<RegionCounts> counts;
   Status s = store_->AddSend(keys, now, o.window_ms, o.baseline_ms, &counts);
@@ -192,7 +193,37 @@ void PumpingGuard::Started(const RegionCounts& c, const std::string& why,
 void PumpingGuard::CountVerified(const std::string& phone) {
   const PumpingOptions& o = options_.Get();
   if (!o.enabled) return;
-  const std::vector<std::string> keys = PumpingKeys(phone, o.prefix_digits);
+  CountVerifiedKeys(PumpingKeys(phone, o.prefix_digits));
+}
+
+void PumpingGuard::CountVerifiedUser(const std::string& user_id,
+                                     const std::function<std::string()>& phone_of) {
+  if (!options_.Get().enabled) return;
+  std::vector<std::string> keys;
+  {
+    std::lock_guard<std::mutex> lock(sent_mu_);
+    auto it = sent_keys_.find(user_id);
+    if (it != sent_keys_.end()) {
+      keys = std::move(it->second);
+      sent_keys_.erase(it);  // one verified code per send
+    }
+  }
+  if (!keys.empty()) return CountVerifiedKeys(keys);
+  const std::string phone = phone_of();
+  if (!phone.empty()) CountVerified(phone);
+}
+
+// Enough for the users verifying within a few minutes on a busy service;
+// some 100 bytes each.
+constexpr size_t kRememberedUsers = 1 << 16;
+
+void PumpingGuard::Remember(const std::string& user_id, const std::vector<std::string>& keys) {
+  std::lock_guard<std::mutex> lock(sent_mu_);
+  if (sent_keys_.size() >= kRememberedUsers) sent_keys_.clear();
+  sent_keys_[user_id] = keys;
+}
+
+void PumpingGuard::CountVerifiedKeys(const std::vector<std::string>& keys) {
   const int64_t now = clock_->NowMillis();
   for (const std::string& key : keys) {
     Status s = store_->AddVerified(key, now);

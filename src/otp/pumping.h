@@ -27,8 +27,11 @@
 #define OTPD_PUMPING_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "core/clock.h"
@@ -157,6 +160,14 @@ class PumpingGuard {
                            const std::string& client_ip);
   // A code sent to `phone` was verified.
   void CountVerified(const std::string& phone);
+  // A code sent to `user_id` was verified. The keys come from the user's
+  // last send counted here (remembered per user, a bounded map); only when
+  // there is none (the send went through another process, or before a
+  // restart) is `phone_of` called for the user's phone (a directory read
+  // and a parse, which a verify otherwise never pays). Nothing at all while
+  // detection is off.
+  void CountVerifiedUser(const std::string& user_id,
+                         const std::function<std::string()>& phone_of);
 
   // The admin command's operations (also for tests).
   Status List(std::vector<RegionCounts>* out);
@@ -174,11 +185,18 @@ class PumpingGuard {
   void Started(const RegionCounts& c, const std::string& why, const std::string& user_id,
                const std::string& client_ip);
 
+  void Remember(const std::string& user_id, const std::vector<std::string>& keys);
+  void CountVerifiedKeys(const std::vector<std::string>& keys);
+
   RegionStore* const store_;
   Clock* const clock_;
   AuditLog* const audit_;
   LiveValue<PumpingOptions> options_;
   RegionMetrics metrics_;
+  std::mutex sent_mu_;
+  // The keys of each user's last counted send (at most kRememberedUsers;
+  // cleared whole when full).
+  std::unordered_map<std::string, std::vector<std::string>> sent_keys_;  // guarded by sent_mu_
 };
 
 // Parses a key as an operator writes it: a region ("jm" -> "JM") or a

@@ -129,6 +129,17 @@ class Storage {
   virtual Status ReserveSend(const SendRequest& request, const SendLimits& limits,
                              SendDecision* decision) = 0;
 
+  // ReserveSend and, when the send is allowed, PutCode(code), as one atomic
+  // step: one write to the store instead of two. When a limit refuses the
+  // send, nothing is recorded and the user's earlier code stays as it was.
+  // The default runs the two in turn (a backend that cannot fuse them).
+  virtual Status ReserveSendAndPut(const SendRequest& request, const SendLimits& limits,
+                                   const StoredCode& code, SendDecision* decision) {
+    Status s = ReserveSend(request, limits, decision);
+    if (!s.ok() || !decision->allowed) return s;
+    return PutCode(code);
+  }
+
   // Deletes every code with expires_at + grace_ms <= now, and send and
   // failure history older than history_ms. Sets *purged to the number of
   // codes removed.

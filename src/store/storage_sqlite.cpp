@@ -83,6 +83,8 @@ class SqliteStorage : public Storage {
                     const VerifyLimits& limits, VerifyResult* result) override;
   Status ReserveSend(const SendRequest& request, const SendLimits& limits,
                      SendDecision* decision) override;
+  Status ReserveSendAndPut(const SendRequest& request, const SendLimits& limits,
+                           const StoredCode& code, SendDecision* decision) override;
   Status PurgeExpired(int64_t grace_ms, int64_t history_ms, int64_t* purged) override;
   Status CheckWritable() override;
   Status CountActiveCodes(int64_t* count) override;
@@ -92,7 +94,7 @@ class SqliteStorage : public Storage {
   struct Op {
     explicit Op(OpKind k) : kind(k) {}
     OpKind kind;
-    const StoredCode* code = nullptr;
+    const StoredCode* code = nullptr;  // kPut; kSend: also store it when allowed
     const std::string* user_id = nullptr;
     const std::string* code_hash = nullptr;
     const VerifyLimits* verify_limits = nullptr;
@@ -119,6 +121,7 @@ class SqliteStorage : public Storage {
   Status ReadRows(int64_t after);
   Status Reload();
   Status Append(LogRow* row);
+  Status AppendPut(const StoredCode& code);
   Status Compact();
   Status ReadSetting(const char* key, int64_t* value);
   Status WriteSetting(const char* key, int64_t value);
@@ -283,6 +286,16 @@ Status SqliteStorage::Append(LogRow* row) {
   return Status::OK();
 }
 
+Status SqliteStorage::AppendPut(const StoredCode& code) {
+  LogRow row;
+  row.kind = LogKind::kPut;
+  row.user_id = code.user_id;
+  row.at = code.issued_at_ms;
+  row.code_hash = code.code_hash;
+  row.expires_at = code.expires_at_ms;
+  return Append(&row);
+}
+
 // REQUIRES: inside the batch's transaction, caught up.
 Status SqliteStorage::Decide(Op* op) {
   // Read after the lock was taken: time spent waiting for it counts.
@@ -290,12 +303,7 @@ Status SqliteStorage::Decide(Op* op) {
   LogRow row;
   switch (op->kind) {
     case OpKind::kPut:
-      row.kind = LogKind::kPut;
-      row.user_id = op->code->user_id;
-      row.at = op->code->issued_at_ms;
-      row.code_hash = op->code->code_hash;
-      row.expires_at = op->code->expires_at_ms;
-      return Append(&row);
+      return AppendPut(*op->code);
     case OpKind::kDelete:
       if (!state_.HasCode(*op->user_id, *op->code_hash)) return Status::OK();
       row.kind = LogKind::kDelete;
@@ -329,7 +337,9 @@ Status SqliteStorage::Decide(Op* op) {
       row.phone = r.phone;
       row.client_ip = r.client_ip;
       row.channel = channel;
-      return Append(&row);
+      Status s = Append(&row);
+      if (!s.ok() || op->code == nullptr) return s;
+      return AppendPut(*op->code);
     }
     case OpKind::kPurge:
       op->count = state_.Purge(now, op->grace_ms, op->history_ms);
@@ -410,6 +420,21 @@ Status SqliteStorage::ReserveSend(const SendRequest& request, const SendLimits& 
   Op op(OpKind::kSend);
   op.send = &request;
   op.send_limits = &limits;
+  Status s = Submit(&op);
+  if (s.ok()) *decision = op.decision;
+  return s;
+}
+
+Status SqliteStorage::ReserveSendAndPut(const SendRequest& request, const SendLimits& limits,
+                                        const StoredCode& code, SendDecision* decision) {
+  if (request.user_id.empty()) return Status::InvalidArgument("ReserveSend needs a user ID");
+  if (code.user_id != request.user_id || code.code_hash.empty()) {
+    return Status::InvalidArgument("ReserveSendAndPut needs the sent user's code");
+  }
+  Op op(OpKind::kSend);
+  op.send = &request;
+  op.send_limits = &limits;
+  op.code = &code;
   Status s = Submit(&op);
   if (s.ok()) *decision = op.decision;
   return s;
