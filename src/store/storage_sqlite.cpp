@@ -41,6 +41,7 @@ constexpr char kReadLogSql[] =
 constexpr char kAppendSql[] =
     "INSERT INTO code_log (kind, user_id, at, code_hash, expires_at, n, phone, client_ip,"
     " channel) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+constexpr char kDataVersionSql[] = "PRAGMA data_version";
 constexpr char kDeleteRowSql[] = "DELETE FROM code_log WHERE seq = ?1";
 constexpr char kSelectSettingSql[] = "SELECT value FROM settings WHERE key = ?1";
 constexpr char kUpsertSettingSql[] =
@@ -106,10 +107,15 @@ class SqliteStorage : public Storage {
     int64_t history_ms = 0;
     int64_t count = 0;
     Status result;
-    bool done = false;  // guarded by mu_
-    bool lead = false;  // guarded by mu_: the previous leader handed over
-    std::condition_variable wake;
+    // The caller waits on its own mutex, never on mu_, so waking it does
+    // not contend with the next batch.
+    enum class Wake { kWaiting, kDone, kLead };
+    std::mutex wake_mu;
+    Wake wake = Wake::kWaiting;  // guarded by wake_mu
+    std::condition_variable wake_cv;
   };
+  // Sets op->wake to `to` and wakes its caller. After this `op` may be gone.
+  static void Signal(Op* op, Op::Wake to);
 
   // Queues `op` and returns once a batch holding it has committed (or
   // failed): op->result is its status.
@@ -140,6 +146,7 @@ class SqliteStorage : public Storage {
   bool needs_reload_ = false; // the state holds rows that were rolled back
   bool foreign_rows_ = false; // rows from elsewhere read since the last compaction
   int64_t committed_ = 0;     // cursor_ after the last commit
+  int64_t data_version_ = -1; // PRAGMA data_version when last caught up
 };
 
 Status SqliteStorage::Load() {
@@ -152,15 +159,22 @@ Status SqliteStorage::Load() {
   return s.ok() ? end : s;
 }
 
-// Each waiting caller sleeps on its own condition variable, and a leader
-// wakes only the callers of its batch and the next leader: no herd of
-// threads waking to find their batch is not done yet.
+// Each waiting caller sleeps on its own condition variable (and mutex),
+// and a leader wakes only the callers of its batch and the next leader:
+// no herd of threads waking to find their batch is not done yet. The next
+// leader is woken first and outside mu_, so its batch starts while this
+// batch's callers are being woken.
 Status SqliteStorage::Submit(Op* op) {
   std::unique_lock<std::mutex> lock(mu_);
   queue_.push_back(op);
   if (leading_) {
-    op->wake.wait(lock, [&] { return op->done || op->lead; });
-    if (op->done) return op->result;
+    lock.unlock();
+    {
+      std::unique_lock<std::mutex> wait(op->wake_mu);
+      op->wake_cv.wait(wait, [&] { return op->wake != Op::Wake::kWaiting; });
+      if (op->wake == Op::Wake::kDone) return op->result;
+    }
+    lock.lock();  // handed the lead: leading_ stayed true
   }
   leading_ = true;
   std::vector<Op*> batch;
@@ -168,17 +182,25 @@ Status SqliteStorage::Submit(Op* op) {
   lock.unlock();
   RunBatch(batch);
   lock.lock();
-  for (Op* done : batch) done->done = true;
-  for (Op* done : batch) {
-    if (done != op) done->wake.notify_one();
-  }
+  Op* next = nullptr;
   if (queue_.empty()) {
     leading_ = false;
   } else {
-    queue_.front()->lead = true;
-    queue_.front()->wake.notify_one();
+    next = queue_.front();
   }
-  return op->result;
+  lock.unlock();
+  if (next != nullptr) Signal(next, Op::Wake::kLead);
+  const Status result = op->result;
+  for (Op* done : batch) {
+    if (done != op) Signal(done, Op::Wake::kDone);
+  }
+  return result;
+}
+
+void SqliteStorage::Signal(Op* op, Op::Wake to) {
+  std::lock_guard<std::mutex> lock(op->wake_mu);
+  op->wake = to;
+  op->wake_cv.notify_one();
 }
 
 void SqliteStorage::RunBatch(const std::vector<Op*>& batch) {
@@ -219,8 +241,18 @@ Status SqliteStorage::WriteSetting(const char* key, int64_t value) {
 // REQUIRES: inside the batch's transaction.
 Status SqliteStorage::CatchUp() {
   if (needs_reload_) return Reload();
+  // PRAGMA data_version moves only when another connection committed:
+  // unchanged, there is nothing new to read.
+  SqliteStatement version;
+  Status s = writer_->Prepare(kDataVersionSql, &version);
+  bool row = false;
+  if (s.ok()) s = version.Step(&row);
+  if (!s.ok()) return s;
+  const int64_t seen = row ? version.ColumnInt64(0) : -1;
+  if (seen == data_version_ && seen >= 0) return Status::OK();
+  data_version_ = seen;
   int64_t compacted = 0;
-  Status s = ReadSetting(kCompactedKey, &compacted);
+  s = ReadSetting(kCompactedKey, &compacted);
   if (!s.ok()) return s;
   // Rows this process never read may have been deleted: start over.
   if (compacted > cursor_) return Reload();
