@@ -196,13 +196,17 @@ Status ParsePhoneUncached(std::string_view text, PhoneInfo* info) {
   if (number.has_extension()) {
     return Status::InvalidArgument("phone " + Quoted(text) + " has an extension");
   }
-  if (!Util()->IsValidNumber(number)) {
+  // IsValidNumber(n) is exactly GetNumberType(n) != UNKNOWN (both match
+  // the national number against the region's patterns), so the type,
+  // asked once, answers both: the matching is most of a parse's cost.
+  const PhoneNumberUtil::PhoneNumberType type = Util()->GetNumberType(number);
+  if (type == PhoneNumberUtil::UNKNOWN) {
     return Status::InvalidArgument("phone " + Quoted(text) +
                                    " is not a valid number in its country's numbering plan");
   }
   Util()->Format(number, PhoneNumberUtil::E164, &info->e164);
   Util()->GetRegionCodeForNumber(number, &info->region);
-  info->type = FromLibrary(Util()->GetNumberType(number));
+  info->type = FromLibrary(type);
   return Status::OK();
 }
 

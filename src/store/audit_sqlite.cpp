@@ -5,16 +5,14 @@
 #include <time.h>
 
 #include <algorithm>
-#include <chrono>
-#include <condition_variable>
 #include <mutex>
-#include <thread>
 #include <vector>
 #include <cstdio>
 #include <utility>
 
 #include "otp/audit.h"
 #include "core/log.h"
+#include "store/batch_writer.h"
 #include "store/sqlite_db.h"
 
 namespace otpd {
@@ -31,41 +29,28 @@ constexpr char kQuerySql[] =
     " ORDER BY at, id";
 constexpr char kPurgeSql[] = "DELETE FROM audit WHERE at < ?1";
 
-// Records are written behind the request: queued, then inserted in one
-// transaction per batch (every kFlushMs, or at kBatch records, and before
-// every Query, Purge and at destruction). An audit row per request in a
-// transaction of its own doubled the writes a verify queues for; the cost
-// is that a crash (not a stop) can lose the last kFlushMs of records.
+// Records are written behind the request (store/batch_writer.h): queued,
+// then inserted in one transaction per batch (every 50 ms, or at 256
+// records, and before every Query, Purge and at destruction). An audit row
+// per request in a transaction of its own doubled the writes a verify
+// queues for; the cost is that a crash (not a stop) can lose the last 50 ms
+// of records.
 class SqliteAuditLog : public AuditLog {
  public:
   SqliteAuditLog(std::shared_ptr<SqliteDb> db, Clock* clock)
-      : db_(std::move(db)), clock_(clock), flusher_([this] { FlushLoop(); }) {}
-
-  ~SqliteAuditLog() override {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stopping_ = true;
-    }
-    cv_.notify_all();
-    flusher_.join();
-    Flush();
-  }
+      : db_(std::move(db)),
+        clock_(clock),
+        queue_(BatchWriterOptions{"audit records", 256, 100000, 50},
+               [this](const std::vector<AuditEvent>& batch) { return WriteBatch(batch); }) {}
 
   Status Record(const AuditEvent& event) override {
     AuditEvent stamped = event;
     stamped.at_ms = clock_->NowMillis();
-    std::lock_guard<std::mutex> lock(mu_);
-    if (pending_.size() >= kMaxPending) {
-      dropped_++;  // the store has been failing for a while; keep memory bounded
-      return Status::Unavailable("audit queue full");
-    }
-    pending_.push_back(std::move(stamped));
-    if (pending_.size() >= kBatch) cv_.notify_one();
-    return Status::OK();
+    return queue_.Add(std::move(stamped));
   }
 
   Status Query(const AuditQuery& query, std::vector<AuditEvent>* events) override {
-    Flush();
+    queue_.Flush();
     SqliteLease lease;
     Status s = db_->Acquire(&lease);
     SqliteConnection* conn = lease.get();
@@ -84,7 +69,7 @@ class SqliteAuditLog : public AuditLog {
   }
 
   Status Purge(int64_t retention_ms, int64_t* purged) override {
-    Flush();
+    queue_.Flush();
     SqliteLease lease;
     Status s = db_->Acquire(&lease);
     SqliteConnection* conn = lease.get();
@@ -101,39 +86,6 @@ class SqliteAuditLog : public AuditLog {
   }
 
  private:
-  static constexpr size_t kBatch = 256;
-  static constexpr size_t kMaxPending = 100000;
-  static constexpr int kFlushMs = 50;
-
-  void FlushLoop() {
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!stopping_) {
-      cv_.wait_for(lock, std::chrono::milliseconds(kFlushMs),
-                   [this] { return stopping_ || pending_.size() >= kBatch; });
-      lock.unlock();
-      Flush();
-      lock.lock();
-    }
-  }
-
-  // Writes what is queued; on failure puts it back for the next try.
-  void Flush() {
-    std::vector<AuditEvent> batch;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      batch.swap(pending_);
-    }
-    if (batch.empty()) return;
-    Status s = WriteBatch(batch);
-    if (s.ok()) return;
-    Log(LogLevel::kWarn, "cannot write audit records; will retry",
-        {{"records", std::to_string(batch.size())}, {"error", s.ToString()}});
-    std::lock_guard<std::mutex> lock(mu_);
-    if (batch.size() + pending_.size() <= kMaxPending) {
-      pending_.insert(pending_.begin(), batch.begin(), batch.end());
-    }
-  }
-
   Status WriteBatch(const std::vector<AuditEvent>& batch) {
     SqliteLease lease;
     Status s = db_->Acquire(&lease);
@@ -159,12 +111,7 @@ class SqliteAuditLog : public AuditLog {
 
   const std::shared_ptr<SqliteDb> db_;
   Clock* const clock_;
-  std::mutex mu_;  // guards the three below
-  std::condition_variable cv_;
-  std::vector<AuditEvent> pending_;
-  bool stopping_ = false;
-  uint64_t dropped_ = 0;
-  std::thread flusher_;  // last: starts after the members it uses
+  BatchWriter<AuditEvent> queue_;  // last: its thread writes through db_
 };
 
 bool ParseDigits(const std::string& text, size_t pos, size_t n, int* out) {

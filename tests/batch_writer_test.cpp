@@ -1,0 +1,92 @@
+// BatchWriter: rows reach `write` without a Flush (its own thread, waited
+// for as an event), Flush writes at once, a failed write keeps its rows for
+// the next try, the queue is bounded, and destruction writes what is left.
+#include "store/batch_writer.h"
+
+#include <doctest/doctest.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <vector>
+
+namespace otpd {
+namespace {
+
+// What the writer wrote, and whether the next write fails.
+struct Sink {
+  Status Write(const std::vector<int>& rows) {
+    std::lock_guard<std::mutex> lock(mu);
+    calls++;
+    if (fail) return Status::Unavailable("disk on fire");
+    written.insert(written.end(), rows.begin(), rows.end());
+    cv.notify_all();
+    return Status::OK();
+  }
+  void SetFail(bool f) {
+    std::lock_guard<std::mutex> lock(mu);
+    fail = f;
+  }
+  std::vector<int> Written() {
+    std::lock_guard<std::mutex> lock(mu);
+    return written;
+  }
+  // Waits until `n` rows were written; false if that takes a minute.
+  bool WaitFor(size_t n) {
+    std::unique_lock<std::mutex> lock(mu);
+    return cv.wait_for(lock, std::chrono::minutes(1), [&] { return written.size() >= n; });
+  }
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<int> written;
+  int calls = 0;
+  bool fail = false;
+};
+
+BatchWriterOptions Options(size_t batch, size_t max_pending, int flush_ms) {
+  return BatchWriterOptions{"test rows", batch, max_pending, flush_ms};
+}
+
+TEST_CASE("BatchWriter: queued rows are written by its thread, in order") {
+  Sink sink;
+  BatchWriter<int> writer(Options(4, 100, 10),
+                          [&](const std::vector<int>& rows) { return sink.Write(rows); });
+  for (int i = 0; i < 10; i++) REQUIRE(writer.Add(i).ok());
+  REQUIRE(sink.WaitFor(10));
+  std::lock_guard<std::mutex> lock(sink.mu);
+  CHECK(sink.written == std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
+}
+
+TEST_CASE("BatchWriter: Flush writes at once; a failure keeps the rows for the next try") {
+  Sink sink;
+  // A flush interval of an hour: only Flush and the destructor write.
+  BatchWriter<int> writer(Options(1000, 3, 3600 * 1000),
+                          [&](const std::vector<int>& rows) { return sink.Write(rows); });
+  REQUIRE(writer.Add(1).ok());
+  REQUIRE(writer.Add(2).ok());
+  sink.SetFail(true);
+  CHECK(writer.Flush().code() == Status::Code::kUnavailable);
+  REQUIRE(writer.Add(3).ok());
+  // Full: 1, 2 (put back) and 3 wait.
+  CHECK(writer.Add(4).code() == Status::Code::kUnavailable);
+  CHECK(writer.dropped() == 1);
+  sink.SetFail(false);
+  CHECK(writer.Flush().ok());
+  CHECK(sink.Written() == std::vector<int>{1, 2, 3});
+  CHECK(writer.Flush().ok());  // nothing waits: no call
+  std::lock_guard<std::mutex> lock(sink.mu);
+  CHECK(sink.calls == 2);
+}
+
+TEST_CASE("BatchWriter: destruction writes what is still queued") {
+  Sink sink;
+  {
+    BatchWriter<int> writer(Options(1000, 100, 3600 * 1000),
+                            [&](const std::vector<int>& rows) { return sink.Write(rows); });
+    REQUIRE(writer.Add(7).ok());
+    REQUIRE(writer.Add(8).ok());
+  }
+  CHECK(sink.written == std::vector<int>{7, 8});
+}
+
+}  // namespace
+}  // namespace otpd
