@@ -417,6 +417,58 @@ TEST_CASE("Server: keep-alive serves several requests on one connection") {
   close(fd);
 }
 
+// Whether the server closed `fd` (read end of stream) within the hang guard.
+bool ClosedByServer(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  if (poll(&p, 1, kHangGuardMs) <= 0) return false;
+  char c;
+  return recv(fd, &c, 1, 0) == 0;
+}
+
+TEST_CASE("Server: a 4xx answer keeps the connection open; a refusal or the last request closes") {
+  HttpServerOptions o;
+  o.keepalive_max = 3;
+  ServerFixture f(o);
+  const std::string body = R"({"user_id":"abc"})";  // no passcode: 422
+  const std::string unprocessable =
+      "POST /verify-code HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  const std::string missing = "GET /no-such-page HTTP/1.1\r\nHost: x\r\n\r\n";  // 404
+  int fd = ConnectLoopback(f.server->port());
+  std::vector<std::string> answers;
+  for (const std::string* req : {&unprocessable, &missing, &unprocessable}) {
+    REQUIRE(send(fd, req->data(), req->size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req->size()));
+    answers.push_back(ReadResponse(fd));
+  }
+  REQUIRE(answers.size() == 3);
+  CHECK(answers[0].rfind("HTTP/1.1 422", 0) == 0);
+  CHECK(answers[1].rfind("HTTP/1.1 404", 0) == 0);
+  CHECK(answers[2].rfind("HTTP/1.1 422", 0) == 0);
+  for (int i = 0; i < 2; i++) {
+    CHECK(answers[i].find("Connection: close") == std::string::npos);
+    CHECK(answers[i].find("Keep-Alive: timeout=") != std::string::npos);
+  }
+  // The third was the connection's last (keepalive_max): it closes.
+  CHECK(answers[2].find("Connection: close") != std::string::npos);
+  CHECK(ClosedByServer(fd));
+  close(fd);
+
+  // A client that asks to close, and a refusal before the body is read,
+  // still close at once.
+  bool closed = false;
+  std::string got = RawExchange(f.server->port(),
+                                "GET /no-such-page HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                                &closed);
+  CHECK(got.rfind("HTTP/1.1 404", 0) == 0);
+  CHECK(closed);
+  got = RawExchange(f.server->port(),
+                    "POST /verify-code HTTP/1.1\r\nHost: x\r\nContent-Length: 99999\r\n\r\n",
+                    &closed);
+  CHECK(got.rfind("HTTP/1.1 413", 0) == 0);
+  CHECK(got.find("Connection: close") != std::string::npos);
+  CHECK(closed);
+}
+
 TEST_CASE("Server: Stop is bounded by the deadline while a request is in flight") {
   OtpStack stack;
   GatedSmsSender gate(&stack.sms);  // holds the request inside the SMS send

@@ -46,6 +46,9 @@ thread_local std::chrono::steady_clock::time_point t_request_start;
 thread_local bool t_request_started = false;
 thread_local std::string t_request_id;
 thread_local std::string t_user_id;
+// The handler answered after reading the whole request (body included):
+// the connection may serve the next one, whatever the status.
+thread_local bool t_request_read = false;
 
 // A client's X-Request-Id is kept when it is [A-Za-z0-9._-]{1,64}.
 bool IsSaneRequestId(const std::string& id) {
@@ -263,6 +266,7 @@ class HttpServer::Impl {
   void Configure();
   Handled Guard(const Request& req, Response& res) const;
   void Serve(const Request& req, Response& res, const httplib::ContentReader* reader) const;
+  void KeepAliveAfterAnswer(const Request& req, Response& res) const;
   void AccessLog(const Request& req, const Response& res) const;
 
   const HttpServerOptions options_;
@@ -318,6 +322,8 @@ void HttpServer::Impl::Configure() {
     Log(LogLevel::kError, "unhandled exception", {{"path", req.path}, {"error", what}});
     ApplyAnswer(PlainError(500, "Internal Server Error"), &res);
   });
+  server.set_post_routing_handler(
+      [this](const Request& req, Response& res) { KeepAliveAfterAnswer(req, res); });
   server.set_logger([this](const Request& req, const Response& res) { AccessLog(req, res); });
 }
 
@@ -327,6 +333,7 @@ Handled HttpServer::Impl::Guard(const Request& req, Response& res) const {
   t_request_started = true;
   t_request_id = RequestIdFor(req);
   t_user_id.clear();
+  t_request_read = false;
   res.set_header("X-Request-Id", t_request_id);
   const bool is_post = req.method == "POST";
   if (!is_post && req.method != "GET" && req.method != "HEAD") {
@@ -384,6 +391,25 @@ void HttpServer::Impl::Serve(const Request& req, Response& res,
     }
   }
   ApplyAnswer(api_->Handle(r), &res, &req);
+  t_request_read = true;
+}
+
+// cpp-httplib (since 0.2x) closes the connection after every answer of 400
+// or more. For otpd a 400 (wrong code), 404 or 429 is an ordinary answer to
+// a request read in full, and a client guessing (or a proxy's pooled
+// connection) would pay a new connection, and its TLS handshake, for each.
+// So after an answer of the handlers the connection stays open as for a
+// 200, unless the client asked to close, this was its last request, or the
+// answer is one that must close (AnswerAndClose, the library's own errors).
+void HttpServer::Impl::KeepAliveAfterAnswer(const Request& req, Response& res) const {
+  const bool read = t_request_read;
+  t_request_read = false;  // a library error on the next request finds it unset
+  if (!read || res.status < 400 || LastRequestOnConnection()) return;
+  if (req.version != "HTTP/1.1" || req.get_header_value("Connection") == "close") return;
+  if (res.get_header_value("Connection") != "close") return;
+  res.headers.erase("Connection");
+  res.set_header("Keep-Alive", "timeout=" + std::to_string(options_.keepalive_timeout_s) +
+                                   ", max=" + std::to_string(options_.keepalive_max));
 }
 
 // Counts the request and writes its access line. Requests the library

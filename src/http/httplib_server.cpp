@@ -7,6 +7,14 @@
 #include "core/metrics.h"
 
 namespace otpd {
+
+namespace {
+// Whether the request this thread is serving is its connection's last.
+thread_local bool t_last_request = false;
+}  // namespace
+
+bool LastRequestOnConnection() { return t_last_request; }
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -62,6 +70,7 @@ class PlainServer final : public httplib::Server {
     const auto ret = httplib::detail::process_server_socket_core(
         svr_sock_, sock, keep_alive_max_count_, keep_alive_timeout_sec_,
         [&](bool close_connection, bool& connection_closed) {
+          t_last_request = close_connection;
           httplib::detail::SocketStream strm(sock, read_timeout_sec_, read_timeout_usec_,
                                              write_timeout_sec_, write_timeout_usec_,
                                              policy_.request_read_timeout_ms, Clock::now());
@@ -124,6 +133,7 @@ class TlsServer final : public httplib::SSLServer {
     ret = httplib::detail::process_server_socket_core(
         svr_sock_, sock, keep_alive_max_count_, keep_alive_timeout_sec_,
         [&](bool close_connection, bool& connection_closed) {
+          t_last_request = close_connection;
           httplib::detail::SSLSocketStream strm(sock, session, read_timeout_sec_,
                                                 read_timeout_usec_, write_timeout_sec_,
                                                 write_timeout_usec_,

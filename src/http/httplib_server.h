@@ -35,6 +35,10 @@ std::unique_ptr<httplib::Server> NewHttplibServer(const ConnectionPolicy& policy
                                                   const std::string& tls_cert,
                                                   const std::string& tls_key);
 
+// While a handler runs: whether the request is the last its connection
+// serves (keep-alive requests used up), so the answer must close it.
+bool LastRequestOnConnection();
+
 }  // namespace otpd
 
 #endif  // OTPD_HTTPLIB_SERVER_H_
