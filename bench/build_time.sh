@@ -21,6 +21,7 @@ if [ $# -eq 0 ]; then
 fi
 TMP=$(mktemp -d /tmp/otpd_build_time.XXXXXX)
 TREES=""
+SHAS=""  # the commits as measured (HEAD may move during the runs)
 cleanup() {
   for t in $TREES; do git worktree remove --force "$t" 2>/dev/null || true; done
   rm -rf "$TMP"/tree-*
@@ -32,6 +33,7 @@ trap cleanup EXIT INT TERM
 # "sha|run|user+sys|source" per compiled file in $TMP/tus.
 measure() {
   sha=$(git rev-parse --short "$1")
+  SHAS="$SHAS $sha"
   tree=$TMP/tree-$sha
   git worktree add -q --detach "$tree" "$sha"
   TREES="$TREES $tree"
@@ -78,8 +80,7 @@ awk -F'|' '{ k = $1 "|" $2; cpu = $4 + $5
       f[1], f[2], f[3], f[4], f[5], f[4] + f[5], f[6] } }' "$TMP/runs"
 echo
 echo "Translation units with cpp-httplib in them (CPU s, lowest run):"
-for c in "$@"; do
-  sha=$(git rev-parse --short "$c")
+for sha in $SHAS; do
   # Headers that include it, directly or through another one, then the
   # .cpp files that include any of them.
   (cd "$TMP/tree-$sha" && {
