@@ -142,6 +142,8 @@ TEST_CASE("A writer waits busy_timeout_ms for another process's lock, then Busy"
   TempDir dir;
   SqliteOptions options = OptionsFor(dir.File("otpd.db"));
   options.busy_timeout_ms = 300;
+  FakeClock clock;  // the busy handler's sleeps move it instead of waiting
+  options.clock = &clock;
   std::shared_ptr<SqliteDb> db;
   REQUIRE(OpenSqliteDb(options, &db).ok());
   SqliteLease conn_lease;
@@ -149,17 +151,17 @@ TEST_CASE("A writer waits busy_timeout_ms for another process's lock, then Busy"
   SqliteConnection* conn = conn_lease.get();
   RawDb other(options.path);  // stands for another process
   REQUIRE(other.Exec("BEGIN IMMEDIATE") == SQLITE_OK);
-  auto start = std::chrono::steady_clock::now();
+  REQUIRE(clock.slept_micros() == 0);
   Status s = WriteTransaction(conn, [] { return Status::OK(); });
-  auto waited = std::chrono::steady_clock::now() - start;
   CHECK(s.code() == Status::Code::kBusy);
-  // It waited before giving up. No upper bound: a loaded machine only
-  // makes the wait longer.
-  CHECK(waited >= std::chrono::milliseconds(290));
+  // It slept until busy_timeout_ms had passed, and not a step longer: 180
+  // sleeps of 50 us, then 582 of 500 us.
+  CHECK(clock.slept_micros() == 300 * 1000);
   // Released while we wait: the writer gets the lock without failing. A
-  // handle whose wait (60 s) only guards a hang, so however late the other
-  // side commits, the writer is still waiting for it.
+  // handle on the real clock whose wait (60 s) only guards a hang, so
+  // however late the other side commits, the writer is still waiting for it.
   SqliteOptions patient = options;
+  patient.clock = nullptr;
   patient.busy_timeout_ms = 60000;
   std::shared_ptr<SqliteDb> patient_db;
   REQUIRE(OpenSqliteDb(patient, &patient_db).ok());
