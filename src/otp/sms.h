@@ -241,9 +241,6 @@ class FailoverSmsSender : public SmsSender, public SmsHealth {
   std::string RenderMetrics() override;
   const ProviderMetrics& metrics() const;
 
-  // The sender named `name` (for `otpd sms test --provider`), or null.
-  SmsSender* Provider(const std::string& name);
-
  private:
   struct Impl;
   explicit FailoverSmsSender(std::unique_ptr<Impl> impl);
