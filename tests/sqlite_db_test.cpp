@@ -571,12 +571,9 @@ int64_t MainFileSizeAfterWrites(int checkpoint_interval_ms, int64_t target, int6
   lease.Reset();
   const int64_t now = FileSize(options.path);
   *later = -1;
-  if (checkpoint_interval_ms > 0) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (FileSize(options.path) <= target && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    if (FileSize(options.path) > target) *later = FileSize(options.path);
+  if (checkpoint_interval_ms > 0 &&
+      WaitUntil([&] { return FileSize(options.path) > target; }, 30000)) {
+    *later = FileSize(options.path);
   }
   return now;
 }
