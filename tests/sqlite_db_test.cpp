@@ -429,20 +429,23 @@ TEST_CASE("Acquire waits for a connection to come back, then Busy after busy_tim
   SqliteOptions options = OptionsFor(dir.File("otpd.db"));
   options.pool_size = 1;
   options.busy_timeout_ms = 200;
+  FakeClock clock;  // its waits move it to their deadline at once
+  options.clock = &clock;
   std::shared_ptr<SqliteDb> db;
   REQUIRE(OpenSqliteDb(options, &db).ok());
   SqliteLease held;
   REQUIRE(db->Acquire(&held).ok());
+  REQUIRE(clock.slept_micros() == 0);  // a connection was free: no wait
   SqliteLease waiting;
-  auto start = std::chrono::steady_clock::now();
   Status s = db->Acquire(&waiting);
   CHECK(s.code() == Status::Code::kBusy);
-  // It waited before giving up (no upper bound: load only lengthens it).
-  CHECK(std::chrono::steady_clock::now() - start >= std::chrono::milliseconds(190));
+  CHECK(clock.slept_micros() == 200 * 1000);  // it waited busy_timeout_ms first
   CHECK(waiting.get() == nullptr);
   held.Reset();
-  // Given back while a caller waits: a pool whose wait (60 s) only guards
-  // a hang, so the giver may come as late as the machine makes it.
+  // Given back while a caller waits: a pool on the real clock whose wait
+  // (60 s) only guards a hang, so the giver may come as late as the
+  // machine makes it.
+  options.clock = nullptr;
   options.busy_timeout_ms = 60000;
   std::shared_ptr<SqliteDb> patient;
   REQUIRE(OpenSqliteDb(options, &patient).ok());

@@ -623,10 +623,10 @@ void SqliteDb::CheckpointLoop() {
 Status SqliteDb::Acquire(SqliteLease* lease) {
   lease->Reset();
   std::unique_lock<std::mutex> lock(mu_);
-  const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.busy_timeout_ms);
+  Clock* clock = options_.clock != nullptr ? options_.clock : SystemClock();
+  const int64_t deadline_us = clock->MonotonicMicros() + int64_t{options_.busy_timeout_ms} * 1000;
   while (idle_.empty() && all_.size() + opening_ >= options_.pool_size) {
-    if (pool_cv_.wait_until(lock, deadline) == std::cv_status::timeout && idle_.empty() &&
+    if (clock->WaitUntilMicros(&pool_cv_, &lock, deadline_us) && idle_.empty() &&
         all_.size() + opening_ >= options_.pool_size) {
       return Status::Busy("all " + std::to_string(options_.pool_size) +
                           " database connections stayed busy for busy_timeout_ms");

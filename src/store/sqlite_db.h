@@ -38,8 +38,9 @@ namespace otpd {
 struct SqliteOptions {
   std::string path;             // database file; its directory must exist
   int busy_timeout_ms = 5000;   // how long a writer waits for the lock
-  // The busy handler's time and sleeps (a writer waiting for another
-  // process's lock); null: SystemClock(). Tests inject a fake one.
+  // The time and waits of the busy handler (a writer waiting for another
+  // process's lock) and of Acquire (for a connection to come back); null:
+  // SystemClock(). Tests inject a fake one.
   Clock* clock = nullptr;
   // Memory-mapped I/O: off. Measured with make bench it was not faster here,
   // and every mapped page of the file counts in the process's RSS.
