@@ -1,5 +1,6 @@
 // WorkerPool: the task queue HttpServer gives cpp-httplib (its
-// `new_task_queue` hook), in place of the library's ThreadPool. Each open
+// `new_task_queue` hook, through a forwarder in http_server.cpp, so this
+// header needs none of the library's), in place of its ThreadPool. Each open
 // connection holds one worker; the pool starts `min_workers`, adds one
 // whenever a task finds no idle worker (up to `max_workers`; beyond that,
 // tasks wait in order), and retires workers that have been idle for
@@ -19,8 +20,6 @@
 #ifndef OTPD_WORKER_POOL_H_
 #define OTPD_WORKER_POOL_H_
 
-#include <otpd_httplib.h>
-
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -39,26 +38,26 @@ struct WorkerPoolOptions {
   Clock* clock = nullptr;     // null: SystemClock() (its monotonic time)
 };
 
-class WorkerPool final : public httplib::TaskQueue {
+class WorkerPool final {
  public:
   explicit WorkerPool(const WorkerPoolOptions& options);
   // Shuts down (below) if shutdown() was not called.
-  ~WorkerPool() override;
+  ~WorkerPool();
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
 
   // Queues `fn` for a worker, starting one if none is idle and the pool is
   // below max_workers. False (and `fn` dropped) after shutdown, or when no
   // worker exists and none can be started.
-  bool enqueue(std::function<void()> fn) override;
+  bool enqueue(std::function<void()> fn);
 
   // Runs every queued task, then stops and joins every worker. Later
   // enqueue calls return false.
-  void shutdown() override;
+  void shutdown();
 
   // The library's accept loop calls this when no connection came within
   // its idle interval: ReleaseIdle().
-  void on_idle() override;
+  void on_idle();
 
   // Retires the workers idle for idle_ms or more by the clock, keeping
   // min_workers, and returns once they are joined; frees the heap they

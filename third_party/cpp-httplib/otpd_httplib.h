@@ -4,7 +4,7 @@
 // so the settings, which change class layouts and default values, are the
 // same in every translation unit (the generated <httplib.h> refuses to be
 // included without them). The implementation is compiled once, in
-// src/http/httplib_impl.cpp.
+// src/http/httplib_server.cpp.
 #ifndef OTPD_HTTPLIB_H_
 #define OTPD_HTTPLIB_H_
 

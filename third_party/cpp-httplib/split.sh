@@ -3,7 +3,7 @@
 # an implementation part, the way upstream's split.py does (the part between
 # the two "// ----...----" border lines is the implementation; `inline ` is
 # dropped from it). The library is then compiled once, in
-# src/http/httplib_impl.cpp, and every other file includes only the
+# src/http/httplib_server.cpp, and every other file includes only the
 # declarations (through otpd_httplib.h).
 # Usage: split.sh IN_HTTPLIB_H OUT_DIR   writes OUT_DIR/httplib.h and
 #                                        OUT_DIR/httplib_impl.inc
