@@ -267,11 +267,11 @@ Json ReadyzOperation() {
       {{"200", Response("Ready", "Ready",
                         {{"ready", Example("Ready", ready)},
                          {"degraded", Example("Ready, a provider's circuit open", degraded)}})},
-       {"503", Response("The store is not writable, or every SMS provider's circuit is open",
-                        "NotReady",
-                        {{"not_ready", Example("Not ready", store)},
-                         {"providers_open", Example("Every provider's circuit open", all_open)}},
-                        /*retry_after=*/true)}});
+       {"503",
+        Response("The store is not writable, or every SMS provider's circuit is open", "NotReady",
+                 {{"not_ready", Example("Not ready", store)},
+                  {"providers_open", Example("Every provider's circuit open", all_open)}},
+                 /*retry_after=*/true)}});
 }
 
 Json Paths(const HttpApiOptions& options) {
@@ -382,14 +382,15 @@ Json Schemas(const HttpApiOptions& options) {
   const Json degraded_providers = {
       {"type", "array"},
       {"items", {{"type", "string"}}},
-      {"description", "The SMS providers whose circuit is open or half open (twilio, vonage); "
-                      "absent while every circuit is closed"}};
+      {"description",
+       "The SMS providers whose circuit is open or half open (twilio, vonage); "
+       "absent while every circuit is closed"}};
   s["Ready"] = Object({"status"}, {{"status", {{"type", "string"}, {"enum", {"ready"}}}},
                                    {"degraded_providers", degraded_providers}});
-  s["NotReady"] = Object({"status", "detail"}, {{"status", {{"type", "string"},
-                                                           {"enum", {"unavailable"}}}},
-                                                {"detail", Str("Why")},
-                                                {"degraded_providers", degraded_providers}});
+  s["NotReady"] =
+      Object({"status", "detail"}, {{"status", {{"type", "string"}, {"enum", {"unavailable"}}}},
+                                    {"detail", Str("Why")},
+                                    {"degraded_providers", degraded_providers}});
   s["ReceiptAnswer"] = Object({"status"}, {{"status", {{"type", "string"},
                                                        {"enum", {"recorded", "ignored"}}}}});
   s["SendStatus"] = Object(

@@ -167,7 +167,7 @@ class SqliteConnection {
     int timeout_ms = 5000;
     Clock* clock = nullptr;  // never null once configured
   };
-  BusyWaitArgs busy_;  // read by the busy handler
+  BusyWaitArgs busy_;             // read by the busy handler
   int64_t wal_limit_frames_ = 0;  // > 0: WalHook checkpoints above it
   std::mutex* write_mutex_ = nullptr;  // the handle's; taken by SqliteTransaction
   SqliteDb* owner_ = nullptr;          // the handle that lent it
