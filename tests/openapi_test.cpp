@@ -6,6 +6,8 @@
 #include <functional>
 #include <map>
 #include <set>
+#include <utility>
+#include <vector>
 
 #include "otp_stack.h"
 
@@ -68,6 +70,25 @@ std::string Mismatch(const Json& doc, const Json& schema, const Json& v, const s
 
 HttpAnswer Get(OtpStack* s, const std::string& path) {
   return s->api->Handle(HttpRequest{"GET", path, "", "127.0.0.1"});
+}
+
+// SMS providers in fixed circuit states, for /readyz.
+class FixedHealth : public SmsHealth {
+ public:
+  explicit FixedHealth(std::vector<SmsProviderState> states) : states_(std::move(states)) {}
+  std::vector<SmsProviderState> ProviderStates() override { return states_; }
+  std::string RenderMetrics() override { return ""; }
+
+ private:
+  const std::vector<SmsProviderState> states_;
+};
+
+// GET /readyz with `health` as the SMS side.
+HttpAnswer GetWithHealth(OtpStack* s, SmsHealth* health) {
+  s->api->SetSmsHealth(health);
+  HttpAnswer a = Get(s, "/readyz");
+  s->api->SetSmsHealth(nullptr);
+  return a;
 }
 
 using Reproducer = std::function<HttpAnswer(OtpStack*)>;
@@ -159,6 +180,14 @@ std::map<std::string, Reproducer> Reproducers() {
   };
   r["/healthz 200 ok"] = [](OtpStack* s) { return Get(s, "/healthz"); };
   r["/readyz 200 ready"] = [](OtpStack* s) { return Get(s, "/readyz"); };
+  r["/readyz 200 degraded"] = [](OtpStack* s) {
+    FixedHealth health({{"twilio", "open"}, {"vonage", "closed"}});
+    return GetWithHealth(s, &health);
+  };
+  r["/readyz 503 providers_open"] = [](OtpStack* s) {
+    FixedHealth health({{"twilio", "open"}, {"vonage", "open"}});
+    return GetWithHealth(s, &health);
+  };
   r["/readyz 503 not_ready"] = [](OtpStack* s) {
     FailingStorage failing(s->storage.get());
     OtpService service(OtpOptions(), &failing, s->users.get(), &s->sms, &s->clock, &s->random,

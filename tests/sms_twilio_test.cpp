@@ -5,7 +5,11 @@
 #include <openssl/evp.h>
 
 #include <atomic>
-#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -61,10 +65,21 @@ std::string Basic(const std::string& user, const std::string& password) {
   return "Basic " + out;
 }
 
-int64_t MillisSince(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now() - start)
-      .count();
+// True while a loopback connection to `port` is in CLOSE_WAIT on our side
+// (/proc/net/tcp): the server closed it, and the client has not yet.
+bool ServerClosedOn(int port) {
+  char remote[32];
+  snprintf(remote, sizeof remote, "0100007F:%04X", port);
+  std::ifstream tcp("/proc/net/tcp");
+  std::string line;
+  std::getline(tcp, line);  // the header
+  while (std::getline(tcp, line)) {
+    std::istringstream fields(line);
+    std::string slot, local, peer, state;
+    fields >> slot >> local >> peer >> state;
+    if (peer == remote && state == "08") return true;  // TCP_CLOSE_WAIT
+  }
+  return false;
 }
 
 TEST_CASE("twilio: a send posts the exact form with Basic auth and keeps the sid") {
@@ -196,16 +211,16 @@ TEST_CASE("twilio: a refused connection is retried, then fails within the deadli
   o.api_base = "https://127.0.0.1:" + std::to_string(port);
   o.ca_file = certs.ca.cert_file();
   o.timeout_ms = 2000;
+  FakeClock clock;  // the backoffs move it instead of waiting
+  o.clock = &clock;
   auto sender = MustSender(o);
-  const auto start = std::chrono::steady_clock::now();
   SmsReceipt receipt;
   Status s = sender->Send("+12135554567", "code 1", &receipt);
-  const int64_t elapsed = MillisSince(start);
   CHECK_FALSE(s.ok());
+  CHECK(s.message().find("Could not establish connection") != std::string::npos);
   CHECK(receipt.provider_code == 0);
-  // Two backoffs (100 + 300 ms) show that both retries happened (a lower
-  // bound only: a loaded machine makes it longer, never shorter).
-  CHECK(elapsed >= 400);
+  // Two backoffs, 100 then 300 ms: both retries happened, and no third.
+  CHECK(clock.slept_micros() == 400 * 1000);
 }
 
 TEST_CASE("twilio: a server that never answers is abandoned at the deadline") {
@@ -214,16 +229,18 @@ TEST_CASE("twilio: a server that never answers is abandoned at the deadline") {
   fake.Hang();
   TwilioOptions o = Options(fake, certs);
   o.timeout_ms = 600;
+  FakeClock clock;
+  o.clock = &clock;
   auto sender = MustSender(o);
-  const auto start = std::chrono::steady_clock::now();
   SmsReceipt receipt;
   Status s = sender->Send("+12135554567", "code 1", &receipt);
-  const int64_t elapsed = MillisSince(start);
+  // The read timed out: the request went out and the answer was waited
+  // for, but not for the fake's 10 s hang, after which it answers 201.
   CHECK_FALSE(s.ok());
-  CHECK(elapsed >= 250);  // the read waited for the answer, but not for the
-                          // fake's 10 s hang, after which it would answer 201
+  CHECK(s.message().find("Failed to read connection") != std::string::npos);
   // The request was sent: it may have been taken, so it is not repeated.
   CHECK(fake.requests().size() == 1);
+  CHECK(clock.slept_micros() == 0);
   fake.Release();
 }
 
@@ -272,21 +289,25 @@ TEST_CASE("twilio: a pooled connection the server closed is replaced, not failed
   Certs certs;
   FakeTwilio fake(certs.good);  // closes idle connections after 1 s
   TwilioOptions o = Options(fake, certs);
-  const bool expect_retry = false;
-  SUBCASE("dropped from the pool before the server closes it") { o.max_idle_ms = 500; }
+  FakeClock clock;  // the pool's idle ages, and any backoff
+  o.clock = &clock;
+  std::function<void()> idle;
+  SUBCASE("dropped from the pool before the server closes it") {
+    o.max_idle_ms = 500;
+    idle = [&] { clock.AdvanceMonotonicMicros(501 * 1000); };
+  }
   SUBCASE("still pooled: the client sees it closed and reconnects") {
     // cpp-httplib 0.53 checks a kept connection before writing on it, so
     // the send goes out on a new one without a failed write and a retry.
     o.max_idle_ms = 60000;
+    idle = [&] { REQUIRE(WaitUntil([&] { return ServerClosedOn(fake.port()); })); };
   }
   auto sender = MustSender(o);
   SmsReceipt receipt;
   REQUIRE(sender->Send("+12135554567", "code 1", &receipt).ok());
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-  const auto start = std::chrono::steady_clock::now();
+  idle();
   CHECK(sender->Send("+12135554567", "code 2", &receipt).ok());
-  // A retry first waits 100 ms; a fresh connection takes a few.
-  CHECK((MillisSince(start) >= 100) == expect_retry);
+  CHECK(clock.slept_micros() == 0);  // no retry (each first waits 100 ms)
   CHECK(fake.requests().size() == 2);
   CHECK(fake.connections() == 2);
 }

@@ -142,6 +142,8 @@ TEST_CASE("A writer waits busy_timeout_ms for another process's lock, then Busy"
   TempDir dir;
   SqliteOptions options = OptionsFor(dir.File("otpd.db"));
   options.busy_timeout_ms = 300;
+  FakeClock clock;  // the busy handler's sleeps move it instead of waiting
+  options.clock = &clock;
   std::shared_ptr<SqliteDb> db;
   REQUIRE(OpenSqliteDb(options, &db).ok());
   SqliteLease conn_lease;
@@ -149,17 +151,17 @@ TEST_CASE("A writer waits busy_timeout_ms for another process's lock, then Busy"
   SqliteConnection* conn = conn_lease.get();
   RawDb other(options.path);  // stands for another process
   REQUIRE(other.Exec("BEGIN IMMEDIATE") == SQLITE_OK);
-  auto start = std::chrono::steady_clock::now();
+  REQUIRE(clock.slept_micros() == 0);
   Status s = WriteTransaction(conn, [] { return Status::OK(); });
-  auto waited = std::chrono::steady_clock::now() - start;
   CHECK(s.code() == Status::Code::kBusy);
-  // It waited before giving up. No upper bound: a loaded machine only
-  // makes the wait longer.
-  CHECK(waited >= std::chrono::milliseconds(290));
+  // It slept until busy_timeout_ms had passed, and not a step longer: 180
+  // sleeps of 50 us, then 582 of 500 us.
+  CHECK(clock.slept_micros() == 300 * 1000);
   // Released while we wait: the writer gets the lock without failing. A
-  // handle whose wait (60 s) only guards a hang, so however late the other
-  // side commits, the writer is still waiting for it.
+  // handle on the real clock whose wait (60 s) only guards a hang, so
+  // however late the other side commits, the writer is still waiting for it.
   SqliteOptions patient = options;
+  patient.clock = nullptr;
   patient.busy_timeout_ms = 60000;
   std::shared_ptr<SqliteDb> patient_db;
   REQUIRE(OpenSqliteDb(patient, &patient_db).ok());
@@ -427,20 +429,23 @@ TEST_CASE("Acquire waits for a connection to come back, then Busy after busy_tim
   SqliteOptions options = OptionsFor(dir.File("otpd.db"));
   options.pool_size = 1;
   options.busy_timeout_ms = 200;
+  FakeClock clock;  // its waits move it to their deadline at once
+  options.clock = &clock;
   std::shared_ptr<SqliteDb> db;
   REQUIRE(OpenSqliteDb(options, &db).ok());
   SqliteLease held;
   REQUIRE(db->Acquire(&held).ok());
+  REQUIRE(clock.slept_micros() == 0);  // a connection was free: no wait
   SqliteLease waiting;
-  auto start = std::chrono::steady_clock::now();
   Status s = db->Acquire(&waiting);
   CHECK(s.code() == Status::Code::kBusy);
-  // It waited before giving up (no upper bound: load only lengthens it).
-  CHECK(std::chrono::steady_clock::now() - start >= std::chrono::milliseconds(190));
+  CHECK(clock.slept_micros() == 200 * 1000);  // it waited busy_timeout_ms first
   CHECK(waiting.get() == nullptr);
   held.Reset();
-  // Given back while a caller waits: a pool whose wait (60 s) only guards
-  // a hang, so the giver may come as late as the machine makes it.
+  // Given back while a caller waits: a pool on the real clock whose wait
+  // (60 s) only guards a hang, so the giver may come as late as the
+  // machine makes it.
+  options.clock = nullptr;
   options.busy_timeout_ms = 60000;
   std::shared_ptr<SqliteDb> patient;
   REQUIRE(OpenSqliteDb(options, &patient).ok());
@@ -569,12 +574,9 @@ int64_t MainFileSizeAfterWrites(int checkpoint_interval_ms, int64_t target, int6
   lease.Reset();
   const int64_t now = FileSize(options.path);
   *later = -1;
-  if (checkpoint_interval_ms > 0) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (FileSize(options.path) <= target && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    if (FileSize(options.path) > target) *later = FileSize(options.path);
+  if (checkpoint_interval_ms > 0 &&
+      WaitUntil([&] { return FileSize(options.path) > target; }, 30000)) {
+    *later = FileSize(options.path);
   }
   return now;
 }

@@ -1310,22 +1310,42 @@ TEST_CASE("RedisStorage: with a key hasher, no phone number or IP shows in a key
   CHECK(keys.find("192.0.2.7") == std::string::npos);
 }
 
-TEST_CASE("RedisStorage: an unreachable server is Unavailable, fast, and retried with backoff") {
-  FakeClock clock;
+// Unavailable without a connect: the pool is waiting out its backoff.
+bool Reconnecting(const Status& s) {
+  return s.code() == Status::Code::kUnavailable &&
+         s.message().find("(reconnecting)") != std::string::npos;
+}
+
+TEST_CASE("RedisStorage: an unreachable server is Unavailable, retried after a doubling backoff") {
+  FakeClock clock;  // the backoff is on its monotonic time
   RedisOptions options = TestRedisOptions();
   options.endpoint.port = UnusedPort();  // nothing listens there
   std::unique_ptr<Storage> storage;
   REQUIRE(NewRedisStorage(options, &clock, &storage).ok());
   Status s = storage->CheckWritable();
   CHECK(s.code() == Status::Code::kUnavailable);
+  CHECK_FALSE(Reconnecting(s));  // it tried to connect
   CHECK(s.message().find("127.0.0.1:" + std::to_string(options.endpoint.port)) !=
         std::string::npos);
+  // Within the backoff every call fails at once, without a connect.
   VerifyResult r;
-  const auto start = std::chrono::steady_clock::now();
+  int reconnecting = 0;
   for (int i = 0; i < 100; i++) {
-    CHECK(storage->VerifyCode("abc", "x", kLimits, &r).code() == Status::Code::kUnavailable);
+    if (Reconnecting(storage->VerifyCode("abc", "x", kLimits, &r))) reconnecting++;
   }
-  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(1));
+  CHECK(reconnecting == 100);
+  // The next connect comes when the backoff has passed, and not a
+  // millisecond before; each failure doubles it, up to 5 s.
+  for (int64_t backoff_ms : {100, 200, 400, 800, 1600, 3200, 5000, 5000}) {
+    CAPTURE(backoff_ms);
+    clock.AdvanceMonotonicMicros((backoff_ms - 1) * 1000);
+    CHECK(Reconnecting(storage->CheckWritable()));
+    clock.AdvanceMonotonicMicros(1000);
+    s = storage->CheckWritable();
+    CHECK(s.code() == Status::Code::kUnavailable);
+    CHECK_FALSE(Reconnecting(s));
+  }
+  CHECK(clock.slept_micros() == 0);  // nothing waited
 }
 
 TEST_CASE("RedisStorage: a wrong password is a configuration error, not an outage") {

@@ -35,6 +35,12 @@ class FakeClock : public Clock {
     mono_us_ += us;
     slept_us_ += us;
   }
+  // Never waits: moves the monotonic time to the deadline, counted as slept.
+  bool WaitUntilMicros(std::condition_variable*, std::unique_lock<std::mutex>*,
+                       int64_t deadline_us) override {
+    SleepMicros(deadline_us - mono_us_.load());
+    return true;
+  }
   void AdvanceMonotonicMicros(int64_t us) { mono_us_ += us; }
   int64_t slept_micros() const { return slept_us_.load(); }
 

@@ -14,6 +14,13 @@ void Clock::SleepMicros(int64_t us) {
   if (us > 0) std::this_thread::sleep_for(std::chrono::microseconds(us));
 }
 
+bool Clock::WaitUntilMicros(std::condition_variable* cv, std::unique_lock<std::mutex>* lock,
+                            int64_t deadline_us) {
+  using namespace std::chrono;
+  const steady_clock::time_point deadline{microseconds(deadline_us)};
+  return cv->wait_until(*lock, deadline) == std::cv_status::timeout;
+}
+
 namespace {
 
 class SystemClockImpl : public Clock {

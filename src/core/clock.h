@@ -6,7 +6,9 @@
 #ifndef OTPD_CLOCK_H_
 #define OTPD_CLOCK_H_
 
+#include <condition_variable>
 #include <cstdint>
+#include <mutex>
 
 namespace otpd {
 
@@ -22,6 +24,13 @@ class Clock {
   // Waits `us` microseconds (the default: the thread sleeps). A fake clock
   // moves its monotonic time instead, so no test waits.
   virtual void SleepMicros(int64_t us);
+  // Waits on `cv`, `lock` held, until notified (or woken spuriously) or
+  // until MonotonicMicros() reaches `deadline_us`; true when it returned
+  // for the deadline (the default: cv->wait_until on steady_clock). A fake
+  // clock moves its monotonic time to the deadline instead, and returns
+  // true at once.
+  virtual bool WaitUntilMicros(std::condition_variable* cv, std::unique_lock<std::mutex>* lock,
+                               int64_t deadline_us);
 };
 
 // The process-wide wall clock. Never null; never destroyed.

@@ -250,6 +250,30 @@ Json SendStatusOperation() {
         {"422", SchemaResponse("user_id is missing or too long", "ValidationError")}}}};
 }
 
+// GET /readyz: the store, then the SMS providers' circuits (HttpApi::Ready
+// and SmsReady).
+Json ReadyzOperation() {
+  const Json ready = {{"status", "ready"}};
+  const Json degraded = {{"status", "ready"}, {"degraded_providers", Json::array({"twilio"})}};
+  const Json store = {{"status", "unavailable"}, {"detail", "store is not writable"}};
+  const Json all_open = {{"status", "unavailable"},
+                         {"detail", "every SMS provider's circuit is open"},
+                         {"degraded_providers", Json::array({"twilio", "vonage"})}};
+  return GetOperation(
+      "readyz", "Readiness",
+      "200 while the code store accepts writes and at least one SMS provider's circuit is not "
+      "open, else 503. `degraded_providers` names the providers whose circuit is open or half "
+      "open; it is absent while every circuit is closed.",
+      {{"200", Response("Ready", "Ready",
+                        {{"ready", Example("Ready", ready)},
+                         {"degraded", Example("Ready, a provider's circuit open", degraded)}})},
+       {"503",
+        Response("The store is not writable, or every SMS provider's circuit is open", "NotReady",
+                 {{"not_ready", Example("Not ready", store)},
+                  {"providers_open", Example("Every provider's circuit open", all_open)}},
+                 /*retry_after=*/true)}});
+}
+
 Json Paths(const HttpApiOptions& options) {
   Json p;
   p["/send-code"]["post"] = SendCodeOperation(options);
@@ -259,13 +283,7 @@ Json Paths(const HttpApiOptions& options) {
       {{"200", Response("Serving", "Health", {{"ok", Example("Serving", {{"status", "ok"}})}})}});
   if (options.api_keys_enabled) p["/healthz"]["get"]["security"] = Json::array();
   // Twilio signs instead of sending a key (HttpApi's constructor).
-  p["/readyz"]["get"] = GetOperation(
-      "readyz", "Readiness", "200 only when the code store accepts writes, else 503.",
-      {{"200", Response("Ready", "Health", {{"ready", Example("Ready", {{"status", "ready"}})}})},
-       {"503", Response("The store is not writable", "NotReady",
-                        {{"not_ready", Example("Not ready", {{"status", "unavailable"},
-                                                             {"detail", "store is not writable"}})}},
-                        /*retry_after=*/true)}});
+  p["/readyz"]["get"] = ReadyzOperation();
   p["/metrics"]["get"] = GetOperation(
       "metrics", "Prometheus metrics",
       "Requests by route and status, send and verify outcomes, latency histograms, active "
@@ -361,9 +379,18 @@ Json Schemas(const HttpApiOptions& options) {
       Object({"detail"}, {{"detail", {{"type", "array"}, {"items", validation_item}}}});
   s["PlainError"] = Object({"detail"}, {{"detail", Str("Not Found, Method Not Allowed, ...")}});
   s["Health"] = Object({"status"}, {{"status", Str("ok or ready")}});
-  s["NotReady"] = Object({"status", "detail"}, {{"status", {{"type", "string"},
-                                                           {"enum", {"unavailable"}}}},
-                                                {"detail", Str("Why")}});
+  const Json degraded_providers = {
+      {"type", "array"},
+      {"items", {{"type", "string"}}},
+      {"description",
+       "The SMS providers whose circuit is open or half open (twilio, vonage); "
+       "absent while every circuit is closed"}};
+  s["Ready"] = Object({"status"}, {{"status", {{"type", "string"}, {"enum", {"ready"}}}},
+                                   {"degraded_providers", degraded_providers}});
+  s["NotReady"] =
+      Object({"status", "detail"}, {{"status", {{"type", "string"}, {"enum", {"unavailable"}}}},
+                                    {"detail", Str("Why")},
+                                    {"degraded_providers", degraded_providers}});
   s["ReceiptAnswer"] = Object({"status"}, {{"status", {{"type", "string"},
                                                        {"enum", {"recorded", "ignored"}}}}});
   s["SendStatus"] = Object(

@@ -101,6 +101,7 @@ struct TwilioOptions {
   int timeout_ms = 6000;          // whole Send, retries and backoff included
   int max_idle_connections = 4;   // keep-alive connections kept for reuse
   int max_idle_ms = 20000;        // an idle connection older than this is closed
+  Clock* clock = nullptr;         // backoff sleeps, idle ages; null: SystemClock()
 };
 
 // Twilio's Programmable Messaging API. Send posts one form-encoded message
@@ -151,6 +152,7 @@ struct VonageOptions {
   int timeout_ms = 6000;
   int max_idle_connections = 4;
   int max_idle_ms = 20000;
+  Clock* clock = nullptr;  // backoff sleeps, idle ages; null: SystemClock()
 };
 
 // Vonage's SMS API. OK when messages[0].status is "0", with its
@@ -238,9 +240,6 @@ class FailoverSmsSender : public SmsSender, public SmsHealth {
   std::vector<SmsProviderState> ProviderStates() override;
   std::string RenderMetrics() override;
   const ProviderMetrics& metrics() const;
-
-  // The sender named `name` (for `otpd sms test --provider`), or null.
-  SmsSender* Provider(const std::string& name);
 
  private:
   struct Impl;

@@ -13,7 +13,6 @@
 #include <cstring>
 #include <iterator>
 #include <mutex>
-#include <thread>
 
 #include "core/log.h"
 #include "core/phone.h"
@@ -30,7 +29,7 @@ using Millis = std::chrono::milliseconds;
 namespace {
 
 constexpr int kMaxRetries = 2;
-constexpr int kBackoffMs[kMaxRetries] = {100, 300};
+constexpr int64_t kBackoffMs[kMaxRetries] = {100, 300};
 // Providers' answers are a few KiB; the library itself sets no limit.
 constexpr size_t kMaxAnswerBytes = 64 * 1024;
 
@@ -118,9 +117,10 @@ ProviderDeadline ProviderDeadlineIn(int timeout_ms) { return Steady::now() + Mil
 struct ProviderClient::Impl {
   ProviderClientOptions options;
   Endpoint ep;
+  Clock* clock = nullptr;  // never null once made
   struct Idle {
     std::unique_ptr<httplib::SSLClient> client;
-    Steady::time_point since;
+    int64_t since_us;  // clock's monotonic time
   };
   std::mutex mu;
   std::vector<Idle> idle;  // guarded by mu; the most recently used last
@@ -152,9 +152,9 @@ std::unique_ptr<httplib::SSLClient> ProviderClient::Impl::Acquire() {
   std::vector<Idle> stale;  // closed outside the lock
   {
     std::lock_guard<std::mutex> lock(mu);
-    const Steady::time_point oldest = Steady::now() - Millis(options.max_idle_ms);
+    const int64_t oldest_us = clock->MonotonicMicros() - int64_t{options.max_idle_ms} * 1000;
     auto fresh = std::find_if(idle.begin(), idle.end(),
-                              [oldest](const Idle& i) { return i.since >= oldest; });
+                              [oldest_us](const Idle& i) { return i.since_us >= oldest_us; });
     std::move(idle.begin(), fresh, std::back_inserter(stale));
     idle.erase(idle.begin(), fresh);
     if (!idle.empty()) {
@@ -168,7 +168,7 @@ std::unique_ptr<httplib::SSLClient> ProviderClient::Impl::Acquire() {
 void ProviderClient::Impl::Release(std::unique_ptr<httplib::SSLClient> client) {
   std::lock_guard<std::mutex> lock(mu);
   if (static_cast<int>(idle.size()) < options.max_idle_connections) {
-    idle.push_back(Idle{std::move(client), Steady::now()});
+    idle.push_back(Idle{std::move(client), clock->MonotonicMicros()});
   }
 }
 
@@ -233,6 +233,7 @@ Status ProviderClient::New(const ProviderClientOptions& options,
   if (s.ok()) s = CheckCaFile(name, options.ca_file);
   if (!s.ok()) return s;
   impl->options = options;
+  impl->clock = options.clock != nullptr ? options.clock : SystemClock();
   client->reset(new ProviderClient(std::move(impl)));
   return Status::OK();
 }
@@ -244,12 +245,13 @@ Status ProviderClient::PostForm(const ProviderPost& post, const ProviderAnswerRe
     bool retryable = false;
     s = impl_->Attempt(post, read, &retryable);
     if (s.ok() || !retryable || attempt == kMaxRetries) break;
-    const Steady::time_point retry_at = Steady::now() + Millis(kBackoffMs[attempt]);
-    if (retry_at + Millis(10) >= post.deadline) break;
+    if (Steady::now() + Millis(kBackoffMs[attempt] + 10) >= post.deadline) break;
+    Clock* clock = impl_->clock;
+    const int64_t retry_at_us = clock->MonotonicMicros() + kBackoffMs[attempt] * 1000;
     Log(LogLevel::kWarn, name + " send retried",
         {{"to", MaskPhone(post.to)}, {"attempt", std::to_string(attempt + 1)},
          {"error", s.message()}});
-    std::this_thread::sleep_until(retry_at);
+    clock->SleepMicros(retry_at_us - clock->MonotonicMicros());
   }
   return s;
 }

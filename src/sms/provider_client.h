@@ -16,9 +16,10 @@
 //   AnswerReader calls retryable (typically 429 and 5xx).
 // - Answers larger than 64 KiB are dropped.
 //
-// Thread-safe. Deadlines are on std::chrono::steady_clock: they bound how
-// long a request thread waits and are never stored, so the injected wall
-// Clock (core/clock.h), which may jump, would be the wrong tool.
+// Thread-safe. Deadlines are on std::chrono::steady_clock: they bound the
+// socket waits, which only real time can shorten. The backoff sleeps and
+// the pool's idle ages go through the options' Clock (core/clock.h: its
+// monotonic time and SleepMicros), which tests fake.
 #ifndef OTPD_SMS_PROVIDER_CLIENT_H_
 #define OTPD_SMS_PROVIDER_CLIENT_H_
 
@@ -29,6 +30,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/clock.h"
 #include "core/status.h"
 
 namespace otpd {
@@ -50,6 +52,7 @@ struct ProviderClientOptions {
   int connect_timeout_ms = 1500;  // per TCP+TLS connect, at most
   int max_idle_connections = 4;
   int max_idle_ms = 20000;
+  Clock* clock = nullptr;  // backoff sleeps, idle ages; null: SystemClock()
 };
 
 // One HTTP answer from the provider.

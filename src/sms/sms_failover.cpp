@@ -173,11 +173,4 @@ std::string FailoverSmsSender::RenderMetrics() { return impl_->metrics.Render();
 
 const ProviderMetrics& FailoverSmsSender::metrics() const { return impl_->metrics; }
 
-SmsSender* FailoverSmsSender::Provider(const std::string& name) {
-  for (Impl::Entry& e : impl_->entries) {
-    if (e.name == name) return e.sender.get();
-  }
-  return nullptr;
-}
-
 }  // namespace otpd

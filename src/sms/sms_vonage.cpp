@@ -129,6 +129,7 @@ Status NewVonageSmsSender(const VonageOptions& options, std::unique_ptr<SmsSende
   c.connect_timeout_ms = options.connect_timeout_ms;
   c.max_idle_connections = options.max_idle_connections;
   c.max_idle_ms = options.max_idle_ms;
+  c.clock = options.clock;
   std::unique_ptr<ProviderClient> client;
   Status s = ProviderClient::New(c, &client);
   if (!s.ok()) return s;

@@ -232,6 +232,7 @@ Status NewTwilioChannelSender(const TwilioOptions& twilio, const TwilioChannelOp
   c.connect_timeout_ms = twilio.connect_timeout_ms;
   c.max_idle_connections = twilio.max_idle_connections;
   c.max_idle_ms = twilio.max_idle_ms;
+  c.clock = twilio.clock;
   std::unique_ptr<ProviderClient> client;
   Status s = ProviderClient::New(c, &client);
   if (!s.ok()) return s;

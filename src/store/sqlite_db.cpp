@@ -431,23 +431,25 @@ Status SqliteConnection::Open(const SqliteOptions& options,
 // a lock held for tens of microseconds into a p99 of hundreds of
 // milliseconds; yielding first and then sleeping briefly keeps the wait
 // close to the time the lock is actually held, up to busy_timeout_ms.
-int BusyWait(void* timeout_ms, int count) {
-  thread_local std::chrono::steady_clock::time_point started;
-  const auto now = std::chrono::steady_clock::now();
-  if (count == 0) started = now;
-  if (now - started >= std::chrono::milliseconds(*static_cast<int*>(timeout_ms))) return 0;
+int SqliteConnection::BusyWait(void* args, int count) {
+  const auto* busy = static_cast<const BusyWaitArgs*>(args);
+  thread_local int64_t started_us = 0;
+  const int64_t now_us = busy->clock->MonotonicMicros();
+  if (count == 0) started_us = now_us;
+  if (now_us - started_us >= int64_t{busy->timeout_ms} * 1000) return 0;
   if (count < 20) {
     sched_yield();
   } else {
-    usleep(count < 200 ? 50 : 500);
+    busy->clock->SleepMicros(count < 200 ? 50 : 500);
   }
   return 1;
 }
 
 Status SqliteConnection::Configure(const SqliteOptions& options) {
   sqlite3_extended_result_codes(db_, 1);
-  busy_timeout_ms_ = options.busy_timeout_ms;
-  int rc = sqlite3_busy_handler(db_, BusyWait, &busy_timeout_ms_);
+  busy_.timeout_ms = options.busy_timeout_ms;
+  busy_.clock = options.clock != nullptr ? options.clock : SystemClock();
+  int rc = sqlite3_busy_handler(db_, BusyWait, &busy_);
   if (rc != SQLITE_OK) return SqliteStatus(db_, rc, "cannot set busy_timeout on " + options.path);
   if (options.synchronous != "NORMAL" && options.synchronous != "FULL") {
     return Status::InvalidArgument("synchronous must be NORMAL or FULL, not \"" +
@@ -621,10 +623,10 @@ void SqliteDb::CheckpointLoop() {
 Status SqliteDb::Acquire(SqliteLease* lease) {
   lease->Reset();
   std::unique_lock<std::mutex> lock(mu_);
-  const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.busy_timeout_ms);
+  Clock* clock = options_.clock != nullptr ? options_.clock : SystemClock();
+  const int64_t deadline_us = clock->MonotonicMicros() + int64_t{options_.busy_timeout_ms} * 1000;
   while (idle_.empty() && all_.size() + opening_ >= options_.pool_size) {
-    if (pool_cv_.wait_until(lock, deadline) == std::cv_status::timeout && idle_.empty() &&
+    if (clock->WaitUntilMicros(&pool_cv_, &lock, deadline_us) && idle_.empty() &&
         all_.size() + opening_ >= options_.pool_size) {
       return Status::Busy("all " + std::to_string(options_.pool_size) +
                           " database connections stayed busy for busy_timeout_ms");

@@ -224,7 +224,8 @@ using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
 // to 5 s; meanwhile Acquire fails at once, so requests answer 503 quickly.
 class RedisPool {
  public:
-  explicit RedisPool(const RedisOptions& options) : options_(options) {}
+  // `clock`: the backoff's time (its monotonic clock).
+  RedisPool(const RedisOptions& options, Clock* clock) : options_(options), clock_(clock) {}
   ~RedisPool() {
     for (redisContext* c : idle_) redisFree(c);
   }
@@ -246,7 +247,10 @@ class RedisPool {
   Status CheckAlive(redisContext* c);
   std::string Where() const { return "redis at " + options_.endpoint.Describe(); }
 
+  int64_t MonotonicMillis() const { return clock_->MonotonicMicros() / 1000; }
+
   const RedisOptions options_;
+  Clock* const clock_;
   std::atomic<bool> seen_alive_{false};  // "<prefix>alive" was there or set by us
   std::mutex mu_;
   std::condition_variable cv_;
@@ -254,7 +258,7 @@ class RedisPool {
   int open_ = 0;             // idle + leased
   bool connecting_ = false;  // a connect after a failure is under way
   int64_t backoff_ms_ = 0;   // 0: the last connect worked
-  int64_t retry_at_ms_ = 0;  // steady clock
+  int64_t retry_at_ms_ = 0;  // MonotonicMillis()
   Status last_error_;
 };
 
@@ -388,7 +392,7 @@ Status RedisPool::Acquire(redisContext** out) {
     }
     if (open_ < options_.connections) {
       // After a failure: one connect at a time, and not before the backoff.
-      if (backoff_ms_ > 0 && (connecting_ || SteadyMillis() < retry_at_ms_)) {
+      if (backoff_ms_ > 0 && (connecting_ || MonotonicMillis() < retry_at_ms_)) {
         if (last_error_.code() != Status::Code::kUnavailable) return last_error_;
         return Status::Unavailable(last_error_.message() + " (reconnecting)");
       }
@@ -403,7 +407,7 @@ Status RedisPool::Acquire(redisContext** out) {
       if (!s.ok()) {
         open_--;
         backoff_ms_ = backoff_ms_ == 0 ? kFirstBackoffMs : std::min(2 * backoff_ms_, kMaxBackoffMs);
-        retry_at_ms_ = SteadyMillis() + backoff_ms_;
+        retry_at_ms_ = MonotonicMillis() + backoff_ms_;
         last_error_ = s;
         cv_.notify_all();
         return s;
@@ -493,7 +497,7 @@ class RedisStorage : public Storage {
 };
 
 RedisStorage::RedisStorage(const RedisOptions& options, Clock* clock)
-    : options_(options), prefix_(options.prefix), clock_(clock), pool_(options) {
+    : options_(options), prefix_(options.prefix), clock_(clock), pool_(options, clock) {
   unsigned char bytes[8] = {};
   if (RAND_bytes(bytes, sizeof bytes) != 1) {
     // Not secret, only distinct: the time and PID distinguish nodes too.
