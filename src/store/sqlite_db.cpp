@@ -729,33 +729,6 @@ Status SqliteDb::CheckFileUnchanged() const {
   return Status::OK();
 }
 
-struct SqliteDb::GroupOp {
-  const std::function<Status(SqliteConnection*)>* body;
-  Status result;
-  bool done = false;
-};
-
-Status SqliteDb::GroupWrite(const std::function<Status(SqliteConnection*)>& body) {
-  GroupOp op{&body, Status::OK(), false};
-  std::unique_lock<std::mutex> lock(group_mu_);
-  group_queue_.push_back(&op);
-  // Wait until a leader has run this op, or until no one leads: then lead.
-  group_cv_.wait(lock, [&] { return op.done || !group_leading_; });
-  if (op.done) return op.result;
-  group_leading_ = true;
-  std::vector<GroupOp*> batch;
-  batch.swap(group_queue_);  // holds op: it was queued and is not done
-  lock.unlock();
-  RunGroup(batch);
-  lock.lock();
-  for (GroupOp* done : batch) done->done = true;
-  group_leading_ = false;
-  lock.unlock();
-  // Wakes the callers of this batch, and the next leader.
-  group_cv_.notify_all();
-  return op.result;
-}
-
 Status SqliteDb::OpenWriter(std::unique_ptr<SqliteConnection>* conn) {
   Status s = SqliteConnection::Open(options_, conn);
   if (s.ok()) {
@@ -763,46 +736,6 @@ Status SqliteDb::OpenWriter(std::unique_ptr<SqliteConnection>* conn) {
     (*conn)->owner_ = this;
   }
   return s;
-}
-
-void SqliteDb::RunGroup(const std::vector<GroupOp*>& batch) {
-  Status s;
-  if (writer_conn_ == nullptr) s = OpenWriter(&writer_conn_);
-  SqliteConnection* conn = writer_conn_.get();
-  SqliteTransaction txn(conn);
-  if (s.ok()) s = txn.Begin();
-  if (!s.ok()) {
-    for (GroupOp* op : batch) op->result = s;
-    return;
-  }
-  Status lost;  // set when a failed statement rolled back the whole transaction
-  for (GroupOp* op : batch) {
-    if (!lost.ok()) {
-      op->result = lost;
-      continue;
-    }
-    SqliteStatement save;
-    Status os = conn->Prepare("SAVEPOINT group_op", &save);
-    if (os.ok()) os = save.Run();
-    if (os.ok()) os = (*op->body)(conn);
-    op->result = os;
-    if (sqlite3_get_autocommit(conn->handle())) {
-      lost = os.ok() ? Status::Internal("a group write ended its transaction") : os;
-      continue;
-    }
-    if (!os.ok()) {
-      SqliteStatement undo;
-      if (conn->Prepare("ROLLBACK TO group_op", &undo).ok()) undo.Run();
-    }
-    SqliteStatement release;
-    if (conn->Prepare("RELEASE group_op", &release).ok()) release.Run();
-  }
-  s = lost.ok() ? txn.Commit() : lost;
-  if (!s.ok()) {
-    for (GroupOp* op : batch) {
-      if (op->result.ok()) op->result = s;
-    }
-  }
 }
 
 void SqliteDb::SetWriteError(const Status& s) {

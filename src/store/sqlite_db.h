@@ -284,17 +284,6 @@ class SqliteDb : public std::enable_shared_from_this<SqliteDb> {
   // one-row upsert. A probe that commits clears WriteHealth.
   Status ProbeWrite(const std::function<Status(SqliteConnection*)>& upsert);
 
-  // Group commit: runs `body` in one write transaction shared with the
-  // bodies other threads queued meanwhile. One caller at a time leads: on
-  // the handle's own writer connection it takes BEGIN IMMEDIATE (after
-  // this process's writer mutex, like SqliteTransaction), runs every queued
-  // body in its own SAVEPOINT (a body that fails is undone alone), commits
-  // once and wakes each caller with its body's status, or with the
-  // failure of BEGIN or COMMIT (then nothing of any body stays). Returns
-  // only after the commit: an OK is as durable as WriteTransaction's.
-  // `body` must do all its reads and writes on the connection it is given.
-  Status GroupWrite(const std::function<Status(SqliteConnection*)>& body);
-
   // Opens a connection outside the pool for one owner that writes often
   // (the code store's writer): its transactions queue on this process's
   // writer mutex like every other, and its write errors show in
@@ -324,15 +313,6 @@ class SqliteDb : public std::enable_shared_from_this<SqliteDb> {
   mutable std::mutex health_mu_;
   std::string write_error_;  // guarded by health_mu_
   std::atomic<int64_t> bounded_checkpoints_{0};
-
-  struct GroupOp;
-  // Runs `batch` in one transaction on writer_conn_; fills each result.
-  void RunGroup(const std::vector<GroupOp*>& batch);
-  std::mutex group_mu_;
-  std::condition_variable group_cv_;
-  std::vector<GroupOp*> group_queue_;  // guarded by group_mu_
-  bool group_leading_ = false;         // guarded by group_mu_
-  std::unique_ptr<SqliteConnection> writer_conn_;  // the leader's; opened on first use
 
   std::mutex write_mutex_;  // one writer at a time in this process
   std::mutex mu_;           // guards the pool below
