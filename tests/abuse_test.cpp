@@ -138,10 +138,11 @@ TEST_CASE("otpd binary: allowed_country_codes = 1 warns that it admits many regi
 TEST_CASE("otpd binary: send_ip_cap counts one IPv6 /64 as one client") {
   TempDir dir;
   std::string users;
-  for (int i = 0; i < 4; i++) users += "u" + std::to_string(i) + " = \"+1201555010" +
-                                       std::to_string(i) + "\"\n";
-  const std::string limits = "send_cooldown = 0\nsend_user_cap = 0\nsend_phone_cap = 0\n"
-                             "send_ip_cap = 2\n";
+  for (int i = 0; i < 4; i++)
+    users += "u" + std::to_string(i) + " = \"+1201555010" + std::to_string(i) + "\"\n";
+  const std::string limits =
+      "send_cooldown = 0\nsend_user_cap = 0\nsend_phone_cap = 0\n"
+      "send_ip_cap = 2\n";
   OtpdProcess otpd(dir, "a", {"--config", AbuseConfig(dir, "a", limits, users)});
   CHECK(SendFrom(otpd, "u0", "2001:db8:1:2::1")->status == 200);
   CHECK(SendFrom(otpd, "u1", "2001:db8:1:2::2")->status == 200);
@@ -153,8 +154,8 @@ TEST_CASE("otpd binary: send_ip_cap counts one IPv6 /64 as one client") {
 
 TEST_CASE("otpd binary: concealed sends do not spend sms_budget_per_hour, but respect it") {
   TempDir dir;
-  const std::string extra = std::string(kOpenLimits) +
-                            "conceal_unknown_users = true\nsms_budget_per_hour = 3\n";
+  const std::string extra =
+      std::string(kOpenLimits) + "conceal_unknown_users = true\nsms_budget_per_hour = 3\n";
   const std::string users =
       "abc = \"+12015551111\"\nbob = \"+12025552222\"\ncat = \"+12035553333\"\n";
   OtpdProcess otpd(dir, "a", {"--config", AbuseConfig(dir, "a", extra, users)});
@@ -173,8 +174,8 @@ TEST_CASE("otpd binary: concealed sends do not spend sms_budget_per_hour, but re
 
 TEST_CASE("otpd binary: a concealed answer's phone is as long as the region's real numbers") {
   TempDir dir;
-  const std::string extra = std::string(kOpenLimits) +
-                            "conceal_unknown_users = true\nallowed_country_codes = \"44\"\n";
+  const std::string extra =
+      std::string(kOpenLimits) + "conceal_unknown_users = true\nallowed_country_codes = \"44\"\n";
   OtpdProcess otpd(dir, "a",
                    {"--config", AbuseConfig(dir, "a", extra, "uk = \"+447400900123\"\n")});
   auto res = SendFrom(otpd, "uk");
@@ -199,7 +200,8 @@ TEST_CASE("otpd binary: a concealed answer's phone is as long as the region's re
 TEST_CASE("otpd binary: /metrics counts an SMS duration for concealed sends too") {
   TempDir dir;
   const std::string extra = std::string(kOpenLimits) + "conceal_unknown_users = true\n";
-  OtpdProcess otpd(dir, "a", {"--config", AbuseConfig(dir, "a", extra, "abc = \"+12015551111\"\n")});
+  OtpdProcess otpd(dir, "a",
+                   {"--config", AbuseConfig(dir, "a", extra, "abc = \"+12015551111\"\n")});
   const std::string count = "otpd_sms_send_duration_seconds_count{result=\"ok\"}";
   REQUIRE(SendFrom(otpd, "abc")->status == 200);
   for (int i = 0; i < 3; i++) REQUIRE(SendFrom(otpd, "ghost" + std::to_string(i))->status == 200);
@@ -209,9 +211,10 @@ TEST_CASE("otpd binary: /metrics counts an SMS duration for concealed sends too"
 
 TEST_CASE("otpd binary: concealed answers before any real send still wait (the prior)") {
   TempDir dir;
-  const std::string extra = std::string(kOpenLimits) +
-                            "conceal_unknown_users = true\nconceal_initial_wait = 400\n";
-  OtpdProcess otpd(dir, "a", {"--config", AbuseConfig(dir, "a", extra, "abc = \"+12015551111\"\n")});
+  const std::string extra =
+      std::string(kOpenLimits) + "conceal_unknown_users = true\nconceal_initial_wait = 400\n";
+  OtpdProcess otpd(dir, "a",
+                   {"--config", AbuseConfig(dir, "a", extra, "abc = \"+12015551111\"\n")});
   // No real send yet: each concealed answer waits a draw from the prior,
   // uniform over [200 ms, 600 ms] (before the prior it answered at once),
   // and /metrics counts the wait drawn, not one measured by a clock.
@@ -233,7 +236,8 @@ TEST_CASE("otpd binary: a burst to one region pauses it (429) across processes a
   for (int i = 0; i < 8; i++) {
     users += "j" + std::to_string(i) + " = \"+187621012" + std::to_string(10 + i) + "\"\n";
   }
-  const std::string extra = std::string(kOpenLimits) + "pumping_min_sends = 5\npumping_pause = 600\n";
+  const std::string extra =
+      std::string(kOpenLimits) + "pumping_min_sends = 5\npumping_pause = 600\n";
   const std::string conf = AbuseConfig(dir, "a", extra, users);
   {
     OtpdProcess otpd(dir, "a", {"--config", conf});
@@ -283,8 +287,8 @@ TEST_CASE("otpd check-config prints the brute-force budget of the settings") {
   CommandResult r = RunOtpd(dir, {"check-config", "--database", dir.File("otpd.db")});
   CHECK(r.exit_code == 0);
   CHECK(r.out.find("one user can be guessed at most 10 times an hour") != std::string::npos);
-  r = RunOtpd(dir, {"check-config", "--database", dir.File("otpd.db"), "--verify-failure-cap",
-                    "3"});
+  r = RunOtpd(dir,
+              {"check-config", "--database", dir.File("otpd.db"), "--verify-failure-cap", "3"});
   CHECK(r.exit_code == 0);
   CHECK(r.out.find("one user can be guessed at most 3 times an hour") != std::string::npos);
   CHECK(r.out.find("one IP (IPv6: one /64) 18100 times") != std::string::npos);
@@ -298,8 +302,8 @@ namespace otpd {
 TEST_CASE("otpd binary: a Redis restart without persistence does not reset the failure cap") {
   TempDir dir;
   RedisServer redis;  // no persistence: a restart loses every key
-  const std::string extra = std::string(kOpenLimits) +
-                            "store = \"redis\"\nredis_url = \"" + redis.url() +
+  const std::string extra = std::string(kOpenLimits) + "store = \"redis\"\nredis_url = \"" +
+                            redis.url() +
                             "\"\nredis_fallback = false\nverify_failure_cap = 2\n"
                             "max_attempts = 5\n";
   const std::string path = dir.File("r.conf");

@@ -76,10 +76,10 @@ TEST_CASE("every command of the command line has one handler, in the table's ord
   }
   std::set<Command> seen;
   for (const AdminCommand& c : AdminCommands()) CHECK(seen.insert(c.command).second);
-  for (Command c : {Command::kServe, Command::kUsersAdd, Command::kUsersRemove,
-                    Command::kUsersList, Command::kUsersImport, Command::kUsersExport,
-                    Command::kCheckConfig, Command::kBackup, Command::kSmsTest, Command::kAudit,
-                    Command::kRegionsList, Command::kRegionsPause, Command::kRegionsUnpause}) {
+  for (Command c : {Command::kServe, Command::kUsersAdd, Command::kUsersRemove, Command::kUsersList,
+                    Command::kUsersImport, Command::kUsersExport, Command::kCheckConfig,
+                    Command::kBackup, Command::kSmsTest, Command::kAudit, Command::kRegionsList,
+                    Command::kRegionsPause, Command::kRegionsUnpause}) {
     CHECK(seen.count(c) == 1);
   }
   CHECK(seen.count(Command::kExit) == 0);
@@ -185,9 +185,10 @@ TEST_CASE("regions list, pause and unpause through the command table") {
     REQUIRE(guard.CountSend("+18762101235", "u", "").allowed);
   }
   REQUIRE(Exec(dir, Command::kRegionsList, {}, &out) == 0);
-  CHECK(out == "key\tsent\tverified\tconversion\tbaseline\tpaused\n"
-               "+1-876\t2\t0\t0%\t0.0\t-\n"
-               "JM\t2\t0\t0%\t0.0\t-\n");
+  CHECK(out ==
+        "key\tsent\tverified\tconversion\tbaseline\tpaused\n"
+        "+1-876\t2\t0\t0%\t0.0\t-\n"
+        "JM\t2\t0\t0%\t0.0\t-\n");
 
   REQUIRE(Exec(dir, Command::kRegionsPause, {"jm", "120"}, nullptr, &err) == 0);
   CHECK(err == "otpd: regions: JM paused for 120 s\n");

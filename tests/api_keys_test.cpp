@@ -34,18 +34,18 @@ TEST_CASE("ApiKeys: only Bearer with an exact configured key is allowed") {
   CHECK_FALSE(keys.empty());
   CHECK(keys.Allows(std::string("Bearer ") + kKeyA));
   CHECK(keys.Allows(std::string("bearer ") + kKeyB));
-  CHECK_FALSE(keys.Allows(kKeyA));                                  // no scheme
+  CHECK_FALSE(keys.Allows(kKeyA));  // no scheme
   CHECK_FALSE(keys.Allows(std::string("Basic ") + kKeyA));
-  CHECK_FALSE(keys.Allows(std::string("Bearer ") + kKeyA + "x"));   // longer
+  CHECK_FALSE(keys.Allows(std::string("Bearer ") + kKeyA + "x"));            // longer
   CHECK_FALSE(keys.Allows(std::string("Bearer ") + "aaaaaaaaaaaaaaaa000"));  // prefix
-  CHECK_FALSE(keys.Allows(std::string("Bearer  ") + kKeyA));        // extra space
+  CHECK_FALSE(keys.Allows(std::string("Bearer  ") + kKeyA));                 // extra space
   CHECK_FALSE(keys.Allows("Bearer "));
   CHECK_FALSE(keys.Allows(""));
 }
 
 TEST_CASE("ApiKeys: bad keys in the list are refused without echoing them") {
-  for (const char* bad : {"short", "has space in the middle!", "aaaaaaaaaaaaaaaa,", ",",
-                          "aaaaaaaaaaaaaaaa\x01zzz"}) {
+  for (const char* bad :
+       {"short", "has space in the middle!", "aaaaaaaaaaaaaaaa,", ",", "aaaaaaaaaaaaaaaa\x01zzz"}) {
     INFO(bad);
     CHECK(ApiKeys::CheckList(bad).IsInvalidArgument());
     ApiKeys keys;

@@ -2,10 +2,10 @@
 // config file on a free loopback port, spoken to over HTTP
 // (otpd_process.h).
 #include <doctest/doctest.h>
+#include <netinet/in.h>
 #include <otpd_httplib.h>
 #include <signal.h>
 #include <sqlite3.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -142,9 +142,10 @@ TEST_CASE("otpd binary: SIGTERM answers every request in flight, then exits 0") 
   TempDir dir;
   OtpdProcess otpd(dir, "a", {"--config", Config(dir, "sms.log", kNoSendLimits)});
   const std::string body = R"({"user_id":"abc"})";
-  const std::string head = "POST /send-code HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                           "Content-Type: application/json\r\nContent-Length: " +
-                           std::to_string(body.size()) + "\r\n\r\n";
+  const std::string head =
+      "POST /send-code HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+      "Content-Type: application/json\r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n";
   // Five requests whose bodies are only half sent when the signal comes.
   std::vector<int> fds;
   for (int i = 0; i < 5; i++) {
@@ -238,7 +239,8 @@ TEST_CASE("otpd binary: SIGHUP re-syncs [users] and applies live settings") {
   WriteFile(conf, "listen = \"127.0.0.1\"\nport = 0\ndatabase = \"" + dir.File("otpd.db") +
                       "\"\nsms_log_file = \"" + dir.File("sms.log") +
                       "\"\nthreads = 64\nexpose_phone = \"full\"\n" + StoreConfig(dir) +
-                      kNoSendLimits + "message_template = \"{app} says {code}\"\n"
+                      kNoSendLimits +
+                      "message_template = \"{app} says {code}\"\n"
                       "[users]\nabc = \"+12015551111\"\nnewbie = \"+12035553333\"\n");
   REQUIRE(kill(otpd.pid(), SIGHUP) == 0);
   REQUIRE(WaitForLog(otpd.log(), "reloaded"));
@@ -261,7 +263,7 @@ TEST_CASE("otpd binary: a bad config on SIGHUP is logged and the running config 
   auto cli = otpd.Client();
   size_t n = 0;
   for (const std::string& bad : {std::string("code_length = 11\n"), std::string("not toml\n"),
-                                std::string("[users]\nabc = \"555\"\n")}) {
+                                 std::string("[users]\nabc = \"555\"\n")}) {
     WriteFile(conf, bad);
     REQUIRE(kill(otpd.pid(), SIGHUP) == 0);
     REQUIRE(WaitForLog(otpd.log(), "\"reload failed; keeping the running config\"", ++n));
@@ -323,7 +325,8 @@ TEST_CASE("otpd users import/export: CSV and old-service lines, all or nothing, 
         "user_id,phone,locale\nabc,+12035553333,\namy,+12055554444,\n\"doe, j\",+12025552222,\n");
   WriteFile(dir.File("export.csv"), r.out);
   const std::string db2 = dir.File("copy.db");
-  CHECK(RunOtpd(dir, {"users", "import", dir.File("export.csv"), "--database", db2}).exit_code == 0);
+  CHECK(RunOtpd(dir, {"users", "import", dir.File("export.csv"), "--database", db2}).exit_code ==
+        0);
   CHECK(RunOtpd(dir, {"users", "export", "--database", db2}).out == r.out);
 }
 
@@ -372,7 +375,8 @@ TEST_CASE("otpd backup: consistent copies of a database being written, never ove
   for (auto& t : load) t.join();
   CHECK(answered > 0);
   const std::string before = ReadFile(dir.File("backup0.db"));
-  CommandResult r = RunOtpd(dir, {"backup", dir.File("backup0.db"), "--database", dir.File("otpd.db")});
+  CommandResult r =
+      RunOtpd(dir, {"backup", dir.File("backup0.db"), "--database", dir.File("otpd.db")});
   CHECK(r.exit_code == 1);
   CHECK(r.err.find("already exists") != std::string::npos);
   CHECK(ReadFile(dir.File("backup0.db")) == before);
@@ -409,9 +413,9 @@ namespace {
 // What one load thread of the crash test knows about its user.
 struct CrashUser {
   std::string id, phone;
-  std::string code;      // the last code answered 200, "" if none
-  int attempts = 0;      // wrong guesses answered 400 on that code
-  bool consumed = false; // the code was verified (200)
+  std::string code;          // the last code answered 200, "" if none
+  int attempts = 0;          // wrong guesses answered 400 on that code
+  bool consumed = false;     // the code was verified (200)
   bool lost_send = false;    // a send got no answer: the live code is unknown
   bool lost_guess = false;   // a wrong guess got no answer: it may have counted
   bool lost_verify = false;  // a right guess got no answer: it may have consumed
@@ -488,12 +492,13 @@ std::string QueryText(const std::string& db_path, const std::string& sql) {
   sqlite3* db = nullptr;
   std::string out;
   if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
-    sqlite3_exec(db, sql.c_str(),
-                 [](void* o, int, char** v, char**) {
-                   *static_cast<std::string*>(o) = v[0] ? v[0] : "NULL";
-                   return 0;
-                 },
-                 &out, nullptr);
+    sqlite3_exec(
+        db, sql.c_str(),
+        [](void* o, int, char** v, char**) {
+          *static_cast<std::string*>(o) = v[0] ? v[0] : "NULL";
+          return 0;
+        },
+        &out, nullptr);
   }
   sqlite3_close(db);
   return out;
@@ -515,8 +520,8 @@ TEST_CASE("otpd binary: kill -9 under load loses no answered code and no attempt
   // Every send and abuse limit off: each request of the load is answered
   // by the store, not refused before it.
   WriteFile(conf, "listen = \"127.0.0.1\"\nport = 0\ndatabase = \"" + dir.File("otpd.db") +
-                      "\"\nsms_log_file = \"" + dir.File("sms.log") + "\"\nmax_attempts = " +
-                      std::to_string(kMaxAttempts) +
+                      "\"\nsms_log_file = \"" + dir.File("sms.log") +
+                      "\"\nmax_attempts = " + std::to_string(kMaxAttempts) +
                       "\nsend_cooldown = 0\nsend_user_cap = 0\nsend_phone_cap = 0\n"
                       "send_ip_cap = 0\nsms_budget_per_hour = 0\nverify_failure_cap = 0\n"
                       "ip_requests_per_minute = 0\npumping_detection = false\n" +
@@ -548,8 +553,8 @@ TEST_CASE("otpd binary: kill -9 under load loses no answered code and no attempt
     // Codes in Redis: the attempts on disk are Redis's business; the
     // restarted otpd's answers below check them.
     if (u.lost_send || u.code.empty() || TestStoreIsRedis()) continue;
-    const std::string attempts = QueryText(
-        dir.File("otpd.db"), "SELECT attempts FROM otps WHERE user_id = '" + u.id + "'");
+    const std::string attempts =
+        QueryText(dir.File("otpd.db"), "SELECT attempts FROM otps WHERE user_id = '" + u.id + "'");
     if (u.consumed || u.lost_verify) {
       CHECK_MESSAGE((attempts.empty() || u.lost_verify), u.id);
       continue;
@@ -567,9 +572,9 @@ TEST_CASE("otpd binary: kill -9 under load loses no answered code and no attempt
     if (u.lost_send || u.code.empty() || u.lost_verify) continue;  // the live code is unknown
     if (u.consumed) {
       // A code answered 200 at verify stays consumed.
-      CHECK_MESSAGE(cli.Post("/verify-code", VerifyJson(u.id, u.code), "application/json")
-                            ->status == 404,
-                    u.id);
+      CHECK_MESSAGE(
+          cli.Post("/verify-code", VerifyJson(u.id, u.code), "application/json")->status == 404,
+          u.id);
       consumed_checked++;
       continue;
     }
@@ -587,9 +592,9 @@ TEST_CASE("otpd binary: kill -9 under load loses no answered code and no attempt
   }
   int sends = 0, refused = 0;
   for (const CrashUser& u : state) sends += u.sends, refused += u.refused;
-  MESSAGE("crash test: ", sends, " codes sent, ", refused, " refused; after kill -9 ",
-          live_checked, " live codes and ", consumed_checked, " consumed ones checked, ",
-          on_disk_checked, " attempt counts on disk");
+  MESSAGE("crash test: ", sends, " codes sent, ", refused, " refused; after kill -9 ", live_checked,
+          " live codes and ", consumed_checked, " consumed ones checked, ", on_disk_checked,
+          " attempt counts on disk");
   // Only the request in flight at the kill is unknown, one per user (and
   // it is most often a send, which leaves that user's code unknown): at
   // least one code must have been checked, or the test proved nothing.
@@ -602,9 +607,12 @@ TEST_CASE("otpd check-config: the old service's .env variables work unchanged") 
   TempDir dir;
   // env.example of the old service, as systemd's EnvironmentFile= passes it.
   const std::vector<std::pair<const char*, const char*>> env = {
-      {"TWILIO_ACCOUNT_SID", "ACold0123"}, {"TWILIO_AUTH_TOKEN", "old-token-value"},
-      {"TWILIO_PHONE_NUMBER", "+1234567890"}, {"REDIS_HOST", "localhost"},
-      {"REDIS_PORT", "6379"}, {"REDIS_DB", "0"}};
+      {"TWILIO_ACCOUNT_SID", "ACold0123"},
+      {"TWILIO_AUTH_TOKEN", "old-token-value"},
+      {"TWILIO_PHONE_NUMBER", "+1234567890"},
+      {"REDIS_HOST", "localhost"},
+      {"REDIS_PORT", "6379"},
+      {"REDIS_DB", "0"}};
   for (const auto& [name, value] : env) setenv(name, value, 1);
   CommandResult r = RunOtpd(dir, {"check-config", "--database", dir.File("x.db")});
   for (const auto& kv : env) unsetenv(kv.first);
@@ -790,8 +798,8 @@ TEST_CASE("otpd binary: a Twilio error naming the number in any form logs it mas
   }
 }
 
-TEST_CASE("otpd binary: 64 concurrent wrong guesses consume exactly max_attempts"
-          * doctest::test_suite("tsan")) {
+TEST_CASE("otpd binary: 64 concurrent wrong guesses consume exactly max_attempts" *
+          doctest::test_suite("tsan")) {
   TempDir dir;
   OtpdProcess otpd(dir, "a", {"--config", Config(dir, "sms.log")});
   auto cli = otpd.Client();
@@ -806,8 +814,8 @@ TEST_CASE("otpd binary: 64 concurrent wrong guesses consume exactly max_attempts
   CHECK(res->get_header_value("Retry-After") != "");
 }
 
-TEST_CASE("otpd binary: two processes on one database file share codes and counters"
-          * doctest::test_suite("tsan")) {
+TEST_CASE("otpd binary: two processes on one database file share codes and counters" *
+          doctest::test_suite("tsan")) {
   TempDir dir;
   OtpdProcess a(dir, "a", {"--config", Config(dir, "a.sms", "send_cooldown = 0")});
   OtpdProcess b(dir, "b", {"--config", Config(dir, "b.sms", "send_cooldown = 0")});
@@ -849,8 +857,8 @@ TEST_CASE("otpd binary: users edited with plain SQL and the CLI are seen live") 
   CHECK(res->status == 200);
   CHECK(res->body.find("+1*******333") != std::string::npos);
 
-  CommandResult r = RunOtpd(dir, {"users", "add", "CliUser", "+12055554444", "--database",
-                                  dir.File("otpd.db")});
+  CommandResult r =
+      RunOtpd(dir, {"users", "add", "CliUser", "+12055554444", "--database", dir.File("otpd.db")});
   CHECK(r.exit_code == 0);
   CHECK(cli.Post("/send-code", R"({"user_id":"cliuser"})", "application/json")->status == 200);
   r = RunOtpd(dir, {"users", "remove", "cliuser", "--database", dir.File("otpd.db")});
@@ -935,9 +943,11 @@ TEST_CASE("otpd binary: a resend answers 429 with Retry-After, across processes 
   CHECK(ReadFile(dir.File("sms.log")) == texted);  // nothing more was sent
 }
 
-TEST_CASE("otpd binary: allowed_country_codes refuses other countries; a bad list stops the start") {
+TEST_CASE(
+    "otpd binary: allowed_country_codes refuses other countries; a bad list stops the start") {
   TempDir dir;
-  OtpdProcess otpd(dir, "a", {"--config", Config(dir, "sms.log", "allowed_country_codes = \"44\"")});
+  OtpdProcess otpd(dir, "a",
+                   {"--config", Config(dir, "sms.log", "allowed_country_codes = \"44\"")});
   auto res = otpd.Client().Post("/send-code", R"({"user_id":"abc"})", "application/json");
   REQUIRE(res);
   CHECK(res->status == 429);
@@ -966,8 +976,8 @@ int HealthzVia(const OtpdProcess& otpd, const std::string& xff, std::string* ret
 TEST_CASE("otpd binary: per-IP limit, X-Forwarded-For believed only from trusted_proxies") {
   TempDir dir;
   const std::string limits = "ip_requests_per_minute = 1\nip_burst = 2\n";
-  OtpdProcess trusting(dir, "t", {"--config", Config(dir, "t", limits +
-                                                     "trusted_proxies = \"127.0.0.1\"")});
+  OtpdProcess trusting(dir, "t",
+                       {"--config", Config(dir, "t", limits + "trusted_proxies = \"127.0.0.1\"")});
   std::string retry;
   CHECK(HealthzVia(trusting, "6.6.6.6, 198.51.100.1", nullptr) == 200);
   CHECK(HealthzVia(trusting, "198.51.100.1", nullptr) == 200);
@@ -990,7 +1000,8 @@ TEST_CASE("otpd binary: api_keys_file: 401 without the key, /healthz open, 0644 
   const std::string keys = dir.File("keys");
   WriteFile(keys, "# keys\nsecret-key-0123456789\n");
   REQUIRE(chmod(keys.c_str(), 0600) == 0);
-  OtpdProcess otpd(dir, "a", {"--config", Config(dir, "sms.log", "api_keys_file = \"" + keys + "\"")});
+  OtpdProcess otpd(dir, "a",
+                   {"--config", Config(dir, "sms.log", "api_keys_file = \"" + keys + "\"")});
   auto cli = otpd.Client();
   auto res = cli.Post("/send-code", R"({"user_id":"abc"})", "application/json");
   REQUIRE(res);
@@ -1006,7 +1017,8 @@ TEST_CASE("otpd binary: api_keys_file: 401 without the key, /healthz open, 0644 
   CHECK(res->status == 200);
 
   REQUIRE(chmod(keys.c_str(), 0644) == 0);
-  CommandResult r = RunOtpd(dir, {"--config", Config(dir, "x", "api_keys_file = \"" + keys + "\"")});
+  CommandResult r =
+      RunOtpd(dir, {"--config", Config(dir, "x", "api_keys_file = \"" + keys + "\"")});
   CHECK(r.exit_code != 0);
   CHECK(r.err.find("chmod 600") != std::string::npos);
 }
@@ -1069,9 +1081,9 @@ TEST_CASE("otpd binary: a second otpd on a port in use exits 1 with one line nam
   TempDir dir;
   OtpdProcess first(dir, "a", {"--config", Config(dir, "sms.log")});
   const std::string where = "127.0.0.1:" + std::to_string(first.port());
-  CommandResult second = RunOtpd(dir, {"serve", "--listen", "127.0.0.1", "--port",
-                                       std::to_string(first.port()), "--database",
-                                       dir.File("second.db"), "--log-level", "warn"});
+  CommandResult second =
+      RunOtpd(dir, {"serve", "--listen", "127.0.0.1", "--port", std::to_string(first.port()),
+                    "--database", dir.File("second.db"), "--log-level", "warn"});
   CHECK(second.exit_code == 1);
   CHECK(second.out.empty());
   CHECK(second.err == "otpd: listen: cannot listen on " + where + ": Address already in use\n");

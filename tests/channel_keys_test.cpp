@@ -42,12 +42,13 @@ TEST_CASE("channel keys: voice_language and [voice_templates] are checked") {
   CHECK(CheckVoiceLanguage("e") != "");
   CHECK(CheckVoiceLanguage("en US") != "");
   CHECK(CheckVoiceTemplates({{"es", "Su código es {code}"}}) == "");
-  CHECK(CheckVoiceTemplates({{"es", "no code here"}}) == "voice_templates: es: must contain {code}");
+  CHECK(CheckVoiceTemplates({{"es", "no code here"}}) ==
+        "voice_templates: es: must contain {code}");
 }
 
 TEST_CASE("channel keys: Twilio voice needs a number, WhatsApp a template") {
-  const std::vector<std::string> twilio = {"--twilio-account-sid", "AC0123",
-                                           "--twilio-auth-token", "token-0123456789"};
+  const std::vector<std::string> twilio = {"--twilio-account-sid", "AC0123", "--twilio-auth-token",
+                                           "token-0123456789"};
   auto with = [&](std::vector<std::string> more) {
     std::vector<std::string> args = twilio;
     args.insert(args.end(), more.begin(), more.end());

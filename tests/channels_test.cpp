@@ -59,11 +59,10 @@ TEST_CASE("Channels: an unknown or disabled channel is a 422 naming the enabled 
   const std::string only_sms =
       R"({"detail":[{"loc":["body","channel"],"msg":"value is not a valid enumeration member; )"
       R"(permitted: 'sms'","type":"type_error.enum","ctx":{"enum_values":["sms"]}}]})";
-  for (const char* body : {R"({"user_id":"abc","channel":"voice"})",
-                           R"({"user_id":"abc","channel":"fax"})",
-                           R"({"user_id":"abc","channel":"SMS"})",
-                           R"({"user_id":"abc","channel":5})",
-                           R"({"user_id":"abc","channel":["sms"]})"}) {
+  for (const char* body :
+       {R"({"user_id":"abc","channel":"voice"})", R"({"user_id":"abc","channel":"fax"})",
+        R"({"user_id":"abc","channel":"SMS"})", R"({"user_id":"abc","channel":5})",
+        R"({"user_id":"abc","channel":["sms"]})"}) {
     CAPTURE(body);
     HttpAnswer a = s.Post("/send-code", body);
     CHECK(a.status == 422);
@@ -76,10 +75,11 @@ TEST_CASE("Channels: an unknown or disabled channel is a 422 naming the enabled 
   OtpStack v(voice_only);
   HttpAnswer a = v.Post("/send-code", R"({"channel":"whatsapp"})");
   CHECK(a.status == 422);
-  CHECK(a.body ==
-        R"({"detail":[{"loc":["body","user_id"],"msg":"field required","type":"value_error.missing"},)"
-        R"({"loc":["body","channel"],"msg":"value is not a valid enumeration member; )"
-        R"(permitted: 'sms', 'voice'","type":"type_error.enum","ctx":{"enum_values":["sms","voice"]}}]})");
+  CHECK(
+      a.body ==
+      R"({"detail":[{"loc":["body","user_id"],"msg":"field required","type":"value_error.missing"},)"
+      R"({"loc":["body","channel"],"msg":"value is not a valid enumeration member; )"
+      R"(permitted: 'sms', 'voice'","type":"type_error.enum","ctx":{"enum_values":["sms","voice"]}}]})");
 }
 
 TEST_CASE("Channels: a channel the sender cannot deliver on is not enabled") {
@@ -123,8 +123,9 @@ TEST_CASE("Channels: a failed voice call answers 500 sms_failed naming the chann
   s.failing.FailWith(13224);
   HttpAnswer a = s.Post("/send-code", SendJson("abc", "voice"));
   CHECK(a.status == 500);
-  CHECK(a.body == R"({"detail":{"success":false,"message":"Failed to send the code via voice call",)"
-                  R"("user_id":"abc","error_type":"sms_failed","channel":"voice","provider_code":13224}})");
+  CHECK(a.body ==
+        R"({"detail":{"success":false,"message":"Failed to send the code via voice call",)"
+        R"("user_id":"abc","error_type":"sms_failed","channel":"voice","provider_code":13224}})");
 }
 
 TEST_CASE("Channels: a send on another channel replaces the code, under the same cooldown") {
@@ -195,7 +196,8 @@ TEST_CASE("Channels: the region allow-list is per channel, and a refusal spends 
   CHECK(s.service->CountryAllowed("+14165550123", Channel::kVoice, nullptr));
 }
 
-TEST_CASE("Channels: voice to a number that cannot take calls is refused before anything is spent") {
+TEST_CASE(
+    "Channels: voice to a number that cannot take calls is refused before anything is spent") {
   OtpOptions o = WithChannels();
   o.refused_phone_types.clear();  // only the channel's own rule is left
   OtpStack s(o);
@@ -223,9 +225,10 @@ TEST_CASE("Channels: the voice script follows the user's locale where <Say> spea
                                 {"tlh", "{code} {app} Qapla'"}};
   o.app_name = "Acme";
   OtpStack s(o);
-  REQUIRE(s.users->UpsertAll({User{"mx", "+12015552222", "es-MX"},
-                              User{"es", "+12015553333", "es"},
-                              User{"k", "+12015554444", "tlh"}}).ok());
+  REQUIRE(s.users
+              ->UpsertAll({User{"mx", "+12015552222", "es-MX"}, User{"es", "+12015553333", "es"},
+                           User{"k", "+12015554444", "tlh"}})
+              .ok());
   SendOn(s, "mx", Channel::kVoice);
   SendOn(s, "es", Channel::kVoice);
   SendOn(s, "k", Channel::kVoice);

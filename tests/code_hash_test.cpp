@@ -83,14 +83,15 @@ TEST_CASE("LoadOrCreateSecret creates a 0600 file once and reads it back") {
   CHECK(first == second);
 }
 
-TEST_CASE("LoadOrCreateSecret: concurrent starters agree on one secret"
-          * doctest::test_suite("tsan")) {
+TEST_CASE("LoadOrCreateSecret: concurrent starters agree on one secret" *
+          doctest::test_suite("tsan")) {
   TempDir dir;
   const std::string path = dir.File("otpd.secret");
   std::vector<std::string> got(8);
   std::vector<std::thread> threads;
   for (size_t i = 0; i < got.size(); i++) {
-    threads.emplace_back([&, i] { CHECK(LoadOrCreateSecret(path, OpenSslRandom(), &got[i]).ok()); });
+    threads.emplace_back(
+        [&, i] { CHECK(LoadOrCreateSecret(path, OpenSslRandom(), &got[i]).ok()); });
   }
   for (auto& t : threads) t.join();
   for (const auto& s : got) CHECK(s == got[0]);

@@ -127,9 +127,10 @@ TEST_CASE("SqliteStorage: codes changed with SQL on the otps view reach a runnin
   SqliteLease lease;
   REQUIRE(db->Acquire(&lease).ok());
   SqliteStatement insert;
-  REQUIRE(lease->Prepare("INSERT INTO otps (user_id, code_hash, issued_at, expires_at)"
-                         " VALUES ('SQL', ?1, ?2, ?3)",
-                         &insert)
+  REQUIRE(lease
+              ->Prepare("INSERT INTO otps (user_id, code_hash, issued_at, expires_at)"
+                        " VALUES ('SQL', ?1, ?2, ?3)",
+                        &insert)
               .ok());
   insert.BindBlob(1, Hash("sql", "123456"));
   insert.BindInt64(2, clock.NowMillis());

@@ -1,7 +1,6 @@
 // Tests for src/config: flags, environment, config file, their precedence,
 // validation messages, subcommands, and the shipped otpd.conf.example.
 #include "config/config.h"
-#include "config/sources.h"
 
 #include <doctest/doctest.h>
 
@@ -12,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "config/sources.h"
 #include "test_util.h"
 
 #ifndef OTPD_VERSION
@@ -30,9 +30,8 @@ struct Parsed {
 // (plus, unless `env` names one, no default config file: the machine's
 // /etc/otpd/otpd.conf stays out of the tests).
 Parsed Parse(const std::vector<std::string>& args, std::vector<std::string> env = {}) {
-  if (std::none_of(env.begin(), env.end(), [](const std::string& e) {
-        return e.rfind("OTPD_DEFAULT_CONFIG=", 0) == 0;
-      })) {
+  if (std::none_of(env.begin(), env.end(),
+                   [](const std::string& e) { return e.rfind("OTPD_DEFAULT_CONFIG=", 0) == 0; })) {
     env.push_back("OTPD_DEFAULT_CONFIG=");
   }
   std::vector<const char*> argv = {"otpd"};
@@ -292,8 +291,7 @@ TEST_CASE("a partial Twilio setup stops the start naming the missing key, never 
   const Case cases[] = {
       {{"TWILIO_AUTH_TOKEN=supersecret1", "TWILIO_PHONE_NUMBER=+12075550001"},
        "twilio_account_sid is not set"},
-      {{"TWILIO_ACCOUNT_SID=AC1", "TWILIO_PHONE_NUMBER=+12075550001"},
-       "no credential is set"},
+      {{"TWILIO_ACCOUNT_SID=AC1", "TWILIO_PHONE_NUMBER=+12075550001"}, "no credential is set"},
       {{"TWILIO_ACCOUNT_SID=AC1", "TWILIO_AUTH_TOKEN=supersecret1"}, "no sender is set"},
       {{"TWILIO_ACCOUNT_SID=AC1", "OTPD_TWILIO_API_KEY_SECRET=supersecret1",
         "TWILIO_PHONE_NUMBER=+12075550001"},
@@ -325,7 +323,9 @@ TEST_CASE("config file: the [templates] table") {
   REQUIRE_MESSAGE(p.status.ok(), p.status.ToString());
   CHECK(p.inv.config.users.size() == 1);
   CHECK(p.inv.config.templates.size() == 2);
-  CHECK(p.inv.config.templates.at("es") == "Tu c\xC3\xB3" "digo es {code}");
+  CHECK(p.inv.config.templates.at("es") ==
+        "Tu c\xC3\xB3"
+        "digo es {code}");
   CHECK(p.inv.config.templates.count("pt-BR") == 1);
   p = ParseFile("[templates]\nes = \"sin c\u00f3digo\"\n");
   CHECK(p.status.IsInvalidArgument());
@@ -465,12 +465,14 @@ TEST_CASE("config file: syntax and type errors name the key and line") {
     const char* message;
   };
   const Case cases[] = {
-      {"cod_length = 5\n", "unknown key 'cod_length' (did you mean 'code_length'?) (line 1, column 1)"},
+      {"cod_length = 5\n",
+       "unknown key 'cod_length' (did you mean 'code_length'?) (line 1, column 1)"},
       {"\ncode-length = 5\n",
        "unknown key 'code-length' (did you mean 'code_length'?) (line 2, column 1)"},
       {"code_lenght = 5\n", "unknown key 'code_lenght' (did you mean 'code_length'?)"},
       {"colour = 5\n", "unknown key 'colour' (line 1, column 1)"},
-      {"port = \"8000\"\n", "port = \"8000\": must be an integer, without quotes (line 1, column 8)"},
+      {"port = \"8000\"\n",
+       "port = \"8000\": must be an integer, without quotes (line 1, column 8)"},
       {"port = abc\n", "cannot read the value of 'port': must be an integer (line 1, column 8)"},
       {"port = 08\n", "cannot read the value of 'port': must be an integer (leading zeroes"},
       {"port = 8.5\n", "port = 8.5: must be an integer (line 1, column 8)"},
@@ -511,8 +513,8 @@ TEST_CASE("config file: syntax and type errors name the key and line") {
 TEST_CASE("config file: a NUL byte is refused with its place, not parsed") {
   Settings settings;
   Config config;
-  const Status s = ReadConfigText("f.conf", std::string("port = 1\n[\0\0x\n", 13), &settings,
-                                  &config);
+  const Status s =
+      ReadConfigText("f.conf", std::string("port = 1\n[\0\0x\n", 13), &settings, &config);
   CHECK(s.message() == "config file f.conf: NUL byte (not text) (line 2, column 2)");
 }
 
@@ -546,8 +548,8 @@ TEST_CASE("config file: a table header without a name is refused, not parsed") {
   s = ReadConfigText("f.conf", "port = 1\n  [ ]\n", &settings, &config);
   CHECK(s.message() == "config file f.conf: table header without a name (line 2, column 3)");
   Settings ok_settings;
-  s = ReadConfigText("f.conf", "allowed_country_codes = [\"1\",\n\"44\"]\n[ users ]\n", &ok_settings,
-                     &config);
+  s = ReadConfigText("f.conf", "allowed_country_codes = [\"1\",\n\"44\"]\n[ users ]\n",
+                     &ok_settings, &config);
   CHECK(s.ok());
 }
 
@@ -582,7 +584,8 @@ TEST_CASE("values from env and flags: messages name the source and the key") {
         "OTPD_CODE_LENGTH=11: code_length must be between 4 and 10");
   CHECK(ParseFile("code_length = 11\n")
             .status.message()
-            .find(": code_length = 11: must be between 4 and 10 (line 1, column 15)") != std::string::npos);
+            .find(": code_length = 11: must be between 4 and 10 (line 1, column 15)") !=
+        std::string::npos);
   CHECK(Parse({}, {"OTPD_EXPOSE_PHONE=partial"}).status.message() ==
         "OTPD_EXPOSE_PHONE=partial: expose_phone must be masked or full");
 }
@@ -644,12 +647,23 @@ TEST_CASE("integer ranges, at and past each bound") {
     int64_t min, max;
   };
   const Range ranges[] = {
-      {"port", 0, 65535},           {"threads", 1, 4096},          {"max_body_bytes", 64, 1048576},
-      {"read_timeout", 1, 300},     {"write_timeout", 1, 300},     {"keepalive_timeout", 0, 300},
-      {"keepalive_max", 1, 100000}, {"busy_timeout_ms", 1, 60000}, {"purge_interval", 1, 86400},
-      {"code_length", 4, 10},       {"expiry", 10, 86400},         {"max_attempts", 1, 100},
-      {"expired_grace", 0, 604800}, {"redis_port", 1, 65535},      {"redis_db", 0, 1000000},
-      {"redis_timeout_ms", 1, 60000}, {"redis_connections", 1, 1024},
+      {"port", 0, 65535},
+      {"threads", 1, 4096},
+      {"max_body_bytes", 64, 1048576},
+      {"read_timeout", 1, 300},
+      {"write_timeout", 1, 300},
+      {"keepalive_timeout", 0, 300},
+      {"keepalive_max", 1, 100000},
+      {"busy_timeout_ms", 1, 60000},
+      {"purge_interval", 1, 86400},
+      {"code_length", 4, 10},
+      {"expiry", 10, 86400},
+      {"max_attempts", 1, 100},
+      {"expired_grace", 0, 604800},
+      {"redis_port", 1, 65535},
+      {"redis_db", 0, 1000000},
+      {"redis_timeout_ms", 1, 60000},
+      {"redis_connections", 1, 1024},
   };
   for (const Range& r : ranges) {
     std::string flag = std::string("--") + r.key + "=";
@@ -679,7 +693,8 @@ TEST_CASE("string keys: enumerations and forms, with the key in every message") 
       {"--expose-phone=partial", false, "expose_phone must be masked or full"},
       {"--sms-backend=console", true, ""},
       {"--sms-backend=auto", true, ""},
-      {"--sms-backend=sms", false, "sms_backend must be auto, console, twilio, vonage or a failover list"},
+      {"--sms-backend=sms", false,
+       "sms_backend must be auto, console, twilio, vonage or a failover list"},
       {"--sms-backend=twilio", false, "sms_backend is twilio but twilio_account_sid is not set"},
       {"--log-level=debug", true, ""},
       {"--log-level=warn", true, ""},
@@ -843,9 +858,12 @@ TEST_CASE("otpd.conf.example uncommented: every key, each at its default") {
   CHECK(p.inv.config.users == users);
   CHECK(p.inv.config.templates.size() == 2);
   CHECK(p.inv.config.templates.at("es") ==
-        "Tu c\xC3\xB3" "digo de {app} es {code}. Caduca en {minutes} minutos.");
+        "Tu c\xC3\xB3"
+        "digo de {app} es {code}. Caduca en {minutes} minutos.");
   CHECK(p.inv.config.voice_templates.size() == 1);
-  CHECK(p.inv.config.voice_templates.at("es") == "Su c\xC3\xB3" "digo de {app} es {code}.");
+  CHECK(p.inv.config.voice_templates.at("es") ==
+        "Su c\xC3\xB3"
+        "digo de {app} es {code}.");
 
   // The uncommented top-level keys are exactly the keys --help lists.
   std::set<std::string> in_file;
@@ -897,9 +915,10 @@ TEST_CASE("A boolean key: true/false in the file, flag and environment; nothing 
 TEST_CASE("DescribeConfig: effective settings, secrets redacted, TOML that reads back") {
   TempDir dir;
   const std::string path = dir.File("c.conf");
-  std::ofstream(path) << "secret = \"0123456789abcdef-secret\"\ntwilio_auth_token = \"tok-123\"\n"
-                         "twilio_account_sid = \"AC1\"\ntwilio_phone_number = \"+12065550000\"\n"
-                         "code_length = 8\napp_name = \"My \\\"App\\\"\"\n[users]\nabc = \"+12015551111\"\n";
+  std::ofstream(path)
+      << "secret = \"0123456789abcdef-secret\"\ntwilio_auth_token = \"tok-123\"\n"
+         "twilio_account_sid = \"AC1\"\ntwilio_phone_number = \"+12065550000\"\n"
+         "code_length = 8\napp_name = \"My \\\"App\\\"\"\n[users]\nabc = \"+12015551111\"\n";
   const Parsed p = Parse({"check-config", "--config", path});
   REQUIRE_MESSAGE(p.status.ok(), p.status.ToString());
   CHECK(p.inv.command == Command::kCheckConfig);
@@ -911,8 +930,8 @@ TEST_CASE("DescribeConfig: effective settings, secrets redacted, TOML that reads
   CHECK(text.find("secret_file = \"\"\n") != std::string::npos);
   CHECK(text.find("code_length = 8\n") != std::string::npos);
   CHECK(text.find("[users]\n\"abc\" = \"+12015551111\"\n") != std::string::npos);
-  for (const char* name : {"secret", "twilio_auth_token", "redis_token", "hmac_secret",
-                           "api_keys"}) {
+  for (const char* name :
+       {"secret", "twilio_auth_token", "redis_token", "hmac_secret", "api_keys"}) {
     CHECK_MESSAGE(IsSecretKey(name), name);
   }
   CHECK_FALSE(IsSecretKey("secret_file"));
@@ -956,9 +975,9 @@ TEST_CASE("commands: sms test and check-config; Twilio secrets redacted, backend
              "TWILIO_PHONE_NUMBER=+12075550001", "OTPD_SECRET=hidden-secret-0123456789"});
   CHECK(p.status.IsInvalidArgument());  // API key secret without its SID
   CHECK(!Contains(p.status.message(), "hidden"));
-  p = Parse({"check-config"}, {"TWILIO_AUTH_TOKEN=hidden-token-1", "TWILIO_ACCOUNT_SID=AC77",
-                               "TWILIO_PHONE_NUMBER=+12075550001",
-                               "OTPD_SECRET=hidden-secret-0123456789"});
+  p = Parse({"check-config"},
+            {"TWILIO_AUTH_TOKEN=hidden-token-1", "TWILIO_ACCOUNT_SID=AC77",
+             "TWILIO_PHONE_NUMBER=+12075550001", "OTPD_SECRET=hidden-secret-0123456789"});
   REQUIRE_MESSAGE(p.status.ok(), p.status.ToString());
   CHECK(p.inv.command == Command::kCheckConfig);
   const std::string text = DescribeConfig(p.inv.config);
@@ -1015,11 +1034,15 @@ TEST_CASE("Redis config keys: each source sets them; flag > env > file") {
   CHECK(p.inv.config.redis_connections == 2);
   CHECK(p.inv.config.redis_url == "redis://:file-pw@file-host:7001/1");
 
-  const std::vector<std::string> env = {
-      "OTPD_REDIS_HOST=env-host",      "OTPD_REDIS_PORT=7002",       "OTPD_REDIS_DB=2",
-      "OTPD_REDIS_PASSWORD=env-pw",    "OTPD_REDIS_PREFIX=env:",     "OTPD_REDIS_FALLBACK=true",
-      "OTPD_REDIS_TIMEOUT_MS=200",     "OTPD_REDIS_CONNECTIONS=3",
-      "OTPD_REDIS_URL=unix:///run/env.sock?db=2"};
+  const std::vector<std::string> env = {"OTPD_REDIS_HOST=env-host",
+                                        "OTPD_REDIS_PORT=7002",
+                                        "OTPD_REDIS_DB=2",
+                                        "OTPD_REDIS_PASSWORD=env-pw",
+                                        "OTPD_REDIS_PREFIX=env:",
+                                        "OTPD_REDIS_FALLBACK=true",
+                                        "OTPD_REDIS_TIMEOUT_MS=200",
+                                        "OTPD_REDIS_CONNECTIONS=3",
+                                        "OTPD_REDIS_URL=unix:///run/env.sock?db=2"};
   p = ParseFile(file, {}, env);
   REQUIRE_MESSAGE(p.status.ok(), p.status.ToString());
   CHECK(p.inv.config.redis_host == "env-host");
@@ -1032,12 +1055,12 @@ TEST_CASE("Redis config keys: each source sets them; flag > env > file") {
   CHECK(p.inv.config.redis_connections == 3);
   CHECK(p.inv.config.redis_url == "unix:///run/env.sock?db=2");
 
-  p = ParseFile(file,
-                {"--redis-host=flag-host", "--redis-port=7003", "--redis_db=3",
-                 "--redis-password=flag-pw", "--redis-prefix=flag:", "--redis-fallback=false",
-                 "--redis-timeout-ms=300", "--redis-connections=4", "--redis-url=",
-                 "--store=sqlite"},
-                env);
+  p = ParseFile(
+      file,
+      {"--redis-host=flag-host", "--redis-port=7003", "--redis_db=3", "--redis-password=flag-pw",
+       "--redis-prefix=flag:", "--redis-fallback=false", "--redis-timeout-ms=300",
+       "--redis-connections=4", "--redis-url=", "--store=sqlite"},
+      env);
   REQUIRE_MESSAGE(p.status.ok(), p.status.ToString());
   CHECK(p.inv.config.redis_host == "flag-host");
   CHECK(p.inv.config.redis_port == 7003);
@@ -1160,10 +1183,10 @@ TEST_CASE("Redis config keys: passwords are never echoed in messages") {
   CHECK(Contains(ParseFile("redis_password = 12345\n").status.message(),
                  "redis_password: must be a quoted string"));
   CHECK(Contains(parsed[2].status.message(), "OTPD_REDIS_URL: redis_url must not use rediss://"));
-  CHECK(!Contains(Parse({"--help"}, {"REDIS_PASSWORD=" + pw, "OTPD_REDIS_URL=redis://:" + pw +
-                                                                   "@h"})
-                      .inv.output,
-                  "hunter2"));
+  CHECK(
+      !Contains(Parse({"--help"}, {"REDIS_PASSWORD=" + pw, "OTPD_REDIS_URL=redis://:" + pw + "@h"})
+                    .inv.output,
+                "hunter2"));
   CHECK(IsSecretKey("redis_url"));
   CHECK(IsSecretKey("redis_password"));
   CHECK_FALSE(IsSecretKey("redis_host"));

@@ -3,7 +3,6 @@
 #include "app/daemon.h"
 
 #include <doctest/doctest.h>
-
 #include <unistd.h>
 
 #include <algorithm>
@@ -66,9 +65,8 @@ TEST_CASE("a reload that failed to read keeps the running config") {
   Live live;
   Config next = live.parts.running;
   next.code_length = 8;
-  const ReloadReport report =
-      Reload(Status::InvalidArgument("code_length = 11: must be between 4 and 10"), next,
-             &live.parts);
+  const ReloadReport report = Reload(
+      Status::InvalidArgument("code_length = 11: must be between 4 and 10"), next, &live.parts);
   CHECK(report.status.code() == Status::Code::kInvalidArgument);
   CHECK(report.restart.empty());
   CHECK(live.stack.service->options().code_length == OtpOptions().code_length);
@@ -100,17 +98,15 @@ TEST_CASE("a reload re-syncs the file's [users], and a bad one keeps everything"
 // service's and the API's options, the log level, and the log file.
 std::string PartsState(Live* live) {
   const OtpOptions& o = live->stack.service->options();
-  std::string s = std::to_string(o.code_length) + "|" + std::to_string(o.expiry_ms) + "|" +
-                  std::to_string(o.max_attempts) + "|" + std::to_string(o.expired_grace_ms) +
-                  "|" + o.app_name + "|" + o.message_template + "|" + o.webotp_domain + "|" +
-                  std::to_string(o.send_limits.cooldown_ms) + "|" +
-                  std::to_string(o.send_limits.per_user) + "|" +
-                  std::to_string(o.send_limits.per_phone) + "|" +
-                  std::to_string(o.send_limits.per_ip) + "|" +
-                  std::to_string(o.send_limits.global) + "|" + std::to_string(o.max_failures) +
-                  "|" + std::to_string(o.failure_window_ms) + "|" +
-                  (o.conceal_unknown_users ? "conceal" : "404") + "|" +
-                  std::to_string(o.conceal_initial_wait_us) + "|";
+  std::string s =
+      std::to_string(o.code_length) + "|" + std::to_string(o.expiry_ms) + "|" +
+      std::to_string(o.max_attempts) + "|" + std::to_string(o.expired_grace_ms) + "|" + o.app_name +
+      "|" + o.message_template + "|" + o.webotp_domain + "|" +
+      std::to_string(o.send_limits.cooldown_ms) + "|" + std::to_string(o.send_limits.per_user) +
+      "|" + std::to_string(o.send_limits.per_phone) + "|" + std::to_string(o.send_limits.per_ip) +
+      "|" + std::to_string(o.send_limits.global) + "|" + std::to_string(o.max_failures) + "|" +
+      std::to_string(o.failure_window_ms) + "|" + (o.conceal_unknown_users ? "conceal" : "404") +
+      "|" + std::to_string(o.conceal_initial_wait_us) + "|";
   const PumpingOptions& p = live->pumping->options();
   s += std::string(p.enabled ? "pumping" : "off") + "|" + std::to_string(p.window_ms) + "|" +
        std::to_string(p.baseline_ms) + "|" + std::to_string(p.multiple) + "|" +
@@ -147,13 +143,20 @@ void ChangeKey(const KeySpec& key, const std::string& log_file, Config* c) {
     if (key.i64 != nullptr) c->*key.i64 = other;
   } else {
     static const std::map<std::string, std::string> kSamples = {
-        {"expose_phone", "full"},        {"log_level", "debug"},
-        {"app_name", "Acme"},            {"message_template", "Code {code}"},
-        {"webotp_domain", "example.com"}, {"allowed_country_codes", "44"},
-        {"listen", "::1"},               {"store", "redis"},
-        {"allowed_regions", "GB"},       {"refuse_phone_types", "toll_free"},
-        {"channels", "sms,voice"},       {"voice_allowed_regions", "GB"},
-        {"whatsapp_allowed_regions", "GB"}, {"voice_template", "Code {code}"},
+        {"expose_phone", "full"},
+        {"log_level", "debug"},
+        {"app_name", "Acme"},
+        {"message_template", "Code {code}"},
+        {"webotp_domain", "example.com"},
+        {"allowed_country_codes", "44"},
+        {"listen", "::1"},
+        {"store", "redis"},
+        {"allowed_regions", "GB"},
+        {"refuse_phone_types", "toll_free"},
+        {"channels", "sms,voice"},
+        {"voice_allowed_regions", "GB"},
+        {"whatsapp_allowed_regions", "GB"},
+        {"voice_template", "Code {code}"},
         {"voice_language", "es-ES"},
     };
     const auto it = kSamples.find(key.name);
@@ -227,8 +230,7 @@ TEST_CASE("reload applies exactly the live keys of the table, and logs what it a
       CHECK(report.applied == just);
       CHECK(report.restart.empty());
       CHECK(LoggedField(log, "reloaded", "applied") == key.name);
-      CHECK(LoggedField(log, "\"changed settings take effect at the next restart\"", "keys") ==
-            "");
+      CHECK(LoggedField(log, "\"changed settings take effect at the next restart\"", "keys") == "");
       // It took effect: the parts differ, or (log_file) the file was opened.
       if (key.name == std::string("log_file")) {
         CHECK(std::ifstream(dir.File("otpd.log")).good());

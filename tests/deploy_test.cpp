@@ -83,8 +83,9 @@ TEST_CASE("otpd binary: an empty credential file (as make install leaves it) is 
   CHECK(r.out.find("sms_backend in effect: console") != std::string::npos);
   // With a Twilio account but the token file still empty, the start stops
   // with the missing credential named.
-  r = RunOtpd(dir, {"serve", "--config", ServeConfig(dir)},
-              {env[0], std::string("TWILIO_ACCOUNT_SID=") + kSid, "TWILIO_PHONE_NUMBER=+12085551111"});
+  r = RunOtpd(
+      dir, {"serve", "--config", ServeConfig(dir)},
+      {env[0], std::string("TWILIO_ACCOUNT_SID=") + kSid, "TWILIO_PHONE_NUMBER=+12085551111"});
   CHECK(r.exit_code == 2);
   CHECK(r.err.find("no credential is set") != std::string::npos);
 }
@@ -139,8 +140,8 @@ TEST_CASE("otpd binary: every command reads the installed config without --confi
 TEST_CASE("otpd users: locales, users without a phone, a spreadsheet's CSV, export | import") {
   TempDir dir;
   const std::string db = dir.File("otpd.db");
-  CommandResult r = RunOtpd(dir, {"users", "add", "Maria", "+12125553001", "--locale", "es-MX",
-                                  "--database", db});
+  CommandResult r = RunOtpd(
+      dir, {"users", "add", "Maria", "+12125553001", "--locale", "es-MX", "--database", db});
   REQUIRE(r.exit_code == 0);
   CHECK(r.out == "maria\t+12125553001\tes-MX\n");
   r = RunOtpd(dir, {"users", "add", "bob", "+12125553002", "--locale", "es MX", "--database", db});
@@ -159,16 +160,16 @@ TEST_CASE("otpd users: locales, users without a phone, a spreadsheet's CSV, expo
         "user_id,phone,locale\njoao,+5511912345678,pt-BR\nmaria,+12125553001,es-MX\nnophone,,\n");
   WriteFile(dir.File("export.csv"), exported.out);
   const std::string copy = dir.File("copy.db");
-  REQUIRE(RunOtpd(dir, {"users", "import", dir.File("export.csv"), "--database", copy}).exit_code == 0);
+  REQUIRE(RunOtpd(dir, {"users", "import", dir.File("export.csv"), "--database", copy}).exit_code ==
+          0);
   CHECK(RunOtpd(dir, {"users", "export", "--database", copy}).out == exported.out);
 }
 
 TEST_CASE("otpd users list/export/remove and audit never create a mistyped database") {
   TempDir dir;
   const std::string typo = dir.File("otpd.bd");
-  for (const std::vector<std::string>& args :
-       std::vector<std::vector<std::string>>{{"users", "list"}, {"users", "export"},
-                                             {"users", "remove", "abc"}, {"audit"}}) {
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"users", "list"}, {"users", "export"}, {"users", "remove", "abc"}, {"audit"}}) {
     std::vector<std::string> with_db = args;
     with_db.push_back("--database");
     with_db.push_back(typo);

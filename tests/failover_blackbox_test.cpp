@@ -3,7 +3,6 @@
 // and the audit, the metrics, the log and `otpd sms test --provider` show
 // which provider took it.
 #include <doctest/doctest.h>
-
 #include <sys/stat.h>
 
 #include <fstream>
@@ -59,12 +58,11 @@ TEST_CASE("otpd binary: a send fails over from a failing Twilio to Vonage") {
   const std::string conf = FailoverConfig(dir);
 
   // --provider picks one: Twilio's refusal is reported, Vonage sends.
-  CommandResult r = RunOtpd(dir, {"sms", "test", "+12135554567", "--provider", "twilio",
-                                  "--config", conf}, env);
+  CommandResult r =
+      RunOtpd(dir, {"sms", "test", "+12135554567", "--provider", "twilio", "--config", conf}, env);
   CHECK(r.exit_code == 1);
   CHECK(r.out.find("failed: backend=twilio,vonage provider_code=20003 provider=twilio") == 0);
-  r = RunOtpd(dir, {"sms", "test", "+12135554567", "--provider", "vonage", "--config", conf},
-              env);
+  r = RunOtpd(dir, {"sms", "test", "+12135554567", "--provider", "vonage", "--config", conf}, env);
   CHECK(r.exit_code == 0);
   CHECK(r.out == "sent: backend=twilio,vonage id=0C0000001 provider=vonage\n");
   REQUIRE(vonage.requests().size() == 1);

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "test_util.h"
 #include "otp/sms.h"
+#include "test_util.h"
 
 namespace otpd {
 namespace {
@@ -27,8 +27,7 @@ class RecordingProvider : public SmsSender {
   bool Supports(Channel channel) const override {
     return channel == Channel::kSms || (voice_ && channel == Channel::kVoice);
   }
-  Status SendCode(const std::string& to, const CodeMessage& message,
-                  SmsReceipt* receipt) override {
+  Status SendCode(const std::string& to, const CodeMessage& message, SmsReceipt* receipt) override {
     if (message.channel == Channel::kSms) return SmsSender::SendCode(to, message, receipt);
     sent.push_back(std::string(ChannelName(message.channel)) + ":" + message.code);
     receipt->provider = name_;
@@ -96,8 +95,7 @@ TEST_CASE("failover channels: voice goes to the provider that supports it, SMS t
 
 TEST_CASE("failover channels: SMS fails over, voice does not") {
   FakeClock clock;
-  Chain c = NewChain(Status::Unavailable("provider down"), Status::Unavailable("down too"),
-                     &clock);
+  Chain c = NewChain(Status::Unavailable("provider down"), Status::Unavailable("down too"), &clock);
   SmsReceipt r;
   CHECK_FALSE(c.sender->SendCode("+12135554567", Message(Channel::kSms), &r).ok());
   CHECK(c.first->sent.size() == 1);

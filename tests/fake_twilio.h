@@ -89,8 +89,12 @@ class FakeTwilio {
 
  private:
   void Handle(const httplib::Request& req, httplib::Response& res) {
-    Recorded r{req.method, req.path, req.get_header_value("Authorization"),
-               req.get_header_value("Content-Type"), req.body, {}};
+    Recorded r{req.method,
+               req.path,
+               req.get_header_value("Authorization"),
+               req.get_header_value("Content-Type"),
+               req.body,
+               {}};
     for (const auto& [k, v] : req.params) r.form[k] = v;
     std::unique_lock<std::mutex> lock(mu_);
     const int n = static_cast<int>(requests_.size());

@@ -1,8 +1,9 @@
 #include "http/http_api.h"
 
 #include <doctest/doctest.h>
-#include <nlohmann/json.hpp>
 #include <sqlite3.h>
+
+#include <nlohmann/json.hpp>
 
 #include "otp_stack.h"
 
@@ -42,8 +43,9 @@ TEST_CASE("POST /send-code 404 user_not_found and phone_not_found") {
   HttpStack s;
   HttpAnswer a = s.Post("/send-code", R"({"user_id":"Nobody"})");
   CHECK(a.status == 404);
-  CHECK(a.body == R"({"detail":{"success":false,"message":"User not found in database","user_id":"nobody",)"
-                  R"("error_type":"user_not_found"}})");
+  CHECK(a.body ==
+        R"({"detail":{"success":false,"message":"User not found in database","user_id":"nobody",)"
+        R"("error_type":"user_not_found"}})");
   sqlite3* db = nullptr;
   REQUIRE(sqlite3_open(s.dir.File("otpd.db").c_str(), &db) == SQLITE_OK);
   REQUIRE(sqlite3_exec(db, "INSERT INTO users(user_id, phone) VALUES ('nophone', NULL)", nullptr,
@@ -82,9 +84,11 @@ TEST_CASE("POST /verify-code 400 x3 counting down, then 429 with Retry-After") {
   for (int left = 2; left >= 0; left--) {
     HttpAnswer a = s.Post("/verify-code", VerifyJson("abc", WrongCode(code)));
     CHECK(a.status == 400);
-    CHECK(a.body == R"({"detail":{"success":false,"message":"Invalid OTP. )" + std::to_string(left) +
+    CHECK(a.body == R"({"detail":{"success":false,"message":"Invalid OTP. )" +
+                        std::to_string(left) +
                         R"( attempts remaining","user_id":"abc","error_type":"invalid_code",)"
-                        R"("attempts_remaining":)" + std::to_string(left) + "}}");
+                        R"("attempts_remaining":)" +
+                        std::to_string(left) + "}}");
   }
   HttpAnswer a = s.Post("/verify-code", VerifyJson("abc", code));  // the right code
   CHECK(a.status == 429);
@@ -219,8 +223,9 @@ TEST_CASE("422: the body is not JSON, or not an object") {
   for (const char* body : {"[]", "\"abc\"", "42", "null"}) {
     HttpAnswer a = s.Post("/verify-code", body);
     CHECK(a.status == 422);
-    CHECK(a.body ==
-          R"({"detail":[{"loc":["body"],"msg":"value is not a valid dict","type":"type_error.dict"}]})");
+    CHECK(
+        a.body ==
+        R"({"detail":[{"loc":["body"],"msg":"value is not a valid dict","type":"type_error.dict"}]})");
   }
 }
 
@@ -232,8 +237,9 @@ TEST_CASE("422: missing, ill-typed, empty and overlong fields") {
   for (const char* bad : {"42", "true", "[\"abc\"]", "{\"a\":1}"}) {
     HttpAnswer a = s.Post("/send-code", std::string("{\"user_id\":") + bad + "}");
     CHECK(a.status == 422);
-    CHECK(a.body ==
-          R"({"detail":[{"loc":["body","user_id"],"msg":"str type expected","type":"type_error.str"}]})");
+    CHECK(
+        a.body ==
+        R"({"detail":[{"loc":["body","user_id"],"msg":"str type expected","type":"type_error.str"}]})");
   }
   CHECK(s.Post("/send-code", R"({"user_id":""})").body ==
         R"({"detail":[{"loc":["body","user_id"],"msg":"ensure this value has at least 1 )"
@@ -254,8 +260,9 @@ TEST_CASE("422: verify-code lists every bad field, user_id first") {
                   R"("msg":"field required","type":"value_error.missing"}]})");
   CHECK(s.Post("/verify-code", R"({"user_id":"abc","passcode":123456})").status == 422);
   CHECK(s.Post("/verify-code", R"({"user_id":"abc","passcode":""})").status == 422);
-  CHECK(s.Post("/verify-code", "{\"user_id\":\"abc\",\"passcode\":\"" + std::string(65, '1') +
-                                   "\"}").status == 422);
+  CHECK(
+      s.Post("/verify-code", "{\"user_id\":\"abc\",\"passcode\":\"" + std::string(65, '1') + "\"}")
+          .status == 422);
 }
 
 TEST_CASE("Unknown fields are ignored, as the old service did") {
@@ -317,9 +324,12 @@ TEST_CASE("No input, however malformed, produces a 5xx") {
       REQUIRE(random.Fill(e, sizeof e).ok());
       const size_t at = body.empty() ? 0 : e[0] % body.size();
       const char c = alphabet[e[1] % (sizeof alphabet - 1)];
-      if (e[2] % 3 == 0 || body.empty()) body.insert(at, 1, c);
-      else if (e[2] % 3 == 1) body[at] = c;
-      else body.erase(at, 1);
+      if (e[2] % 3 == 0 || body.empty())
+        body.insert(at, 1, c);
+      else if (e[2] % 3 == 1)
+        body[at] = c;
+      else
+        body.erase(at, 1);
     }
     const char* path = r[2] % 2 ? "/send-code" : "/verify-code";
     HttpAnswer a = s.Post(path, body);

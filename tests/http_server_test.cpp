@@ -2,13 +2,13 @@
 
 #include <arpa/inet.h>
 #include <brotli/decode.h>
-#include <zlib.h>
 #include <doctest/doctest.h>
-#include <otpd_httplib.h>
 #include <netinet/in.h>
+#include <otpd_httplib.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <atomic>
@@ -105,7 +105,8 @@ std::string ReadResponse(int fd) {
 
 // Sends `raw` on a fresh connection and reads until the server closes it
 // (or the hang guard ends the test). *closed says whether the server closed it.
-std::string RawExchange(int port, const std::string& raw, bool* closed, int wait_ms = kHangGuardMs) {
+std::string RawExchange(int port, const std::string& raw, bool* closed,
+                        int wait_ms = kHangGuardMs) {
   int fd = ConnectLoopback(port);
   REQUIRE(send(fd, raw.data(), raw.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(raw.size()));
   std::string got;
@@ -128,7 +129,8 @@ std::string RawExchange(int port, const std::string& raw, bool* closed, int wait
 
 int CountResponses(const std::string& raw) {
   int n = 0;
-  for (size_t i = raw.find("HTTP/1.1 "); i != std::string::npos; i = raw.find("HTTP/1.1 ", i + 1)) n++;
+  for (size_t i = raw.find("HTTP/1.1 "); i != std::string::npos; i = raw.find("HTTP/1.1 ", i + 1))
+    n++;
   return n;
 }
 
@@ -171,8 +173,9 @@ TEST_CASE("Server: the docs pages and /openapi.json go out compressed once, not 
     std::string plain(page.body.size(), '\0');
     size_t n = plain.size();
     REQUIRE(BrotliDecoderDecompress(page.compressed->br.size(),
-                                    reinterpret_cast<const uint8_t*>(page.compressed->br.data()), &n,
-                                    reinterpret_cast<uint8_t*>(&plain[0])) == BROTLI_DECODER_RESULT_SUCCESS);
+                                    reinterpret_cast<const uint8_t*>(page.compressed->br.data()),
+                                    &n, reinterpret_cast<uint8_t*>(&plain[0])) ==
+            BROTLI_DECODER_RESULT_SUCCESS);
     CHECK(plain.substr(0, n) == page.body);
     auto cli = f.Client();
     cli.set_decompress(false);
@@ -258,9 +261,9 @@ TEST_CASE("Server: a Content-Length over the limit is refused before the body is
   ServerFixture f;
   bool closed = false;
   // The body never comes: the answer must not wait for it.
-  std::string got = RawExchange(f.server->port(),
-                                "POST /send-code HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n",
-                                &closed);
+  std::string got =
+      RawExchange(f.server->port(),
+                  "POST /send-code HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n", &closed);
   CHECK(got.rfind("HTTP/1.1 413", 0) == 0);
   CHECK(got.find(R"({"detail":"Request body too large"})") != std::string::npos);
   CHECK(closed);
@@ -285,17 +288,18 @@ TEST_CASE("Server: chunked bodies are read up to the limit, then 413 and close")
   std::string small = R"({"user_id":"abc"})";
   char size_hex[16];
   snprintf(size_hex, sizeof size_hex, "%zx", small.size());
-  std::string got = RawExchange(f.server->port(),
-                                "POST /send-code HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
-                                "Connection: close\r\n\r\n" + std::string(size_hex) + "\r\n" + small +
-                                    "\r\n0\r\n\r\n",
-                                &closed);
+  std::string got =
+      RawExchange(f.server->port(),
+                  "POST /send-code HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                  "Connection: close\r\n\r\n" +
+                      std::string(size_hex) + "\r\n" + small + "\r\n0\r\n\r\n",
+                  &closed);
   CHECK(got.rfind("HTTP/1.1 200", 0) == 0);
   std::string big;
   for (int i = 0; i < 8; i++) big += "200\r\n" + std::string(512, 'x') + "\r\n";
-  got = RawExchange(f.server->port(),
-                    "POST /send-code HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + big,
-                    &closed);
+  got = RawExchange(
+      f.server->port(),
+      "POST /send-code HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + big, &closed);
   CHECK(got.rfind("HTTP/1.1 413", 0) == 0);
   CHECK(closed);
 }
@@ -311,10 +315,12 @@ TEST_CASE("Server: bad framing is refused and the connection closed") {
       {"POST /send-code HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", "HTTP/1.1 400"},
       {"POST /send-code HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}",
        "HTTP/1.1 400"},
-      {"POST /send-code HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n",
+      {"POST /send-code HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: "
+       "chunked\r\n\r\n",
        "HTTP/1.1 400"},
       {"POST /send-code HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", "HTTP/1.1 400"},
-      {"POST /send-code HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\nContent-Length: 2\r\n\r\n{}",
+      {"POST /send-code HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\nContent-Length: "
+       "2\r\n\r\n{}",
        "HTTP/1.1 415"},
       {"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello", "HTTP/1.1 400"},
       {"PUT /send-code HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}", "HTTP/1.1 405"},
@@ -366,8 +372,8 @@ TEST_CASE("Server: Expect: 100-continue is either refused or served, never both"
   }();
   const Case cases[] = {
       {"chunked: a body the server reads itself", "Transfer-Encoding: chunked\r\n", true},
-      {"Content-Length within the limit",
-       "Content-Length: " + std::to_string(body.size()) + "\r\n", true},
+      {"Content-Length within the limit", "Content-Length: " + std::to_string(body.size()) + "\r\n",
+       true},
       {"no length", "", false},
       {"a Content-Encoding", "Content-Length: 17\r\nContent-Encoding: gzip\r\n", false},
   };
@@ -375,8 +381,10 @@ TEST_CASE("Server: Expect: 100-continue is either refused or served, never both"
     CAPTURE(std::string(c.name));
     const size_t sent_before = f.stack.sms.count();
     int fd = ConnectLoopback(f.server->port());
-    const std::string head = "POST /send-code HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                             "Expect: 100-continue\r\n" + c.headers + "\r\n";
+    const std::string head =
+        "POST /send-code HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Expect: 100-continue\r\n" +
+        c.headers + "\r\n";
     REQUIRE(send(fd, head.data(), head.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(head.size()));
     std::string got = ReadResponse(fd);
     if (got.rfind("HTTP/1.1 100", 0) == 0) {
@@ -392,9 +400,11 @@ TEST_CASE("Server: Expect: 100-continue is either refused or served, never both"
     CHECK(continued == c.served);
     CHECK(CountResponses(got) == (continued ? 2 : 1));
     size_t ids = 0;
-    for (size_t i = got.find("X-Request-Id:"); i != std::string::npos; i = got.find("X-Request-Id:", i + 1)) ids++;
+    for (size_t i = got.find("X-Request-Id:"); i != std::string::npos;
+         i = got.find("X-Request-Id:", i + 1))
+      ids++;
     CHECK(ids == 1);  // one answer, one request ID
-    if (c.served) {  // the API ran it: a code sent, or the user's cooldown
+    if (c.served) {   // the API ran it: a code sent, or the user's cooldown
       const size_t final_at = got.find("HTTP/1.1 ", 1);
       CHECK((got.compare(final_at, 12, "HTTP/1.1 200") == 0 ||
              got.compare(final_at, 12, "HTTP/1.1 429") == 0));
@@ -432,7 +442,8 @@ TEST_CASE("Server: a 4xx answer keeps the connection open; a refusal or the last
   const std::string body = R"({"user_id":"abc"})";  // no passcode: 422
   const std::string unprocessable =
       "POST /verify-code HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-      "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+      "Content-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n" + body;
   const std::string missing = "GET /no-such-page HTTP/1.1\r\nHost: x\r\n\r\n";  // 404
   int fd = ConnectLoopback(f.server->port());
   std::vector<std::string> answers;
@@ -456,9 +467,9 @@ TEST_CASE("Server: a 4xx answer keeps the connection open; a refusal or the last
   // A client that asks to close, and a refusal before the body is read,
   // still close at once.
   bool closed = false;
-  std::string got = RawExchange(f.server->port(),
-                                "GET /no-such-page HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-                                &closed);
+  std::string got =
+      RawExchange(f.server->port(),
+                  "GET /no-such-page HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &closed);
   CHECK(got.rfind("HTTP/1.1 404", 0) == 0);
   CHECK(closed);
   got = RawExchange(f.server->port(),
@@ -499,14 +510,14 @@ TEST_CASE("Server: Stop is bounded by the deadline while a request is in flight"
   stopped = true;
   watchdog.join();  // opens the gate
   client.join();
-  run.join();  // Run ends once the request is done
+  run.join();            // Run ends once the request is done
   CHECK(status == 200);  // the request in flight was finished, not cut
   CHECK(stack.sms.count() == 1);
 }
 
 TEST_CASE("Server: Stop does not wait for idle keep-alive connections") {
   HttpServerOptions o;
-  o.keepalive_timeout_s = 600;    // far beyond the deadline
+  o.keepalive_timeout_s = 600;  // far beyond the deadline
   o.shutdown_deadline_ms = 20000;
   ServerFixture f(o);
   int fd = ConnectLoopback(f.server->port());
@@ -594,8 +605,8 @@ double RefusedConnections(ServerFixture* f) {
 
 }  // namespace
 
-TEST_CASE("Server: 200 slowloris connections from one address do not keep another waiting"
-          * doctest::test_suite("tsan")) {
+TEST_CASE("Server: 200 slowloris connections from one address do not keep another waiting" *
+          doctest::test_suite("tsan")) {
   HttpServerOptions o;
   o.header_timeout_ms = 60000;  // this test is about the cap, not the deadline
   ServerFixture f(o);           // the default pool and cap (64)
@@ -612,7 +623,8 @@ TEST_CASE("Server: 200 slowloris connections from one address do not keep anothe
     answered += ms >= 0;
     worst = std::max(worst, ms);
   }
-  MESSAGE("slowloris x200 from 127.0.0.1: slowest of 5 requests from 127.0.0.2 took ", worst, " ms");
+  MESSAGE("slowloris x200 from 127.0.0.1: slowest of 5 requests from 127.0.0.2 took ", worst,
+          " ms");
   CHECK(answered == 5);
   // 64 are held; the other 136 were closed on accept and counted.
   CHECK(RefusedConnections(&f) == 136);
@@ -632,8 +644,8 @@ TEST_CASE("Server: over max_connections_per_ip a connection is closed before it 
     CHECK(ReadResponse(held.back()).rfind("HTTP/1.1 200", 0) == 0);  // held, keep-alive
   }
   bool closed = false;
-  std::string got = RawExchange(f.server->port(), "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
-                                &closed);
+  std::string got =
+      RawExchange(f.server->port(), "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", &closed);
   CHECK(closed);
   CHECK(got.empty());  // closed at once: not a byte of an answer
   CHECK(RefusedConnections(&f) == 1);
@@ -692,8 +704,8 @@ TEST_CASE("Server: with reuse_port two servers may share a port") {
   CHECK(second.Bind().ok());
 }
 
-TEST_CASE("Server: after a burst of connections the workers go back to min_threads"
-          * doctest::test_suite("tsan")) {
+TEST_CASE("Server: after a burst of connections the workers go back to min_threads" *
+          doctest::test_suite("tsan")) {
   FakeClock clock;
   HttpServerOptions o;
   o.min_threads = 2;
@@ -712,7 +724,7 @@ TEST_CASE("Server: after a burst of connections the workers go back to min_threa
       REQUIRE(res->status == 200);
     }
     CHECK(pool.workers() == 40);  // each open connection holds one
-  }  // every connection closed
+  }                               // every connection closed
   pool.WaitUntilIdle(40);
   CHECK(pool.ReleaseIdle() == 0);  // idle, but not for worker_idle_ms yet
   CHECK(pool.workers() == 40);
@@ -762,9 +774,11 @@ TEST_CASE("Server: a long request line or header line is refused, not served") {
 TEST_CASE("Server: HTTPS with tls_cert and tls_key; plain HTTP is not served on it") {
   TempDir dir;
   const std::string cert = dir.File("cert.pem"), key = dir.File("key.pem");
-  const std::string cmd = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
-                          " -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 -days 1"
-                          " -keyout " + key + " -out " + cert + " >/dev/null 2>&1";
+  const std::string cmd =
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
+      " -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 -days 1"
+      " -keyout " +
+      key + " -out " + cert + " >/dev/null 2>&1";
   REQUIRE(system(cmd.c_str()) == 0);
   HttpServerOptions o;
   o.tls_cert = cert;

@@ -46,7 +46,8 @@ double KsStatistic(std::vector<int64_t> a, std::vector<int64_t> b) {
     const int64_t x = std::min(a[i], b[j]);
     while (i < a.size() && a[i] <= x) i++;
     while (j < b.size() && b[j] <= x) j++;
-    d = std::max(d, std::fabs(static_cast<double>(i) / a.size() - static_cast<double>(j) / b.size()));
+    d = std::max(d,
+                 std::fabs(static_cast<double>(i) / a.size() - static_cast<double>(j) / b.size()));
   }
   return d;
 }

@@ -21,7 +21,8 @@ TEST_CASE("FormatLogLine writes logfmt and quotes what needs it") {
 }
 
 TEST_CASE("FormatLogLine escapes control characters: no forged lines") {
-  std::string line = FormatLogLine(LogLevel::kError, "x", {{"user_id", "a\nlevel=info msg=forged"}});
+  std::string line =
+      FormatLogLine(LogLevel::kError, "x", {{"user_id", "a\nlevel=info msg=forged"}});
   CHECK(line.find('\n') == line.size() - 1);
   CHECK(line.find("\\n") != std::string::npos);
   CHECK(FormatLogLine(LogLevel::kInfo, "x", {{"v", std::string("\x01\"\\", 3)}}) ==

@@ -53,10 +53,14 @@ TEST_CASE("Metrics: requests by route and status; unknown paths count as other")
   CHECK(Value(s, R"(otpd_http_requests_total{route="other",status="404"})") == 1);
   CHECK(s.count(R"(otpd_http_requests_total{route="/verify-code",status="200"})") == 0);
   // Cumulative buckets; the unknown latency was not observed.
-  CHECK(Value(s, R"(otpd_http_request_duration_seconds_bucket{route="/send-code",le="0.0005"})") == 2);
-  CHECK(Value(s, R"(otpd_http_request_duration_seconds_bucket{route="/send-code",le="0.001"})") == 2);
-  CHECK(Value(s, R"(otpd_http_request_duration_seconds_bucket{route="/send-code",le="0.0025"})") == 3);
-  CHECK(Value(s, R"(otpd_http_request_duration_seconds_bucket{route="/send-code",le="+Inf"})") == 3);
+  CHECK(Value(s, R"(otpd_http_request_duration_seconds_bucket{route="/send-code",le="0.0005"})") ==
+        2);
+  CHECK(Value(s, R"(otpd_http_request_duration_seconds_bucket{route="/send-code",le="0.001"})") ==
+        2);
+  CHECK(Value(s, R"(otpd_http_request_duration_seconds_bucket{route="/send-code",le="0.0025"})") ==
+        3);
+  CHECK(Value(s, R"(otpd_http_request_duration_seconds_bucket{route="/send-code",le="+Inf"})") ==
+        3);
   CHECK(Value(s, R"(otpd_http_request_duration_seconds_count{route="/send-code"})") == 3);
   CHECK(Value(s, R"(otpd_http_request_duration_seconds_sum{route="/send-code"})") ==
         doctest::Approx(0.0024));
@@ -183,8 +187,8 @@ TEST_CASE("Server: X-Request-Id is echoed when sane and generated otherwise") {
   auto res = cli.Get("/healthz", httplib::Headers{{"X-Request-Id", "abc.DEF_123-x"}});
   REQUIRE(res);
   CHECK(res->get_header_value("X-Request-Id") == "abc.DEF_123-x");
-  for (const std::string& bad : {std::string("has space"), std::string(65, 'a'),
-                                std::string("semi;colon")}) {
+  for (const std::string& bad :
+       {std::string("has space"), std::string(65, 'a'), std::string("semi;colon")}) {
     res = cli.Get("/healthz", httplib::Headers{{"X-Request-Id", bad}});
     REQUIRE(res);
     const std::string id = res->get_header_value("X-Request-Id");

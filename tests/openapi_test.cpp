@@ -107,7 +107,9 @@ std::string WrongCode(const std::string& code) {
 // "path status example-name". Each runs on a fresh OtpStack.
 std::map<std::string, Reproducer> Reproducers() {
   std::map<std::string, Reproducer> r;
-  r["/send-code 200 sent"] = [](OtpStack* s) { return s->Post("/send-code", R"({"user_id":"abc"})"); };
+  r["/send-code 200 sent"] = [](OtpStack* s) {
+    return s->Post("/send-code", R"({"user_id":"abc"})");
+  };
   r["/send-code 404 user_not_found"] = [](OtpStack* s) {
     REQUIRE(s->users->Remove("abc").ok());
     return s->Post("/send-code", R"({"user_id":"abc"})");
@@ -115,11 +117,14 @@ std::map<std::string, Reproducer> Reproducers() {
   r["/send-code 404 phone_not_found"] = [](OtpStack* s) {
     sqlite3* db = nullptr;
     sqlite3_open(s->dir.File("otpd.db").c_str(), &db);
-    sqlite3_exec(db, "UPDATE users SET phone = NULL WHERE user_id = 'abc'", nullptr, nullptr, nullptr);
+    sqlite3_exec(db, "UPDATE users SET phone = NULL WHERE user_id = 'abc'", nullptr, nullptr,
+                 nullptr);
     sqlite3_close(db);
     return s->Post("/send-code", R"({"user_id":"abc"})");
   };
-  r["/send-code 413 too_large"] = [](OtpStack*) { return PlainError(413, "Request body too large"); };
+  r["/send-code 413 too_large"] = [](OtpStack*) {
+    return PlainError(413, "Request body too large");
+  };
   r["/send-code 422 missing_field"] = [](OtpStack* s) { return s->Post("/send-code", "{}"); };
   r["/send-code 422 not_json"] = [](OtpStack* s) { return s->Post("/send-code", "user_id=abc"); };
   r["/send-code 500 sms_failed"] = [](OtpStack* s) {
@@ -159,7 +164,9 @@ std::map<std::string, Reproducer> Reproducers() {
   r["/verify-code 400 invalid_code"] = [](OtpStack* s) {
     return s->Post("/verify-code", VerifyBody(WrongCode(s->SendAndRead("abc"))));
   };
-  r["/verify-code 404 not_found"] = [](OtpStack* s) { return s->Post("/verify-code", VerifyBody("123456")); };
+  r["/verify-code 404 not_found"] = [](OtpStack* s) {
+    return s->Post("/verify-code", VerifyBody("123456"));
+  };
   r["/verify-code 410 expired"] = [](OtpStack* s) {
     const std::string code = s->SendAndRead("abc");
     s->clock.AdvanceSeconds(301);
@@ -169,7 +176,9 @@ std::map<std::string, Reproducer> Reproducers() {
   r["/verify-code 422 missing_field"] = [](OtpStack* s) {
     return s->Post("/verify-code", R"({"passcode":"123456"})");
   };
-  r["/verify-code 422 not_json"] = [](OtpStack* s) { return s->Post("/verify-code", "user_id=abc"); };
+  r["/verify-code 422 not_json"] = [](OtpStack* s) {
+    return s->Post("/verify-code", "user_id=abc");
+  };
   r["/verify-code 429 too_many_attempts"] = [](OtpStack* s) {
     const std::string wrong = WrongCode(s->SendAndRead("abc"));
     for (int i = 0; i < 3; i++) s->Post("/verify-code", VerifyBody(wrong));
@@ -193,8 +202,7 @@ std::map<std::string, Reproducer> Reproducers() {
     OtpService service(OtpOptions(), &failing, s->users.get(), &s->sms, &s->clock, &s->random,
                        &s->hasher);
     failing.fail = Status::IOError("read-only");
-    return HttpApi(&service, HttpApiOptions())
-        .Handle(HttpRequest{"GET", "/readyz", "", ""});
+    return HttpApi(&service, HttpApiOptions()).Handle(HttpRequest{"GET", "/readyz", "", ""});
   };
   return r;
 }
@@ -245,7 +253,8 @@ TEST_CASE("Every OpenAPI example matches its schema and the real answer") {
             const Json real = Json::parse(a.body);
             CHECK(Mismatch(doc, schema, real, "answer") == "");
             CHECK(real.dump() == ex.value()["value"].dump());
-            if (resp.value().contains("headers") && resp.value()["headers"].contains("Retry-After")) {
+            if (resp.value().contains("headers") &&
+                resp.value()["headers"].contains("Retry-After")) {
               CHECK(!HeaderValue(a, "Retry-After").empty());
             }
             checked++;
@@ -297,7 +306,8 @@ TEST_CASE("servers follows the base path; limits follow the options") {
   o.expose_full_phone = true;
   Json doc = OpenApiDocument(o);
   CHECK(doc["servers"][0]["url"] == "/otp");
-  CHECK(doc["components"]["schemas"]["VerifyCodeRequest"]["properties"]["passcode"]["maxLength"] == 12);
+  CHECK(doc["components"]["schemas"]["VerifyCodeRequest"]["properties"]["passcode"]["maxLength"] ==
+        12);
   CHECK(doc["paths"]["/send-code"]["post"]["responses"]["200"]["content"]["application/json"]
            ["examples"]["sent"]["value"]["phone"] == "+12015551111");
 }

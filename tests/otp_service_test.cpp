@@ -6,8 +6,8 @@
 #include <chrono>
 #include <thread>
 
-#include "otp_stack.h"
 #include "core/phone.h"
+#include "otp_stack.h"
 
 namespace otpd {
 namespace {
@@ -385,7 +385,9 @@ namespace {
 TEST_CASE("OtpService: the user's locale picks the template, with the WebOTP line") {
   OtpOptions options;
   options.app_name = "Acme";
-  options.templates = {{"es", "Tu c\xC3\xB3" "digo de {app} es {code}"}};
+  options.templates = {{"es",
+                        "Tu c\xC3\xB3"
+                        "digo de {app} es {code}"}};
   options.webotp_domain = "login.example.com";
   OtpStack s(options);
   REQUIRE(s.users->Upsert("maria", "+34600000001").ok());
@@ -397,7 +399,9 @@ TEST_CASE("OtpService: the user's locale picks the template, with the WebOTP lin
   REQUIRE(Send(s, "maria").outcome == SendOutcome::kSent);
   const std::string code = s.sms.LastCode();
   CHECK(s.sms.messages().back().body ==
-        "Tu c\xC3\xB3" "digo de Acme es " + code + "\n\n@login.example.com #" + code);
+        "Tu c\xC3\xB3"
+        "digo de Acme es " +
+            code + "\n\n@login.example.com #" + code);
   REQUIRE(Send(s, "abc").outcome == SendOutcome::kSent);  // no locale: the default
   const std::string code2 = s.sms.LastCode();
   CHECK(s.sms.messages().back().body == "Your Acme code is " + code2 +

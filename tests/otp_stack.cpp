@@ -5,8 +5,8 @@
 #include <stdexcept>
 
 #ifdef OTPD_REDIS
-#include "redis_server.h"
 #include "core/redis_url.h"
+#include "redis_server.h"
 #endif
 
 namespace otpd {

@@ -11,17 +11,17 @@
 #include <string>
 #include <thread>
 
-#include "otp/audit.h"
 #include "core/code_hash.h"
 #include "core/delivery_metrics.h"
 #include "core/metrics.h"
 #include "http/http_api.h"
 #include "http/http_server.h"
+#include "otp/audit.h"
 #include "otp/otp_service.h"
-#include "store/sqlite_db.h"
 #include "otp/storage.h"
-#include "test_util.h"
 #include "otp/users.h"
+#include "store/sqlite_db.h"
+#include "test_util.h"
 
 namespace otpd {
 

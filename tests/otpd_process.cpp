@@ -35,9 +35,8 @@ std::string Binary() {
 // of the same name. Unless `added` names one, no default config file: the
 // machine's /etc/otpd/otpd.conf stays out of the tests.
 std::vector<std::string> ChildEnvironment(std::vector<std::string> added) {
-  if (std::none_of(added.begin(), added.end(), [](const std::string& a) {
-        return a.rfind("OTPD_DEFAULT_CONFIG=", 0) == 0;
-      })) {
+  if (std::none_of(added.begin(), added.end(),
+                   [](const std::string& a) { return a.rfind("OTPD_DEFAULT_CONFIG=", 0) == 0; })) {
     added.push_back("OTPD_DEFAULT_CONFIG=");
   }
   std::vector<std::string> env;

@@ -19,7 +19,10 @@ TEST_CASE("IsE164 accepts '+', a non-zero digit, and 2..15 digits in all") {
   CHECK_FALSE(IsE164("+1-111-1111"));
   CHECK_FALSE(IsE164(""));
   CHECK_FALSE(IsE164("+"));
-  CHECK_FALSE(IsE164(std::string("+1111\0" "111", 9)));
+  CHECK_FALSE(
+      IsE164(std::string("+1111\0"
+                         "111",
+                         9)));
 }
 
 TEST_CASE("MaskPhone keeps '+', the first digit and the last three") {
@@ -63,10 +66,10 @@ TEST_CASE("NormalizePhone: every written form of a number becomes its E.164") {
 
 TEST_CASE("NormalizePhone refuses invalid numbers, extensions, premium-rate and shared-cost") {
   std::string e164 = "unchanged";
-  for (const char* bad : {"+11111111111",  // area code 111 does not exist
-                          "4155550123",    // no country code
+  for (const char* bad : {"+11111111111",                            // area code 111 does not exist
+                          "4155550123",                              // no country code
                           "+1 415 555 0123 ext. 5", "+19005550111",  // premium rate
-                          "+448712345678",  // GB shared cost (087)
+                          "+448712345678",                           // GB shared cost (087)
                           "", "+", "not a phone", "+1 415 555 01234567"}) {
     CAPTURE(bad);
     Status s = NormalizePhone(bad, &e164);

@@ -1,9 +1,10 @@
 // The shared provider client (sms/provider_client.h) against a fake
 // provider on 127.0.0.1 with run-time certificates.
+#include "sms/provider_client.h"
+
 #include <doctest/doctest.h>
 
 #include "fake_vonage.h"
-#include "sms/provider_client.h"
 #include "test_tls.h"
 #include "test_util.h"
 
@@ -49,9 +50,8 @@ TEST_CASE("provider client: posts the form, retries what the reader calls retrya
   CHECK(req[2].at("text") == "a b+");
   // Not retryable: one request only.
   t.fake.Respond([](int, httplib::Response& res) { res.status = 400; });
-  s = client->PostForm(post, [](const ProviderAnswer&, bool*) {
-    return Status::InvalidArgument("refused");
-  });
+  s = client->PostForm(
+      post, [](const ProviderAnswer&, bool*) { return Status::InvalidArgument("refused"); });
   CHECK(s.code() == Status::Code::kInvalidArgument);
   CHECK(t.fake.requests().size() == 4);
 }

@@ -130,7 +130,7 @@ TEST_CASE("IsSpike: min sends, the multiple of the key's own baseline, low conve
   RegionCounts c;
   c.key = "JM";
   c.first_seen_ms = now - 25 * 3600 * 1000;  // a full baseline of history
-  c.baseline_sent = 23 * 4;                   // 4 an hour
+  c.baseline_sent = 23 * 4;                  // 4 an hour
   std::string why;
   CHECK(ExpectedPerWindow(c, now, o) == doctest::Approx(4.0));
   c.window_sent = 20;

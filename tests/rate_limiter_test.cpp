@@ -21,8 +21,8 @@ int Drain(RateLimiter* limiter, const std::string& key, int64_t* retry_ms) {
 
 }  // namespace
 
-TEST_CASE("RateLimiter: a burst passes, then one token per refill interval"
-          * doctest::test_suite("tsan")) {
+TEST_CASE("RateLimiter: a burst passes, then one token per refill interval" *
+          doctest::test_suite("tsan")) {
   FakeClock clock;
   RateLimiter limiter(RateLimiterOptions{60, 5, 1024}, &clock);  // one a second
   int64_t retry = -1;
@@ -41,8 +41,8 @@ TEST_CASE("RateLimiter: a burst passes, then one token per refill interval"
   CHECK(Drain(&limiter, "10.0.0.1", &retry) == 5);
 }
 
-TEST_CASE("RateLimiter: refused requests do not slow the refill, at any rate"
-          * doctest::test_suite("tsan")) {
+TEST_CASE("RateLimiter: refused requests do not slow the refill, at any rate" *
+          doctest::test_suite("tsan")) {
   FakeClock clock;
   RateLimiter limiter(RateLimiterOptions{1, 1, 16}, &clock);  // one a minute
   int64_t retry = 0;
@@ -56,8 +56,8 @@ TEST_CASE("RateLimiter: refused requests do not slow the refill, at any rate"
   CHECK(limiter.Allow("k", &retry));
 }
 
-TEST_CASE("RateLimiter: memory stays bounded; the least recently seen key is dropped"
-          * doctest::test_suite("tsan")) {
+TEST_CASE("RateLimiter: memory stays bounded; the least recently seen key is dropped" *
+          doctest::test_suite("tsan")) {
   FakeClock clock;
   RateLimiter limiter(RateLimiterOptions{60, 1, 64}, &clock);
   int64_t retry = 0;
@@ -75,8 +75,7 @@ TEST_CASE("RateLimiter: memory stays bounded; the least recently seen key is dro
   CHECK(limiter.size() <= 64);
 }
 
-TEST_CASE("RateLimiter: parallel requests take exactly the burst"
-          * doctest::test_suite("tsan")) {
+TEST_CASE("RateLimiter: parallel requests take exactly the burst" * doctest::test_suite("tsan")) {
   FakeClock clock;
   RateLimiter limiter(RateLimiterOptions{1, 50, 1024}, &clock);
   std::atomic<int> passed{0};

@@ -37,8 +37,8 @@ struct LateSender : SmsSender {
 struct ReceiptStack {
   explicit ReceiptStack(const std::string& api_keys = "") {
     REQUIRE(NewSqliteDeliveryLog(stack.db, &log).ok());
-    tracker.reset(new DeliveryTracker(log.get(), &stack.clock, stack.audit.get(),
-                                      DeliveryOptions(), &stack.delivery_metrics));
+    tracker.reset(new DeliveryTracker(log.get(), &stack.clock, stack.audit.get(), DeliveryOptions(),
+                                      &stack.delivery_metrics));
     stack.service->SetDeliveries(tracker.get());
     HttpApiOptions o;
     o.twilio_status_url = kUrl;
@@ -82,8 +82,10 @@ TEST_CASE("receipts: a signed callback is recorded; unsigned, forged and replaye
   CHECK(s.body.find("\"status\":\"accepted\"") != std::string::npos);
   const std::string sid = r.stack.sms.messages().size() == 1 ? "fake-1" : "";
   REQUIRE(sid == "fake-1");
-  const FormFields delivered = {{"MessageSid", sid}, {"MessageStatus", "delivered"},
-                                {"AccountSid", "AC1"}, {"SmsStatus", "delivered"}};
+  const FormFields delivered = {{"MessageSid", sid},
+                                {"MessageStatus", "delivered"},
+                                {"AccountSid", "AC1"},
+                                {"SmsStatus", "delivered"}};
   REQUIRE(r.stack.delivery_metrics.StatusCount("delivered") == 0);
 
   CHECK(r.Callback(delivered, "").status == 403);
@@ -91,8 +93,8 @@ TEST_CASE("receipts: a signed callback is recorded; unsigned, forged and replaye
   CHECK(r.Callback(delivered, PythonTwilioSignature("another-token", kUrl, delivered)).status ==
         403);
   // Signed for another URL (the proxy trap): refused too.
-  CHECK(r.Callback(delivered, PythonTwilioSignature(kToken, "http://10.0.0.5:8000/twilio/status",
-                                                    delivered))
+  CHECK(r.Callback(delivered,
+                   PythonTwilioSignature(kToken, "http://10.0.0.5:8000/twilio/status", delivered))
             .status == 403);
   // A signed "undelivered" with one field changed after signing.
   FormFields forged = {{"MessageSid", sid}, {"MessageStatus", "undelivered"}};
@@ -124,8 +126,8 @@ TEST_CASE("receipts: a signed callback is recorded; unsigned, forged and replaye
 TEST_CASE("receipts: undelivered for a live code is audited with Twilio's error code") {
   ReceiptStack r;
   r.stack.SendAndRead("abc");
-  CHECK(r.SignedCallback({{"MessageSid", "fake-1"}, {"MessageStatus", "undelivered"},
-                          {"ErrorCode", "30003"}})
+  CHECK(r.SignedCallback(
+             {{"MessageSid", "fake-1"}, {"MessageStatus", "undelivered"}, {"ErrorCode", "30003"}})
             .status == 200);
   REQUIRE(r.Audit("delivery").size() == 1);
   CHECK(r.Audit("delivery")[0].outcome.rfind("undelivered:30003", 0) == 0);
@@ -151,7 +153,8 @@ TEST_CASE("receipts: without public_url the callback answers 404") {
   CHECK(stack.api->Handle(r).status == 404);
 }
 
-TEST_CASE("receipts end to end: send via Twilio, Twilio calls back signed, audit and metrics show it") {
+TEST_CASE(
+    "receipts end to end: send via Twilio, Twilio calls back signed, audit and metrics show it") {
   TempDir dir;
   TestCa ca(dir.path(), "ca");
   PemFiles pem = ca.Issue("twilio", "IP:127.0.0.1");
@@ -208,8 +211,8 @@ TEST_CASE("receipts end to end: send via Twilio, Twilio calls back signed, audit
                              {"ApiVersion", "2010-04-01"}};
   httplib::Headers headers = {
       {"X-Twilio-Signature", PythonTwilioSignature(o.auth_token, callback, fields)}};
-  auto cb = client.Post("/twilio/status", headers, FormOf(fields),
-                        "application/x-www-form-urlencoded");
+  auto cb =
+      client.Post("/twilio/status", headers, FormOf(fields), "application/x-www-form-urlencoded");
   REQUIRE(cb);
   CHECK(cb->status == 200);
   auto forged = client.Post("/twilio/status", FormOf(fields), "application/x-www-form-urlencoded");

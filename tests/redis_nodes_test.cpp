@@ -38,14 +38,21 @@ const char kDoePhone[] = "+12025552222";
 std::string NodeConfig(const TempDir& dir, const std::string& name, const std::string& redis_url,
                        const std::string& extra = "", bool fallback = false) {
   const std::string path = dir.File(name + ".conf");
-  WriteFile(path, "listen = \"127.0.0.1\"\nport = 0\nthreads = 48\n"
-                  "database = \"" + dir.File(name + ".db") + "\"\n"
-                  "sms_log_file = \"" + dir.File(name + ".sms") + "\"\n"
-                  "secret = \"" + kSecret + "\"\nip_requests_per_minute = 0\n"
-                  "store = \"redis\"\n" +
-                  (redis_url.empty() ? "" : "redis_url = \"" + redis_url + "\"\n") +
-                  "redis_fallback = " + (fallback ? "true" : "false") + "\n" + extra +
-                  "\n[users]\nabc = \"" + kAbcPhone + "\"\n\"John.Doe\" = \"" + kDoePhone + "\"\n");
+  WriteFile(path,
+            "listen = \"127.0.0.1\"\nport = 0\nthreads = 48\n"
+            "database = \"" +
+                dir.File(name + ".db") +
+                "\"\n"
+                "sms_log_file = \"" +
+                dir.File(name + ".sms") +
+                "\"\n"
+                "secret = \"" +
+                kSecret +
+                "\"\nip_requests_per_minute = 0\n"
+                "store = \"redis\"\n" +
+                (redis_url.empty() ? "" : "redis_url = \"" + redis_url + "\"\n") +
+                "redis_fallback = " + (fallback ? "true" : "false") + "\n" + extra +
+                "\n[users]\nabc = \"" + kAbcPhone + "\"\n\"John.Doe\" = \"" + kDoePhone + "\"\n");
   return path;
 }
 
@@ -66,8 +73,7 @@ struct Answer {
 class Node : public OtpdProcess {
  public:
   Node(const TempDir& dir, const std::string& name, const std::string& config)
-      : OtpdProcess(dir, name, {"serve", "--config", config}),
-        sms_log_(dir.File(name + ".sms")) {}
+      : OtpdProcess(dir, name, {"serve", "--config", config}), sms_log_(dir.File(name + ".sms")) {}
   ~Node() { Terminate(); }
 
   const std::string& sms_log() const { return sms_log_; }
@@ -87,8 +93,8 @@ class Node : public OtpdProcess {
   Answer Request(const std::string& method, const std::string& path,
                  const std::string& body) const {
     httplib::Client cli = Client();
-    httplib::Result res = method == "POST" ? cli.Post(path.c_str(), body, "application/json")
-                                           : cli.Get(path.c_str());
+    httplib::Result res =
+        method == "POST" ? cli.Post(path.c_str(), body, "application/json") : cli.Get(path.c_str());
     Answer a;
     if (!res) return a;
     a.status = res->status;
@@ -211,8 +217,8 @@ TEST_CASE("redis nodes: one prefix needs one secret; another prefix is another d
   CHECK(redis.Call({"EXISTS", "other:secret-check"}).integer == 1);
 }
 
-TEST_CASE("redis nodes: 64 concurrent wrong guesses over two nodes take exactly max_attempts"
-          * doctest::test_suite("tsan")) {
+TEST_CASE("redis nodes: 64 concurrent wrong guesses over two nodes take exactly max_attempts" *
+          doctest::test_suite("tsan")) {
   RedisServer redis;
   TempDir dir;
   Node a(dir, "a", NodeConfig(dir, "a", redis.url()));

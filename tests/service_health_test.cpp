@@ -76,7 +76,8 @@ TEST_CASE("ServiceHealth: READY=1 on the first passing check, pings only while h
   // which drives every round itself.
   SystemdNotifier notifier(manager.path(), 3600LL * 1000000);
   Health health{Status::Unavailable("redis: connection refused")};
-  ServiceHealth service(&notifier, [&health] { return health(); }, "serving on 127.0.0.1 port 1");
+  ServiceHealth service(
+      &notifier, [&health] { return health(); }, "serving on 127.0.0.1 port 1");
   service.Start();
   CHECK(manager.Receive() == "STATUS=starting: redis: connection refused");
   CHECK(manager.Poll() == "");  // neither READY=1 nor a ping
@@ -104,7 +105,8 @@ TEST_CASE("ServiceHealth: READY=1 on the first passing check, pings only while h
   CHECK(manager.Receive() == "STATUS=serving on 127.0.0.1 port 1; reloaded");
   service.Reloaded(Status::InvalidArgument("code_length = 99: must be between 4 and 10"));
   CHECK(manager.Receive() ==
-        "STATUS=serving on 127.0.0.1 port 1; reload failed: code_length = 99: must be between 4 and 10");
+        "STATUS=serving on 127.0.0.1 port 1; reload failed: code_length = 99: must be between 4 "
+        "and 10");
 
   service.Stopping();
   CHECK(manager.Receive() == "STOPPING=1\nSTATUS=stopping");
@@ -118,7 +120,13 @@ TEST_CASE("ServiceHealth: without a watchdog, READY=1 once and nothing more") {
   NotifySocket manager(dir.File("notify"));
   SystemdNotifier notifier(manager.path(), 0);
   int checks = 0;
-  ServiceHealth service(&notifier, [&checks] { ++checks; return Status::OK(); }, "serving");
+  ServiceHealth service(
+      &notifier,
+      [&checks] {
+        ++checks;
+        return Status::OK();
+      },
+      "serving");
   service.Start();
   CHECK(manager.Receive() == "READY=1\nSTATUS=serving");
   service.Tick();
@@ -129,7 +137,13 @@ TEST_CASE("ServiceHealth: without a watchdog, READY=1 once and nothing more") {
 TEST_CASE("ServiceHealth: without NOTIFY_SOCKET it checks nothing") {
   SystemdNotifier notifier("", 0);
   int checks = 0;
-  ServiceHealth service(&notifier, [&checks] { ++checks; return Status::OK(); }, "serving");
+  ServiceHealth service(
+      &notifier,
+      [&checks] {
+        ++checks;
+        return Status::OK();
+      },
+      "serving");
   service.Start();
   CHECK(checks == 0);
   CHECK_FALSE(service.ready());

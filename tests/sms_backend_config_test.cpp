@@ -18,10 +18,11 @@ Status ParseArgs(std::vector<std::string> args, Invocation* inv) {
   return ParseInvocation(static_cast<int>(argv.size() - 1), argv.data(), &env, inv);
 }
 
-const std::vector<std::string> kTwilio = {"--twilio-account-sid", "AC1", "--twilio-auth-token",
-                                          "tok", "--twilio-phone-number", "+12085551111"};
-const std::vector<std::string> kVonage = {"--vonage-api-key", "k", "--vonage-api-secret",
-                                          "s", "--vonage-from", "otpd"};
+const std::vector<std::string> kTwilio = {"--twilio-account-sid",  "AC1",
+                                          "--twilio-auth-token",   "tok",
+                                          "--twilio-phone-number", "+12085551111"};
+const std::vector<std::string> kVonage = {"--vonage-api-key", "k",   "--vonage-api-secret", "s",
+                                          "--vonage-from",    "otpd"};
 
 std::vector<std::string> Join(std::vector<std::string> a, const std::vector<std::string>& b) {
   a.insert(a.end(), b.begin(), b.end());

@@ -8,8 +8,8 @@
 #include "core/provider_metrics.h"
 #include "fake_twilio.h"
 #include "fake_vonage.h"
-#include "otp_stack.h"
 #include "otp/sms.h"
+#include "otp_stack.h"
 #include "sms/circuit_breaker.h"
 #include "test_tls.h"
 #include "test_util.h"
@@ -144,9 +144,8 @@ TEST_CASE("failover: a refusal of the number is answered at once, not failed ove
   CHECK(StateOf(sender.get(), "twilio") == "closed");
   // Vonage's own refusal of the number ends the send too.
   p.TwilioAnswers(20003, 401);
-  p.vonage.Respond([](int, httplib::Response& res) {
-    res.set_content(VonageAnswer("6"), "application/json");
-  });
+  p.vonage.Respond(
+      [](int, httplib::Response& res) { res.set_content(VonageAnswer("6"), "application/json"); });
   SmsReceipt r;
   CHECK(sender->Send(kTo, "code 1", &r).code() == Status::Code::kInvalidArgument);
   CHECK(r.provider == "vonage");

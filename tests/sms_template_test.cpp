@@ -48,7 +48,9 @@ TEST_CASE("templates: GSM-7 and UCS-2 segment sizes") {
   CHECK(l.gsm7);
   CHECK(l.units == 6);
   // One character outside GSM 03.38 makes the whole message UCS-2.
-  l = MeasureSms("Tu c\xC3\xB3" "digo");  // "ó" is not in the basic set
+  l = MeasureSms(
+      "Tu c\xC3\xB3"
+      "digo");  // "ó" is not in the basic set
   CHECK_FALSE(l.gsm7);
   CHECK(l.limit == 70);
   CHECK(l.units == 9);

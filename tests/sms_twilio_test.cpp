@@ -1,8 +1,8 @@
 // The Twilio sender against a fake Twilio: an in-process HTTPS server on
 // 127.0.0.1 with certificates made at run time (tests/test_tls.h).
 #include <doctest/doctest.h>
-#include <otpd_httplib.h>
 #include <openssl/evp.h>
+#include <otpd_httplib.h>
 
 #include <atomic>
 #include <cstdio>
@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "fake_twilio.h"
-#include "otp_stack.h"
 #include "otp/sms.h"
+#include "otp_stack.h"
 #include "test_tls.h"
 #include "test_util.h"
 
@@ -387,8 +387,8 @@ TEST_CASE("twilio: the provider code reaches the /send-code answer and no code s
   OtpStack stack;
   OtpOptions options;
   options.send_limits = SendLimits{0, 0, 0, 0, 0, 3600 * 1000};  // five sends to abc in a row
-  OtpService service(options, stack.storage.get(), stack.users.get(), sender.get(),
-                     &stack.clock, &stack.random, &stack.hasher);
+  OtpService service(options, stack.storage.get(), stack.users.get(), sender.get(), &stack.clock,
+                     &stack.random, &stack.hasher);
   HttpApi api(&service, HttpApiOptions());
   for (auto [code, http] : std::vector<std::pair<int, int>>{
            {21211, 400}, {21408, 400}, {21608, 400}, {21610, 400}, {21614, 400}, {20003, 401}}) {
@@ -406,8 +406,7 @@ TEST_CASE("twilio: the provider code reaches the /send-code answer and no code s
     CHECK(fake.requests().size() - before == 1);
     // No live code: any guess is "not found".
     HttpAnswer v = api.Handle(HttpRequest{"POST", "/verify-code",
-                                          R"({"user_id":"abc","passcode":"000000"})",
-                                          "127.0.0.1"});
+                                          R"({"user_id":"abc","passcode":"000000"})", "127.0.0.1"});
     CHECK(v.status == 404);
   }
 }
@@ -419,11 +418,10 @@ TEST_CASE("twilio: every form of a phone number in an error message is masked") 
   FakeTwilio fake(certs.good);
   fake.Respond([](int, httplib::Response& res) {
     res.status = 400;
-    res.set_content(
-        R"({"code":21211,"message":"The 'To' number +1 (415) 555-0123 is not valid; )"
-        R"(also tried 4155550123, 415.555.0123, +1-415-555-0123 and %2B14155550123",)"
-        R"("more_info":"https://www.twilio.com/docs/errors/21211","status":400})",
-        "application/json");
+    res.set_content(R"({"code":21211,"message":"The 'To' number +1 (415) 555-0123 is not valid; )"
+                    R"(also tried 4155550123, 415.555.0123, +1-415-555-0123 and %2B14155550123",)"
+                    R"("more_info":"https://www.twilio.com/docs/errors/21211","status":400})",
+                    "application/json");
   });
   auto sender = MustSender(Options(fake, certs));
   SmsReceipt receipt;

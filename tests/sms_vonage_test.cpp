@@ -48,7 +48,12 @@ TEST_CASE("vonage: a send posts the form and keeps the message id") {
   CHECK(req[0].at("api_secret") == "secret-0123456789");
   CHECK(req[0].at("from") == "otpd");
   CHECK(req[0].count("type") == 0);
-  REQUIRE(sender->Send("+15551234567", "C\xC3\xB3" "digo 1", &r).ok());
+  REQUIRE(sender
+              ->Send("+15551234567",
+                     "C\xC3\xB3"
+                     "digo 1",
+                     &r)
+              .ok());
   CHECK(v.fake.requests()[1].at("type") == "unicode");
 }
 

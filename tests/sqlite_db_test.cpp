@@ -305,14 +305,14 @@ TEST_CASE("The schema rejects bad phones written with plain SQL") {
   for (const char* phone : {"15551234567", "+05551234567", "+1", "+1234567890123456", "+1555a34567",
                             "", "+1 5551234567", "++15551234567"}) {
     INFO("phone: '", phone, "'");
-    CHECK(raw.Exec("INSERT INTO users (user_id, phone) VALUES ('u" + std::to_string(n++) +
-                   "', '" + phone + "')") == SQLITE_CONSTRAINT);
+    CHECK(raw.Exec("INSERT INTO users (user_id, phone) VALUES ('u" + std::to_string(n++) + "', '" +
+                   phone + "')") == SQLITE_CONSTRAINT);
   }
   CHECK(raw.Query("SELECT count(*) FROM users") == "0");
   for (const char* phone : {"+12", "+123456789012345", "+15551234567"}) {
     INFO("phone: '", phone, "'");
-    CHECK(raw.Exec("INSERT INTO users (user_id, phone) VALUES ('u" + std::to_string(n++) +
-                   "', '" + phone + "')") == SQLITE_OK);
+    CHECK(raw.Exec("INSERT INTO users (user_id, phone) VALUES ('u" + std::to_string(n++) + "', '" +
+                   phone + "')") == SQLITE_OK);
   }
   CHECK(raw.Exec("INSERT INTO users (user_id, phone) VALUES ('nophone', NULL)") == SQLITE_OK);
 }
@@ -354,8 +354,8 @@ TEST_CASE("SqliteStatus maps result codes") {
   CHECK(SqliteStatus(nullptr, SQLITE_LOCKED, "x").code() == Status::Code::kBusy);
   CHECK(SqliteStatus(nullptr, SQLITE_BUSY_SNAPSHOT, "x").code() == Status::Code::kBusy);
   CHECK(SqliteStatus(nullptr, SQLITE_CONSTRAINT_CHECK, "x").IsInvalidArgument());
-  for (int rc : {SQLITE_IOERR_WRITE, SQLITE_FULL, SQLITE_READONLY, SQLITE_CANTOPEN,
-                 SQLITE_NOTADB, SQLITE_CORRUPT}) {
+  for (int rc : {SQLITE_IOERR_WRITE, SQLITE_FULL, SQLITE_READONLY, SQLITE_CANTOPEN, SQLITE_NOTADB,
+                 SQLITE_CORRUPT}) {
     INFO("rc: ", rc);
     CHECK(SqliteStatus(nullptr, rc, "x").code() == Status::Code::kIOError);
   }
@@ -566,7 +566,8 @@ int64_t MainFileSizeAfterWrites(int checkpoint_interval_ms, int64_t target, int6
   REQUIRE(WriteTransaction(lease.get(), [&] {
             for (int i = 0; i < 2000; i++) {
               Status s = lease->Exec(("INSERT INTO users (user_id, phone) VALUES ('user" +
-                                      std::to_string(i) + "', '+15550000000')").c_str());
+                                      std::to_string(i) + "', '+15550000000')")
+                                         .c_str());
               if (!s.ok()) return s;
             }
             return Status::OK();

@@ -421,14 +421,18 @@ TEST_CASE("Storage: ReserveSendAndPut stores the code only with an allowed send"
   ForEachBackend([](Storage* storage, FakeClock* clock) {
     const SendLimits limits = OnlyLimit(SendLimit::kUser, 1);
     SendDecision d;
-    REQUIRE(storage->ReserveSendAndPut({"abc", "+11111111111", "10.0.0.1"}, limits,
-                                       CodeFor("abc", "111111", clock), &d).ok());
+    REQUIRE(storage
+                ->ReserveSendAndPut({"abc", "+11111111111", "10.0.0.1"}, limits,
+                                    CodeFor("abc", "111111", clock), &d)
+                .ok());
     CHECK(d.allowed);
     // Refused by the cap: the earlier code is untouched, the new one absent.
     d = SendDecision();
     d.allowed = true;  // so a call that sets nothing shows
-    REQUIRE(storage->ReserveSendAndPut({"abc", "+11111111111", "10.0.0.1"}, limits,
-                                       CodeFor("abc", "222222", clock), &d).ok());
+    REQUIRE(storage
+                ->ReserveSendAndPut({"abc", "+11111111111", "10.0.0.1"}, limits,
+                                    CodeFor("abc", "222222", clock), &d)
+                .ok());
     CHECK_FALSE(d.allowed);
     CHECK(d.limit == SendLimit::kUser);
     CHECK(VerifyOutcomeOf(storage, "abc", HashOf("abc", "222222")) == VerifyOutcome::kInvalid);
@@ -449,7 +453,7 @@ TEST_CASE("Storage: retry_after covers every limit that was reached") {
     CHECK(Reserve(storage, {"abc", "+11111111111", ""}, limits).allowed);
     SendDecision d = Reserve(storage, {"abc", "+11111111111", ""}, limits);
     CHECK_FALSE(d.allowed);
-    CHECK(d.limit == SendLimit::kCooldown);  // the first one checked
+    CHECK(d.limit == SendLimit::kCooldown);      // the first one checked
     CHECK(d.retry_after_ms == kHourMs - 30000);  // but the hourly cap lasts longer
   });
 }
@@ -498,8 +502,7 @@ TEST_CASE("Storage: a successful verification clears the user's failures") {
         CHECK(Verify(storage, "abc", HashOf("abc", "000000"), limits).outcome ==
               VerifyOutcome::kInvalid);
       }
-      CHECK(Verify(storage, "abc", HashOf("abc", "123456"), limits).outcome ==
-            VerifyOutcome::kOk);
+      CHECK(Verify(storage, "abc", HashOf("abc", "123456"), limits).outcome == VerifyOutcome::kOk);
     }
     // Without the success in between, the third failure reaches the cap.
     REQUIRE(storage->PutCode(CodeFor("abc", "123456", clock)).ok());
@@ -510,29 +513,31 @@ TEST_CASE("Storage: a successful verification clears the user's failures") {
 }
 
 TEST_CASE("Storage: PurgeExpired drops history older than history_ms, and only that") {
-  ForEachBackend([](Storage* storage, FakeClock* clock) {
-    const SendLimits limits = OnlyLimit(SendLimit::kUser, 1);
-    const VerifyLimits vlimits = WithFailureCap(1, 10 * kHourMs);
-    CHECK(Reserve(storage, {"abc", "+11111111111", ""}, limits).allowed);
-    REQUIRE(storage->PutCode(CodeFor("abc", "123456", clock, 10 * kHourMs)).ok());
-    Verify(storage, "abc", HashOf("abc", "000000"), vlimits);
-    clock->Advance(1000);
-    int64_t purged = -1;
-    // A window longer than history_ms would still count the purged rows:
-    // purging with history 1000 ms makes both limits forget.
-    REQUIRE(storage->PurgeExpired(0, 1001, &purged).ok());
-    CHECK(Verify(storage, "abc", HashOf("abc", "000000"), vlimits).outcome ==
-          VerifyOutcome::kThrottled);
-    CHECK_FALSE(Reserve(storage, {"abc", "+11111111111", ""}, OnlyLimit(SendLimit::kUser, 1))
-                    .allowed);
-    REQUIRE(storage->PurgeExpired(0, 1000, &purged).ok());
-    CHECK(purged == 0);  // history rows are not counted as codes
-    CHECK(Verify(storage, "abc", HashOf("abc", "000000"), vlimits).outcome ==
-          VerifyOutcome::kInvalid);
-    clock->Advance(1);
-    CHECK(Reserve(storage, {"abc", "+11111111111", ""}, OnlyLimit(SendLimit::kUser, 1))
-              .allowed);
-  }, /*only_purging_history=*/true);
+  ForEachBackend(
+      [](Storage* storage, FakeClock* clock) {
+        const SendLimits limits = OnlyLimit(SendLimit::kUser, 1);
+        const VerifyLimits vlimits = WithFailureCap(1, 10 * kHourMs);
+        CHECK(Reserve(storage, {"abc", "+11111111111", ""}, limits).allowed);
+        REQUIRE(storage->PutCode(CodeFor("abc", "123456", clock, 10 * kHourMs)).ok());
+        Verify(storage, "abc", HashOf("abc", "000000"), vlimits);
+        clock->Advance(1000);
+        int64_t purged = -1;
+        // A window longer than history_ms would still count the purged rows:
+        // purging with history 1000 ms makes both limits forget.
+        REQUIRE(storage->PurgeExpired(0, 1001, &purged).ok());
+        CHECK(Verify(storage, "abc", HashOf("abc", "000000"), vlimits).outcome ==
+              VerifyOutcome::kThrottled);
+        CHECK_FALSE(
+            Reserve(storage, {"abc", "+11111111111", ""}, OnlyLimit(SendLimit::kUser, 1)).allowed);
+        REQUIRE(storage->PurgeExpired(0, 1000, &purged).ok());
+        CHECK(purged == 0);  // history rows are not counted as codes
+        CHECK(Verify(storage, "abc", HashOf("abc", "000000"), vlimits).outcome ==
+              VerifyOutcome::kInvalid);
+        clock->Advance(1);
+        CHECK(
+            Reserve(storage, {"abc", "+11111111111", ""}, OnlyLimit(SendLimit::kUser, 1)).allowed);
+      },
+      /*only_purging_history=*/true);
 }
 
 // ---------------------------------------------------------------------------
@@ -568,22 +573,22 @@ const VerifyCase kVerifyCases[] = {
      VerifyOutcome::kLocked},
     {"locked takes no guess", 0, true, kExpiryMs, 3, 1, true, true, VerifyOutcome::kLocked, 0,
      VerifyOutcome::kLocked},
-    {"expired at expiry", 0, true, kExpiryMs, 0, kExpiryMs, true, true,
-     VerifyOutcome::kExpired, 0, VerifyOutcome::kExpired},
+    {"expired at expiry", 0, true, kExpiryMs, 0, kExpiryMs, true, true, VerifyOutcome::kExpired, 0,
+     VerifyOutcome::kExpired},
     {"expired before locked", 0, true, kExpiryMs, 3, kExpiryMs + 1, true, true,
      VerifyOutcome::kExpired, 0, VerifyOutcome::kExpired},
     {"beyond grace is removed", 0, true, kExpiryMs, 0, kExpiryMs + kGraceMs, true, true,
      VerifyOutcome::kNotFound, 0, VerifyOutcome::kNotFound},
     {"five failures throttle", 5, false, 0, 0, 1000, true, true, VerifyOutcome::kThrottled, 0,
      VerifyOutcome::kThrottled},
-    {"throttle before the code", 3, true, kExpiryMs, 2, 1, true, true,
-     VerifyOutcome::kThrottled, 0, VerifyOutcome::kThrottled},
-    {"the fifth failure throttles", 4, true, kExpiryMs, 0, 1, false, true,
-     VerifyOutcome::kInvalid, 2, VerifyOutcome::kThrottled},
-    {"failures leave the window", 5, true, 2 * kHourMs, 0, kHourMs, true, true,
-     VerifyOutcome::kOk, 0, VerifyOutcome::kNotFound},
-    {"one failure less still verifies", 4, true, kExpiryMs, 0, 1, true, false,
-     VerifyOutcome::kOk, 0, VerifyOutcome::kNotFound},
+    {"throttle before the code", 3, true, kExpiryMs, 2, 1, true, true, VerifyOutcome::kThrottled, 0,
+     VerifyOutcome::kThrottled},
+    {"the fifth failure throttles", 4, true, kExpiryMs, 0, 1, false, true, VerifyOutcome::kInvalid,
+     2, VerifyOutcome::kThrottled},
+    {"failures leave the window", 5, true, 2 * kHourMs, 0, kHourMs, true, true, VerifyOutcome::kOk,
+     0, VerifyOutcome::kNotFound},
+    {"one failure less still verifies", 4, true, kExpiryMs, 0, 1, true, false, VerifyOutcome::kOk,
+     0, VerifyOutcome::kNotFound},
 };
 
 // The pure model: a code and the failure times.
@@ -626,9 +631,9 @@ void BuildVerifyState(const VerifyCase& c, Storage* storage, Clock* clock) {
 
 void CheckSameResult(const VerifyResult& got, const VerifyResult& want) {
   CHECK(got.outcome == want.outcome);
-  CHECK(got.attempts_remaining == (want.outcome == VerifyOutcome::kInvalid
-                                       ? want.attempts_remaining
-                                       : got.attempts_remaining));
+  CHECK(
+      got.attempts_remaining ==
+      (want.outcome == VerifyOutcome::kInvalid ? want.attempts_remaining : got.attempts_remaining));
   if (want.outcome == VerifyOutcome::kThrottled) CHECK(got.retry_after_ms == want.retry_after_ms);
   if (want.outcome == VerifyOutcome::kInvalid || want.outcome == VerifyOutcome::kLocked ||
       want.outcome == VerifyOutcome::kExpired) {
@@ -657,8 +662,7 @@ TEST_CASE("Rules: every verify case gives the same answers in the rules and ever
       BuildVerifyState(c, storage, clock);
       clock->Advance(c.now);
       CheckSameResult(Verify(storage, "abc", c.right ? right : wrong, kRuleLimits), first);
-      CheckSameResult(Verify(storage, "abc", c.right_after ? right : wrong, kRuleLimits),
-                      second);
+      CheckSameResult(Verify(storage, "abc", c.right_after ? right : wrong, kRuleLimits), second);
     });
   }
 }
@@ -682,8 +686,8 @@ const SendLimits kRuleSendLimits{30000, 3, 4, 5, 8, kHourMs};
 const SendRequest kU{"u", "+15550000001", "10.0.0.1"};
 
 SendRequest Other(int i, const std::string& phone = "", const std::string& ip = "") {
-  return SendRequest{"o" + std::to_string(i), phone.empty() ? "+1555100000" + std::to_string(i)
-                                                            : phone,
+  return SendRequest{"o" + std::to_string(i),
+                     phone.empty() ? "+1555100000" + std::to_string(i) : phone,
                      ip.empty() ? "10.1.0." + std::to_string(i) : ip};
 }
 
@@ -697,48 +701,116 @@ const std::vector<SendCase>& SendCases() {
       {"fresh", {}, kU, true, SendLimit::kNone, 0, false},
       {"cooldown passed", {{kU, -30000}}, kU, true, SendLimit::kNone, 0, false},
       {"within the cooldown", {{kU, -29999}}, kU, false, SendLimit::kCooldown, 1, false},
-      {"per-user cap", {{kU, -3000000}, {kU, -2000000}, {kU, -1000000}}, kU, false,
-       SendLimit::kUser, 600000, false},
-      {"per-user cap leaves the window", {{kU, -3600000}, {kU, -2000000}, {kU, -1000000}}, kU,
-       true, SendLimit::kNone, 0, false},
+      {"per-user cap",
+       {{kU, -3000000}, {kU, -2000000}, {kU, -1000000}},
+       kU,
+       false,
+       SendLimit::kUser,
+       600000,
+       false},
+      {"per-user cap leaves the window",
+       {{kU, -3600000}, {kU, -2000000}, {kU, -1000000}},
+       kU,
+       true,
+       SendLimit::kNone,
+       0,
+       false},
       {"per-phone cap",
-       {{Other(1, kU.phone), -400}, {Other(2, kU.phone), -300}, {Other(3, kU.phone), -200},
+       {{Other(1, kU.phone), -400},
+        {Other(2, kU.phone), -300},
+        {Other(3, kU.phone), -200},
         {Other(4, kU.phone), -100}},
-       kU, false, SendLimit::kPhone, kHourMs - 400, false},
+       kU,
+       false,
+       SendLimit::kPhone,
+       kHourMs - 400,
+       false},
       {"per-IP cap",
-       {{Other(1, "", kU.client_ip), -500}, {Other(2, "", kU.client_ip), -400},
-        {Other(3, "", kU.client_ip), -300}, {Other(4, "", kU.client_ip), -200},
+       {{Other(1, "", kU.client_ip), -500},
+        {Other(2, "", kU.client_ip), -400},
+        {Other(3, "", kU.client_ip), -300},
+        {Other(4, "", kU.client_ip), -200},
         {Other(5, "", kU.client_ip), -100}},
-       kU, false, SendLimit::kIp, kHourMs - 500, false},
+       kU,
+       false,
+       SendLimit::kIp,
+       kHourMs - 500,
+       false},
       {"no IP, no IP cap",
-       {{Other(1, "", kU.client_ip), -500}, {Other(2, "", kU.client_ip), -400},
-        {Other(3, "", kU.client_ip), -300}, {Other(4, "", kU.client_ip), -200},
+       {{Other(1, "", kU.client_ip), -500},
+        {Other(2, "", kU.client_ip), -400},
+        {Other(3, "", kU.client_ip), -300},
+        {Other(4, "", kU.client_ip), -200},
         {Other(5, "", kU.client_ip), -100}},
-       SendRequest{"u", kU.phone, ""}, true, SendLimit::kNone, 0, false},
+       SendRequest{"u", kU.phone, ""},
+       true,
+       SendLimit::kNone,
+       0,
+       false},
       {"global cap",
-       {{Other(1), -800}, {Other(2), -700}, {Other(3), -600}, {Other(4), -500},
-        {Other(5), -400}, {Other(6), -300}, {Other(7), -200}, {Other(8), -100}},
-       kU, false, SendLimit::kGlobal, kHourMs - 800, false},
+       {{Other(1), -800},
+        {Other(2), -700},
+        {Other(3), -600},
+        {Other(4), -500},
+        {Other(5), -400},
+        {Other(6), -300},
+        {Other(7), -200},
+        {Other(8), -100}},
+       kU,
+       false,
+       SendLimit::kGlobal,
+       kHourMs - 800,
+       false},
       {"the global cap counts only its own channel",
-       {{On(Other(1), Channel::kVoice), -800}, {On(Other(2), Channel::kVoice), -700},
-        {On(Other(3), Channel::kVoice), -600}, {On(Other(4), Channel::kVoice), -500},
-        {On(Other(5), Channel::kWhatsApp), -400}, {On(Other(6), Channel::kWhatsApp), -300},
-        {On(Other(7), Channel::kWhatsApp), -200}, {On(Other(8), Channel::kWhatsApp), -100}},
-       kU, true, SendLimit::kNone, 0, false},
+       {{On(Other(1), Channel::kVoice), -800},
+        {On(Other(2), Channel::kVoice), -700},
+        {On(Other(3), Channel::kVoice), -600},
+        {On(Other(4), Channel::kVoice), -500},
+        {On(Other(5), Channel::kWhatsApp), -400},
+        {On(Other(6), Channel::kWhatsApp), -300},
+        {On(Other(7), Channel::kWhatsApp), -200},
+        {On(Other(8), Channel::kWhatsApp), -100}},
+       kU,
+       true,
+       SendLimit::kNone,
+       0,
+       false},
       {"a channel's global cap",
-       {{On(Other(1), Channel::kVoice), -800}, {On(Other(2), Channel::kVoice), -700},
-        {On(Other(3), Channel::kVoice), -600}, {On(Other(4), Channel::kVoice), -500},
-        {On(Other(5), Channel::kVoice), -400}, {On(Other(6), Channel::kVoice), -300},
-        {On(Other(7), Channel::kVoice), -200}, {On(Other(8), Channel::kVoice), -100}},
-       On(kU, Channel::kVoice), false, SendLimit::kGlobal, kHourMs - 800, false},
+       {{On(Other(1), Channel::kVoice), -800},
+        {On(Other(2), Channel::kVoice), -700},
+        {On(Other(3), Channel::kVoice), -600},
+        {On(Other(4), Channel::kVoice), -500},
+        {On(Other(5), Channel::kVoice), -400},
+        {On(Other(6), Channel::kVoice), -300},
+        {On(Other(7), Channel::kVoice), -200},
+        {On(Other(8), Channel::kVoice), -100}},
+       On(kU, Channel::kVoice),
+       false,
+       SendLimit::kGlobal,
+       kHourMs - 800,
+       false},
       {"the per-user cap counts every channel",
-       {{kU, -3000000}, {On(kU, Channel::kVoice), -2000000},
+       {{kU, -3000000},
+        {On(kU, Channel::kVoice), -2000000},
         {On(kU, Channel::kWhatsApp), -1000000}},
-       kU, false, SendLimit::kUser, 600000, false},
-      {"the cooldown counts every channel", {{On(kU, Channel::kVoice), -29999}}, kU, false,
-       SendLimit::kCooldown, 1, false},
+       kU,
+       false,
+       SendLimit::kUser,
+       600000,
+       false},
+      {"the cooldown counts every channel",
+       {{On(kU, Channel::kVoice), -29999}},
+       kU,
+       false,
+       SendLimit::kCooldown,
+       1,
+       false},
       {"every limit counts for the retry time",
-       {{kU, -3000000}, {kU, -2000000}, {kU, -10000}}, kU, false, SendLimit::kCooldown, 600000,
+       {{kU, -3000000}, {kU, -2000000}, {kU, -10000}},
+       kU,
+       false,
+       SendLimit::kCooldown,
+       600000,
        false},
   };
   return cases;
@@ -763,7 +835,8 @@ struct SendModel {
   SendDecision Reserve(const SendRequest& r, int64_t now) {
     const SendLimits& l = kRuleSendLimits;
     SendState state;
-    state.last_of_user = Nth(1, l.cooldown_ms, now, [&](auto& p) { return p.user_id == r.user_id; });
+    state.last_of_user =
+        Nth(1, l.cooldown_ms, now, [&](auto& p) { return p.user_id == r.user_id; });
     state.nth_of_user =
         Nth(l.per_user, l.window_ms, now, [&](auto& p) { return p.user_id == r.user_id; });
     state.nth_to_phone =
@@ -884,8 +957,8 @@ struct SqliteStore {
   }
 };
 
-TEST_CASE("SqliteStorage: 64 parallel wrong guesses take exactly 3 attempts"
-          * doctest::test_suite("tsan")) {
+TEST_CASE("SqliteStorage: 64 parallel wrong guesses take exactly 3 attempts" *
+          doctest::test_suite("tsan")) {
   SqliteStore store;
   for (int round = 0; round < 3; round++) {  // races are luck: give them chances
     INFO("round ", round);
@@ -921,8 +994,8 @@ void CheckParallelSendsKeepTheCap(Storage* a, Storage* b) {
   CHECK(refused.load() == 27);
 }
 
-TEST_CASE("SqliteStorage: 32 parallel sends on two handles never exceed the cap"
-          * doctest::test_suite("tsan")) {
+TEST_CASE("SqliteStorage: 32 parallel sends on two handles never exceed the cap" *
+          doctest::test_suite("tsan")) {
   SqliteStore store;
   std::shared_ptr<SqliteDb> second_db;
   REQUIRE(OpenSqliteDb(store.db->options(), &second_db).ok());
@@ -931,8 +1004,8 @@ TEST_CASE("SqliteStorage: 32 parallel sends on two handles never exceed the cap"
   CheckParallelSendsKeepTheCap(store.storage.get(), second.get());
 }
 
-TEST_CASE("SqliteStorage: two handles on one file count attempts exactly"
-          * doctest::test_suite("tsan")) {
+TEST_CASE("SqliteStorage: two handles on one file count attempts exactly" *
+          doctest::test_suite("tsan")) {
   SqliteStore store;
   std::shared_ptr<SqliteDb> second_db;
   REQUIRE(OpenSqliteDb(store.db->options(), &second_db).ok());
@@ -944,8 +1017,7 @@ TEST_CASE("SqliteStorage: two handles on one file count attempts exactly"
     Tally tally;
     GuessInParallel({store.storage.get(), second.get()}, 64, HashOf("abc", "000000"), &tally);
     CheckExactlyThreeInvalid(tally, 64);
-    CHECK(VerifyOutcomeOf(second.get(), "abc", HashOf("abc", "123456")) ==
-          VerifyOutcome::kLocked);
+    CHECK(VerifyOutcomeOf(second.get(), "abc", HashOf("abc", "123456")) == VerifyOutcome::kLocked);
   }
 }
 
@@ -999,8 +1071,8 @@ struct Pipe {
   _exit(sent ? 0 : 4);
 }
 
-TEST_CASE("SqliteStorage: a forked second process counts attempts exactly"
-          * doctest::test_suite("tsan")) {
+TEST_CASE("SqliteStorage: a forked second process counts attempts exactly" *
+          doctest::test_suite("tsan")) {
   TempDir dir;
   const std::string path = dir.File("otpd.db");
   const std::string wrong = HashOf("abc", "000000");
@@ -1030,7 +1102,8 @@ TEST_CASE("SqliteStorage: a forked second process counts attempts exactly"
   if (opened.ok()) GuessInParallel({storage.get()}, 32, wrong, &tally);
 
   int counts[3] = {-1, -1, -1};
-  const bool got = read(result.fds[0], counts, sizeof counts) == static_cast<ssize_t>(sizeof counts);
+  const bool got =
+      read(result.fds[0], counts, sizeof counts) == static_cast<ssize_t>(sizeof counts);
   int wstatus = 0;
   REQUIRE(waitpid(child, &wstatus, 0) == child);
   REQUIRE_MESSAGE(opened.ok(), opened.ToString());
@@ -1096,8 +1169,8 @@ TEST_CASE("SqliteStorage: a store with another secret fingerprint is refused") {
   // The command the message gives makes the file take a new secret.
   SqliteLease lease;
   REQUIRE(db->Acquire(&lease).ok());
-  REQUIRE(lease->Exec("DELETE FROM otps; DELETE FROM settings WHERE key = 'secret_fingerprint'")
-              .ok());
+  REQUIRE(
+      lease->Exec("DELETE FROM otps; DELETE FROM settings WHERE key = 'secret_fingerprint'").ok());
   lease.Reset();
   CHECK(NewSqliteStorage(db, &clock, SqliteStorageOptions{"fingerprint-b"}, &other).ok());
 }
@@ -1230,8 +1303,8 @@ std::string RedisSay(const std::vector<std::string>& argv) {
   return out;
 }
 
-TEST_CASE("RedisStorage: 64 parallel wrong guesses on two nodes take exactly 3 attempts"
-          * doctest::test_suite("tsan")) {
+TEST_CASE("RedisStorage: 64 parallel wrong guesses on two nodes take exactly 3 attempts" *
+          doctest::test_suite("tsan")) {
   RedisNodes nodes;
   for (int round = 0; round < 3; round++) {
     INFO("round ", round);
@@ -1239,13 +1312,12 @@ TEST_CASE("RedisStorage: 64 parallel wrong guesses on two nodes take exactly 3 a
     Tally tally;
     GuessInParallel({nodes.a.get(), nodes.b.get()}, 64, HashOf("abc", "000000"), &tally);
     CheckExactlyThreeInvalid(tally, 64);
-    CHECK(VerifyOutcomeOf(nodes.b.get(), "abc", HashOf("abc", "123456")) ==
-          VerifyOutcome::kLocked);
+    CHECK(VerifyOutcomeOf(nodes.b.get(), "abc", HashOf("abc", "123456")) == VerifyOutcome::kLocked);
   }
 }
 
-TEST_CASE("RedisStorage: 32 parallel sends on two nodes never exceed the cap"
-          * doctest::test_suite("tsan")) {
+TEST_CASE("RedisStorage: 32 parallel sends on two nodes never exceed the cap" *
+          doctest::test_suite("tsan")) {
   RedisNodes nodes;
   CheckParallelSendsKeepTheCap(nodes.a.get(), nodes.b.get());
 }
@@ -1262,18 +1334,21 @@ TEST_CASE("RedisStorage: scripts are loaded again after the server forgets them"
 TEST_CASE("RedisStorage: keys live under the prefix, each with a TTL, codes only hashed") {
   RedisNodes nodes;
   REQUIRE(nodes.a->PutCode(CodeFor("Abc", "123456", &nodes.clock)).ok());
-  CHECK(Verify(nodes.a.get(), "abc", HashOf("abc", "000000"),
-               VerifyLimits{3, kGraceMs, 5, kHourMs})
+  CHECK(Verify(nodes.a.get(), "abc", HashOf("abc", "000000"), VerifyLimits{3, kGraceMs, 5, kHourMs})
             .outcome == VerifyOutcome::kInvalid);
   SendLimits limits;
   limits.window_ms = kHourMs;
   CHECK(Reserve(nodes.b.get(), {"abc", "+11111111111", "10.0.0.1"}, limits).allowed);
   REQUIRE(nodes.b->CheckWritable().ok());
   const std::string p = nodes.options.prefix;
-  const std::vector<std::string> keys = {p + "code:abc",           p + "codes",
-                                         p + "failures:abc",       p + "sends:user:abc",
-                                         p + "sends:phone:+11111111111", p + "sends:ip:10.0.0.1",
-                                         p + "sends:all",          p + "health"};
+  const std::vector<std::string> keys = {p + "code:abc",
+                                         p + "codes",
+                                         p + "failures:abc",
+                                         p + "sends:user:abc",
+                                         p + "sends:phone:+11111111111",
+                                         p + "sends:ip:10.0.0.1",
+                                         p + "sends:all",
+                                         p + "health"};
   for (const std::string& key : keys) {
     INFO(key);
     const int64_t ttl = std::stoll(RedisSay({"PTTL", key}));
@@ -1297,15 +1372,15 @@ TEST_CASE("RedisStorage: with a key hasher, no phone number or IP shows in a key
   SendLimits limits;
   limits.window_ms = kHourMs;
   CHECK(Reserve(storage.get(), {"abc", "+15550001111", "192.0.2.7"}, limits).allowed);
-  CHECK_FALSE(Reserve(storage.get(), {"def", "+15550001111", "192.0.2.7"},
-                      OnlyLimit(SendLimit::kPhone, 1)).allowed);  // still counted by phone
-  CHECK_FALSE(Reserve(storage.get(), {"ghi", "+15550002222", "192.0.2.7"},
-                      OnlyLimit(SendLimit::kIp, 1)).allowed);     // and by IP
+  CHECK_FALSE(
+      Reserve(storage.get(), {"def", "+15550001111", "192.0.2.7"}, OnlyLimit(SendLimit::kPhone, 1))
+          .allowed);  // still counted by phone
+  CHECK_FALSE(
+      Reserve(storage.get(), {"ghi", "+15550002222", "192.0.2.7"}, OnlyLimit(SendLimit::kIp, 1))
+          .allowed);  // and by IP
   const std::string keys = RedisSay(
-      {"EVAL", "return table.concat(redis.call('KEYS', ARGV[1]), ' ')", "0",
-       options.prefix + "*"});
-  CHECK(keys.find("sends:phone:" + Hasher().Pseudonym("phone:+15550001111")) !=
-        std::string::npos);
+      {"EVAL", "return table.concat(redis.call('KEYS', ARGV[1]), ' ')", "0", options.prefix + "*"});
+  CHECK(keys.find("sends:phone:" + Hasher().Pseudonym("phone:+15550001111")) != std::string::npos);
   CHECK(keys.find("5550001111") == std::string::npos);
   CHECK(keys.find("192.0.2.7") == std::string::npos);
 }

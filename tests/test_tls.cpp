@@ -41,9 +41,9 @@ X509* NewCert(EVP_PKEY* key, const std::string& cn, long serial) {
 void WritePem(const std::string& path, X509* cert, EVP_PKEY* key) {
   FILE* f = fopen(path.c_str(), "w");
   Check(f != nullptr, "open file");
-  const bool ok = cert != nullptr ? PEM_write_X509(f, cert) == 1
-                                  : PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr,
-                                                         nullptr) == 1;
+  const bool ok = cert != nullptr
+                      ? PEM_write_X509(f, cert) == 1
+                      : PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr, nullptr) == 1;
   fclose(f);
   Check(ok, "write PEM");
 }

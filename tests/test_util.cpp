@@ -60,8 +60,7 @@ std::string FakeSmsSender::LastCode() {
   return messages_.empty() ? std::string() : FindCode(messages_.back().body);
 }
 
-Status FailingSmsSender::Send(const std::string& to, const std::string& body,
-                              SmsReceipt* receipt) {
+Status FailingSmsSender::Send(const std::string& to, const std::string& body, SmsReceipt* receipt) {
   const int code = fail_code_.load();
   if (code != 0) {
     receipt->provider_code = code;
@@ -80,8 +79,7 @@ Status FailingSmsSender::SendCode(const std::string& to, const CodeMessage& mess
   return target_->SendCode(to, message, receipt);
 }
 
-Status GatedSmsSender::Send(const std::string& to, const std::string& body,
-                            SmsReceipt* receipt) {
+Status GatedSmsSender::Send(const std::string& to, const std::string& body, SmsReceipt* receipt) {
   std::unique_lock<std::mutex> lock(mu_);
   entered_ = true;
   cv_.notify_all();
@@ -175,7 +173,8 @@ bool ParsePrometheus(const std::string& text, std::map<std::string, double>* ser
     char* value_end = nullptr;
     const std::string value = space == std::string::npos ? "" : line.substr(space + 1);
     const double v = strtod(value.c_str(), &value_end);
-    const bool name_ok = !name.empty() && (name.find('{') == std::string::npos || name.back() == '}');
+    const bool name_ok =
+        !name.empty() && (name.find('{') == std::string::npos || name.back() == '}');
     if (!name_ok || value.empty() || *value_end != '\0' || !series->emplace(name, v).second) {
       *error = line;
       return false;

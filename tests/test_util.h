@@ -73,8 +73,7 @@ class FakeSmsSender : public SmsSender {
   // Every channel (voice until a test clears voice_supported), recorded
   // like an SMS with its channel.
   bool Supports(Channel channel) const override;
-  Status SendCode(const std::string& to, const CodeMessage& message,
-                  SmsReceipt* receipt) override;
+  Status SendCode(const std::string& to, const CodeMessage& message, SmsReceipt* receipt) override;
   std::atomic<bool> voice_supported{true};
   std::vector<Message> messages();
   size_t count();
@@ -95,8 +94,7 @@ class FailingSmsSender : public SmsSender {
   void Heal() { fail_code_ = 0; }
   Status Send(const std::string& to, const std::string& body, SmsReceipt* receipt) override;
   bool Supports(Channel channel) const override { return target_->Supports(channel); }
-  Status SendCode(const std::string& to, const CodeMessage& message,
-                  SmsReceipt* receipt) override;
+  Status SendCode(const std::string& to, const CodeMessage& message, SmsReceipt* receipt) override;
 
  private:
   SmsSender* target_;

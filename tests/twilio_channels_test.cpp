@@ -10,10 +10,10 @@
 #include <nlohmann/json.hpp>
 
 #include "fake_twilio.h"
-#include "otp_stack.h"
-#include "otpd_process.h"
 #include "otp/channel_options.h"
 #include "otp/sms.h"
+#include "otp_stack.h"
+#include "otpd_process.h"
 #include "test_tls.h"
 #include "test_util.h"
 
@@ -61,7 +61,9 @@ TEST_CASE("twilio channels: TwiML says the script twice, escaped, in the languag
         "<Pause length=\"2\"/>"
         "<Say language=\"es-MX\">Your &lt;b&gt;&amp;&quot;&apos;&lt;/b&gt; code is 1, 2.</Say>"
         "</Response>");
-  CHECK(XmlEscape(std::string("a\x01" "b\tc\n", 6)) == "ab\tc\n");
+  CHECK(XmlEscape(std::string("a\x01"
+                              "b\tc\n",
+                              6)) == "ab\tc\n");
   CHECK(XmlEscape("\"><Hangup/>") == "&quot;&gt;&lt;Hangup/&gt;");
 }
 

@@ -30,11 +30,17 @@ TEST_CASE("twilio signature: Twilio's documented example") {
 TEST_CASE("twilio signature: agrees with Python's hmac on receipts") {
   const std::vector<std::pair<std::string, FormFields>> cases = {
       {"https://otp.example.com/twilio/status",
-       {{"MessageSid", "SM0123456789abcdef0123456789abcdef"}, {"MessageStatus", "delivered"},
-        {"AccountSid", "AC0123"}, {"SmsStatus", "delivered"}, {"ApiVersion", "2010-04-01"}}},
+       {{"MessageSid", "SM0123456789abcdef0123456789abcdef"},
+        {"MessageStatus", "delivered"},
+        {"AccountSid", "AC0123"},
+        {"SmsStatus", "delivered"},
+        {"ApiVersion", "2010-04-01"}}},
       {"https://example.com:8443/otp/twilio/status",
-       {{"MessageSid", "SMabc"}, {"MessageStatus", "undelivered"}, {"ErrorCode", "30003"},
-        {"To", "+15551234567"}, {"Body", "caf\xC3\xA9 & more = 100%"}}},
+       {{"MessageSid", "SMabc"},
+        {"MessageStatus", "undelivered"},
+        {"ErrorCode", "30003"},
+        {"To", "+15551234567"},
+        {"Body", "caf\xC3\xA9 & more = 100%"}}},
       {"http://127.0.0.1:9/twilio/status", {{"B", "2"}, {"A", "1"}, {"A", "0"}, {"a", "x"}}},
       {"https://example.com/twilio/status", {}},
   };
@@ -64,14 +70,15 @@ TEST_CASE("twilio signature: anything changed is refused") {
   CHECK_FALSE(TwilioSignatureValid("12345", kDocUrl, kDocParams, ""));
   CHECK_FALSE(TwilioSignatureValid("12345", kDocUrl, kDocParams, good.substr(0, 27)));
   CHECK_FALSE(TwilioSignatureValid("12345", kDocUrl, kDocParams, good + "="));
-  CHECK_FALSE(TwilioSignatureValid("", kDocUrl, kDocParams, TwilioSignature("", kDocUrl, kDocParams)));
+  CHECK_FALSE(
+      TwilioSignatureValid("", kDocUrl, kDocParams, TwilioSignature("", kDocUrl, kDocParams)));
 }
 
 TEST_CASE("form bodies: '+' is a space, %XX a byte, bad escapes refused") {
   FormFields f;
   REQUIRE(ParseFormBody("MessageSid=SM1&Body=a+b%2Bc%20d&Empty=&Flag&To=%2B1555", &f).ok());
-  const FormFields want = {{"MessageSid", "SM1"}, {"Body", "a b+c d"}, {"Empty", ""},
-                           {"Flag", ""}, {"To", "+1555"}};
+  const FormFields want = {
+      {"MessageSid", "SM1"}, {"Body", "a b+c d"}, {"Empty", ""}, {"Flag", ""}, {"To", "+1555"}};
   CHECK(f == want);
   CHECK(ParseFormBody("", &f).ok());
   CHECK(f.empty());

@@ -33,8 +33,7 @@ static bool operator==(const User& a, const User& b) {
 TEST_CASE("users CSV: header optional, spaces, comments and blank lines") {
   const std::vector<User> want = {{"abc", "+12015551111"}, {"Bob", "+12025552222"}};
   CHECK(MustParse("abc,+12015551111\nBob,+12025552222\n") == want);
-  CHECK(MustParse("User_ID,Phone\r\nabc , +12015551111\r\n\r\n# note\r\nBob,+12025552222") ==
-        want);
+  CHECK(MustParse("User_ID,Phone\r\nabc , +12015551111\r\n\r\n# note\r\nBob,+12025552222") == want);
   CHECK(MustParse("\"user_id\",\"phone\"\n\"abc\",\"+12015551111\"\nBob,+12025552222\n") == want);
   CHECK(MustParse("").empty());
 }
@@ -77,12 +76,9 @@ TEST_CASE("users CSV: every bad line is reported with its number") {
 }
 
 TEST_CASE("users CSV: export round-trips through import, odd IDs included") {
-  const std::vector<User> users = {{"plain", "+12015551111"},
-                                   {"with,comma", "+12025552222"},
-                                   {"with \"quote\"", "+12035553333"},
-                                   {"#hash", "+12055554444"},
-                                   {" padded ", "+12155555555"},
-                                   {"user_id", "+12165556666"}};
+  const std::vector<User> users = {
+      {"plain", "+12015551111"}, {"with,comma", "+12025552222"}, {"with \"quote\"", "+12035553333"},
+      {"#hash", "+12055554444"}, {" padded ", "+12155555555"},   {"user_id", "+12165556666"}};
   const std::string csv = FormatUsersCsv(users);
   CHECK(csv.rfind("user_id,phone,locale\nplain,+12015551111,\n\"with,comma\",", 0) == 0);
   CHECK(MustParse(csv) == users);
@@ -106,8 +102,8 @@ TEST_CASE("users CSV: a spreadsheet's byte order mark and its own column order")
 }
 
 TEST_CASE("users CSV: export round-trips users without a phone and locales") {
-  const std::vector<User> users = {{"a", "", ""}, {"b", "+12025552222", "pt-BR"},
-                                   {"c", "", "es"}, {"d", "+12035553333", ""}};
+  const std::vector<User> users = {
+      {"a", "", ""}, {"b", "+12025552222", "pt-BR"}, {"c", "", "es"}, {"d", "+12035553333", ""}};
   const std::string csv = FormatUsersCsv(users);
   CHECK(csv == "user_id,phone,locale\na,,\nb,+12025552222,pt-BR\nc,,es\nd,+12035553333,\n");
   CHECK(MustParse(csv) == users);

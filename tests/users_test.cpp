@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "store/sqlite_db.h"
 #include "otp/storage.h"
+#include "store/sqlite_db.h"
 #include "test_util.h"
 
 namespace otpd {

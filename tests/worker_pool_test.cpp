@@ -61,8 +61,8 @@ WorkerPoolOptions Options(FakeClock* clock, size_t min, size_t max) {
 
 constexpr int64_t kIdleUs = 1000 * 1000;
 
-TEST_CASE("WorkerPool: after a burst the workers go back to the minimum once idle long enough"
-          * doctest::test_suite("tsan")) {
+TEST_CASE("WorkerPool: after a burst the workers go back to the minimum once idle long enough" *
+          doctest::test_suite("tsan")) {
   FakeClock clock;
   WorkerPool pool(Options(&clock, 2, 64));
   CHECK(pool.workers() == 2);
@@ -86,8 +86,8 @@ TEST_CASE("WorkerPool: after a burst the workers go back to the minimum once idl
   CHECK(pool.workers() == 2);
 }
 
-TEST_CASE("WorkerPool: the accept loop's on_idle and a later enqueue both retire idle workers"
-          * doctest::test_suite("tsan")) {
+TEST_CASE("WorkerPool: the accept loop's on_idle and a later enqueue both retire idle workers" *
+          doctest::test_suite("tsan")) {
   FakeClock clock;
   WorkerPool pool(Options(&clock, 1, 16));
   Gate one;  // outlives its task
@@ -110,8 +110,8 @@ TEST_CASE("WorkerPool: the accept loop's on_idle and a later enqueue both retire
   one.WaitStarted(1);  // run by the one worker left
 }
 
-TEST_CASE("WorkerPool: a busy worker is never retired, however long it runs"
-          * doctest::test_suite("tsan")) {
+TEST_CASE("WorkerPool: a busy worker is never retired, however long it runs" *
+          doctest::test_suite("tsan")) {
   FakeClock clock;
   WorkerPool pool(Options(&clock, 0, 8));
   CHECK(pool.workers() == 0);
@@ -140,8 +140,8 @@ TEST_CASE("WorkerPool: a busy worker is never retired, however long it runs"
   CHECK(pool.workers() == 1);
 }
 
-TEST_CASE("WorkerPool: beyond max_workers tasks wait for a worker instead of adding one"
-          * doctest::test_suite("tsan")) {
+TEST_CASE("WorkerPool: beyond max_workers tasks wait for a worker instead of adding one" *
+          doctest::test_suite("tsan")) {
   FakeClock clock;
   WorkerPool pool(Options(&clock, 1, 3));
   Gate gate;

@@ -125,8 +125,7 @@ int SmsTestCommand(const CommandEnv& env) {
   std::string phone;
   Status valid = NormalizePhone(env.inv->args[0], &phone);
   if (!valid.ok()) {
-    fprintf(env.err, "otpd: sms test: %s (write it like +14155550123)\n",
-            valid.message().c_str());
+    fprintf(env.err, "otpd: sms test: %s (write it like +14155550123)\n", valid.message().c_str());
     return 2;
   }
   const std::string& provider = env.inv->args.size() > 2 ? env.inv->args[2] : "";
@@ -291,9 +290,9 @@ int ListRegions(PumpingGuard* guard, const CommandEnv& env) {
   fprintf(env.out, "key\tsent\tverified\tconversion\tbaseline\tpaused\n");
   for (const RegionCounts& c : rows) {
     const std::string conversion =
-        c.window_sent == 0 ? "-"
-                           : std::to_string(std::min<int64_t>(100, c.window_verified * 100 /
-                                                                       c.window_sent)) + "%";
+        c.window_sent == 0
+            ? "-"
+            : std::to_string(std::min<int64_t>(100, c.window_verified * 100 / c.window_sent)) + "%";
     const std::string paused =
         c.paused_until_ms > now ? "until " + FormatUtc(c.paused_until_ms) + ": " + c.reason : "-";
     fprintf(env.out, "%s\t%lld\t%lld\t%s\t%s\t%s\n", c.key.c_str(),
@@ -356,8 +355,9 @@ int RunSmsTest(const Config& c, const std::string& phone, Channel channel, SmsSe
   Status s = sms->SendCode(phone, message, &receipt);
   const std::string backend = EffectiveSmsBackend(c);
   // Named when it is not the backend itself: a failover list, or --provider.
-  const std::string provider =
-      receipt.provider.empty() || receipt.provider == backend ? "" : " provider=" + receipt.provider;
+  const std::string provider = receipt.provider.empty() || receipt.provider == backend
+                                   ? ""
+                                   : " provider=" + receipt.provider;
   if (!s.ok()) {
     fprintf(env.out, "failed: backend=%s provider_code=%d%s%s %s\n", backend.c_str(),
             receipt.provider_code, provider.c_str(),

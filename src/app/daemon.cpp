@@ -130,9 +130,10 @@ void WarnWideCountryCodes(const OtpOptions& o) {
 
 std::unique_ptr<RateLimiter> NewIpLimiter(const Config& c) {
   if (c.ip_requests_per_minute <= 0) return nullptr;
-  return std::unique_ptr<RateLimiter>(new RateLimiter(
-      RateLimiterOptions{c.ip_requests_per_minute, c.ip_burst, static_cast<size_t>(c.ip_table_size)},
-      SystemClock()));
+  return std::unique_ptr<RateLimiter>(
+      new RateLimiter(RateLimiterOptions{c.ip_requests_per_minute, c.ip_burst,
+                                         static_cast<size_t>(c.ip_table_size)},
+                      SystemClock()));
 }
 
 std::function<void()> PurgeTask(OtpService* service, AuditLog* audit, const Config& c) {
@@ -168,14 +169,19 @@ int ServeHttp(const Config& c, const ConfigReader& reread, OtpService* service, 
   // READY=1 once the port is bound and the store takes writes; watchdog
   // pings while both stay so.
   const SystemdNotifier systemd = SystemdNotifier::FromEnvironment(getpid());
-  ServiceHealth health(&systemd, [&] { return CheckServing(c.listen, server.port(), storage); },
-                       "serving on " + c.listen + " port " + std::to_string(server.port()));
+  ServiceHealth health(
+      &systemd, [&] { return CheckServing(c.listen, server.port(), storage); },
+      "serving on " + c.listen + " port " + std::to_string(server.port()));
   live.health = &health;
   health.Start();
   std::thread signals(HandleSignals, &server, &reread, &live);
   Log(LogLevel::kInfo, "otpd started",
-      {{"version", OTPD_VERSION}, {"listen", c.listen}, {"port", std::to_string(server.port())},
-       {"database", c.database}, {"store", store}, {"sms_backend", EffectiveSmsBackend(c)},
+      {{"version", OTPD_VERSION},
+       {"listen", c.listen},
+       {"port", std::to_string(server.port())},
+       {"database", c.database},
+       {"store", store},
+       {"sms_backend", EffectiveSmsBackend(c)},
        {"scheme", c.tls_cert.empty() ? "http" : "https"}});
   server.Run();
   kill(getpid(), SIGTERM);  // wakes the signal thread if Run ended on its own
@@ -294,9 +300,8 @@ int Serve(const Config& c, const ConfigReader& reread, std::shared_ptr<SqliteDb>
   s = OpenPumping(c, db, audit, store, SystemClock(), /*refresh=*/true, &pumping);
   if (!s.ok()) return Fail("pumping", s);
   service.SetPumpingGuard(pumping.guard.get());
-  return ServeHttp(c, reread, &service, storage.get(), users, audit, store,
-                   receipts.tracker.get(), dynamic_cast<SmsHealth*>(sms.get()),
-                   pumping.guard.get());
+  return ServeHttp(c, reread, &service, storage.get(), users, audit, store, receipts.tracker.get(),
+                   dynamic_cast<SmsHealth*>(sms.get()), pumping.guard.get());
 }
 
 }  // namespace otpd

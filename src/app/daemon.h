@@ -44,10 +44,10 @@ struct LiveParts {
 
 // What one reload did.
 struct ReloadReport {
-  Status status;                      // not OK: nothing was changed
-  std::vector<std::string> applied;   // changed live keys, now in effect
-  std::vector<std::string> restart;   // changed keys that wait for a restart
-  size_t users = 0;                   // users in the new config's [users]
+  Status status;                     // not OK: nothing was changed
+  std::vector<std::string> applied;  // changed live keys, now in effect
+  std::vector<std::string> restart;  // changed keys that wait for a restart
+  size_t users = 0;                  // users in the new config's [users]
 };
 
 // Applies a re-read config: `read` is how reading it went. A bad config

@@ -71,10 +71,10 @@ void ChannelServiceOptions(const Config& c, ChannelOptions* o) {
   }
   o->voice.budget = c.voice_budget_per_hour;
   o->whatsapp.budget = c.whatsapp_budget_per_hour;
-  const std::string& voice = c.voice_allowed_regions.empty() ? c.allowed_regions
-                                                             : c.voice_allowed_regions;
-  const std::string& whatsapp = c.whatsapp_allowed_regions.empty() ? c.allowed_regions
-                                                                   : c.whatsapp_allowed_regions;
+  const std::string& voice =
+      c.voice_allowed_regions.empty() ? c.allowed_regions : c.voice_allowed_regions;
+  const std::string& whatsapp =
+      c.whatsapp_allowed_regions.empty() ? c.allowed_regions : c.whatsapp_allowed_regions;
   if (!voice.empty()) ParseRegions(voice, &o->voice.allowed_regions);
   if (!whatsapp.empty()) ParseRegions(whatsapp, &o->whatsapp.allowed_regions);
   o->voice_template = c.voice_template;
@@ -198,8 +198,8 @@ Status NewProviderSmsSender(const Config& c, const std::string& name,
   if (name == "vonage") {
     VonageOptions o = VonageSettings(c);
     if (!c.vonage_api_secret_file.empty()) {
-      Status s = ReadProviderSecretFile("vonage_api_secret_file", c.vonage_api_secret_file,
-                                        &o.api_secret);
+      Status s =
+          ReadProviderSecretFile("vonage_api_secret_file", c.vonage_api_secret_file, &o.api_secret);
       if (!s.ok()) return s;
     }
     return NewVonageSmsSender(o, sms);
@@ -222,8 +222,8 @@ Status NewSmsSender(const Config& c, std::unique_ptr<SmsSender>* sms) {
     providers.push_back(SmsProvider{name, std::move(one)});
   }
   std::unique_ptr<FailoverSmsSender> failover;
-  Status s = FailoverSmsSender::New(std::move(providers), FailoverSettings(c), SystemClock(),
-                                    &failover);
+  Status s =
+      FailoverSmsSender::New(std::move(providers), FailoverSettings(c), SystemClock(), &failover);
   if (s.ok()) *sms = std::move(failover);
   return s;
 }

@@ -15,7 +15,8 @@ Status OpenPumping(const Config& c, std::shared_ptr<SqliteDb> db, AuditLog* audi
   if (store == "redis") {
     RedisEndpoint endpoint;
     s = RedisEndpointOf(c, &endpoint);
-    if (s.ok()) s = NewRedisRegionStore(endpoint, c.redis_prefix, c.redis_timeout_ms, &parts->store);
+    if (s.ok())
+      s = NewRedisRegionStore(endpoint, c.redis_prefix, c.redis_timeout_ms, &parts->store);
   } else {
     s = NewSqliteRegionStore(std::move(db), &parts->store);
   }

@@ -19,7 +19,8 @@ std::string ReceiptSigningToken(const Config& c) {
   }
   std::string token;
   Status s = ReadTwilioAuthTokenFile(c.twilio_auth_token_file, &token);
-  if (!s.ok()) Log(LogLevel::kError, "cannot read the receipt signing token", {{"error", s.message()}});
+  if (!s.ok())
+    Log(LogLevel::kError, "cannot read the receipt signing token", {{"error", s.message()}});
   return token;
 }
 

@@ -78,7 +78,8 @@ Status ProbeListener(const std::string& host, int port) {
   const int err = Connect(fd, addr, len, 2000);
   if (err == 0) shutdown(fd, SHUT_RDWR);  // the worker sees end of file at once
   close(fd);
-  if (err != 0) return Status::Unavailable("listener " + where + " refuses connections: " + strerror(err));
+  if (err != 0)
+    return Status::Unavailable("listener " + where + " refuses connections: " + strerror(err));
   return Status::OK();
 }
 

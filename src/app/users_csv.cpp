@@ -137,9 +137,15 @@ std::string ParseCsvLine(const std::string& line, const Columns& columns, bool h
   if (fields.size() > columns.size()) return "unexpected text after the last column";
   for (size_t i = 0; i < fields.size(); ++i) {
     switch (columns[i]) {
-      case Column::kUserId: user->user_id = fields[i]; break;
-      case Column::kPhone: user->phone = fields[i]; break;
-      case Column::kLocale: user->locale = fields[i]; break;
+      case Column::kUserId:
+        user->user_id = fields[i];
+        break;
+      case Column::kPhone:
+        user->phone = fields[i];
+        break;
+      case Column::kLocale:
+        user->locale = fields[i];
+        break;
     }
   }
   return "";
@@ -159,7 +165,8 @@ std::string CheckUser(User* user_in) {
     if (!s.ok()) return s.message();
     user.phone = e164;
   }
-  if (!IsLocale(user.locale)) return "locale '" + user.locale + "' is not a language tag (es, pt-BR)";
+  if (!IsLocale(user.locale))
+    return "locale '" + user.locale + "' is not a language tag (es, pt-BR)";
   return "";
 }
 
@@ -205,7 +212,8 @@ Status ParseUsersCsv(const std::string& text, std::vector<User>* users,
     first = false;
     User user;
     bool dict = false;
-    std::string what = line.find('\0') != std::string::npos ? "NUL byte" : ParseDictLine(line, &user, &dict);
+    std::string what =
+        line.find('\0') != std::string::npos ? "NUL byte" : ParseDictLine(line, &user, &dict);
     if (what.empty() && !dict) {
       user = User();
       what = ParseCsvLine(line, columns, has_header, &user);
@@ -213,7 +221,8 @@ Status ParseUsersCsv(const std::string& text, std::vector<User>* users,
     if (what.empty()) what = CheckUser(&user);
     if (what.empty()) {
       const auto [it, fresh] = seen.emplace(NormalizeUserId(user.user_id), n);
-      if (!fresh) what = "user '" + user.user_id + "' already on line " + std::to_string(it->second);
+      if (!fresh)
+        what = "user '" + user.user_id + "' already on line " + std::to_string(it->second);
     }
     if (!what.empty()) {
       errors->push_back("line " + std::to_string(n) + ": " + what);
@@ -222,7 +231,8 @@ Status ParseUsersCsv(const std::string& text, std::vector<User>* users,
     users->push_back(user);
   }
   if (!errors->empty()) {
-    return Status::InvalidArgument(std::to_string(errors->size()) + " bad line(s); nothing imported");
+    return Status::InvalidArgument(std::to_string(errors->size()) +
+                                   " bad line(s); nothing imported");
   }
   return Status::OK();
 }

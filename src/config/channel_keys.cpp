@@ -46,8 +46,7 @@ std::string CheckChannels(const std::string& value) {
 }
 
 std::string CheckVoiceLanguage(const std::string& value) {
-  static const char kTagChars[] =
-      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-";
+  static const char kTagChars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-";
   const bool ok = value.size() >= 2 && value.size() <= 35 &&
                   value.find_first_not_of(kTagChars) == std::string::npos;
   return ok ? "" : "must be a language tag such as en-US";
@@ -62,8 +61,8 @@ std::string CheckChannelSettings(const Config& config) {
   const std::vector<std::string> backends = SmsBackends(config);
   if (std::find(backends.begin(), backends.end(), "twilio") == backends.end()) return "";
   const std::vector<std::string> names = ChannelList(config.channels);
-  if (Has(names, "voice") && (config.twilio_phone_number.empty() ||
-                              config.twilio_phone_number[0] != '+')) {
+  if (Has(names, "voice") &&
+      (config.twilio_phone_number.empty() || config.twilio_phone_number[0] != '+')) {
     return "channels = voice needs twilio_phone_number as a +E.164 number: Twilio places "
            "calls from a number, not a sender ID or a Messaging Service";
   }

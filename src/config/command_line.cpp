@@ -24,45 +24,75 @@ namespace otpd {
 const std::vector<CommandSpec>& Commands() {
   static const std::vector<CommandSpec> kCommands = {
       {Command::kServe, nullptr, "serve", "Answer HTTP requests (the default command)", {}},
-      {Command::kUsersAdd, "users", "add", "Add a user with a phone number",
+      {Command::kUsersAdd,
+       "users",
+       "add",
+       "Add a user with a phone number",
        {{"ID", "User ID (case-insensitive)"},
         {"PHONE", "Phone number: +14155550123, or written as \"+1 (415) 555-0123\""},
         {"--locale", "Language tag choosing the SMS template: es, pt-BR; unset: kept"}}},
-      {Command::kUsersRemove, "users", "remove", "Remove a user",
+      {Command::kUsersRemove,
+       "users",
+       "remove",
+       "Remove a user",
        {{"ID", "User ID (case-insensitive)"}}},
       {Command::kUsersList, "users", "list", "List the users, their phones and locales", {}},
-      {Command::kUsersImport, "users", "import",
+      {Command::kUsersImport,
+       "users",
+       "import",
        "Add or update users from a CSV file (user_id,phone,locale), all or nothing",
        {{"FILE", "CSV file, or - for standard input"}}},
-      {Command::kUsersExport, "users", "export", "Print every user as CSV (user_id,phone,locale)", {}},
-      {Command::kCheckConfig, nullptr, "check-config",
-       "Validate the configuration and print the effective settings, secrets redacted", {}},
-      {Command::kBackup, nullptr, "backup", "Copy the live database to FILE, consistently",
+      {Command::kUsersExport,
+       "users",
+       "export",
+       "Print every user as CSV (user_id,phone,locale)",
+       {}},
+      {Command::kCheckConfig,
+       nullptr,
+       "check-config",
+       "Validate the configuration and print the effective settings, secrets redacted",
+       {}},
+      {Command::kBackup,
+       nullptr,
+       "backup",
+       "Copy the live database to FILE, consistently",
        {{"FILE", "Where to write the copy (must not exist)"}}},
-      {Command::kSmsTest, "sms", "test",
+      {Command::kSmsTest,
+       "sms",
+       "test",
        "Send one test message with the configured backend and print the answer",
        {{"PHONE", "Phone number: +14155550123, or written as \"+1 (415) 555-0123\""},
         {"--channel",
          "sms, voice (a call reading the sample code 123456) or whatsapp (the template with "
          "123456)",
          "sms"},
-        {"--provider", "Only this provider of sms_backend: twilio or vonage (its settings "
-                       "must be complete); unset: the configured backend, failover included"}}},
-      {Command::kAudit, nullptr, "audit", "Print the audit trail of sends and verifications",
+        {"--provider",
+         "Only this provider of sms_backend: twilio or vonage (its settings "
+         "must be complete); unset: the configured backend, failover included"}}},
+      {Command::kAudit,
+       nullptr,
+       "audit",
+       "Print the audit trail of sends and verifications",
        {{"--user", "Only this user ID (case-insensitive)"},
         {"--since",
          "From this UTC time (2026-11-24T01:02:03Z), date (2026-11-24) or age (30m, 12h, 7d); "
          "default 24h",
          "24h"}}},
-      {Command::kRegionsList, "regions", "list",
+      {Command::kRegionsList,
+       "regions",
+       "list",
        "List regions and number prefixes: window sends, conversion, baseline, pauses "
        "(also plain 'otpd regions')",
        {}},
-      {Command::kRegionsPause, "regions", "pause",
+      {Command::kRegionsPause,
+       "regions",
+       "pause",
        "Refuse sends to a region or prefix (429) for a while",
        {{"KEY", "Region (JM) or prefix (+1-876: calling code, '-', national digits)"},
         {"--for", "Seconds; default pumping_pause"}}},
-      {Command::kRegionsUnpause, "regions", "unpause",
+      {Command::kRegionsUnpause,
+       "regions",
+       "unpause",
        "Lift the pause of a region or prefix; counting starts over",
        {{"KEY", "Region (JM) or prefix (+1-876)"}}},
   };
@@ -185,9 +215,10 @@ void BuildCommandLine(CommandLine* cl) {
       "the option name with underscores: code_length = 6. --code_length works as a flag too.\n"
       "Exit codes: 0 success, 1 runtime failure (database, network, SMS provider, files),\n"
       "2 bad command line or configuration. See otpd(8) and otpd.conf(5).");
-  cl->config_option = app.add_option("--config", cl->config_path,
-                                     std::string("TOML config file, see otpd.conf.example; default: ") +
-                                         kDefaultConfigPath + " when it exists [env OTPD_CONFIG]");
+  cl->config_option =
+      app.add_option("--config", cl->config_path,
+                     std::string("TOML config file, see otpd.conf.example; default: ") +
+                         kDefaultConfigPath + " when it exists [env OTPD_CONFIG]");
   cl->config_option->type_name("FILE")->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   AddKeyOptions(cl);
   AddCommands(cl);
@@ -222,8 +253,8 @@ Status RunCommandLine(CommandLine* cl, int argc, const char* const* argv, Invoca
     // serve is the default command and every option is its option, so
     // "otpd serve --help" shows what "otpd --help" shows.
     inv->output = cl->commands[0]->parsed() ? cl->app.get_formatter()->make_help(
-                                            &cl->app, "otpd", CLI::AppFormatMode::Normal)
-                                      : cl->app.help();
+                                                  &cl->app, "otpd", CLI::AppFormatMode::Normal)
+                                            : cl->app.help();
   } catch (const CLI::CallForAllHelp&) {
     inv->command = Command::kExit;
     inv->output = cl->app.help("", CLI::AppFormatMode::All);

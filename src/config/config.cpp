@@ -1,6 +1,6 @@
 // The key table (keys.h) and the checks of values, shared by every source
 // (sources.cpp), the command line (command_line.cpp) and check-config.
-#include "config/keys.h"
+#include "config/config.h"
 
 #include <arpa/inet.h>
 
@@ -12,8 +12,8 @@
 #include <utility>
 
 #include "config/channel_keys.h"
-#include "config/config.h"
 #include "config/guess_budget.h"
+#include "config/keys.h"
 #include "core/phone.h"
 #include "core/redis_url.h"
 #include "http/api_keys.h"
@@ -105,8 +105,9 @@ std::string CheckApiBase(const std::string& value) {
   const std::string rest = value.substr(scheme.size());
   const size_t slash = rest.find('/');
   if (slash != std::string::npos && slash != rest.size() - 1) return "must not have a path";
-  return rest.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                "0123456789.-:/") == std::string::npos
+  return rest.find_first_not_of(
+             "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+             "0123456789.-:/") == std::string::npos
              ? ""
              : "must be https://HOST[:PORT]";
 }
@@ -126,8 +127,9 @@ std::string CheckPublicUrl(const std::string& value) {
 
 // A bare host name: the WebOTP line is "@host #code".
 std::string CheckWebOtpDomain(const std::string& value) {
-  return value.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                 "0123456789.-") == std::string::npos
+  return value.find_first_not_of(
+             "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+             "0123456789.-") == std::string::npos
              ? ""
              : "must be a bare host name such as example.com";
 }
@@ -286,7 +288,8 @@ const std::vector<KeySpec>& Keys() {
   static const auto* const keys = new std::vector<KeySpec>{
       StringKey("listen", kNet, "Address to bind: an IPv4 or IPv6 literal", &Config::listen,
                 CheckListen),
-      IntKey("port", kNet, "TCP port; 0 picks a free port (logged at start)", &Config::port, 0, 65535),
+      IntKey("port", kNet, "TCP port; 0 picks a free port (logged at start)", &Config::port, 0,
+             65535),
       IntKey("threads", kNet, "HTTP worker threads", &Config::threads, 1, 4096),
       Int64Key("max_body_bytes", kNet, "Largest request body in bytes (413 above)",
                &Config::max_body_bytes, 64, 1048576),
@@ -362,34 +365,36 @@ const std::vector<KeySpec>& Keys() {
              &Config::redis_connections, 1, 1024),
       Live(IntKey("code_length", kCodes, "Digits per code", &Config::code_length, 4, 10)),
       Live(IntKey("expiry", kCodes, "Seconds a code stays valid", &Config::expiry, 10, 86400)),
-      Live(IntKey("max_attempts", kCodes, "Wrong guesses allowed per code",
-                  &Config::max_attempts, 1, 100)),
+      Live(IntKey("max_attempts", kCodes, "Wrong guesses allowed per code", &Config::max_attempts,
+                  1, 100)),
       Live(IntKey("expired_grace", kCodes, "Seconds an expired code still answers 410",
-             &Config::expired_grace, 0, 604800)),
+                  &Config::expired_grace, 0, 604800)),
       Live(StringKey("expose_phone", kCodes, "Phone in /send-code answers: masked or full",
-                &Config::expose_phone, CheckExposePhone)),
+                     &Config::expose_phone, CheckExposePhone)),
       List(Live(StringKey("allowed_country_codes", kAbuse,
-                "Country calling codes codes may be sent to, comma-separated (\"1,44\"); "
-                "unset: every country. Set this first",
-                &Config::allowed_country_codes, CheckCountryCodes))),
-      List(Live(StringKey("allowed_regions", kAbuse,
-                "ISO 3166 regions codes may be sent to, comma-separated (\"US,CA\"); unset: "
-                "every region. Unlike calling codes, \"US\" does not admit Jamaica",
-                &Config::allowed_regions, CheckRegions))),
-      List(Live(StringKey("refuse_phone_types", kAbuse,
-                "Number types refused besides premium-rate and shared-cost (always): voip, "
-                "pager, personal, toll_free, uan, voicemail, fixed_line",
-                &Config::refuse_phone_types, CheckPhoneTypes))),
+                          "Country calling codes codes may be sent to, comma-separated (\"1,44\"); "
+                          "unset: every country. Set this first",
+                          &Config::allowed_country_codes, CheckCountryCodes))),
+      List(Live(
+          StringKey("allowed_regions", kAbuse,
+                    "ISO 3166 regions codes may be sent to, comma-separated (\"US,CA\"); unset: "
+                    "every region. Unlike calling codes, \"US\" does not admit Jamaica",
+                    &Config::allowed_regions, CheckRegions))),
+      List(Live(
+          StringKey("refuse_phone_types", kAbuse,
+                    "Number types refused besides premium-rate and shared-cost (always): voip, "
+                    "pager, personal, toll_free, uan, voicemail, fixed_line",
+                    &Config::refuse_phone_types, CheckPhoneTypes))),
       Live(IntKey("send_cooldown", kAbuse, "Seconds between two sends to one user (0: off)",
-             &Config::send_cooldown, 0, 86400)),
+                  &Config::send_cooldown, 0, 86400)),
       Live(IntKey("send_user_cap", kAbuse, "Sends per user per hour (0: off)",
                   &Config::send_user_cap, 0, 1000000)),
       Live(IntKey("send_phone_cap", kAbuse, "Sends per phone number per hour (0: off)",
-             &Config::send_phone_cap, 0, 1000000)),
+                  &Config::send_phone_cap, 0, 1000000)),
       Live(IntKey("send_ip_cap", kAbuse, "Sends per client IP per hour (0: off)",
-             &Config::send_ip_cap, 0, 1000000)),
+                  &Config::send_ip_cap, 0, 1000000)),
       Live(IntKey("sms_budget_per_hour", kAbuse, "Sends over all users per hour (0: off)",
-             &Config::sms_budget_per_hour, 0, 100000000)),
+                  &Config::sms_budget_per_hour, 0, 100000000)),
       Live(IntKey("voice_budget_per_hour", kAbuse,
                   "Voice calls over all users per hour (0: off); a call costs more than an SMS",
                   &Config::voice_budget_per_hour, 0, 100000000)),
@@ -403,10 +408,10 @@ const std::vector<KeySpec>& Keys() {
                           "ISO 3166 regions WhatsApp codes may go to; unset: allowed_regions",
                           &Config::whatsapp_allowed_regions, CheckRegions))),
       Live(IntKey("verify_failure_cap", kAbuse,
-             "Failed verifications per user across codes per window (0: off)",
-             &Config::verify_failure_cap, 0, 100)),
+                  "Failed verifications per user across codes per window (0: off)",
+                  &Config::verify_failure_cap, 0, 100)),
       Live(IntKey("verify_failure_window", kAbuse, "Seconds of the verify_failure_cap window",
-             &Config::verify_failure_window, 60, 86400)),
+                  &Config::verify_failure_window, 60, 86400)),
       IntKey("ip_requests_per_minute", kAbuse,
              "Requests per client IP per minute, any endpoint (0: off)",
              &Config::ip_requests_per_minute, 0, 1000000),
@@ -414,19 +419,20 @@ const std::vector<KeySpec>& Keys() {
              1000000),
       IntKey("ip_table_size", kAbuse, "Client IPs the request limit remembers at most",
              &Config::ip_table_size, 16, 10000000),
-      List(StringKey("trusted_proxies", kAbuse,
-                "Proxies whose X-Forwarded-For is believed: IPs and CIDR blocks, comma-separated",
-                &Config::trusted_proxies, CheckTrustedProxies)),
+      List(StringKey(
+          "trusted_proxies", kAbuse,
+          "Proxies whose X-Forwarded-For is believed: IPs and CIDR blocks, comma-separated",
+          &Config::trusted_proxies, CheckTrustedProxies)),
       Sensitive(List(StringKey("api_keys", kAccess,
-                          "API keys, comma-separated; when set (or api_keys_file), every "
-                          "endpoint but /healthz needs Authorization: Bearer KEY",
-                          &Config::api_keys, CheckApiKeys))),
+                               "API keys, comma-separated; when set (or api_keys_file), every "
+                               "endpoint but /healthz needs Authorization: Bearer KEY",
+                               &Config::api_keys, CheckApiKeys))),
       StringKey("api_keys_file", kAccess, "File with one API key per line, mode 0600",
                 &Config::api_keys_file),
       Live(BoolKey("conceal_unknown_users", kAbuse,
-              "Answer unknown users like known ones (200, a stable fake masked phone), "
-              "sending nothing",
-              &Config::conceal_unknown_users)),
+                   "Answer unknown users like known ones (200, a stable fake masked phone), "
+                   "sending nothing",
+                   &Config::conceal_unknown_users)),
       Live(IntKey("conceal_initial_wait", kAbuse,
                   "Milliseconds a concealed answer waits, on average, before real SMS sends "
                   "have been timed (drawn from half to 1.5 times it)",
@@ -456,15 +462,14 @@ const std::vector<KeySpec>& Keys() {
       StringKey("sms_backend", kSms,
                 "How codes are sent: auto, console, twilio, vonage, or providers in failover "
                 "order: twilio,vonage",
-                &Config::sms_backend,
-                CheckSmsBackend),
+                &Config::sms_backend, CheckSmsBackend),
       StringKey("sms_log_file", kSms, "console backend: also append messages to this file",
                 &Config::sms_log_file),
       Live(StringKey("app_name", kSms, "{app} in the message template", &Config::app_name)),
       Live(StringKey("message_template", kSms, "SMS text; {app}, {code} and {minutes} are replaced",
-                &Config::message_template, CheckMessageTemplate)),
+                     &Config::message_template, CheckMessageTemplate)),
       Live(StringKey("webotp_domain", kSms, "Append the WebOTP line '@DOMAIN #code' to messages",
-                &Config::webotp_domain, CheckWebOtpDomain)),
+                     &Config::webotp_domain, CheckWebOtpDomain)),
       List(Live(StringKey("channels", kSms,
                           "Channels /send-code may use: sms (always), voice, whatsapp",
                           &Config::channels, CheckChannels))),
@@ -545,7 +550,7 @@ const std::vector<KeySpec>& Keys() {
       Live(StringKey("log_level", kLog, "debug, info, warn or error", &Config::log_level,
                      CheckLogLevel)),
       Live(StringKey("log_file", kLog, "Also append log lines to this file; SIGHUP reopens it",
-                &Config::log_file)),
+                     &Config::log_file)),
   };
   return *keys;
 }
@@ -759,8 +764,9 @@ std::string CheckTwilio(const Config& c) {
     return "twilio_auth_token and twilio_auth_token_file are both set; keep one";
   }
   if (!key_sid && !token && !token_file) {
-    return prefix + "no credential is set: twilio_auth_token, twilio_auth_token_file, or "
-                    "twilio_api_key_sid with twilio_api_key_secret";
+    return prefix +
+           "no credential is set: twilio_auth_token, twilio_auth_token_file, or "
+           "twilio_api_key_sid with twilio_api_key_secret";
   }
   if (c.twilio_phone_number.empty() && c.twilio_messaging_service_sid.empty()) {
     return prefix + "no sender is set: twilio_phone_number or twilio_messaging_service_sid";
@@ -784,7 +790,8 @@ std::string CheckStoreBuilt(const Config& c) {
 
 bool IsSecretKey(const std::string& name) {
   auto ends_with = [&name](const std::string& tail) {
-    return name.size() >= tail.size() && name.compare(name.size() - tail.size(), tail.size(), tail) == 0;
+    return name.size() >= tail.size() &&
+           name.compare(name.size() - tail.size(), tail.size(), tail) == 0;
   };
   const KeySpec* key = FindKey(name);
   return (key != nullptr && key->sensitive) || name == "secret" || ends_with("_token") ||
@@ -826,7 +833,8 @@ std::string DescribeConfig(const Config& config) {
   out += "# sms_backend in effect: " + EffectiveSmsBackend(config) + "\n";
   out += DescribeGuessBudget(config);
   out += "\n[users]\n";
-  for (const auto& [id, phone] : config.users) out += TomlString(id) + " = " + TomlString(phone) + "\n";
+  for (const auto& [id, phone] : config.users)
+    out += TomlString(id) + " = " + TomlString(phone) + "\n";
   out += "\n[templates]\n";
   for (const auto& [locale, text] : config.templates) {
     out += TomlString(locale) + " = " + TomlString(text) + "\n";

@@ -36,17 +36,17 @@ struct Config {
   int header_timeout = 5;            // seconds for a request's line, headers and body, 1..300
   bool reuse_port = false;           // SO_REUSEPORT: share the port with other processes
   std::string base_path;  // prefix a reverse proxy serves otpd under ("/otp"); docs links
-  std::string tls_cert;  // PEM certificate (chain); set with tls_key to serve HTTPS only
-  std::string tls_key;   // PEM private key of tls_cert
+  std::string tls_cert;   // PEM certificate (chain); set with tls_key to serve HTTPS only
+  std::string tls_key;    // PEM private key of tls_cert
 
   // --- storage -----------------------------------------------------------
   std::string database = "/var/lib/otpd/otpd.db";  // SQLite file
-  std::string secret;       // HMAC key for code hashes; empty: read secret_file
-  std::string secret_file;  // empty: "otpd.secret" beside the database
-  int busy_timeout_ms = 5000;       // SQLite lock wait, 1..60000
+  std::string secret;                  // HMAC key for code hashes; empty: read secret_file
+  std::string secret_file;             // empty: "otpd.secret" beside the database
+  int busy_timeout_ms = 5000;          // SQLite lock wait, 1..60000
   std::string synchronous = "NORMAL";  // SQLite's PRAGMA synchronous: NORMAL or FULL
-  int purge_interval = 60;          // seconds between sweeps of expired codes, 1..86400
-  int audit_retention_days = 90;    // days the audit trail keeps events, 1..3650
+  int purge_interval = 60;             // seconds between sweeps of expired codes, 1..86400
+  int audit_retention_days = 90;       // days the audit trail keeps events, 1..3650
 
   // --- Redis ---------------------------------------------------------------
   // Where one-time codes are kept: "sqlite" (the database file) or "redis",
@@ -70,10 +70,10 @@ struct Config {
   int redis_connections = 8;    // pooled connections per process, 1..1024
 
   // --- codes -------------------------------------------------------------
-  int code_length = 6;        // digits, 4..10
-  int expiry = 300;           // seconds a code lives, 10..86400
-  int max_attempts = 3;       // wrong guesses per code, 1..100
-  int expired_grace = 600;    // seconds an expired code answers 410, 0..604800
+  int code_length = 6;                  // digits, 4..10
+  int expiry = 300;                     // seconds a code lives, 10..86400
+  int max_attempts = 3;                 // wrong guesses per code, 1..100
+  int expired_grace = 600;              // seconds an expired code answers 410, 0..604800
   std::string expose_phone = "masked";  // "masked" | "full"
 
   // --- abuse limits --------------------------------------------------------
@@ -84,17 +84,17 @@ struct Config {
   // Number types refused on top of premium-rate and shared-cost (always):
   // "voip,pager,personal"; "" none.
   std::string refuse_phone_types = "voip,pager,personal";
-  int send_cooldown = 30;         // seconds between two sends to a user, 0..86400
-  int send_user_cap = 5;          // sends per user per hour, 0 (off)..1000000
-  int send_phone_cap = 10;        // sends per phone number per hour, 0..1000000
-  int send_ip_cap = 30;           // sends per client IP per hour, 0..1000000
-  int sms_budget_per_hour = 1000; // sends over all users per hour, 0..100000000
-  int voice_budget_per_hour = 100;      // voice calls over all users per hour, 0..100000000
-  int whatsapp_budget_per_hour = 1000;  // WhatsApp sends over all users per hour, 0..100000000
+  int send_cooldown = 30;                // seconds between two sends to a user, 0..86400
+  int send_user_cap = 5;                 // sends per user per hour, 0 (off)..1000000
+  int send_phone_cap = 10;               // sends per phone number per hour, 0..1000000
+  int send_ip_cap = 30;                  // sends per client IP per hour, 0..1000000
+  int sms_budget_per_hour = 1000;        // sends over all users per hour, 0..100000000
+  int voice_budget_per_hour = 100;       // voice calls over all users per hour, 0..100000000
+  int whatsapp_budget_per_hour = 1000;   // WhatsApp sends over all users per hour, 0..100000000
   std::string voice_allowed_regions;     // "US,CA"; "": allowed_regions
   std::string whatsapp_allowed_regions;  // "BR,IN"; "": allowed_regions
-  int verify_failure_cap = 10;    // failed verifies per user per window, 0..100
-  int verify_failure_window = 3600;  // seconds of that window, 60..86400
+  int verify_failure_cap = 10;           // failed verifies per user per window, 0..100
+  int verify_failure_window = 3600;      // seconds of that window, 60..86400
   // Per client IP (per /64 for IPv6), in memory, on every endpoint: a token
   // bucket of ip_burst requests refilled at ip_requests_per_minute.
   int ip_requests_per_minute = 300;  // 0 (off)..1000000
@@ -135,10 +135,9 @@ struct Config {
   // (account SID, auth token or its file, API key) is set, vonage when a
   // Vonage one is, both ("twilio,vonage") when both are, else console.
   std::string sms_backend = "auto";
-  std::string sms_log_file;             // console: also append messages here
-  std::string app_name = "otpd";        // {app} in the template
-  std::string message_template =
-      "Your {app} code is {code}. It expires in {minutes} minutes.";
+  std::string sms_log_file;       // console: also append messages here
+  std::string app_name = "otpd";  // {app} in the template
+  std::string message_template = "Your {app} code is {code}. It expires in {minutes} minutes.";
   // Appends "\n\n@<domain> #<code>" (WebOTP / SMS Retriever); empty: none.
   std::string webotp_domain;
   // Channels POST /send-code may ask for: "sms" (always, the default),
@@ -146,15 +145,15 @@ struct Config {
   std::string channels = "sms";
   // What a voice call says, twice; {code} is read digit by digit.
   std::string voice_template = "Your {app} code is {code}.";
-  std::string voice_language = "en-US";  // <Say> language of voice_template
-  std::string whatsapp_from;         // WhatsApp sender number; "": twilio_phone_number
-  std::string whatsapp_content_sid;  // HX...: the approved authentication template
-  std::string twilio_account_sid;   // also TWILIO_ACCOUNT_SID
-  std::string twilio_auth_token;    // also TWILIO_AUTH_TOKEN (secret)
-  std::string twilio_auth_token_file;  // token read from this file at start
-  std::string twilio_api_key_sid;      // API key auth instead of the token
-  std::string twilio_api_key_secret;   // (secret)
-  std::string twilio_phone_number;  // also TWILIO_PHONE_NUMBER: From
+  std::string voice_language = "en-US";      // <Say> language of voice_template
+  std::string whatsapp_from;                 // WhatsApp sender number; "": twilio_phone_number
+  std::string whatsapp_content_sid;          // HX...: the approved authentication template
+  std::string twilio_account_sid;            // also TWILIO_ACCOUNT_SID
+  std::string twilio_auth_token;             // also TWILIO_AUTH_TOKEN (secret)
+  std::string twilio_auth_token_file;        // token read from this file at start
+  std::string twilio_api_key_sid;            // API key auth instead of the token
+  std::string twilio_api_key_secret;         // (secret)
+  std::string twilio_phone_number;           // also TWILIO_PHONE_NUMBER: From
   std::string twilio_messaging_service_sid;  // instead of (or beating) From
   std::string twilio_status_callback;        // delivery status URL, optional
   // The URL clients and Twilio reach otpd at ("https://otp.example.com" or
@@ -164,22 +163,22 @@ struct Config {
   std::string public_url;
   int delivery_unknown_after = 900;  // seconds without a final receipt: "unknown"
   std::string twilio_api_base = "https://api.twilio.com";  // https:// only
-  std::string twilio_ca_file;            // PEM CA bundle; empty: system store
-  int twilio_connect_timeout_ms = 1500;  // per connect, 1..60000
-  int twilio_timeout_ms = 6000;          // whole send with retries, 100..120000
+  std::string twilio_ca_file;                              // PEM CA bundle; empty: system store
+  int twilio_connect_timeout_ms = 1500;                    // per connect, 1..60000
+  int twilio_timeout_ms = 6000;                            // whole send with retries, 100..120000
   std::string vonage_api_key;
-  std::string vonage_api_secret;       // (secret)
-  std::string vonage_api_secret_file;  // secret read from this file at start
-  std::string vonage_from;             // sender: number or alphanumeric ID
+  std::string vonage_api_secret;                           // (secret)
+  std::string vonage_api_secret_file;                      // secret read from this file at start
+  std::string vonage_from;                                 // sender: number or alphanumeric ID
   std::string vonage_api_base = "https://rest.nexmo.com";  // https:// only
-  std::string vonage_ca_file;            // PEM CA bundle; empty: system store
-  int vonage_connect_timeout_ms = 1500;  // per connect, 1..60000
-  int vonage_timeout_ms = 6000;          // whole send with retries, 100..120000
+  std::string vonage_ca_file;                              // PEM CA bundle; empty: system store
+  int vonage_connect_timeout_ms = 1500;                    // per connect, 1..60000
+  int vonage_timeout_ms = 6000;                            // whole send with retries, 100..120000
   // Failover (sms_backend with two providers or more): a whole send across
   // every provider, and each provider's circuit breaker.
-  int sms_timeout_ms = 8000;        // 100..120000
-  int sms_breaker_failures = 3;     // provider faults in a row that open it, 1..1000
-  int sms_breaker_cooloff = 30;     // seconds an open circuit is skipped, 1..3600
+  int sms_timeout_ms = 8000;     // 100..120000
+  int sms_breaker_failures = 3;  // provider faults in a row that open it, 1..1000
+  int sms_breaker_cooloff = 30;  // seconds an open circuit is skipped, 1..3600
 
   // --- logging -----------------------------------------------------------
   std::string log_level = "info";  // "debug" | "info" | "warn" | "error"
@@ -202,20 +201,20 @@ struct Config {
 };
 
 enum class Command {
-  kServe,        // otpd, otpd serve
-  kUsersAdd,     // otpd users add ID PHONE [--locale TAG]: args = {id, phone, locale}
-  kUsersRemove,  // otpd users remove ID
-  kUsersList,    // otpd users list
-  kUsersImport,  // otpd users import FILE
-  kUsersExport,  // otpd users export
-  kCheckConfig,  // otpd check-config
-  kBackup,       // otpd backup FILE
-  kSmsTest,      // otpd sms test PHONE
-  kAudit,        // otpd audit [--user ID] [--since TIME]: args = {user, since}
+  kServe,           // otpd, otpd serve
+  kUsersAdd,        // otpd users add ID PHONE [--locale TAG]: args = {id, phone, locale}
+  kUsersRemove,     // otpd users remove ID
+  kUsersList,       // otpd users list
+  kUsersImport,     // otpd users import FILE
+  kUsersExport,     // otpd users export
+  kCheckConfig,     // otpd check-config
+  kBackup,          // otpd backup FILE
+  kSmsTest,         // otpd sms test PHONE
+  kAudit,           // otpd audit [--user ID] [--since TIME]: args = {user, since}
   kRegionsList,     // otpd regions [list]
   kRegionsPause,    // otpd regions pause KEY [--for SECONDS]: args = {key, seconds}
   kRegionsUnpause,  // otpd regions unpause KEY
-  kExit,         // --help or --version was printed: exit with exit_code
+  kExit,            // --help or --version was printed: exit with exit_code
 };
 
 // The subcommands, as one table: the command line is built from it, and
@@ -228,9 +227,9 @@ struct CommandArg {
 
 struct CommandSpec {
   Command command;
-  const char* group;  // "users", "sms", "regions", or null for a top-level command
-  const char* name;   // "add": otpd users add
-  const char* help;   // one line for --help
+  const char* group;             // "users", "sms", "regions", or null for a top-level command
+  const char* name;              // "add": otpd users add
+  const char* help;              // one line for --help
   std::vector<CommandArg> args;  // in Invocation::args, in this order
 };
 

@@ -48,10 +48,10 @@ Status ReadCredential(const std::string& credentials_dir, const char* name, cons
 
 Status ReadSystemdCredentials(const std::string& credentials_dir, Config* config) {
   if (credentials_dir.empty()) return Status::OK();
-  Status s = ReadCredential(
-      credentials_dir, kTwilioTokenCredential, "Twilio token",
-      !config->twilio_auth_token.empty() || !config->twilio_auth_token_file.empty(),
-      &config->twilio_auth_token);
+  Status s =
+      ReadCredential(credentials_dir, kTwilioTokenCredential, "Twilio token",
+                     !config->twilio_auth_token.empty() || !config->twilio_auth_token_file.empty(),
+                     &config->twilio_auth_token);
   if (!s.ok()) return s;
   return ReadCredential(
       credentials_dir, kVonageSecretCredential, "Vonage secret",

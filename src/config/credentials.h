@@ -14,7 +14,7 @@
 namespace otpd {
 
 // The credential file names otpd reads from the credentials directory.
-extern const char kTwilioTokenCredential[];  // "twilio_auth_token"
+extern const char kTwilioTokenCredential[];   // "twilio_auth_token"
 extern const char kVonageSecretCredential[];  // "vonage_api_secret"
 
 // When `credentials_dir` is not empty, holds a non-empty

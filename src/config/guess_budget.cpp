@@ -46,8 +46,8 @@ GuessBudget ComputeGuessBudget(const Config& c) {
   }
   if (b.per_user >= 0) {
     // Each wrong guess rules one value out of 10^code_length.
-    b.per_user_chance = std::min(1.0, static_cast<double>(b.per_user) /
-                                          std::pow(10.0, c.code_length));
+    b.per_user_chance =
+        std::min(1.0, static_cast<double>(b.per_user) / std::pow(10.0, c.code_length));
   }
   return b;
 }

@@ -30,7 +30,7 @@ struct KeySpec {
   int Config::*i32 = nullptr;
   int64_t Config::*i64 = nullptr;
   bool Config::*flag = nullptr;  // true or false
-  int64_t min = 0;  // integers: inclusive range
+  int64_t min = 0;               // integers: inclusive range
   int64_t max = 0;
   StringCheck check = nullptr;  // strings: "" if fine, else what is wrong
   bool sensitive = false;       // never echoed in messages or --help

@@ -67,8 +67,8 @@ bool SplitKeyValue(const std::string& line, std::string* key, std::string* value
   *value = Trimmed(line.substr(eq + 1));
   if (key->empty()) return false;
   for (char c : *key) {
-    const bool bare = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                      (c >= '0' && c <= '9') || c == '_' || c == '-';
+    const bool bare = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '_' || c == '-';
     if (!bare) return false;
   }
   return true;
@@ -259,7 +259,8 @@ std::string ReadEntry(const std::string& path, const std::string& text, const En
   const KeySpec* key = FindKey(name);
   if (key == nullptr) {
     if (e.node->is_table() && IsHeader(text, e)) {
-      return "unknown section [" + name + "]; only [users], [templates] and [voice_templates] "
+      return "unknown section [" + name +
+             "]; only [users], [templates] and [voice_templates] "
              "are allowed" +
              Where(at);
     }

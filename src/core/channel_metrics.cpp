@@ -4,8 +4,8 @@ namespace otpd {
 namespace {
 
 // The outcome names of otpd_sends_total, in SendMetric order.
-constexpr const char* kOutcomeNames[] = {"sent",         "user_not_found", "phone_not_found",
-                                         "sms_failed",   "rate_limited",   "error"};
+constexpr const char* kOutcomeNames[] = {"sent",       "user_not_found", "phone_not_found",
+                                         "sms_failed", "rate_limited",   "error"};
 static_assert(sizeof kOutcomeNames / sizeof *kOutcomeNames ==
               static_cast<size_t>(SendMetric::kCount));
 
@@ -38,8 +38,8 @@ std::string ChannelMetrics::Render() const {
       "# TYPE otpd_channel_sends_total counter\n";
   for (size_t c = 0; c < kChannels.size(); ++c) {
     for (size_t o = 0; o < kOutcomes; ++o) {
-      out += std::string("otpd_channel_sends_total{channel=\"") + kChannels[c] +
-             "\",outcome=\"" + kOutcomeNames[o] + "\"} " +
+      out += std::string("otpd_channel_sends_total{channel=\"") + kChannels[c] + "\",outcome=\"" +
+             kOutcomeNames[o] + "\"} " +
              std::to_string(sends_[c][o].load(std::memory_order_relaxed)) + "\n";
     }
   }

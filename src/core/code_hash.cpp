@@ -141,8 +141,7 @@ Status LoadOrCreateSecret(const std::string& path, RandomSource* random, std::st
     Status s = RandomHex(random, 32, &hex);
     if (s.ok()) {
       hex.push_back('\n');
-      if (write(fd, hex.data(), hex.size()) != static_cast<ssize_t>(hex.size()) ||
-          fsync(fd) != 0) {
+      if (write(fd, hex.data(), hex.size()) != static_cast<ssize_t>(hex.size()) || fsync(fd) != 0) {
         s = ErrnoStatus("cannot write secret file", path);
       }
     }

@@ -122,8 +122,7 @@ std::string DeliveryMetrics::Render() {
   }
   Header(&out, "otpd_conversion_sent_last_hour", "gauge", "Codes texted in the last hour.");
   out += "otpd_conversion_sent_last_hour " + std::to_string(sent) + "\n";
-  Header(&out, "otpd_conversion_verified_last_hour", "gauge",
-         "Codes verified in the last hour.");
+  Header(&out, "otpd_conversion_verified_last_hour", "gauge", "Codes verified in the last hour.");
   out += "otpd_conversion_verified_last_hour " + std::to_string(verified) + "\n";
   Header(&out, "otpd_conversion_ratio_last_hour", "gauge",
          "Verified / sent over the last hour (absent with no sends); a drop is the first sign "

@@ -26,11 +26,10 @@ namespace otpd {
 class DeliveryMetrics {
  public:
   static constexpr std::array<const char*, 11> kStatuses = {
-      "accepted", "queued",   "sending", "sent",    "delivered", "undelivered",
-      "failed",   "read",     "canceled", "unknown", "other"};
-  static constexpr std::array<const char*, 4> kProviders = {"twilio", "vonage", "console",
-                                                            "other"};
-  static constexpr std::array<double, 12> kBounds = {1,   2,   5,   10,  20,   30,
+      "accepted", "queued", "sending",  "sent",    "delivered", "undelivered",
+      "failed",   "read",   "canceled", "unknown", "other"};
+  static constexpr std::array<const char*, 4> kProviders = {"twilio", "vonage", "console", "other"};
+  static constexpr std::array<double, 12> kBounds = {1,  2,   5,   10,  20,   30,
                                                      60, 120, 300, 600, 1800, 3600};
 
   explicit DeliveryMetrics(Clock* clock) : clock_(clock) {}

@@ -5,10 +5,10 @@
 namespace otpd {
 namespace {
 
-constexpr const char* kSendNames[] = {"sent", "user_not_found", "phone_not_found", "sms_failed", "rate_limited",
-                                      "error"};
-constexpr const char* kVerifyNames[] = {"ok", "invalid", "expired", "not_found", "locked", "throttled",
-                                        "error"};
+constexpr const char* kSendNames[] = {"sent",       "user_not_found", "phone_not_found",
+                                      "sms_failed", "rate_limited",   "error"};
+constexpr const char* kVerifyNames[] = {"ok",     "invalid",   "expired", "not_found",
+                                        "locked", "throttled", "error"};
 static_assert(sizeof kSendNames / sizeof *kSendNames == static_cast<size_t>(SendMetric::kCount));
 static_assert(sizeof kVerifyNames / sizeof *kVerifyNames ==
               static_cast<size_t>(VerifyMetric::kCount));
@@ -108,9 +108,7 @@ void Metrics::RecordRequest(std::string_view path, int status, int64_t latency_m
 
 void Metrics::RecordSend(SendMetric outcome) { Add(&sends_[static_cast<size_t>(outcome)]); }
 
-void Metrics::RecordVerify(VerifyMetric outcome) {
-  Add(&verifies_[static_cast<size_t>(outcome)]);
-}
+void Metrics::RecordVerify(VerifyMetric outcome) { Add(&verifies_[static_cast<size_t>(outcome)]); }
 
 void Metrics::RecordSmsLatency(int64_t micros, bool ok) {
   (ok ? sms_latency_ok_ : sms_latency_failed_).Observe(micros);
@@ -133,7 +131,8 @@ void Metrics::RecordRateLimited(std::string_view limit) {
 }
 
 void Metrics::RenderRequests(std::string* out) const {
-  Header(out, "otpd_http_requests_total", "counter", "HTTP requests answered, by route and status.");
+  Header(out, "otpd_http_requests_total", "counter",
+         "HTTP requests answered, by route and status.");
   for (size_t r = 0; r <= routes_.size(); ++r) {
     const std::string route = r < routes_.size() ? LabelValue(routes_[r]) : "other";
     for (int status = 0; status < kStatuses; ++status) {
@@ -232,10 +231,9 @@ uint64_t Metrics::ConnectionsRefused() const { return Read(connections_refused_)
 
 const std::vector<std::string>& MetricRoutes() {
   static const auto* const routes = new std::vector<std::string>{
-      "/send-code", "/verify-code", "/healthz", "/readyz", "/metrics",
+      "/send-code", "/verify-code", "/healthz",      "/readyz",        "/metrics",
       "/docs",      "/redoc",       "/openapi.json", "/twilio/status", "/send-status"};
   return *routes;
 }
-
 
 }  // namespace otpd

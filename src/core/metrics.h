@@ -27,13 +27,17 @@ namespace otpd {
 // Outcomes of POST /send-code (rate-limited sends count in
 // otpd_rate_limited_total instead, by limit).
 enum class SendMetric {
-  kSent, kUserNotFound, kPhoneNotFound, kSmsFailed, kRateLimited, kError, kCount
+  kSent,
+  kUserNotFound,
+  kPhoneNotFound,
+  kSmsFailed,
+  kRateLimited,
+  kError,
+  kCount
 };
 
 // Outcomes of POST /verify-code.
-enum class VerifyMetric {
-  kOk, kInvalid, kExpired, kNotFound, kLocked, kThrottled, kError, kCount
-};
+enum class VerifyMetric { kOk, kInvalid, kExpired, kNotFound, kLocked, kThrottled, kError, kCount };
 
 // A cumulative histogram of durations with fixed bucket bounds (seconds).
 class LatencyHistogram {
@@ -90,7 +94,7 @@ class Metrics {
   uint64_t RequestCount(std::string_view path, int status) const;
   uint64_t SendCount(SendMetric outcome) const;
   uint64_t VerifyCount(VerifyMetric outcome) const;
-  uint64_t SmsLatencyCount(bool ok) const;  // observations in the histogram
+  uint64_t SmsLatencyCount(bool ok) const;                  // observations in the histogram
   uint64_t RateLimitedCount(std::string_view limit) const;  // 0 for a name never seen
   uint64_t ConnectionsRefused() const;
 
@@ -109,7 +113,7 @@ class Metrics {
   LatencyHistogram sms_latency_ok_;
   LatencyHistogram sms_latency_failed_;
 
-  std::mutex limit_names_mu_;  // held only to add a name
+  std::mutex limit_names_mu_;                                // held only to add a name
   std::array<std::string, kMaxRateLimits + 1> limit_names_;  // written before published
   std::atomic<size_t> limit_count_{0};
   std::array<std::atomic<uint64_t>, kMaxRateLimits + 1> limited_{};  // last: "other"

@@ -50,8 +50,9 @@ Status ParseCountryCodes(std::string_view text, std::vector<std::string>* codes)
     bool ok = !item.empty() && item.size() <= 3 && item[0] != '0';
     for (char c : item) ok = ok && c >= '0' && c <= '9';
     if (!ok) {
-      return Status::InvalidArgument("'" + std::string(item) +
-                                     "' is not a country calling code (1 to 3 digits, like 1 or 44)");
+      return Status::InvalidArgument(
+          "'" + std::string(item) +
+          "' is not a country calling code (1 to 3 digits, like 1 or 44)");
     }
     codes->emplace_back(item);
     start = comma + 1;
@@ -77,18 +78,30 @@ PhoneNumberUtil* Util() {
 
 PhoneType FromLibrary(PhoneNumberUtil::PhoneNumberType type) {
   switch (type) {
-    case PhoneNumberUtil::FIXED_LINE: return PhoneType::kFixedLine;
-    case PhoneNumberUtil::MOBILE: return PhoneType::kMobile;
-    case PhoneNumberUtil::FIXED_LINE_OR_MOBILE: return PhoneType::kFixedLineOrMobile;
-    case PhoneNumberUtil::TOLL_FREE: return PhoneType::kTollFree;
-    case PhoneNumberUtil::PREMIUM_RATE: return PhoneType::kPremiumRate;
-    case PhoneNumberUtil::SHARED_COST: return PhoneType::kSharedCost;
-    case PhoneNumberUtil::VOIP: return PhoneType::kVoip;
-    case PhoneNumberUtil::PERSONAL_NUMBER: return PhoneType::kPersonal;
-    case PhoneNumberUtil::PAGER: return PhoneType::kPager;
-    case PhoneNumberUtil::UAN: return PhoneType::kUan;
-    case PhoneNumberUtil::VOICEMAIL: return PhoneType::kVoicemail;
-    case PhoneNumberUtil::UNKNOWN: return PhoneType::kUnknown;
+    case PhoneNumberUtil::FIXED_LINE:
+      return PhoneType::kFixedLine;
+    case PhoneNumberUtil::MOBILE:
+      return PhoneType::kMobile;
+    case PhoneNumberUtil::FIXED_LINE_OR_MOBILE:
+      return PhoneType::kFixedLineOrMobile;
+    case PhoneNumberUtil::TOLL_FREE:
+      return PhoneType::kTollFree;
+    case PhoneNumberUtil::PREMIUM_RATE:
+      return PhoneType::kPremiumRate;
+    case PhoneNumberUtil::SHARED_COST:
+      return PhoneType::kSharedCost;
+    case PhoneNumberUtil::VOIP:
+      return PhoneType::kVoip;
+    case PhoneNumberUtil::PERSONAL_NUMBER:
+      return PhoneType::kPersonal;
+    case PhoneNumberUtil::PAGER:
+      return PhoneType::kPager;
+    case PhoneNumberUtil::UAN:
+      return PhoneType::kUan;
+    case PhoneNumberUtil::VOICEMAIL:
+      return PhoneType::kVoicemail;
+    case PhoneNumberUtil::UNKNOWN:
+      return PhoneType::kUnknown;
   }
   return PhoneType::kUnknown;
 }
@@ -118,18 +131,30 @@ std::vector<std::string> SplitList(std::string_view text) {
 
 const char* PhoneTypeName(PhoneType type) {
   switch (type) {
-    case PhoneType::kFixedLine: return "fixed_line";
-    case PhoneType::kMobile: return "mobile";
-    case PhoneType::kFixedLineOrMobile: return "fixed_line_or_mobile";
-    case PhoneType::kTollFree: return "toll_free";
-    case PhoneType::kPremiumRate: return "premium_rate";
-    case PhoneType::kSharedCost: return "shared_cost";
-    case PhoneType::kVoip: return "voip";
-    case PhoneType::kPersonal: return "personal";
-    case PhoneType::kPager: return "pager";
-    case PhoneType::kUan: return "uan";
-    case PhoneType::kVoicemail: return "voicemail";
-    case PhoneType::kUnknown: return "unknown";
+    case PhoneType::kFixedLine:
+      return "fixed_line";
+    case PhoneType::kMobile:
+      return "mobile";
+    case PhoneType::kFixedLineOrMobile:
+      return "fixed_line_or_mobile";
+    case PhoneType::kTollFree:
+      return "toll_free";
+    case PhoneType::kPremiumRate:
+      return "premium_rate";
+    case PhoneType::kSharedCost:
+      return "shared_cost";
+    case PhoneType::kVoip:
+      return "voip";
+    case PhoneType::kPersonal:
+      return "personal";
+    case PhoneType::kPager:
+      return "pager";
+    case PhoneType::kUan:
+      return "uan";
+    case PhoneType::kVoicemail:
+      return "voicemail";
+    case PhoneType::kUnknown:
+      return "unknown";
   }
   return "unknown";
 }
@@ -230,10 +255,9 @@ Status NormalizePhone(std::string_view text, std::string* e164) {
 
 Status ParsePhoneTypes(std::string_view text, std::vector<PhoneType>* types) {
   types->clear();
-  static const PhoneType kRefusable[] = {PhoneType::kVoip,      PhoneType::kPager,
-                                         PhoneType::kPersonal,  PhoneType::kTollFree,
-                                         PhoneType::kUan,       PhoneType::kVoicemail,
-                                         PhoneType::kFixedLine};
+  static const PhoneType kRefusable[] = {
+      PhoneType::kVoip, PhoneType::kPager,     PhoneType::kPersonal, PhoneType::kTollFree,
+      PhoneType::kUan,  PhoneType::kVoicemail, PhoneType::kFixedLine};
   for (const std::string& item : SplitList(text)) {
     bool found = false;
     for (PhoneType t : kRefusable) {

@@ -14,8 +14,7 @@ class OpenSslRandomImpl : public RandomSource {
     while (n > 0) {
       int chunk = n > 1 << 20 ? 1 << 20 : static_cast<int>(n);
       if (RAND_bytes(buf, chunk) != 1) {
-        return Status::Internal("RAND_bytes failed: " +
-                                std::to_string(ERR_get_error()));
+        return Status::Internal("RAND_bytes failed: " + std::to_string(ERR_get_error()));
       }
       buf += chunk;
       n -= static_cast<size_t>(chunk);

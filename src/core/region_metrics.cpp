@@ -49,16 +49,16 @@ std::string RegionMetrics::Render() {
   Header(&out, "otpd_region_verified_window", "gauge",
          "Codes of the region verified in the pumping window, all processes, as last read.");
   for (const auto& [region, f] : regions_) {
-    out += "otpd_region_verified_window{region=\"" + region + "\"} " +
-           std::to_string(f.verified) + "\n";
+    out += "otpd_region_verified_window{region=\"" + region + "\"} " + std::to_string(f.verified) +
+           "\n";
   }
   Header(&out, "otpd_region_conversion_ratio", "gauge",
          "Verified / sent in the pumping window (absent without sends); a collapse while "
          "sends rise is SMS pumping.");
   for (const auto& [region, f] : regions_) {
     if (f.sent <= 0) continue;
-    out += "otpd_region_conversion_ratio{region=\"" + region + "\"} " +
-           Ratio(f.verified, f.sent) + "\n";
+    out += "otpd_region_conversion_ratio{region=\"" + region + "\"} " + Ratio(f.verified, f.sent) +
+           "\n";
   }
   Header(&out, "otpd_region_paused", "gauge", "1 while sends to the region are paused.");
   for (const auto& [region, f] : regions_) {

@@ -20,10 +20,10 @@ class Status {
     kNotFound,         // the thing asked for does not exist
     kInvalidArgument,  // the caller's input is wrong; nothing was changed
     kAlreadyExists,
-    kIOError,          // the file system or database failed
-    kBusy,             // a lock could not be taken in time; retry later
-    kUnavailable,      // a dependency (store, SMS provider) is not reachable
-    kInternal,         // a bug or an unexpected library answer
+    kIOError,      // the file system or database failed
+    kBusy,         // a lock could not be taken in time; retry later
+    kUnavailable,  // a dependency (store, SMS provider) is not reachable
+    kInternal,     // a bug or an unexpected library answer
   };
 
   Status() = default;  // OK
@@ -38,9 +38,7 @@ class Status {
   }
   static Status IOError(std::string msg) { return Status(Code::kIOError, std::move(msg)); }
   static Status Busy(std::string msg) { return Status(Code::kBusy, std::move(msg)); }
-  static Status Unavailable(std::string msg) {
-    return Status(Code::kUnavailable, std::move(msg));
-  }
+  static Status Unavailable(std::string msg) { return Status(Code::kUnavailable, std::move(msg)); }
   static Status Internal(std::string msg) { return Status(Code::kInternal, std::move(msg)); }
 
   bool ok() const { return code_ == Code::kOk; }

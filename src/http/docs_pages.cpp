@@ -18,12 +18,23 @@ std::string Escape(const std::string& s) {
   out.reserve(s.size());
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -108,13 +119,14 @@ std::string PropertiesTable(const Json& schema) {
     return "<p>Type: " + TypeHtml(schema) + ".</p>\n";
   }
   const Json& required = Member(schema, "required");
-  std::string out = "<table><thead><tr><th>Field</th><th>Type</th><th>Description</th></tr></thead><tbody>\n";
+  std::string out =
+      "<table><thead><tr><th>Field</th><th>Type</th><th>Description</th></tr></thead><tbody>\n";
   for (const auto& p : schema["properties"].items()) {
     bool req = false;
     for (const Json& r : required) req = req || r == p.key();
     out += "<tr><td><code>" + Escape(p.key()) + "</code>" +
-           (req ? " <span class=\"req\">required</span>" : "") + "</td><td>" +
-           TypeHtml(p.value()) + "</td><td>" + Description(p.value()) + "</td></tr>\n";
+           (req ? " <span class=\"req\">required</span>" : "") + "</td><td>" + TypeHtml(p.value()) +
+           "</td><td>" + Description(p.value()) + "</td></tr>\n";
   }
   return out + "</tbody></table>\n";
 }
@@ -130,20 +142,19 @@ std::string MediaHtml(const Json& doc, const Json& media) {
     out += "<p class=\"schema\">Type: " + TypeHtml(schema) + "</p>\n";
   }
   for (const auto& ex : Member(media, "examples").items()) {
-    out += "<figure class=\"example\"><figcaption>Example: " +
-           Escape(Text(ex.value(), "summary")) + "</figcaption><pre>" +
-           PrettyJson(ex.value()["value"]) + "</pre></figure>\n";
+    out += "<figure class=\"example\"><figcaption>Example: " + Escape(Text(ex.value(), "summary")) +
+           "</figcaption><pre>" + PrettyJson(ex.value()["value"]) + "</pre></figure>\n";
   }
   return out;
 }
 
 std::string ResponseHtml(const Json& doc, const std::string& status, const Json& response) {
   std::string out = "<div class=\"resp\"><h4><span class=\"code c" + Escape(status.substr(0, 1)) +
-                    "xx\">" + Escape(status) + "</span> " +
-                    Escape(Text(response, "description")) + "</h4>\n";
+                    "xx\">" + Escape(status) + "</span> " + Escape(Text(response, "description")) +
+                    "</h4>\n";
   for (const auto& h : Member(response, "headers").items()) {
-    out += "<p>Header <code>" + Escape(h.key()) + "</code>: " +
-           Escape(Text(h.value(), "description")) + "</p>\n";
+    out += "<p>Header <code>" + Escape(h.key()) +
+           "</code>: " + Escape(Text(h.value(), "description")) + "</p>\n";
   }
   for (const auto& c : Member(response, "content").items()) {
     out += "<p class=\"ctype\">" + Escape(c.key()) + "</p>\n" + MediaHtml(doc, c.value());
@@ -178,14 +189,16 @@ std::string TryForm(const Json& doc, const std::string& id, const std::string& m
         out += EnumPicker(p.key(), p.value()["enum"]);
         continue;
       }
-      const std::string sample = example.contains(p.key()) ? example[p.key()].get<std::string>() : "";
+      const std::string sample =
+          example.contains(p.key()) ? example[p.key()].get<std::string>() : "";
       out += "<label>" + Escape(p.key()) + " <input name=\"" + Escape(p.key()) +
              "\" data-field autocomplete=\"off\" placeholder=\"" + Escape(sample) + "\"" +
              (p.key() == "user_id" ? " value=\"" + Escape(sample) + "\"" : std::string()) +
              "></label>\n";
     }
   }
-  out += "<button type=\"submit\">Send " + Escape(method) + "</button>\n"
+  out += "<button type=\"submit\">Send " + Escape(method) +
+         "</button>\n"
          "<div class=\"result\" hidden><p class=\"status\"></p><pre class=\"headers\"></pre>"
          "<pre class=\"body\"></pre></div>\n</form>\n";
   return out;
@@ -203,9 +216,9 @@ std::string OperationHtml(const Json& doc, const std::string& path, const std::s
                     "</p>\n";
   // The form sends JSON bodies only: an operation with parameters or
   // another body type (the Twilio callback) is described, not tried.
-  const bool json_only = !op.contains("parameters") &&
-                         (!op.contains("requestBody") ||
-                          op["requestBody"]["content"].contains("application/json"));
+  const bool json_only =
+      !op.contains("parameters") &&
+      (!op.contains("requestBody") || op["requestBody"]["content"].contains("application/json"));
   if (style == DocsStyle::kInteractive && json_only) {
     out += TryForm(doc, id, upper, Url(base_path, path), op);
   }
@@ -252,16 +265,19 @@ std::string Header(const Json& doc, DocsStyle style, const std::string& base_pat
 std::string Intro(const Json& doc, DocsStyle style, bool api_key_field) {
   std::string out = "<p class=\"intro\">" + Escape(Text(doc["info"], "description")) + "</p>\n";
   if (api_key_field) {
-    out += "<p class=\"auth\">Every endpoint but <code>/healthz</code> needs "
-           "<code>Authorization: Bearer KEY</code>.</p>\n";
+    out +=
+        "<p class=\"auth\">Every endpoint but <code>/healthz</code> needs "
+        "<code>Authorization: Bearer KEY</code>.</p>\n";
     if (style == DocsStyle::kInteractive) {
-      out += "<p class=\"key\"><label>API key <input id=\"api-key\" type=\"password\" "
-             "autocomplete=\"off\"></label> sent by every form below</p>\n";
+      out +=
+          "<p class=\"key\"><label>API key <input id=\"api-key\" type=\"password\" "
+          "autocomplete=\"off\"></label> sent by every form below</p>\n";
     }
   }
   if (style == DocsStyle::kInteractive) {
-    out += "<noscript><p class=\"note\">The forms that send requests need JavaScript; "
-           "everything else on this page reads without it.</p></noscript>\n";
+    out +=
+        "<noscript><p class=\"note\">The forms that send requests need JavaScript; "
+        "everything else on this page reads without it.</p></noscript>\n";
   }
   return out;
 }

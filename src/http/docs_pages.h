@@ -8,8 +8,8 @@
 #ifndef OTPD_DOCS_PAGES_H_
 #define OTPD_DOCS_PAGES_H_
 
-#include <nlohmann/json.hpp>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 
 namespace otpd {

@@ -3,14 +3,14 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 
+#include "core/delivery_metrics.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/phone.h"
+#include "core/provider_metrics.h"
 #include "http/client_ip.h"
 #include "http/docs_pages.h"
-#include "core/log.h"
 #include "http/openapi.h"
-#include "core/delivery_metrics.h"
-#include "core/metrics.h"
-#include "core/provider_metrics.h"
-#include "core/phone.h"
 #include "otp/rules.h"
 
 namespace otpd {
@@ -69,8 +69,8 @@ HttpAnswer RawAnswer(int status, std::string body) {
 HttpAnswer DetailError(int status, const std::string& user_id, const std::string& error_type,
                        const std::string& message, const std::string& extra = "") {
   return RawAnswer(status, "{\"detail\":{\"success\":false,\"message\":" + Quoted(message) +
-                               ",\"user_id\":" + Quoted(user_id) + ",\"error_type\":" +
-                               Quoted(error_type) + extra + "}}");
+                               ",\"user_id\":" + Quoted(user_id) +
+                               ",\"error_type\":" + Quoted(error_type) + extra + "}}");
 }
 
 // One entry of a 422 "detail" list, as pydantic v1 wrote them.
@@ -82,8 +82,8 @@ Json FieldError(const std::string& field, const std::string& msg, const std::str
 }
 
 // Checks one required string field; appends a 422 entry when it is bad.
-void CheckStringField(const Json& body, const std::string& field, size_t max_bytes,
-                      Json* errors, std::string* value) {
+void CheckStringField(const Json& body, const std::string& field, size_t max_bytes, Json* errors,
+                      std::string* value) {
   auto it = body.find(field);
   if (it == body.end() || it->is_null()) {
     errors->push_back(FieldError(field, "field required", "value_error.missing"));
@@ -93,10 +93,9 @@ void CheckStringField(const Json& body, const std::string& field, size_t max_byt
     errors->push_back(FieldError(field, "ensure this value has at least 1 characters",
                                  "value_error.any_str.min_length", 1));
   } else if (it->get_ref<const std::string&>().size() > max_bytes) {
-    errors->push_back(FieldError(field,
-                                 "ensure this value has at most " + std::to_string(max_bytes) +
-                                     " characters",
-                                 "value_error.any_str.max_length", static_cast<int>(max_bytes)));
+    errors->push_back(FieldError(
+        field, "ensure this value has at most " + std::to_string(max_bytes) + " characters",
+        "value_error.any_str.max_length", static_cast<int>(max_bytes)));
   } else {
     *value = it->get<std::string>();
   }
@@ -112,13 +111,15 @@ bool ParseBody(const std::string& raw, const std::vector<std::pair<std::string, 
                const ExtraCheck& extra = nullptr) {
   Json body = Json::parse(raw, nullptr, /*allow_exceptions=*/false);
   if (body.is_discarded()) {
-    Json e = {{"loc", Json::array({"body"})}, {"msg", "Invalid JSON body"},
+    Json e = {{"loc", Json::array({"body"})},
+              {"msg", "Invalid JSON body"},
               {"type", "value_error.jsondecode"}};
     *answer = JsonAnswer(422, Json{{"detail", Json::array({e})}});
     return false;
   }
   if (!body.is_object()) {
-    Json e = {{"loc", Json::array({"body"})}, {"msg", "value is not a valid dict"},
+    Json e = {{"loc", Json::array({"body"})},
+              {"msg", "value is not a valid dict"},
               {"type", "type_error.dict"}};
     *answer = JsonAnswer(422, Json{{"detail", Json::array({e})}});
     return false;
@@ -168,12 +169,12 @@ void AddRetryAfter(HttpAnswer* a, int64_t seconds) {
 }  // namespace
 
 HttpAnswer RateLimited(const std::string& user_id, int64_t retry_after_s) {
-  Json detail = {{"success", false},
-                 {"message", "Too many requests. Try again in " +
-                                 std::to_string(retry_after_s) + " seconds"},
-                 {"user_id", user_id},
-                 {"error_type", "rate_limited"},
-                 {"retry_after", retry_after_s}};
+  Json detail = {
+      {"success", false},
+      {"message", "Too many requests. Try again in " + std::to_string(retry_after_s) + " seconds"},
+      {"user_id", user_id},
+      {"error_type", "rate_limited"},
+      {"retry_after", retry_after_s}};
   HttpAnswer a = JsonAnswer(429, Json{{"detail", detail}});
   AddRetryAfter(&a, retry_after_s);
   return a;
@@ -225,15 +226,9 @@ HttpApi::HttpApi(OtpService* service, const HttpApiOptions& options, RateLimiter
 
 const std::vector<Route>& HttpApi::Routes() {
   static const std::vector<Route> routes = {
-      {"/send-code", "POST"},
-      {"/verify-code", "POST"},
-      {"/healthz", "GET"},
-      {"/readyz", "GET"},
-      {"/openapi.json", "GET"},
-      {"/docs", "GET"},
-      {"/redoc", "GET"},
-      {"/metrics", "GET"},
-      {"/twilio/status", "POST"},
+      {"/send-code", "POST"},  {"/verify-code", "POST"}, {"/healthz", "GET"},
+      {"/readyz", "GET"},      {"/openapi.json", "GET"}, {"/docs", "GET"},
+      {"/redoc", "GET"},       {"/metrics", "GET"},      {"/twilio/status", "POST"},
       {"/send-status", "GET"},
   };
   return routes;
@@ -323,10 +318,10 @@ HttpAnswer HttpApi::SendAnswer(const Status& s, const SendResult& r) const {
   if (r.channel != Channel::kSms) return ChannelSendAnswer(r);
   switch (r.outcome) {
     case SendOutcome::kSent:
-      return RawAnswer(200, "{\"message\":\"OTP sent successfully via SMS\",\"user_id\":" +
-                                Quoted(r.user_id) + ",\"phone\":" +
-                                Quoted(options_.Get().expose_full_phone ? r.phone : MaskPhone(r.phone)) +
-                                "}");
+      return RawAnswer(
+          200, "{\"message\":\"OTP sent successfully via SMS\",\"user_id\":" + Quoted(r.user_id) +
+                   ",\"phone\":" +
+                   Quoted(options_.Get().expose_full_phone ? r.phone : MaskPhone(r.phone)) + "}");
     case SendOutcome::kUserNotFound:
     case SendOutcome::kPhoneNotFound:
       return DetailError(InfoOf(r.outcome).http_status, r.user_id, InfoOf(r.outcome).error,
@@ -350,18 +345,18 @@ HttpAnswer HttpApi::ChannelSendAnswer(const SendResult& r) const {
   const std::string via = std::string(" via ") + ChannelLabel(r.channel);
   switch (r.outcome) {
     case SendOutcome::kSent:
-      return RawAnswer(200, "{\"message\":\"OTP sent successfully" + via + "\",\"user_id\":" +
-                                Quoted(r.user_id) + ",\"phone\":" +
-                                Quoted(options_.Get().expose_full_phone ? r.phone
-                                                                        : MaskPhone(r.phone)) +
-                                channel + "}");
+      return RawAnswer(200,
+                       "{\"message\":\"OTP sent successfully" + via +
+                           "\",\"user_id\":" + Quoted(r.user_id) + ",\"phone\":" +
+                           Quoted(options_.Get().expose_full_phone ? r.phone : MaskPhone(r.phone)) +
+                           channel + "}");
     case SendOutcome::kSmsFailed:
-      return DetailError(InfoOf(r.outcome).http_status, r.user_id, InfoOf(r.outcome).error,
-                         "Failed to send the code" + via,
-                         channel + (r.receipt.provider_code == 0
-                                        ? std::string()
-                                        : ",\"provider_code\":" +
-                                              std::to_string(r.receipt.provider_code)));
+      return DetailError(
+          InfoOf(r.outcome).http_status, r.user_id, InfoOf(r.outcome).error,
+          "Failed to send the code" + via,
+          channel + (r.receipt.provider_code == 0
+                         ? std::string()
+                         : ",\"provider_code\":" + std::to_string(r.receipt.provider_code)));
     case SendOutcome::kUserNotFound:
     case SendOutcome::kPhoneNotFound:
     case SendOutcome::kRateLimited:
@@ -375,7 +370,8 @@ HttpAnswer HttpApi::ChannelSendAnswer(const SendResult& r) const {
 HttpAnswer HttpApi::VerifyCode(const HttpRequest& request) const {
   HttpAnswer answer;
   std::vector<std::string> v;
-  if (!ParseBody(request.body, {{"user_id", kMaxUserIdBytes}, {"passcode", options_.Get().max_passcode_bytes}},
+  if (!ParseBody(request.body,
+                 {{"user_id", kMaxUserIdBytes}, {"passcode", options_.Get().max_passcode_bytes}},
                  &v, &answer)) {
     return answer;
   }
@@ -396,8 +392,8 @@ HttpAnswer HttpApi::VerifyAnswer(const Status& s, const VerifyCodeResult& r) {
   switch (r.store.outcome) {
     case VerifyOutcome::kOk:
       return RawAnswer(info.http_status, std::string("{\"success\":true,\"message\":\"") +
-                                             info.message + "\",\"user_id\":" +
-                                             Quoted(r.user_id) + "}");
+                                             info.message + "\",\"user_id\":" + Quoted(r.user_id) +
+                                             "}");
     case VerifyOutcome::kInvalid: {
       const std::string left = std::to_string(r.store.attempts_remaining);
       return DetailError(info.http_status, r.user_id, info.error,
@@ -439,7 +435,8 @@ HttpAnswer HttpApi::Ready() const {
   Status s = service_->CheckReady();
   if (s.ok()) return SmsReady();
   Log(LogLevel::kWarn, "not ready", {{"error", s.ToString()}});
-  HttpAnswer a = JsonAnswer(503, Json{{"status", "unavailable"}, {"detail", "store is not writable"}});
+  HttpAnswer a =
+      JsonAnswer(503, Json{{"status", "unavailable"}, {"detail", "store is not writable"}});
   AddRetryAfter(&a, 1);
   return a;
 }

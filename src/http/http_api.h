@@ -17,24 +17,24 @@
 #include <utility>
 #include <vector>
 
+#include "core/live_value.h"
+#include "core/status.h"
 #include "http/api_keys.h"
 #include "http/docs_pages.h"
-#include "core/live_value.h"
+#include "http/rate_limiter.h"
 #include "otp/deliveries.h"
 #include "otp/otp_service.h"
 #include "otp/sms.h"
-#include "http/rate_limiter.h"
-#include "core/status.h"
 
 namespace otpd {
 
 struct HttpRequest {
-  std::string method;     // "GET", "POST", ...
-  std::string path;       // without the query string
+  std::string method;  // "GET", "POST", ...
+  std::string path;    // without the query string
   std::string body;
-  std::string client_ip;  // canonical; the socket peer or, behind a trusted
-                          // proxy, from X-Forwarded-For (client_ip.h)
-  std::string authorization = {};  // the Authorization header, "" when absent
+  std::string client_ip;              // canonical; the socket peer or, behind a trusted
+                                      // proxy, from X-Forwarded-For (client_ip.h)
+  std::string authorization = {};     // the Authorization header, "" when absent
   std::string twilio_signature = {};  // the X-Twilio-Signature header, "" when absent
   // The query string's parameters, decoded, in order.
   std::vector<std::pair<std::string, std::string>> query = {};
@@ -44,7 +44,7 @@ struct HttpAnswer {
   int status = 200;
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;  // beyond Content-Type
-  std::string content_type = "application/json";  // the pages: text/html
+  std::string content_type = "application/json";             // the pages: text/html
   // The normalized user ID the request named, once its body validated; only
   // for the access log ("" when none).
   std::string user_id;

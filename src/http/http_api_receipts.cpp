@@ -58,8 +58,8 @@ HttpAnswer HttpApi::TwilioStatus(const HttpRequest& request) const {
   }
   FormFields fields;
   const bool parsed = ParseFormBody(request.body, &fields).ok();
-  if (!parsed || !TwilioSignatureValid(options.twilio_auth_token, options.twilio_status_url,
-                                       fields, request.twilio_signature)) {
+  if (!parsed || !TwilioSignatureValid(options.twilio_auth_token, options.twilio_status_url, fields,
+                                       request.twilio_signature)) {
     Log(LogLevel::kWarn, "twilio status callback refused: bad or missing signature",
         {{"client", request.client_ip},
          {"signed", request.twilio_signature.empty() ? "no" : "yes"}});
@@ -92,7 +92,8 @@ HttpAnswer HttpApi::SendStatus(const HttpRequest& request) const {
   }
   user_id = NormalizeUserId(user_id);
   Delivery d;
-  Status s = deliveries_ == nullptr ? Status::NotFound("no receipts") : deliveries_->LastSend(user_id, &d);
+  Status s =
+      deliveries_ == nullptr ? Status::NotFound("no receipts") : deliveries_->LastSend(user_id, &d);
   if (s.IsNotFound()) {
     return JsonBody(404, Json{{"detail",
                                {{"success", false},
@@ -102,11 +103,11 @@ HttpAnswer HttpApi::SendStatus(const HttpRequest& request) const {
   }
   if (!s.ok()) return StatusToAnswer(s, user_id);
   HttpAnswer a = JsonBody(200, Json{{"user_id", d.user_id},
-                                   {"provider", d.provider},
-                                   {"status", d.status},
-                                   {"error_code", d.error_code},
-                                   {"sent_at", FormatUtc(d.sent_at_ms)},
-                                   {"updated_at", FormatUtc(d.updated_at_ms)}});
+                                    {"provider", d.provider},
+                                    {"status", d.status},
+                                    {"error_code", d.error_code},
+                                    {"sent_at", FormatUtc(d.sent_at_ms)},
+                                    {"updated_at", FormatUtc(d.updated_at_ms)}});
   a.user_id = user_id;
   return a;
 }

@@ -6,8 +6,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cstdio>
 #include <condition_variable>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <vector>
@@ -15,8 +15,8 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/random.h"
-#include "http/docs_pages.h"
 #include "http/connection_limit.h"
+#include "http/docs_pages.h"
 #include "http/httplib_server.h"
 #include "http/worker_pool.h"
 
@@ -66,8 +66,8 @@ std::string NewRequestId() {
   static const std::string prefix = [] {
     uint8_t bytes[8] = {};
     if (!OpenSslRandom()->Fill(bytes, sizeof bytes).ok()) {
-      const uint64_t t = static_cast<uint64_t>(
-          std::chrono::system_clock::now().time_since_epoch().count());
+      const uint64_t t =
+          static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
       memcpy(bytes, &t, sizeof bytes);
     }
     char hex[17];
@@ -86,9 +86,7 @@ std::string RequestIdFor(const Request& req) {
   return NewRequestId();
 }
 
-bool EqualsIgnoreCase(const std::string& a, const char* b) {
-  return strcasecmp(a.c_str(), b) == 0;
-}
+bool EqualsIgnoreCase(const std::string& a, const char* b) { return strcasecmp(a.c_str(), b) == 0; }
 
 // Content-Length as the client sent it: -1 when absent, -2 when repeated
 // or not a plain decimal number that fits.
@@ -111,7 +109,8 @@ std::string ClientOf(const Request& req, const TrustedProxies& trusted) {
   std::vector<std::string> forwarded;
   if (!trusted.empty()) {
     const size_t n = req.get_header_value_count("X-Forwarded-For");
-    for (size_t i = 0; i < n; i++) forwarded.push_back(req.get_header_value("X-Forwarded-For", "", i));
+    for (size_t i = 0; i < n; i++)
+      forwarded.push_back(req.get_header_value("X-Forwarded-For", "", i));
   }
   return ClientIp(req.remote_addr, forwarded, trusted);
 }
@@ -151,19 +150,32 @@ void AnswerAndClose(const HttpAnswer& a, Response* res) {
 
 const char* ReasonText(int status) {
   switch (status) {
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 411: return "Length Required";
-    case 413: return "Request body too large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 416: return "Range Not Satisfiable";
-    case 417: return "Expectation Failed";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Error";
+    case 400:
+      return "Bad Request";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 411:
+      return "Length Required";
+    case 413:
+      return "Request body too large";
+    case 414:
+      return "URI Too Long";
+    case 415:
+      return "Unsupported Media Type";
+    case 416:
+      return "Range Not Satisfiable";
+    case 417:
+      return "Expectation Failed";
+    case 500:
+      return "Internal Server Error";
+    case 503:
+      return "Service Unavailable";
+    default:
+      return "Error";
   }
 }
 
@@ -187,9 +199,9 @@ class HttpServer::Impl {
   Impl(const HttpServerOptions& options, const HttpApi* api)
       : pool_(PoolOptions(options)),
         limit_(options.max_connections_per_ip, options.trusted_proxies),
-        owned_(NewHttplibServer(
-            ConnectionPolicy{&limit_, options.header_timeout_ms, api->metrics()},
-            options.tls_cert, options.tls_key)),
+        owned_(
+            NewHttplibServer(ConnectionPolicy{&limit_, options.header_timeout_ms, api->metrics()},
+                             options.tls_cert, options.tls_key)),
         server(*owned_),
         options_(options),
         api_(api) {
@@ -252,7 +264,8 @@ class HttpServer::Impl {
     }
     if (options_.port == 0) {
       *port = server.bind_to_any_port(options_.host);
-      if (*port <= 0) return Status::IOError("cannot listen on " + options_.host + ": " + strerror(errno));
+      if (*port <= 0)
+        return Status::IOError("cannot listen on " + options_.host + ": " + strerror(errno));
     } else {
       if (!server.bind_to_port(options_.host, options_.port)) {
         return Status::IOError("cannot listen on " + where + ": " + strerror(errno));
@@ -431,9 +444,13 @@ void HttpServer::Impl::AccessLog(const Request& req, const Response& res) const 
   const std::string latency =
       us < 0 ? "-" : std::to_string(us / 1000) + "." + std::to_string(us % 1000 / 100) + "ms";
   Log(LogLevel::kInfo, "request",
-      {{"method", req.method}, {"path", req.path}, {"status", std::to_string(res.status)},
-       {"latency", latency}, {"client", ClientOf(req, options_.trusted_proxies)},
-       {"request_id", t_request_id}, {"user_id", t_user_id.empty() ? "-" : t_user_id}});
+      {{"method", req.method},
+       {"path", req.path},
+       {"status", std::to_string(res.status)},
+       {"latency", latency},
+       {"client", ClientOf(req, options_.trusted_proxies)},
+       {"request_id", t_request_id},
+       {"user_id", t_user_id.empty() ? "-" : t_user_id}});
 }
 
 HttpServer::HttpServer(const HttpServerOptions& options, const HttpApi* api)

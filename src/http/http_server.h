@@ -26,9 +26,9 @@
 #include <string>
 
 #include "core/clock.h"
+#include "core/status.h"
 #include "http/client_ip.h"
 #include "http/http_api.h"
-#include "core/status.h"
 
 namespace otpd {
 
@@ -45,11 +45,11 @@ struct HttpServerOptions {
   int read_timeout_s = 5;
   int write_timeout_s = 5;
   int keepalive_timeout_s = 5;
-  int keepalive_max = 100;         // requests per connection
-  int max_connections_per_ip = 64; // per IPv4 address or IPv6 /64; 0: no cap
-  int header_timeout_ms = 5000;    // a request's whole read (line, headers, body)
-  bool reuse_port = false;         // SO_REUSEPORT: let other processes share the port
-  int shutdown_deadline_ms = 5000; // Stop waits this long for in-flight requests
+  int keepalive_max = 100;          // requests per connection
+  int max_connections_per_ip = 64;  // per IPv4 address or IPv6 /64; 0: no cap
+  int header_timeout_ms = 5000;     // a request's whole read (line, headers, body)
+  bool reuse_port = false;          // SO_REUSEPORT: let other processes share the port
+  int shutdown_deadline_ms = 5000;  // Stop waits this long for in-flight requests
   // PEM files: when tls_cert is set, the server speaks HTTPS only.
   std::string tls_cert;
   std::string tls_key;

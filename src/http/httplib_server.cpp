@@ -76,8 +76,7 @@ class PlainServer final : public httplib::Server {
                                              policy_.request_read_timeout_ms, Clock::now());
           strm.set_readable_hint();
           return process_request(strm, remote_addr, remote_port, local_addr, local_port,
-                                 close_connection, connection_closed, nullptr,
-                                 &websocket_upgraded);
+                                 close_connection, connection_closed, nullptr, &websocket_upgraded);
         });
     httplib::detail::drain_and_close_socket(sock);
     return ret;
@@ -134,10 +133,9 @@ class TlsServer final : public httplib::SSLServer {
         svr_sock_, sock, keep_alive_max_count_, keep_alive_timeout_sec_,
         [&](bool close_connection, bool& connection_closed) {
           t_last_request = close_connection;
-          httplib::detail::SSLSocketStream strm(sock, session, read_timeout_sec_,
-                                                read_timeout_usec_, write_timeout_sec_,
-                                                write_timeout_usec_,
-                                                policy_.request_read_timeout_ms, Clock::now());
+          httplib::detail::SSLSocketStream strm(
+              sock, session, read_timeout_sec_, read_timeout_usec_, write_timeout_sec_,
+              write_timeout_usec_, policy_.request_read_timeout_ms, Clock::now());
           strm.set_readable_hint();
           return process_request(
               strm, remote_addr, remote_port, local_addr, local_port, close_connection,

@@ -30,8 +30,8 @@ Json Example(const std::string& summary, const Json& value) {
 // The contract's structured error: {"detail": {...}}.
 Json DetailExample(const std::string& summary, const std::string& message,
                    const std::string& error_type, const Json& extra = Json::object()) {
-  Json detail = {{"success", false}, {"message", message}, {"user_id", "abc"},
-                 {"error_type", error_type}};
+  Json detail = {
+      {"success", false}, {"message", message}, {"user_id", "abc"}, {"error_type", error_type}};
   for (const auto& kv : extra.items()) detail[kv.key()] = kv.value();
   return Example(summary, Json{{"detail", detail}});
 }
@@ -57,13 +57,12 @@ Json HtmlResponse(const std::string& description) {
 }
 
 Json ValidationExamples() {
-  Json missing = {{"loc", {"body", "user_id"}}, {"msg", "field required"},
-                  {"type", "value_error.missing"}};
-  Json not_json = {{"loc", {"body"}}, {"msg", "Invalid JSON body"},
-                   {"type", "value_error.jsondecode"}};
-  return Json{
-      {"missing_field", Example("A required field is missing", {{"detail", {missing}}})},
-      {"not_json", Example("The body is not JSON", {{"detail", {not_json}}})}};
+  Json missing = {
+      {"loc", {"body", "user_id"}}, {"msg", "field required"}, {"type", "value_error.missing"}};
+  Json not_json = {
+      {"loc", {"body"}}, {"msg", "Invalid JSON body"}, {"type", "value_error.jsondecode"}};
+  return Json{{"missing_field", Example("A required field is missing", {{"detail", {missing}}})},
+              {"not_json", Example("The body is not JSON", {{"detail", {not_json}}})}};
 }
 
 Json SendValidationExamples() {
@@ -79,52 +78,55 @@ Json SendValidationExamples() {
 }
 
 Json TooLarge() {
-  return Response("The body is larger than max_body_bytes", "PlainError",
-                  {{"too_large", Example("Body too large", {{"detail", "Request body too large"}})}});
+  return Response(
+      "The body is larger than max_body_bytes", "PlainError",
+      {{"too_large", Example("Body too large", {{"detail", "Request body too large"}})}});
 }
 
 Json Unavailable() {
   return Response(
       "The database could not be written; try again shortly", "ErrorResponse",
-      {{"unavailable", DetailExample("Store unavailable",
-                                     "Service temporarily unavailable. Try again shortly",
-                                     "unavailable")}},
+      {{"unavailable",
+        DetailExample("Store unavailable", "Service temporarily unavailable. Try again shortly",
+                      "unavailable")}},
       /*retry_after=*/true);
 }
 
 Json RequestBody(const std::string& schema, const Json& example) {
-  return Json{{"required", true},
-              {"content",
-               {{"application/json",
-                 {{"schema", Ref(schema)}, {"examples", {{"abc", Example("User abc", example)}}}}}}}};
+  return Json{
+      {"required", true},
+      {"content",
+       {{"application/json",
+         {{"schema", Ref(schema)}, {"examples", {{"abc", Example("User abc", example)}}}}}}}};
 }
 
 Json SendCodeOperation(const HttpApiOptions& options) {
   const std::string phone = options.expose_full_phone ? "+12015551111" : MaskPhone("+12015551111");
   Json responses = {
-      {"200", Response("The code was stored and texted", "SendCodeResponse",
-                       {{"sent", Example("Code sent", {{"message", "OTP sent successfully via SMS"},
-                                                       {"user_id", "abc"},
-                                                       {"phone", phone}})},
-                        {"sent_by_voice",
-                         Example("Code sent by a voice call (channel \"voice\")",
-                                 {{"message", "OTP sent successfully via voice call"},
-                                  {"user_id", "abc"},
-                                  {"phone", phone},
-                                  {"channel", "voice"}})}})},
-      {"404", Response("Unknown user, or a user without a phone number", "ErrorResponse",
-                       {{"user_not_found",
-                         DetailExample("Unknown user", "User not found in database", "user_not_found")},
-                        {"phone_not_found",
-                         DetailExample("No phone number", "Phone number not found for user",
-                                       "phone_not_found")}})},
+      {"200",
+       Response("The code was stored and texted", "SendCodeResponse",
+                {{"sent", Example("Code sent", {{"message", "OTP sent successfully via SMS"},
+                                                {"user_id", "abc"},
+                                                {"phone", phone}})},
+                 {"sent_by_voice", Example("Code sent by a voice call (channel \"voice\")",
+                                           {{"message", "OTP sent successfully via voice call"},
+                                            {"user_id", "abc"},
+                                            {"phone", phone},
+                                            {"channel", "voice"}})}})},
+      {"404",
+       Response(
+           "Unknown user, or a user without a phone number", "ErrorResponse",
+           {{"user_not_found",
+             DetailExample("Unknown user", "User not found in database", "user_not_found")},
+            {"phone_not_found", DetailExample("No phone number", "Phone number not found for user",
+                                              "phone_not_found")}})},
       {"413", TooLarge()},
       {"422", Response("The body is not valid, or names a channel that is not enabled",
                        "ValidationError", SendValidationExamples())},
       {"429", Response("A rate limit was hit", "ErrorResponse",
-                       {{"rate_limited", DetailExample("Rate limited",
-                                                       "Too many requests. Try again in 60 seconds",
-                                                       "rate_limited", {{"retry_after", 60}})}},
+                       {{"rate_limited",
+                         DetailExample("Rate limited", "Too many requests. Try again in 60 seconds",
+                                       "rate_limited", {{"retry_after", 60}})}},
                        /*retry_after=*/true)},
       {"500", Response("The SMS could not be sent; no code is left active", "ErrorResponse",
                        {{"sms_failed", DetailExample("SMS failed", "Failed to send SMS",
@@ -151,30 +153,29 @@ Json SendCodeOperation(const HttpApiOptions& options) {
 
 Json VerifyCodeOperation() {
   Json responses = {
-      {"200", Response("The code is right; it is consumed", "VerifyCodeResponse",
-                       {{"verified", Example("Code verified", {{"success", true},
-                                                               {"message", "OTP verified successfully"},
-                                                               {"user_id", "abc"}})}})},
-      {"400", Response("Wrong code; attempts_remaining counts down", "ErrorResponse",
-                       {{"invalid_code", DetailExample("Wrong code",
-                                                       "Invalid OTP. 2 attempts remaining",
-                                                       "invalid_code",
-                                                       {{"attempts_remaining", 2}})}})},
-      {"404", Response("No live code for this user (never sent, used, or long expired)",
-                       "ErrorResponse",
-                       {{"not_found", DetailExample("No code",
-                                                    "No OTP found for this user or OTP has expired",
-                                                    "not_found")}})},
+      {"200",
+       Response("The code is right; it is consumed", "VerifyCodeResponse",
+                {{"verified", Example("Code verified", {{"success", true},
+                                                        {"message", "OTP verified successfully"},
+                                                        {"user_id", "abc"}})}})},
+      {"400",
+       Response("Wrong code; attempts_remaining counts down", "ErrorResponse",
+                {{"invalid_code", DetailExample("Wrong code", "Invalid OTP. 2 attempts remaining",
+                                                "invalid_code", {{"attempts_remaining", 2}})}})},
+      {"404",
+       Response(
+           "No live code for this user (never sent, used, or long expired)", "ErrorResponse",
+           {{"not_found", DetailExample("No code", "No OTP found for this user or OTP has expired",
+                                        "not_found")}})},
       {"410", Response("The code has expired", "ErrorResponse",
                        {{"expired", DetailExample("Expired", "OTP has expired", "expired")}})},
       {"413", TooLarge()},
       {"422", Response("The body is not valid", "ValidationError", ValidationExamples())},
-      {"429", Response("Too many wrong codes: the code is locked until it expires",
-                       "ErrorResponse",
-                       {{"too_many_attempts",
-                         DetailExample("Locked", "Too many failed attempts", "too_many_attempts",
-                                       {{"retry_after", 300}})}},
-                       /*retry_after=*/true)},
+      {"429",
+       Response("Too many wrong codes: the code is locked until it expires", "ErrorResponse",
+                {{"too_many_attempts", DetailExample("Locked", "Too many failed attempts",
+                                                     "too_many_attempts", {{"retry_after", 300}})}},
+                /*retry_after=*/true)},
       {"503", Unavailable()}};
   return Json{{"operationId", "verifyCode"},
               {"summary", "Check a code a user typed"},
@@ -189,8 +190,8 @@ Json VerifyCodeOperation() {
               {"responses", responses}};
 }
 
-Json GetOperation(const std::string& id, const std::string& summary,
-                  const std::string& description, const Json& responses) {
+Json GetOperation(const std::string& id, const std::string& summary, const std::string& description,
+                  const Json& responses) {
   return Json{{"operationId", id},
               {"summary", summary},
               {"description", description},
@@ -203,12 +204,13 @@ Json SchemaResponse(const std::string& description, const std::string& schema) {
 }
 
 Json TwilioStatusOperation() {
-  Json form = {{"type", "object"},
-               {"required", {"MessageSid", "MessageStatus"}},
-               {"properties",
-                {{"MessageSid", Str("Twilio's message SID")},
-                 {"MessageStatus", Str("queued, sending, sent, delivered, undelivered, failed, ...")},
-                 {"ErrorCode", Str("Twilio's error code, for undelivered and failed")}}}};
+  Json form = {
+      {"type", "object"},
+      {"required", {"MessageSid", "MessageStatus"}},
+      {"properties",
+       {{"MessageSid", Str("Twilio's message SID")},
+        {"MessageStatus", Str("queued, sending, sent, delivered, undelivered, failed, ...")},
+        {"ErrorCode", Str("Twilio's error code, for undelivered and failed")}}}};
   return Json{
       {"operationId", "twilioStatus"},
       {"summary", "Twilio delivery receipt (called by Twilio)"},
@@ -220,7 +222,9 @@ Json TwilioStatusOperation() {
        "receipt changes nothing either."},
       {"security", Json::array()},
       {"parameters",
-       {{{"name", "X-Twilio-Signature"}, {"in", "header"}, {"required", true},
+       {{{"name", "X-Twilio-Signature"},
+         {"in", "header"},
+         {"required", true},
          {"schema", {{"type", "string"}}}}}},
       {"requestBody",
        {{"required", true},
@@ -242,7 +246,9 @@ Json SendStatusOperation() {
        "(taken, no receipt yet), queued, sent, delivered, undelivered, failed, or unknown (no "
        "final receipt within delivery_unknown_after). error_code is the provider's."},
       {"parameters",
-       {{{"name", "user_id"}, {"in", "query"}, {"required", true},
+       {{{"name", "user_id"},
+         {"in", "query"},
+         {"required", true},
          {"schema", {{"type", "string"}, {"minLength", 1}, {"maxLength", kMaxUserIdBytes}}}}}},
       {"responses",
        {{"200", SchemaResponse("The last send's status", "SendStatus")},
@@ -288,13 +294,14 @@ Json Paths(const HttpApiOptions& options) {
       "metrics", "Prometheus metrics",
       "Requests by route and status, send and verify outcomes, latency histograms, active "
       "codes, in the Prometheus text format 0.0.4.",
-      {{"200", {{"description", "The metrics"},
-                {"content", {{"text/plain",
-                              {{"schema", {{"type", "string"}}}}}}}}}});
+      {{"200",
+        {{"description", "The metrics"},
+         {"content", {{"text/plain", {{"schema", {{"type", "string"}}}}}}}}}});
   p["/openapi.json"]["get"] = GetOperation(
       "openapi", "This document", "The OpenAPI 3 document the pages are generated from.",
-      {{"200", {{"description", "The document"},
-                {"content", {{"application/json", {{"schema", {{"type", "object"}}}}}}}}}});
+      {{"200",
+        {{"description", "The document"},
+         {"content", {{"application/json", {{"schema", {{"type", "object"}}}}}}}}}});
   p["/docs"]["get"] = GetOperation(
       "docs", "Interactive documentation",
       "Every endpoint with its schemas, and a form per endpoint to try it from the browser.",
@@ -319,32 +326,37 @@ Json Paths(const HttpApiOptions& options) {
 }
 
 Json ChannelSchema(const std::string& description) {
-  return Json{{"type", "string"}, {"enum", {"sms", "voice", "whatsapp"}},
-              {"description", description}};
+  return Json{
+      {"type", "string"}, {"enum", {"sms", "voice", "whatsapp"}}, {"description", description}};
 }
 
 Json ErrorDetailSchema() {
-  Json s = Object({"success", "message", "user_id", "error_type"},
-                  {{"success", {{"type", "boolean"}, {"enum", {false}}}},
-                   {"message", Str("Human-readable message, as the old service wrote it")},
-                   {"user_id", Str("The user ID, lower case")},
-                   {"error_type", {{"type", "string"},
-                                   {"enum",
-                                    {"user_not_found", "phone_not_found", "rate_limited",
-                                     "sms_failed", "invalid_code", "not_found", "expired",
-                                     "too_many_attempts", "unavailable", "internal_error"}}}},
-                   {"attempts_remaining", Int("400 invalid_code: wrong codes still allowed")},
-                   {"retry_after", Int("429: seconds until trying again makes sense")},
-                   {"provider_code", Int("500 sms_failed: the SMS provider's error code")},
-                   {"channel", ChannelSchema("500 sms_failed on a channel other than SMS")}});
+  Json s =
+      Object({"success", "message", "user_id", "error_type"},
+             {{"success", {{"type", "boolean"}, {"enum", {false}}}},
+              {"message", Str("Human-readable message, as the old service wrote it")},
+              {"user_id", Str("The user ID, lower case")},
+              {"error_type",
+               {{"type", "string"},
+                {"enum",
+                 {"user_not_found", "phone_not_found", "rate_limited", "sms_failed", "invalid_code",
+                  "not_found", "expired", "too_many_attempts", "unavailable", "internal_error"}}}},
+              {"attempts_remaining", Int("400 invalid_code: wrong codes still allowed")},
+              {"retry_after", Int("429: seconds until trying again makes sense")},
+              {"provider_code", Int("500 sms_failed: the SMS provider's error code")},
+              {"channel", ChannelSchema("500 sms_failed on a channel other than SMS")}});
   s["additionalProperties"] = false;
   return s;
 }
 
 Json Schemas(const HttpApiOptions& options) {
-  Json user_id = {{"type", "string"}, {"minLength", 1}, {"maxLength", kMaxUserIdBytes},
+  Json user_id = {{"type", "string"},
+                  {"minLength", 1},
+                  {"maxLength", kMaxUserIdBytes},
                   {"description", "Case-insensitive user ID"}};
-  Json passcode = {{"type", "string"}, {"minLength", 1}, {"maxLength", options.max_passcode_bytes},
+  Json passcode = {{"type", "string"},
+                   {"minLength", 1},
+                   {"maxLength", options.max_passcode_bytes},
                    {"description", "The code the user typed (digits; leading zeros matter)"}};
   Json loc_item = {{"type", "string"}};
   Json validation_item =
@@ -359,20 +371,19 @@ Json Schemas(const HttpApiOptions& options) {
              {{"user_id", user_id},
               {"channel", ChannelSchema("How the code reaches the user; absent: sms. Only the "
                                         "channels in the `channels` setting are accepted")}});
-  s["VerifyCodeRequest"] = Object({"user_id", "passcode"}, {{"user_id", user_id},
-                                                            {"passcode", passcode}});
-  s["SendCodeResponse"] =
-      Object({"message", "user_id", "phone"},
-             {{"message", Str("OTP sent successfully via SMS (via voice call, via WhatsApp for those channels)")},
-              {"user_id", Str("The user ID, lower case")},
-              {"phone", Str(options.expose_full_phone ? "The phone number"
-                                                      : "The phone number, masked")},
-              {"channel", ChannelSchema("Present when the request named voice or whatsapp")}});
-  s["VerifyCodeResponse"] =
-      Object({"success", "message", "user_id"},
-             {{"success", {{"type", "boolean"}, {"enum", {true}}}},
-              {"message", Str("OTP verified successfully")},
-              {"user_id", Str("The user ID, lower case")}});
+  s["VerifyCodeRequest"] =
+      Object({"user_id", "passcode"}, {{"user_id", user_id}, {"passcode", passcode}});
+  s["SendCodeResponse"] = Object(
+      {"message", "user_id", "phone"},
+      {{"message",
+        Str("OTP sent successfully via SMS (via voice call, via WhatsApp for those channels)")},
+       {"user_id", Str("The user ID, lower case")},
+       {"phone", Str(options.expose_full_phone ? "The phone number" : "The phone number, masked")},
+       {"channel", ChannelSchema("Present when the request named voice or whatsapp")}});
+  s["VerifyCodeResponse"] = Object({"success", "message", "user_id"},
+                                   {{"success", {{"type", "boolean"}, {"enum", {true}}}},
+                                    {"message", Str("OTP verified successfully")},
+                                    {"user_id", Str("The user ID, lower case")}});
   s["ErrorDetail"] = ErrorDetailSchema();
   s["ErrorResponse"] = Object({"detail"}, {{"detail", Ref("ErrorDetail")}});
   s["ValidationError"] =
@@ -391,8 +402,8 @@ Json Schemas(const HttpApiOptions& options) {
       Object({"status", "detail"}, {{"status", {{"type", "string"}, {"enum", {"unavailable"}}}},
                                     {"detail", Str("Why")},
                                     {"degraded_providers", degraded_providers}});
-  s["ReceiptAnswer"] = Object({"status"}, {{"status", {{"type", "string"},
-                                                       {"enum", {"recorded", "ignored"}}}}});
+  s["ReceiptAnswer"] =
+      Object({"status"}, {{"status", {{"type", "string"}, {"enum", {"recorded", "ignored"}}}}});
   s["SendStatus"] = Object(
       {"user_id", "provider", "status", "error_code", "sent_at", "updated_at"},
       {{"user_id", Str("The user ID, lower case")},
@@ -401,7 +412,8 @@ Json Schemas(const HttpApiOptions& options) {
        {"error_code", Int("The provider's error code with the status (0: none)")},
        {"sent_at", Str("When the message was sent (UTC)")},
        {"updated_at", Str("When the status last changed (UTC)")}});
-  if (options.api_keys_enabled) s["Unauthorized"] = Object({"detail"}, {{"detail", Json::object()}});
+  if (options.api_keys_enabled)
+    s["Unauthorized"] = Object({"detail"}, {{"detail", Json::object()}});
   return s;
 }
 
@@ -410,14 +422,13 @@ Json Schemas(const HttpApiOptions& options) {
 Json OpenApiDocument(const HttpApiOptions& options) {
   Json doc;
   doc["openapi"] = "3.0.3";
-  doc["info"] = {
-      {"title", "otpd"},
-      {"version", OTPD_VERSION},
-      {"description",
-       "One-time passcodes by SMS. All bodies are JSON. Unknown paths answer 404 "
-       "{\"detail\": \"Not Found\"}, a known path with another method 405 "
-       "{\"detail\": \"Method Not Allowed\"} with an Allow header, and bodies over the "
-       "limit 413."}};
+  doc["info"] = {{"title", "otpd"},
+                 {"version", OTPD_VERSION},
+                 {"description",
+                  "One-time passcodes by SMS. All bodies are JSON. Unknown paths answer 404 "
+                  "{\"detail\": \"Not Found\"}, a known path with another method 405 "
+                  "{\"detail\": \"Method Not Allowed\"} with an Allow header, and bodies over the "
+                  "limit 413."}};
   doc["servers"] = {{{"url", options.base_path.empty() ? "/" : options.base_path}}};
   if (options.api_keys_enabled) doc["security"] = {{{"bearerAuth", Json::array()}}};
   doc["paths"] = Paths(options);
@@ -425,7 +436,8 @@ Json OpenApiDocument(const HttpApiOptions& options) {
   if (options.api_keys_enabled) {
     doc["components"]["securitySchemes"] = {
         {"bearerAuth",
-         {{"type", "http"}, {"scheme", "bearer"},
+         {{"type", "http"},
+          {"scheme", "bearer"},
           {"description", "Authorization: Bearer KEY, one of the configured api_keys"}}}};
   }
   return doc;

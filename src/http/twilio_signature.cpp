@@ -67,8 +67,8 @@ std::string TwilioSignature(const std::string& auth_token, const std::string& ur
   HMAC(EVP_sha1(), auth_token.data(), static_cast<int>(auth_token.size()),
        reinterpret_cast<const unsigned char*>(data.data()), data.size(), mac, &mac_len);
   std::string out(4 * ((mac_len + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(&out[0]), mac,
-                                static_cast<int>(mac_len));
+  const int n =
+      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(&out[0]), mac, static_cast<int>(mac_len));
   out.resize(static_cast<size_t>(n));
   return out;
 }

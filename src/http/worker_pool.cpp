@@ -21,8 +21,7 @@ struct WorkerPool::Worker {
 
 WorkerPool::WorkerPool(const WorkerPoolOptions& options)
     : min_(options.min_workers),
-      max_(options.max_workers > options.min_workers ? options.max_workers
-                                                     : options.min_workers),
+      max_(options.max_workers > options.min_workers ? options.max_workers : options.min_workers),
       idle_us_(options.idle_ms * 1000),
       clock_(options.clock != nullptr ? options.clock : SystemClock()) {
   std::lock_guard<std::mutex> lock(mu_);

@@ -25,14 +25,14 @@ struct AuditEvent {
   std::string user_id;       // normalized
   std::string masked_phone;  // MaskPhone output, "" when none
   std::string client_ip;
-  std::string event;         // "send" | "verify"
+  std::string event;  // "send" | "verify"
   std::string outcome;
 };
 
 struct AuditQuery {
-  std::string user_id;  // "" for every user; else case-insensitive match
-  int64_t since_ms = 0; // events at or after this time
-  int limit = 1000;     // newest rows kept when more match; > 0
+  std::string user_id;   // "" for every user; else case-insensitive match
+  int64_t since_ms = 0;  // events at or after this time
+  int limit = 1000;      // newest rows kept when more match; > 0
 };
 
 class AuditLog {

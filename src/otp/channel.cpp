@@ -4,9 +4,12 @@ namespace otpd {
 
 const char* ChannelName(Channel channel) {
   switch (channel) {
-    case Channel::kSms: return "sms";
-    case Channel::kVoice: return "voice";
-    case Channel::kWhatsApp: return "whatsapp";
+    case Channel::kSms:
+      return "sms";
+    case Channel::kVoice:
+      return "voice";
+    case Channel::kWhatsApp:
+      return "whatsapp";
   }
   return "sms";
 }

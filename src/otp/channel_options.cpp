@@ -4,18 +4,24 @@ namespace otpd {
 
 const char* ChannelLabel(Channel channel) {
   switch (channel) {
-    case Channel::kSms: return "SMS";
-    case Channel::kVoice: return "voice call";
-    case Channel::kWhatsApp: return "WhatsApp";
+    case Channel::kSms:
+      return "SMS";
+    case Channel::kVoice:
+      return "voice call";
+    case Channel::kWhatsApp:
+      return "WhatsApp";
   }
   return "SMS";
 }
 
 bool ChannelReaches(Channel channel, PhoneType type) {
   switch (channel) {
-    case Channel::kSms: return true;
-    case Channel::kVoice: return type != PhoneType::kPager && type != PhoneType::kVoicemail;
-    case Channel::kWhatsApp: return type != PhoneType::kPager;
+    case Channel::kSms:
+      return true;
+    case Channel::kVoice:
+      return type != PhoneType::kPager && type != PhoneType::kVoicemail;
+    case Channel::kWhatsApp:
+      return type != PhoneType::kPager;
   }
   return false;
 }

@@ -53,8 +53,8 @@ Status DeliveryTracker::OnReceipt(const std::string& message_id, const std::stri
                                   int error_code, bool* known) {
   bool changed = false;
   Delivery row;
-  Status s = log_->Apply(message_id, status, error_code, clock_->NowMillis(), known, &changed,
-                         &row);
+  Status s =
+      log_->Apply(message_id, status, error_code, clock_->NowMillis(), known, &changed, &row);
   if (!s.ok()) return s;
   if (!*known) {
     Log(LogLevel::kDebug, "delivery receipt for a message otpd does not know",
@@ -84,8 +84,9 @@ void DeliveryTracker::Report(const Delivery& row, const char* source) {
   const std::string outcome =
       row.error_code == 0 ? row.status : row.status + ":" + std::to_string(row.error_code);
   if (audit_ != nullptr) {
-    Status s = audit_->Record(AuditEvent{0, row.user_id, row.masked_phone, "", "delivery",
-                                         outcome + (row.provider.empty() ? "" : " via " + row.provider)});
+    Status s =
+        audit_->Record(AuditEvent{0, row.user_id, row.masked_phone, "", "delivery",
+                                  outcome + (row.provider.empty() ? "" : " via " + row.provider)});
     if (!s.ok()) {
       Log(LogLevel::kWarn, "cannot write audit record",
           {{"user_id", row.user_id}, {"event", "delivery"}, {"error", s.ToString()}});
@@ -95,9 +96,13 @@ void DeliveryTracker::Report(const Delivery& row, const char* source) {
   const bool live = row.code_expires_at_ms > clock_->NowMillis();
   Log(failed && live ? LogLevel::kWarn : LogLevel::kInfo,
       failed && live ? "sms not delivered; the code is still live" : "sms delivery status",
-      {{"user_id", row.user_id}, {"phone", row.masked_phone}, {"provider", row.provider},
-       {"message_id", row.message_id}, {"status", row.status},
-       {"error_code", std::to_string(row.error_code)}, {"source", source}});
+      {{"user_id", row.user_id},
+       {"phone", row.masked_phone},
+       {"provider", row.provider},
+       {"message_id", row.message_id},
+       {"status", row.status},
+       {"error_code", std::to_string(row.error_code)},
+       {"source", source}});
 }
 
 }  // namespace otpd

@@ -57,9 +57,8 @@ class DeliveryLog {
   // stored one (or the stored one is "unknown" and `status` is final).
   // *found: the message is known; *changed: the row changed; *row: the row
   // after the call (when found). NotFound is not an error: *found = false.
-  virtual Status Apply(const std::string& message_id, const std::string& status,
-                       int error_code, int64_t now_ms, bool* found, bool* changed,
-                       Delivery* row) = 0;
+  virtual Status Apply(const std::string& message_id, const std::string& status, int error_code,
+                       int64_t now_ms, bool* found, bool* changed, Delivery* row) = 0;
   // The newest row for `user_id`; NotFound when none.
   virtual Status LastForUser(const std::string& user_id, Delivery* row) = 0;
   // Marks "unknown" every row sent before `cutoff_ms` whose status is not
@@ -79,8 +78,8 @@ struct RedisEndpoint;
 // The log in Redis (store/deliveries_redis.cpp), shared by every node on
 // the server and `prefix`, so a receipt may reach any node. Each row
 // expires `ttl_ms` after its send. Connects on first use.
-Status NewRedisDeliveryLog(const RedisEndpoint& endpoint, const std::string& prefix,
-                           int timeout_ms, int64_t ttl_ms, std::unique_ptr<DeliveryLog>* log);
+Status NewRedisDeliveryLog(const RedisEndpoint& endpoint, const std::string& prefix, int timeout_ms,
+                           int64_t ttl_ms, std::unique_ptr<DeliveryLog>* log);
 #endif
 
 struct DeliveryOptions {
@@ -113,7 +112,9 @@ class DeliveryTracker {
   Status Sweep();
 
   // The latest send of `user_id`; NotFound when none is recorded.
-  Status LastSend(const std::string& user_id, Delivery* row) { return log_->LastForUser(user_id, row); }
+  Status LastSend(const std::string& user_id, Delivery* row) {
+    return log_->LastForUser(user_id, row);
+  }
 
  private:
   void Report(const Delivery& row, const char* source);

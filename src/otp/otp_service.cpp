@@ -13,9 +13,8 @@
 namespace otpd {
 
 OtpService::OtpService(const OtpOptions& options, Storage* storage, UserDirectory* users,
-                       SmsSender* sms, Clock* clock, RandomSource* random,
-                       const CodeHasher* hasher, AuditLog* audit, Metrics* metrics,
-                       DeliveryMetrics* delivery_metrics)
+                       SmsSender* sms, Clock* clock, RandomSource* random, const CodeHasher* hasher,
+                       AuditLog* audit, Metrics* metrics, DeliveryMetrics* delivery_metrics)
     : options_(options),
       storage_(storage),
       users_(users),
@@ -66,9 +65,12 @@ std::string SendOutcomeName(const SendResult& r) {
 
 const ChannelPolicy* PolicyOf(const OtpOptions& options, Channel channel) {
   switch (channel) {
-    case Channel::kSms: return nullptr;
-    case Channel::kVoice: return &options.channels.voice;
-    case Channel::kWhatsApp: return &options.channels.whatsapp;
+    case Channel::kSms:
+      return nullptr;
+    case Channel::kVoice:
+      return &options.channels.voice;
+    case Channel::kWhatsApp:
+      return &options.channels.whatsapp;
   }
   return nullptr;
 }
@@ -137,8 +139,8 @@ void OtpService::Audit(const std::string& user_id, const std::string& phone,
                        const std::string& client_ip, const char* event,
                        const std::string& outcome) {
   if (audit_ == nullptr) return;
-  Status s = audit_->Record(AuditEvent{0, user_id, phone.empty() ? "" : MaskPhone(phone),
-                                       client_ip, event, outcome});
+  Status s = audit_->Record(
+      AuditEvent{0, user_id, phone.empty() ? "" : MaskPhone(phone), client_ip, event, outcome});
   if (!s.ok()) {
     Log(LogLevel::kWarn, "cannot write audit record",
         {{"user_id", user_id}, {"event", event}, {"error", s.ToString()}});
@@ -216,7 +218,9 @@ Status OtpService::Reserve(const std::string& client_ip, bool counts_toward_glob
     // Not a rate at all, but answered like one (CONTRACT.md): the client
     // learns nothing new, and the window is the honest wait for a retry.
     Log(LogLevel::kWarn, "send refused: country not allowed",
-        {{"user_id", result->user_id}, {"phone", MaskPhone(result->phone)}, {"reason", why},
+        {{"user_id", result->user_id},
+         {"phone", MaskPhone(result->phone)},
+         {"reason", why},
          {"channel", ChannelName(result->channel)}});
     result->outcome = SendOutcome::kRateLimited;
     result->limit = SendLimit::kNone;
@@ -234,8 +238,8 @@ Status OtpService::Reserve(const std::string& client_ip, bool counts_toward_glob
   // per-client limit; the audit keeps the full address.
   const SendRequest request{result->user_id, result->phone, ClientKey(client_ip),
                             counts_toward_global, result->channel};
-  Status s = storage_->ReserveSendAndPut(request, LimitsOf(options_.Get(), result->channel),
-                                         stored, &decision);
+  Status s = storage_->ReserveSendAndPut(request, LimitsOf(options_.Get(), result->channel), stored,
+                                         &decision);
   if (!s.ok()) return s;
   if (!decision.allowed) {
     result->outcome = SendOutcome::kRateLimited;
@@ -274,7 +278,8 @@ Status OtpService::Text(const std::string& locale, const std::string& code,
   sms_latency_.Record(took_us);
   if (!s.ok()) {
     Log(LogLevel::kError, "sms send failed",
-        {{"user_id", result->user_id}, {"phone", MaskPhone(result->phone)},
+        {{"user_id", result->user_id},
+         {"phone", MaskPhone(result->phone)},
          {"channel", ChannelName(result->channel)},
          {"provider", result->receipt.provider},
          {"provider_code", std::to_string(result->receipt.provider_code)},
@@ -353,8 +358,8 @@ Status OtpService::VerifyUnaudited(const std::string& passcode, VerifyCodeResult
   limits.expired_grace_ms = options_.Get().expired_grace_ms;
   limits.max_failures = options_.Get().max_failures;
   limits.failure_window_ms = options_.Get().failure_window_ms;
-  Status s = storage_->VerifyCode(result->user_id, hasher_->Hash(result->user_id, passcode),
-                                 limits, &result->store);
+  Status s = storage_->VerifyCode(result->user_id, hasher_->Hash(result->user_id, passcode), limits,
+                                  &result->store);
   if (s.ok() && result->store.outcome == VerifyOutcome::kLocked) {
     result->retry_after_s = CeilSeconds(result->store.expires_at_ms - clock_->NowMillis());
   }
@@ -381,8 +386,7 @@ std::string OtpService::Message(const OtpOptions& options, const std::string& lo
                                 const std::string& code) {
   // Rounded up, so "expires in 0 minutes" is never sent.
   const int minutes = static_cast<int>((options.expiry_ms + 59999) / 60000);
-  const std::string& tmpl =
-      SelectSmsTemplate(options.templates, options.message_template, locale);
+  const std::string& tmpl = SelectSmsTemplate(options.templates, options.message_template, locale);
   return AppendWebOtpLine(RenderSmsTemplate(tmpl, code, minutes, options.app_name),
                           options.webotp_domain, code);
 }

@@ -5,8 +5,8 @@
 // includes no HTTP, SQL or JSON. Thread-safe: handlers call it from many
 // threads; it holds no lock of its own and no lock across the SMS send.
 // Each call counts its outcome in the Metrics passed in (and the SMS
-// provider's latency; codes sent and verified in the DeliveryMetrics). The options can be replaced while serving (SetOptions, on
-// SIGHUP); each call uses one consistent set.
+// provider's latency; codes sent and verified in the DeliveryMetrics). The options can be replaced
+// while serving (SetOptions, on SIGHUP); each call uses one consistent set.
 #ifndef OTPD_OTP_SERVICE_H_
 #define OTPD_OTP_SERVICE_H_
 
@@ -17,35 +17,35 @@
 #include <string>
 #include <vector>
 
-#include "otp/audit.h"
-#include "otp/channel_options.h"
-#include "otp/latency_mimic.h"
-#include "otp/deliveries.h"
-#include "otp/pumping.h"
-#include "core/clock.h"
 #include "core/channel_metrics.h"
+#include "core/clock.h"
 #include "core/code_hash.h"
 #include "core/delivery_metrics.h"
 #include "core/live_value.h"
 #include "core/metrics.h"
 #include "core/phone.h"
 #include "core/random.h"
-#include "otp/sms.h"
 #include "core/status.h"
+#include "otp/audit.h"
+#include "otp/channel_options.h"
+#include "otp/deliveries.h"
+#include "otp/latency_mimic.h"
+#include "otp/pumping.h"
+#include "otp/sms.h"
 #include "otp/storage.h"
 #include "otp/users.h"
 
 namespace otpd {
 
 struct OtpOptions {
-  int code_length = 6;                // digits per code
-  int64_t expiry_ms = 300 * 1000;     // lifetime of a code
-  int max_attempts = 3;               // wrong guesses a code takes
+  int code_length = 6;                    // digits per code
+  int64_t expiry_ms = 300 * 1000;         // lifetime of a code
+  int max_attempts = 3;                   // wrong guesses a code takes
   int64_t expired_grace_ms = 600 * 1000;  // how long an expired code answers kExpired
   std::string app_name = "otpd";
   std::string message_template = "Your {app} code is {code}. It expires in {minutes} minutes.";
   std::map<std::string, std::string> templates;  // locale -> template (SelectSmsTemplate)
-  std::string webotp_domain;  // non-empty: "@domain #code" ends each message
+  std::string webotp_domain;                     // non-empty: "@domain #code" ends each message
   // Send limits, checked and recorded in the store before a code is made.
   // A send whose SMS then fails still counts: it cost money or probed.
   SendLimits send_limits;
@@ -92,13 +92,13 @@ enum class SendOutcome {
 
 struct SendResult {
   SendOutcome outcome = SendOutcome::kUserNotFound;
-  std::string user_id;  // normalized
-  std::string phone;    // as stored, when the user was found
-  SmsReceipt receipt;   // the provider's message ID or error code
+  std::string user_id;                 // normalized
+  std::string phone;                   // as stored, when the user was found
+  SmsReceipt receipt;                  // the provider's message ID or error code
   SendLimit limit = SendLimit::kNone;  // kRateLimited: which limit
   int64_t retry_after_s = 0;           // kRateLimited: whole seconds (>= 1)
-  bool concealed = false;  // kSent for an unknown user: phone is fake, nothing sent
-  Channel channel = Channel::kSms;  // the channel asked for
+  bool concealed = false;              // kSent for an unknown user: phone is fake, nothing sent
+  Channel channel = Channel::kSms;     // the channel asked for
 };
 
 struct VerifyCodeResult {
@@ -117,8 +117,8 @@ class OtpService {
   // never fails the request). Outcomes are counted in `metrics` and
   // `delivery_metrics`, which the HTTP layer renders on /metrics; a null
   // one is replaced by a private instance (counted, never shown).
-  OtpService(const OtpOptions& options, Storage* storage, UserDirectory* users,
-             SmsSender* sms, Clock* clock, RandomSource* random, const CodeHasher* hasher,
+  OtpService(const OtpOptions& options, Storage* storage, UserDirectory* users, SmsSender* sms,
+             Clock* clock, RandomSource* random, const CodeHasher* hasher,
              AuditLog* audit = nullptr, Metrics* metrics = nullptr,
              DeliveryMetrics* delivery_metrics = nullptr);
 
@@ -225,8 +225,8 @@ class OtpService {
   // refused it, and then no code was stored (or, refused by a pumping pause
   // this very send started, it was removed again).
   // `counts_toward_global`: see SendRequest.
-  Status Reserve(const std::string& client_ip, bool counts_toward_global,
-                 const StoredCode& stored, SendResult* result, bool* allowed);
+  Status Reserve(const std::string& client_ip, bool counts_toward_global, const StoredCode& stored,
+                 SendResult* result, bool* allowed);
   // Counts a verified code for the region of the user's phone.
   void CountVerified(const std::string& user_id);
   // Fills *result for a send refused by a pumping pause.

@@ -63,9 +63,8 @@ Status ParsePumpingKey(const std::string& text, int prefix_digits, std::string* 
   const bool digits_only =
       text.size() > 3 && text[0] == '+' && dash != std::string::npos && dash > 1 &&
       dash + 1 < text.size() &&
-      std::all_of(text.begin() + 1, text.end(), [](char c) {
-        return c == '-' || std::isdigit(static_cast<unsigned char>(c));
-      }) &&
+      std::all_of(text.begin() + 1, text.end(),
+                  [](char c) { return c == '-' || std::isdigit(static_cast<unsigned char>(c)); }) &&
       text.find('-', dash + 1) == std::string::npos;
   if (!digits_only || RegionsOfCountryCode(text.substr(1, dash - 1)).empty()) {
     return Status::InvalidArgument("'" + text +
@@ -94,8 +93,7 @@ bool IsSpike(const RegionCounts& c, int64_t now_ms, const PumpingOptions& o, std
   const double expected = ExpectedPerWindow(c, now_ms, o);
   const int64_t conversion = Percent(c.window_verified, c.window_sent);
   *why = std::to_string(c.window_sent) + " sends in " + std::to_string(o.window_ms / 1000) +
-         " s, baseline " + Fixed(expected, 1) + ", conversion " + std::to_string(conversion) +
-         "%";
+         " s, baseline " + Fixed(expected, 1) + ", conversion " + std::to_string(conversion) + "%";
   if (c.window_sent < o.min_sends) return false;
   if (static_cast<double>(c.window_sent) <= static_cast<double>(o.multiple) * expected) {
     return false;
@@ -151,8 +149,7 @@ PumpingVerdict PumpingGuard::CountSend(const std::vector<std::string>& keys,
     Log(LogLevel::kWarn, "pumping count failed; sending", {{"error", s.ToString()}});
     return v;
   }
-  metrics_.Set(counts[0].key, counts[0].window_sent, counts[0].window_verified,
-                             false);
+  metrics_.Set(counts[0].key, counts[0].window_sent, counts[0].window_verified, false);
   // The broadest spike only: a region's pause covers its prefixes, and
   // one `otpd regions unpause JM` then lifts it.
   for (const RegionCounts& c : counts) {
@@ -161,7 +158,8 @@ PumpingVerdict PumpingGuard::CountSend(const std::vector<std::string>& keys,
     bool started = false;
     s = store_->Pause(c.key, now, now + o.pause_ms, now - o.window_ms, why, &started);
     if (!s.ok()) {
-      Log(LogLevel::kError, "cannot pause a pumping spike", {{"key", c.key}, {"error", s.ToString()}});
+      Log(LogLevel::kError, "cannot pause a pumping spike",
+          {{"key", c.key}, {"error", s.ToString()}});
       continue;
     }
     if (started) Started(c, why, user_id, client_ip);

@@ -48,13 +48,13 @@ struct RedisEndpoint;
 
 struct PumpingOptions {
   bool enabled = true;
-  int64_t window_ms = 3600 * 1000;          // the recent window
-  int64_t baseline_ms = 24 * 3600 * 1000;   // the history before it (> window)
-  int multiple = 5;             // window sends above multiple x baseline: a spike
-  int min_sends = 20;           // fewer sends in the window never pause
-  int conversion_below = 30;    // percent; a spike pauses only below it (100: always)
+  int64_t window_ms = 3600 * 1000;         // the recent window
+  int64_t baseline_ms = 24 * 3600 * 1000;  // the history before it (> window)
+  int multiple = 5;                        // window sends above multiple x baseline: a spike
+  int min_sends = 20;                      // fewer sends in the window never pause
+  int conversion_below = 30;               // percent; a spike pauses only below it (100: always)
   int64_t pause_ms = 3600 * 1000;
-  int prefix_digits = 3;        // national digits in a prefix key; 0: regions only
+  int prefix_digits = 3;  // national digits in a prefix key; 0: regions only
 };
 
 // What the store knows of one key ("JM", or a prefix "+1-876") at a time.
@@ -79,8 +79,8 @@ class RegionStore {
   virtual Status AddVerified(const std::string& key, int64_t now_ms) = 0;
   // The key of `keys` paused longest past now_ms, and until when; *until_ms
   // = 0 when none is paused.
-  virtual Status PausedUntil(const std::vector<std::string>& keys, int64_t now_ms,
-                             std::string* key, int64_t* until_ms) = 0;
+  virtual Status PausedUntil(const std::vector<std::string>& keys, int64_t now_ms, std::string* key,
+                             int64_t* until_ms) = 0;
   // Pauses `key` until until_ms (never shortening a longer pause) and drops
   // its buckets from window_start_ms on. *started: no pause was in force.
   virtual Status Pause(const std::string& key, int64_t now_ms, int64_t until_ms,
@@ -105,8 +105,8 @@ Status NewSqliteRegionStore(std::shared_ptr<SqliteDb> db, std::unique_ptr<Region
 #ifdef OTPD_REDIS
 // The store in Redis (store/regions_redis.cpp), shared by every node on
 // the server and `prefix`. Connects on first use.
-Status NewRedisRegionStore(const RedisEndpoint& endpoint, const std::string& prefix,
-                           int timeout_ms, std::unique_ptr<RegionStore>* store);
+Status NewRedisRegionStore(const RedisEndpoint& endpoint, const std::string& prefix, int timeout_ms,
+                           std::unique_ptr<RegionStore>* store);
 #endif
 
 // The keys a send to `phone` (E.164) counts under: its region, then its
@@ -166,8 +166,7 @@ class PumpingGuard {
   // restart) is `phone_of` called for the user's phone (a directory read
   // and a parse, which a verify otherwise never pays). Nothing at all while
   // detection is off.
-  void CountVerifiedUser(const std::string& user_id,
-                         const std::function<std::string()>& phone_of);
+  void CountVerifiedUser(const std::string& user_id, const std::function<std::string()>& phone_of);
 
   // The admin command's operations (also for tests).
   Status List(std::vector<RegionCounts>* out);

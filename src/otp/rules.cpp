@@ -16,8 +16,8 @@ CapVerdict CheckCap(int cap, int64_t window_ms, int64_t now_ms,
   return v;
 }
 
-VerifyDecision DecideVerify(const VerifyState& state, const std::string& guess_hash,
-                            int64_t now_ms, const VerifyLimits& limits) {
+VerifyDecision DecideVerify(const VerifyState& state, const std::string& guess_hash, int64_t now_ms,
+                            const VerifyLimits& limits) {
   VerifyDecision d;
   VerifyResult& r = d.result;
   const CapVerdict failures =
@@ -101,20 +101,19 @@ const VerifyOutcomeInfo kVerifyInfo[] = {
     {VerifyOutcome::kOk, VerifyMetric::kOk, "ok", 200, "", "OTP verified successfully"},
     {VerifyOutcome::kInvalid, VerifyMetric::kInvalid, "invalid_code", 400, "invalid_code",
      "Invalid OTP."},
-    {VerifyOutcome::kLocked, VerifyMetric::kLocked, "too_many_attempts", 429,
-     "too_many_attempts", "Too many failed attempts"},
-    {VerifyOutcome::kExpired, VerifyMetric::kExpired, "expired", 410, "expired",
-     "OTP has expired"},
+    {VerifyOutcome::kLocked, VerifyMetric::kLocked, "too_many_attempts", 429, "too_many_attempts",
+     "Too many failed attempts"},
+    {VerifyOutcome::kExpired, VerifyMetric::kExpired, "expired", 410, "expired", "OTP has expired"},
     {VerifyOutcome::kNotFound, VerifyMetric::kNotFound, "not_found", 404, "not_found",
      "No OTP found for this user or OTP has expired"},
-    {VerifyOutcome::kThrottled, VerifyMetric::kThrottled, "throttled", 429,
-     "too_many_attempts", "Too many failed attempts"},
+    {VerifyOutcome::kThrottled, VerifyMetric::kThrottled, "throttled", 429, "too_many_attempts",
+     "Too many failed attempts"},
 };
 
 const SendOutcomeInfo kSendInfo[] = {
     {SendOutcome::kSent, SendMetric::kSent, "sent", 200, "", "OTP sent successfully via SMS"},
-    {SendOutcome::kUserNotFound, SendMetric::kUserNotFound, "user_not_found", 404,
-     "user_not_found", "User not found in database"},
+    {SendOutcome::kUserNotFound, SendMetric::kUserNotFound, "user_not_found", 404, "user_not_found",
+     "User not found in database"},
     {SendOutcome::kPhoneNotFound, SendMetric::kPhoneNotFound, "phone_not_found", 404,
      "phone_not_found", "Phone number not found for user"},
     {SendOutcome::kSmsFailed, SendMetric::kSmsFailed, "sms_failed", 500, "sms_failed",
@@ -141,13 +140,20 @@ const SendOutcomeInfo& InfoOf(SendOutcome outcome) {
 
 const char* LimitName(SendLimit limit) {
   switch (limit) {
-    case SendLimit::kNone: return "country";
-    case SendLimit::kCooldown: return "cooldown";
-    case SendLimit::kUser: return "user";
-    case SendLimit::kPhone: return "phone";
-    case SendLimit::kIp: return "ip";
-    case SendLimit::kGlobal: return "global";
-    case SendLimit::kPumping: return "pumping";
+    case SendLimit::kNone:
+      return "country";
+    case SendLimit::kCooldown:
+      return "cooldown";
+    case SendLimit::kUser:
+      return "user";
+    case SendLimit::kPhone:
+      return "phone";
+    case SendLimit::kIp:
+      return "ip";
+    case SendLimit::kGlobal:
+      return "global";
+    case SendLimit::kPumping:
+      return "pumping";
   }
   return "unknown";
 }

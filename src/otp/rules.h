@@ -62,8 +62,8 @@ struct VerifyDecision {
 // Storage::VerifyCode's rule, in its order (see storage.h): throttled, no
 // code, expired beyond grace (delete), expired, locked, right (consume),
 // wrong (count). The hash comparison takes constant time.
-VerifyDecision DecideVerify(const VerifyState& state, const std::string& guess_hash,
-                            int64_t now_ms, const VerifyLimits& limits);
+VerifyDecision DecideVerify(const VerifyState& state, const std::string& guess_hash, int64_t now_ms,
+                            const VerifyLimits& limits);
 
 // The state after `effect` (failures are the store's: kConsume clears
 // them, kCountFailure adds one at now).
@@ -92,8 +92,8 @@ struct VerifyOutcomeInfo {
   VerifyMetric metric;
   const char* audit_name;  // the audit trail's outcome column
   int http_status;
-  const char* error;       // the answer's "error" field ("" for kOk)
-  const char* message;     // the answer's "message" (kInvalid appends attempts)
+  const char* error;    // the answer's "error" field ("" for kOk)
+  const char* message;  // the answer's "message" (kInvalid appends attempts)
 };
 const VerifyOutcomeInfo& InfoOf(VerifyOutcome outcome);
 

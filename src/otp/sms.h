@@ -59,8 +59,7 @@ class SmsSender {
   // message.text with Send for SMS and answers InvalidArgument for a
   // channel the sender does not support (nothing sent). Same receipt
   // rules as Send.
-  virtual Status SendCode(const std::string& to, const CodeMessage& message,
-                          SmsReceipt* receipt) {
+  virtual Status SendCode(const std::string& to, const CodeMessage& message, SmsReceipt* receipt) {
     if (message.channel == Channel::kSms) return Send(to, message.text, receipt);
     return Status::InvalidArgument(std::string("this sender cannot deliver by ") +
                                    ChannelName(message.channel));
@@ -89,19 +88,19 @@ Status NewConsoleSmsSender(const std::string& log_file, std::unique_ptr<SmsSende
 // `messaging_service_sid` (which wins when both are set).
 struct TwilioOptions {
   std::string account_sid;
-  std::string auth_token;      // secret
+  std::string auth_token;  // secret
   std::string api_key_sid;
   std::string api_key_secret;  // secret
   std::string from;
   std::string messaging_service_sid;
-  std::string status_callback;  // optional URL Twilio posts delivery status to
+  std::string status_callback;                      // optional URL Twilio posts delivery status to
   std::string api_base = "https://api.twilio.com";  // https:// only; no path
-  std::string ca_file;          // PEM bundle; empty: the system store
-  int connect_timeout_ms = 1500;  // per TCP+TLS connect
-  int timeout_ms = 6000;          // whole Send, retries and backoff included
-  int max_idle_connections = 4;   // keep-alive connections kept for reuse
-  int max_idle_ms = 20000;        // an idle connection older than this is closed
-  Clock* clock = nullptr;         // backoff sleeps, idle ages; null: SystemClock()
+  std::string ca_file;                              // PEM bundle; empty: the system store
+  int connect_timeout_ms = 1500;                    // per TCP+TLS connect
+  int timeout_ms = 6000;                            // whole Send, retries and backoff included
+  int max_idle_connections = 4;                     // keep-alive connections kept for reuse
+  int max_idle_ms = 20000;                          // an idle connection older than this is closed
+  Clock* clock = nullptr;  // backoff sleeps, idle ages; null: SystemClock()
 };
 
 // Twilio's Programmable Messaging API. Send posts one form-encoded message
@@ -144,10 +143,10 @@ Status NewTwilioChannelSender(const TwilioOptions& twilio, const TwilioChannelOp
 // text). Same TLS, pooling, deadline and retry rules as the Twilio sender.
 struct VonageOptions {
   std::string api_key;
-  std::string api_secret;  // secret
-  std::string from;        // a number or alphanumeric sender ID
+  std::string api_secret;                           // secret
+  std::string from;                                 // a number or alphanumeric sender ID
   std::string api_base = "https://rest.nexmo.com";  // https:// only; no path
-  std::string ca_file;     // PEM bundle; empty: the system store
+  std::string ca_file;                              // PEM bundle; empty: the system store
   int connect_timeout_ms = 1500;
   int timeout_ms = 6000;
   int max_idle_connections = 4;
@@ -172,8 +171,8 @@ struct SmsProvider {
 };
 
 struct FailoverOptions {
-  int timeout_ms = 8000;            // a whole send: every provider and retry
-  int breaker_failures = 3;         // consecutive provider faults that open a circuit
+  int timeout_ms = 8000;               // a whole send: every provider and retry
+  int breaker_failures = 3;            // consecutive provider faults that open a circuit
   int64_t breaker_cooloff_ms = 30000;  // how long an open circuit is skipped
 };
 
@@ -235,8 +234,7 @@ class FailoverSmsSender : public SmsSender, public SmsHealth {
   // WhatsApp go to the first provider that supports them, without
   // failover (only Twilio delivers them).
   bool Supports(Channel channel) const override;
-  Status SendCode(const std::string& to, const CodeMessage& message,
-                  SmsReceipt* receipt) override;
+  Status SendCode(const std::string& to, const CodeMessage& message, SmsReceipt* receipt) override;
   std::vector<SmsProviderState> ProviderStates() override;
   std::string RenderMetrics() override;
   const ProviderMetrics& metrics() const;
@@ -253,8 +251,7 @@ class FailoverSmsSender : public SmsSender, public SmsHealth {
 // readable by group or others.
 Status ReadTwilioAuthTokenFile(const std::string& path, std::string* token);
 // The same for any provider's secret file; messages name `key`.
-Status ReadProviderSecretFile(const std::string& key, const std::string& path,
-                              std::string* secret);
+Status ReadProviderSecretFile(const std::string& key, const std::string& path, std::string* secret);
 
 // Fills {code}, {minutes} and {app} in `tmpl`; other text is kept as is.
 std::string RenderSmsTemplate(const std::string& tmpl, const std::string& code, int minutes,

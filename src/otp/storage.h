@@ -6,10 +6,9 @@
 // survive a restart and hold across processes sharing the store.
 //
 // Backends are suffix variants: storage_sqlite.cpp (default) and
-// storage_redis.cpp (built with make REDIS=1). Every method is thread-safe and atomic with respect to
-// other threads AND other processes sharing the same store: two otpd
-// processes on one database file never lose an attempt or let a guess
-// through past the limit.
+// storage_redis.cpp (built with make REDIS=1). Every method is thread-safe and atomic with respect
+// to other threads AND other processes sharing the same store: two otpd processes on one database
+// file never lose an attempt or let a guess through past the limit.
 #ifndef OTPD_STORAGE_H_
 #define OTPD_STORAGE_H_
 
@@ -35,13 +34,13 @@ struct StoredCode {
 };
 
 enum class VerifyOutcome {
-  kOk,        // hash matched: the code is consumed (deleted)
-  kInvalid,   // wrong code: attempts incremented; attempts_remaining set
-  kLocked,    // attempts already at the limit: nothing compared, nothing changed
-  kExpired,   // past expires_at but within the grace period: nothing changed
-  kNotFound,  // no code, or expired beyond the grace period (then removed)
-  kThrottled, // the user's failed verifications (across codes) reached
-              // max_failures within failure_window_ms: nothing compared
+  kOk,         // hash matched: the code is consumed (deleted)
+  kInvalid,    // wrong code: attempts incremented; attempts_remaining set
+  kLocked,     // attempts already at the limit: nothing compared, nothing changed
+  kExpired,    // past expires_at but within the grace period: nothing changed
+  kNotFound,   // no code, or expired beyond the grace period (then removed)
+  kThrottled,  // the user's failed verifications (across codes) reached
+               // max_failures within failure_window_ms: nothing compared
 };
 
 struct VerifyResult {
@@ -52,8 +51,8 @@ struct VerifyResult {
 };
 
 struct VerifyLimits {
-  int max_attempts = 3;           // wrong guesses a code takes before kLocked
-  int64_t expired_grace_ms = 0;   // how long an expired code answers kExpired
+  int max_attempts = 3;          // wrong guesses a code takes before kLocked
+  int64_t expired_grace_ms = 0;  // how long an expired code answers kExpired
   // Failed verifications per user across codes in a rolling window before
   // kThrottled. 0 turns the check off.
   int max_failures = 0;
@@ -62,8 +61,8 @@ struct VerifyLimits {
 
 // One send about to happen. client_ip may be empty (then no per-IP cap).
 struct SendRequest {
-  std::string user_id;  // normalized
-  std::string phone;    // E.164
+  std::string user_id;    // normalized
+  std::string phone;      // E.164
   std::string client_ip;  // the client key (core/client_key.h)
   // false: the global cap is checked (so a refusal looks the same) but this
   // send is not counted in it: a concealed send texts nobody, so it must

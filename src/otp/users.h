@@ -20,8 +20,8 @@ namespace otpd {
 class SqliteDb;
 
 struct User {
-  std::string user_id;  // as stored
-  std::string phone;    // E.164, or empty when the user has no phone on record
+  std::string user_id;      // as stored
+  std::string phone;        // E.164, or empty when the user has no phone on record
   std::string locale = {};  // language tag for the SMS template ("es-MX"); empty: default
 };
 
@@ -59,8 +59,7 @@ class UserDirectory {
 };
 
 // A user directory in the `users` table of `db`.
-Status NewSqliteUserDirectory(std::shared_ptr<SqliteDb> db,
-                              std::unique_ptr<UserDirectory>* users);
+Status NewSqliteUserDirectory(std::shared_ptr<SqliteDb> db, std::unique_ptr<UserDirectory>* users);
 
 }  // namespace otpd
 

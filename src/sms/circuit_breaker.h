@@ -44,7 +44,7 @@ class CircuitBreaker {
   const int64_t cooloff_us_;
   std::mutex mu_;  // guards the members below
   State state_ = State::kClosed;
-  int faults_ = 0;           // in a row, while closed
+  int faults_ = 0;  // in a row, while closed
   int64_t opened_at_us_ = 0;
   bool trial_running_ = false;
 };

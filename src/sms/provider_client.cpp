@@ -4,7 +4,6 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
-
 #include <otpd_httplib.h>
 
 #include <algorithm>
@@ -104,8 +103,7 @@ Status TransportStatus(const std::string& name, httplib::Error err, long verify_
                                " bytes; dropped");
   }
   if (err == Error::SSLLoadingCerts) {
-    return Status::Unavailable(name + ": cannot load the CA certificates (" + name +
-                               "_ca_file)");
+    return Status::Unavailable(name + ": cannot load the CA certificates (" + name + "_ca_file)");
   }
   return Status::Unavailable(name + " request failed: " + httplib::to_string(err));
 }
@@ -136,7 +134,7 @@ std::unique_ptr<httplib::SSLClient> ProviderClient::Impl::NewClient() const {
   client->enable_server_certificate_verification(true);
   if (!options.ca_file.empty()) client->set_ca_cert_path(options.ca_file);
   client->set_keep_alive(true);
-  client->set_tcp_nodelay(true);  // else Nagle holds the body back ~40 ms per request
+  client->set_tcp_nodelay(true);       // else Nagle holds the body back ~40 ms per request
   client->set_follow_location(false);  // a redirect would carry the credentials along
   if (!options.basic_user.empty()) {
     client->set_basic_auth(options.basic_user, options.basic_password);
@@ -179,8 +177,7 @@ void ProviderClient::Impl::Release(std::unique_ptr<httplib::SSLClient> client) {
 Status ProviderClient::Impl::Attempt(const ProviderPost& post, const ProviderAnswerReader& read,
                                      bool* retryable) {
   std::unique_ptr<httplib::SSLClient> client = Acquire();
-  const int64_t left =
-      std::chrono::duration_cast<Millis>(post.deadline - Steady::now()).count();
+  const int64_t left = std::chrono::duration_cast<Millis>(post.deadline - Steady::now()).count();
   const int64_t connect_ms =
       std::max<int64_t>(1, std::min<int64_t>(options.connect_timeout_ms, left / 4));
   const int64_t io_ms = std::max<int64_t>(1, left - 2 * connect_ms);
@@ -249,7 +246,8 @@ Status ProviderClient::PostForm(const ProviderPost& post, const ProviderAnswerRe
     Clock* clock = impl_->clock;
     const int64_t retry_at_us = clock->MonotonicMicros() + kBackoffMs[attempt] * 1000;
     Log(LogLevel::kWarn, name + " send retried",
-        {{"to", MaskPhone(post.to)}, {"attempt", std::to_string(attempt + 1)},
+        {{"to", MaskPhone(post.to)},
+         {"attempt", std::to_string(attempt + 1)},
          {"error", s.message()}});
     clock->SleepMicros(retry_at_us - clock->MonotonicMicros());
   }

@@ -48,7 +48,7 @@ struct ProviderClientOptions {
   std::string ca_file;   // PEM bundle; empty: the system store
   // HTTP Basic auth on every request when `basic_user` is not empty.
   std::string basic_user;
-  std::string basic_password;  // secret: never logged
+  std::string basic_password;     // secret: never logged
   int connect_timeout_ms = 1500;  // per TCP+TLS connect, at most
   int max_idle_connections = 4;
   int max_idle_ms = 20000;

@@ -26,11 +26,9 @@ class ConsoleSmsSender : public SmsSender {
   // Every channel: a developer reads the code whichever one was asked for.
   bool Supports(Channel) const override { return true; }
 
-  Status SendCode(const std::string& to, const CodeMessage& message,
-                  SmsReceipt* receipt) override {
+  Status SendCode(const std::string& to, const CodeMessage& message, SmsReceipt* receipt) override {
     if (message.channel == Channel::kSms) return Send(to, message.text, receipt);
-    return Print(to, std::string(" (") + ChannelName(message.channel) + ")", message.text,
-                 receipt);
+    return Print(to, std::string(" (") + ChannelName(message.channel) + ")", message.text, receipt);
   }
 
  private:
@@ -43,8 +41,8 @@ class ConsoleSmsSender : public SmsSender {
     std::lock_guard<std::mutex> lock(mu_);
     ssize_t ignored = write(STDERR_FILENO, line.data(), line.size());
     (void)ignored;
-    if (log_fd_ >= 0 &&
-        write(log_fd_, file_line.data(), file_line.size()) != static_cast<ssize_t>(file_line.size())) {
+    if (log_fd_ >= 0 && write(log_fd_, file_line.data(), file_line.size()) !=
+                            static_cast<ssize_t>(file_line.size())) {
       return Status::IOError(std::string("cannot append to sms_log_file: ") + strerror(errno));
     }
     receipt->provider = "console";

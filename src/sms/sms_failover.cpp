@@ -62,7 +62,8 @@ void FailoverSmsSender::Impl::Fault(Entry& e, const Status& s, bool next_left) {
   metrics.RecordAttempt(e.name, Result::kProviderFault);
   if (next_left) metrics.RecordFailover(e.name);
   Log(LogLevel::kWarn, "sms provider failed",
-      {{"provider", e.name}, {"next", next_left ? "the next provider" : "none left"},
+      {{"provider", e.name},
+       {"next", next_left ? "the next provider" : "none left"},
        {"error", s.message()}});
   if (e.breaker->RecordFault()) {
     metrics.SetCircuitOpen(e.name, true);
@@ -84,14 +85,15 @@ Status FailoverSmsSender::New(std::vector<SmsProvider> providers, const Failover
   impl->options = options;
   std::set<std::string> names;
   for (SmsProvider& p : providers) {
-    if (p.sender == nullptr) return Status::InvalidArgument("sms provider " + p.name + ": no sender");
+    if (p.sender == nullptr)
+      return Status::InvalidArgument("sms provider " + p.name + ": no sender");
     if (!names.insert(p.name).second) {
       return Status::InvalidArgument("sms_backend names " + p.name + " twice");
     }
-    impl->entries.push_back(Impl::Entry{
-        p.name, std::move(p.sender),
-        std::make_unique<CircuitBreaker>(clock, options.breaker_failures,
-                                         options.breaker_cooloff_ms)});
+    impl->entries.push_back(
+        Impl::Entry{p.name, std::move(p.sender),
+                    std::make_unique<CircuitBreaker>(clock, options.breaker_failures,
+                                                     options.breaker_cooloff_ms)});
     impl->metrics.SetCircuitOpen(p.name, false);
   }
   sender->reset(new FailoverSmsSender(std::move(impl)));
@@ -103,8 +105,8 @@ Status FailoverSmsSender::Send(const std::string& to, const std::string& body,
   return SendBy(to, body, Steady::now() + Millis(impl_->options.timeout_ms), receipt);
 }
 
-Status FailoverSmsSender::SendBy(const std::string& to, const std::string& body,
-                                 Deadline deadline, SmsReceipt* receipt) {
+Status FailoverSmsSender::SendBy(const std::string& to, const std::string& body, Deadline deadline,
+                                 SmsReceipt* receipt) {
   deadline = std::min(deadline, Steady::now() + Millis(impl_->options.timeout_ms));
   *receipt = SmsReceipt();
   Status last = Status::Unavailable("every SMS provider's circuit is open (cooling off)");
@@ -127,8 +129,7 @@ Status FailoverSmsSender::SendBy(const std::string& to, const std::string& body,
     *receipt = r;
     if (s.ok() || r.number_refused) {
       impl_->Success(e);
-      impl_->metrics.RecordAttempt(
-          e.name, s.ok() ? Result::kAccepted : Result::kNumberRefused);
+      impl_->metrics.RecordAttempt(e.name, s.ok() ? Result::kAccepted : Result::kNumberRefused);
       if (s.ok() && !failed.empty()) {
         Log(LogLevel::kInfo, "sms sent after failover",
             {{"to", MaskPhone(to)}, {"provider", e.name}, {"failed", failed}});

@@ -2,10 +2,10 @@
 // (provider_client.h: verified TLS, pooled keep-alive, deadline, retries).
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <utility>
@@ -151,8 +151,8 @@ std::string TwilioSmsSender::Form(const std::string& to, const std::string& body
   return FormEncode(fields);
 }
 
-Status TwilioSmsSender::SendBy(const std::string& to, const std::string& body,
-                               Deadline deadline, SmsReceipt* receipt) {
+Status TwilioSmsSender::SendBy(const std::string& to, const std::string& body, Deadline deadline,
+                               SmsReceipt* receipt) {
   if (HasControl(to)) {
     *receipt = SmsReceipt();
     receipt->provider = "twilio";
@@ -170,7 +170,8 @@ Status TwilioSmsSender::SendBy(const std::string& to, const std::string& body,
   });
   if (!s.ok()) {
     Log(LogLevel::kError, "twilio send failed",
-        {{"to", MaskPhone(to)}, {"twilio_code", std::to_string(receipt->provider_code)},
+        {{"to", MaskPhone(to)},
+         {"twilio_code", std::to_string(receipt->provider_code)},
          {"error", s.message()}});
     return s;
   }
@@ -191,9 +192,8 @@ Status CheckOptions(const TwilioOptions& o) {
     return Status::InvalidArgument(
         "twilio_phone_number or twilio_messaging_service_sid is not set");
   }
-  for (const std::string* v : {&o.account_sid, &o.auth_token, &o.api_key_sid,
-                               &o.api_key_secret, &o.from, &o.messaging_service_sid,
-                               &o.status_callback}) {
+  for (const std::string* v : {&o.account_sid, &o.auth_token, &o.api_key_sid, &o.api_key_secret,
+                               &o.from, &o.messaging_service_sid, &o.status_callback}) {
     if (HasControl(*v)) {
       return Status::InvalidArgument("a twilio_* setting holds a control character");
     }

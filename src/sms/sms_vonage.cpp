@@ -76,16 +76,18 @@ class VonageSmsSender : public SmsSender {
   const std::unique_ptr<ProviderClient> client_;
 };
 
-Status VonageSmsSender::SendBy(const std::string& to, const std::string& body,
-                               Deadline deadline, SmsReceipt* receipt) {
+Status VonageSmsSender::SendBy(const std::string& to, const std::string& body, Deadline deadline,
+                               SmsReceipt* receipt) {
   if (HasControl(to) || to.size() < 2 || to[0] != '+') {
     *receipt = SmsReceipt();
     receipt->provider = "vonage";
     receipt->number_refused = true;
     return Status::InvalidArgument("bad phone number");
   }
-  FormFields fields = {{"api_key", options_.api_key}, {"api_secret", options_.api_secret},
-                       {"from", options_.from},       {"to", to.substr(1)},  // digits, no '+'
+  FormFields fields = {{"api_key", options_.api_key},
+                       {"api_secret", options_.api_secret},
+                       {"from", options_.from},
+                       {"to", to.substr(1)},  // digits, no '+'
                        {"text", body}};
   if (!MeasureSms(body).gsm7) fields.emplace_back("type", "unicode");
   const ProviderPost post{"/sms/json", FormEncode(fields),
@@ -99,7 +101,8 @@ Status VonageSmsSender::SendBy(const std::string& to, const std::string& body,
   });
   if (!s.ok()) {
     Log(LogLevel::kError, "vonage send failed",
-        {{"to", MaskPhone(to)}, {"vonage_status", std::to_string(receipt->provider_code)},
+        {{"to", MaskPhone(to)},
+         {"vonage_status", std::to_string(receipt->provider_code)},
          {"error", s.message()}});
     return s;
   }
@@ -116,7 +119,8 @@ Status NewVonageSmsSender(const VonageOptions& options, std::unique_ptr<SmsSende
   }
   if (options.from.empty()) return Status::InvalidArgument("vonage_from is not set");
   for (const std::string* v : {&options.api_key, &options.api_secret, &options.from}) {
-    if (HasControl(*v)) return Status::InvalidArgument("a vonage_* setting holds a control character");
+    if (HasControl(*v))
+      return Status::InvalidArgument("a vonage_* setting holds a control character");
   }
   if (options.connect_timeout_ms < 1 || options.timeout_ms < 1 ||
       options.max_idle_connections < 0) {

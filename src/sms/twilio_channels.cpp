@@ -52,11 +52,21 @@ std::string XmlEscape(const std::string& text) {
   out.reserve(text.size());
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20 && c != '\t' && c != '\n') break;
         out += c;
@@ -73,8 +83,7 @@ std::string VoiceTwiml(const std::string& script, const std::string& language) {
 }
 
 std::string WhatsAppVariables(const std::string& code) {
-  return nlohmann::json{{"1", code}}.dump(-1, ' ', false,
-                                          nlohmann::json::error_handler_t::replace);
+  return nlohmann::json{{"1", code}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 std::string WhatsAppAddress(const std::string& number) {
@@ -82,8 +91,7 @@ std::string WhatsAppAddress(const std::string& number) {
   return number.compare(0, kPrefix.size(), kPrefix) == 0 ? number : kPrefix + number;
 }
 
-TwilioForm VoiceCallForm(const std::string& to, const std::string& from,
-                         const std::string& twiml) {
+TwilioForm VoiceCallForm(const std::string& to, const std::string& from, const std::string& twiml) {
   return {{"To", to}, {"From", from}, {"Twiml", twiml}};
 }
 
@@ -130,8 +138,8 @@ Status TwilioChannelAnswer(const ProviderAnswer& answer, SmsReceipt* receipt, bo
   receipt->number_refused = RefusesNumber(code);
   *retryable =
       answer.http_status == 429 || code == kTooManyRequestsCode || answer.http_status >= 500;
-  const std::string text = "twilio error " + std::to_string(code) + " (HTTP " +
-                           std::to_string(answer.http_status) + ")";
+  const std::string text =
+      "twilio error " + std::to_string(code) + " (HTTP " + std::to_string(answer.http_status) + ")";
   if (answer.http_status >= 400 && answer.http_status < 500 && !*retryable) {
     return Status::InvalidArgument(text);
   }
@@ -160,16 +168,17 @@ class TwilioChannelSender : public SmsSender {
 
   bool Supports(Channel channel) const override {
     switch (channel) {
-      case Channel::kSms: return true;
-      case Channel::kVoice: return !twilio_.from.empty() && twilio_.from[0] == '+';
+      case Channel::kSms:
+        return true;
+      case Channel::kVoice:
+        return !twilio_.from.empty() && twilio_.from[0] == '+';
       case Channel::kWhatsApp:
         return !channels_.whatsapp_content_sid.empty() && !whatsapp_from_.empty();
     }
     return false;
   }
 
-  Status SendCode(const std::string& to, const CodeMessage& message,
-                  SmsReceipt* receipt) override {
+  Status SendCode(const std::string& to, const CodeMessage& message, SmsReceipt* receipt) override {
     if (message.channel == Channel::kSms) return sms_->SendCode(to, message, receipt);
     if (!Supports(message.channel)) return SmsSender::SendCode(to, message, receipt);
     if (HasControlChar(to)) return Status::InvalidArgument("bad phone number");
@@ -196,7 +205,8 @@ class TwilioChannelSender : public SmsSender {
     });
     if (!s.ok()) {
       Log(LogLevel::kError, std::string("twilio ") + what + " failed",
-          {{"to", MaskPhone(to)}, {"twilio_code", std::to_string(receipt->provider_code)},
+          {{"to", MaskPhone(to)},
+           {"twilio_code", std::to_string(receipt->provider_code)},
            {"error", s.message()}});
       return s;
     }
@@ -215,8 +225,7 @@ class TwilioChannelSender : public SmsSender {
 }  // namespace
 
 Status NewTwilioChannelSender(const TwilioOptions& twilio, const TwilioChannelOptions& channels,
-                              std::unique_ptr<SmsSender> sms,
-                              std::unique_ptr<SmsSender>* sender) {
+                              std::unique_ptr<SmsSender> sms, std::unique_ptr<SmsSender>* sender) {
   for (const std::string* v : {&channels.whatsapp_from, &channels.whatsapp_content_sid}) {
     if (HasControlChar(*v)) {
       return Status::InvalidArgument("a whatsapp_* setting holds a control character");

@@ -29,8 +29,7 @@ std::string WhatsAppVariables(const std::string& code);
 std::string WhatsAppAddress(const std::string& number);
 
 // The Calls.json form: To, From, Twiml.
-TwilioForm VoiceCallForm(const std::string& to, const std::string& from,
-                         const std::string& twiml);
+TwilioForm VoiceCallForm(const std::string& to, const std::string& from, const std::string& twiml);
 
 // The Messages.json form for WhatsApp: To, From (both whatsapp:),
 // ContentSid, ContentVariables, and StatusCallback when not empty.

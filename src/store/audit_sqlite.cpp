@@ -5,13 +5,13 @@
 #include <time.h>
 
 #include <algorithm>
-#include <mutex>
-#include <vector>
 #include <cstdio>
+#include <mutex>
 #include <utility>
+#include <vector>
 
-#include "otp/audit.h"
 #include "core/log.h"
+#include "otp/audit.h"
 #include "store/batch_writer.h"
 #include "store/sqlite_db.h"
 
@@ -133,10 +133,9 @@ bool ParseUtc(const std::string& text, int64_t* ms) {
                     text[4] == '-' && ParseDigits(text, 5, 2, &mo) && text[7] == '-' &&
                     ParseDigits(text, 8, 2, &d);
   if (!date) return false;
-  if (text.size() == 20 &&
-      !(text[10] == 'T' && ParseDigits(text, 11, 2, &h) && text[13] == ':' &&
-        ParseDigits(text, 14, 2, &mi) && text[16] == ':' && ParseDigits(text, 17, 2, &sec) &&
-        text[19] == 'Z')) {
+  if (text.size() == 20 && !(text[10] == 'T' && ParseDigits(text, 11, 2, &h) && text[13] == ':' &&
+                             ParseDigits(text, 14, 2, &mi) && text[16] == ':' &&
+                             ParseDigits(text, 17, 2, &sec) && text[19] == 'Z')) {
     return false;
   }
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return false;

@@ -78,7 +78,8 @@ class BatchWriter {
     Status s = write_(rows);
     if (s.ok()) return s;
     Log(LogLevel::kWarn, "cannot write queued records; will retry",
-        {{"what", options_.what}, {"records", std::to_string(rows.size())},
+        {{"what", options_.what},
+         {"records", std::to_string(rows.size())},
          {"error", s.ToString()}});
     std::lock_guard<std::mutex> lock(mu_);
     if (rows.size() + pending_.size() <= options_.max_pending) {

@@ -104,8 +104,7 @@ void CodeLogState::Clear() {
   dead_.clear();
 }
 
-VerifyState CodeLogState::ReadVerify(const std::string& user_id,
-                                     const VerifyLimits& limits) const {
+VerifyState CodeLogState::ReadVerify(const std::string& user_id, const VerifyLimits& limits) const {
   VerifyState state;
   auto it = users_.find(Key(user_id));
   if (it == users_.end()) return state;

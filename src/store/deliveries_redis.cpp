@@ -22,15 +22,15 @@
 namespace otpd {
 namespace {
 
-#define OTPD_LUA_RANK                                                              \
-  "local function rank(s)\n"                                                       \
-  "  if s == 'accepted' or s == 'scheduled' then return 1 end\n"                   \
-  "  if s == 'queued' then return 2 end\n"                                         \
-  "  if s == 'sending' then return 3 end\n"                                        \
-  "  if s == 'sent' then return 4 end\n"                                           \
-  "  if s == 'delivered' or s == 'undelivered' or s == 'failed' or s == 'read'\n"  \
-  "     or s == 'canceled' then return 5 end\n"                                    \
-  "  return 0\n"                                                                   \
+#define OTPD_LUA_RANK                                                             \
+  "local function rank(s)\n"                                                      \
+  "  if s == 'accepted' or s == 'scheduled' then return 1 end\n"                  \
+  "  if s == 'queued' then return 2 end\n"                                        \
+  "  if s == 'sending' then return 3 end\n"                                       \
+  "  if s == 'sent' then return 4 end\n"                                          \
+  "  if s == 'delivered' or s == 'undelivered' or s == 'failed' or s == 'read'\n" \
+  "     or s == 'canceled' then return 5 end\n"                                   \
+  "  return 0\n"                                                                  \
   "end\n"
 
 // KEYS: row, last, pending. ARGV: id, provider, user, phone, sent_at, exp,
@@ -142,7 +142,8 @@ class RedisDeliveryLog : public DeliveryLog {
                     std::to_string(error_code), std::to_string(now_ms), message_id},
                    &r);
     if (!s.ok()) return s;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 2) return Status::Internal("redis: bad reply");
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 2)
+      return Status::Internal("redis: bad reply");
     *found = r->element[0]->integer == 1;
     *changed = r->element[1]->integer == 1;
     if (*found && r->elements >= 3) *row = RowOf(message_id, r->element[2]);
@@ -207,9 +208,10 @@ class RedisDeliveryLog : public DeliveryLog {
     redisSetTimeout(c_, tv);
     std::vector<std::vector<std::string>> setup;
     if (!endpoint_.password.empty()) {
-      setup.push_back(endpoint_.username.empty()
-                          ? std::vector<std::string>{"AUTH", endpoint_.password}
-                          : std::vector<std::string>{"AUTH", endpoint_.username, endpoint_.password});
+      setup.push_back(
+          endpoint_.username.empty()
+              ? std::vector<std::string>{"AUTH", endpoint_.password}
+              : std::vector<std::string>{"AUTH", endpoint_.username, endpoint_.password});
     }
     if (endpoint_.db != 0) setup.push_back({"SELECT", std::to_string(endpoint_.db)});
     for (const auto& argv : setup) {
@@ -262,8 +264,8 @@ class RedisDeliveryLog : public DeliveryLog {
 
 }  // namespace
 
-Status NewRedisDeliveryLog(const RedisEndpoint& endpoint, const std::string& prefix,
-                           int timeout_ms, int64_t ttl_ms, std::unique_ptr<DeliveryLog>* log) {
+Status NewRedisDeliveryLog(const RedisEndpoint& endpoint, const std::string& prefix, int timeout_ms,
+                           int64_t ttl_ms, std::unique_ptr<DeliveryLog>* log) {
   if (ttl_ms <= 0 || timeout_ms <= 0) {
     return Status::InvalidArgument("NewRedisDeliveryLog: ttl and timeout must be positive");
   }

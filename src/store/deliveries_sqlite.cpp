@@ -178,8 +178,8 @@ class SqliteDeliveryLog : public DeliveryLog {
     return WriteTransaction(conn, [&] { return body(conn); });
   }
 
-  static Status Select(SqliteConnection* conn, const char* sql, const std::string& key,
-                       bool* found, Delivery* row) {
+  static Status Select(SqliteConnection* conn, const char* sql, const std::string& key, bool* found,
+                       Delivery* row) {
     SqliteStatement stmt;
     Status s = conn->Prepare(sql, &stmt);
     if (!s.ok()) return s;

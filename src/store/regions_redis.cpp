@@ -30,16 +30,15 @@ namespace {
 constexpr int64_t kBucketMs = 60 * 1000;
 
 // keep(key, ms): the key's TTL becomes ms unless it already has a longer one.
-#define OTPD_LUA_KEEP                                                       \
-  "local function keep(key, ms)\n"                                          \
+#define OTPD_LUA_KEEP                                                                     \
+  "local function keep(key, ms)\n"                                                        \
   "  if redis.call('PTTL', key) < tonumber(ms) then redis.call('PEXPIRE', key, ms) end\n" \
   "end\n"
 
 // KEYS: counts, state, key set. ARGV: key, add (1/0), now_ms, minute,
 // window_from, baseline_from, ttl_ms. Returns {window_sent,
 // window_verified, baseline_sent, first_seen, until, reason}.
-constexpr char kCountLua[] =
-    OTPD_LUA_KEEP
+constexpr char kCountLua[] = OTPD_LUA_KEEP
     "local minute = tonumber(ARGV[4])\n"
     "if ARGV[2] == '1' then\n"
     "  redis.call('HINCRBY', KEYS[1], 's:' .. ARGV[4], 1)\n"
@@ -75,8 +74,7 @@ constexpr char kVerifiedLua[] =
 
 // KEYS: counts, state, key set. ARGV: key, now_ms, until_ms, window_from,
 // reason. Returns 1 when no pause was in force.
-constexpr char kPauseLua[] =
-    OTPD_LUA_KEEP
+constexpr char kPauseLua[] = OTPD_LUA_KEEP
     "local cur = tonumber(redis.call('HGET', KEYS[2], 'until') or '0')\n"
     "local started = cur <= tonumber(ARGV[2])\n"
     "if tonumber(ARGV[3]) > cur then redis.call('HSET', KEYS[2], 'until', ARGV[3]) end\n"
@@ -196,10 +194,10 @@ class RedisRegionStore : public RegionStore {
   Status Pause(const std::string& key, int64_t now_ms, int64_t until_ms, int64_t window_start_ms,
                const std::string& reason, bool* started) override {
     Reply r;
-    Status s = Run({"EVAL", kPauseLua, "3", Counts(key), State(key), KeySet(), key,
-                    std::to_string(now_ms), std::to_string(until_ms),
-                    std::to_string(FirstMinute(window_start_ms)), reason},
-                   &r);
+    Status s =
+        Run({"EVAL", kPauseLua, "3", Counts(key), State(key), KeySet(), key, std::to_string(now_ms),
+             std::to_string(until_ms), std::to_string(FirstMinute(window_start_ms)), reason},
+            &r);
     *started = s.ok() && Int(r.get()) == 1;
     return s;
   }
@@ -251,12 +249,12 @@ class RedisRegionStore : public RegionStore {
                int64_t baseline_ms, RegionCounts* c) {
     ttl_ms_ = std::max<int64_t>(baseline_ms, kBucketMs);
     Reply r;
-    Status s = Run({"EVAL", kCountLua, "3", Counts(key), State(key), KeySet(), key,
-                    add ? "1" : "0", std::to_string(now_ms), std::to_string(now_ms / kBucketMs),
-                    std::to_string(FirstMinute(now_ms - window_ms)),
-                    std::to_string(FirstMinute(now_ms - baseline_ms)),
-                    std::to_string(ttl_ms_.load())},
-                   &r);
+    Status s =
+        Run({"EVAL", kCountLua, "3", Counts(key), State(key), KeySet(), key, add ? "1" : "0",
+             std::to_string(now_ms), std::to_string(now_ms / kBucketMs),
+             std::to_string(FirstMinute(now_ms - window_ms)),
+             std::to_string(FirstMinute(now_ms - baseline_ms)), std::to_string(ttl_ms_.load())},
+            &r);
     if (!s.ok()) return s;
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 6) {
       return Status::Internal("redis pumping: bad reply");
@@ -288,9 +286,10 @@ class RedisRegionStore : public RegionStore {
     redisSetTimeout(c_, tv);
     std::vector<std::vector<std::string>> setup;
     if (!endpoint_.password.empty()) {
-      setup.push_back(endpoint_.username.empty()
-                          ? std::vector<std::string>{"AUTH", endpoint_.password}
-                          : std::vector<std::string>{"AUTH", endpoint_.username, endpoint_.password});
+      setup.push_back(
+          endpoint_.username.empty()
+              ? std::vector<std::string>{"AUTH", endpoint_.password}
+              : std::vector<std::string>{"AUTH", endpoint_.username, endpoint_.password});
     }
     if (endpoint_.db != 0) setup.push_back({"SELECT", std::to_string(endpoint_.db)});
     for (const auto& argv : setup) {
@@ -343,9 +342,10 @@ class RedisRegionStore : public RegionStore {
 
 }  // namespace
 
-Status NewRedisRegionStore(const RedisEndpoint& endpoint, const std::string& prefix,
-                           int timeout_ms, std::unique_ptr<RegionStore>* store) {
-  if (timeout_ms <= 0) return Status::InvalidArgument("NewRedisRegionStore: timeout must be positive");
+Status NewRedisRegionStore(const RedisEndpoint& endpoint, const std::string& prefix, int timeout_ms,
+                           std::unique_ptr<RegionStore>* store) {
+  if (timeout_ms <= 0)
+    return Status::InvalidArgument("NewRedisRegionStore: timeout must be positive");
   store->reset(new RedisRegionStore(endpoint, prefix, timeout_ms));
   return Status::OK();
 }

@@ -200,10 +200,14 @@ Status ErrnoStatus(const std::string& what, const std::string& path, int err) {
 Status Prefixed(const Status& s, const std::string& prefix) {
   std::string msg = prefix + ": " + s.message();
   switch (s.code()) {
-    case Status::Code::kBusy: return Status::Busy(std::move(msg));
-    case Status::Code::kIOError: return Status::IOError(std::move(msg));
-    case Status::Code::kInvalidArgument: return Status::InvalidArgument(std::move(msg));
-    default: return Status::Internal(std::move(msg));
+    case Status::Code::kBusy:
+      return Status::Busy(std::move(msg));
+    case Status::Code::kIOError:
+      return Status::IOError(std::move(msg));
+    case Status::Code::kInvalidArgument:
+      return Status::InvalidArgument(std::move(msg));
+    default:
+      return Status::Internal(std::move(msg));
   }
 }
 
@@ -308,8 +312,7 @@ Status SetUpFileRetrying(SqliteConnection* conn, const SqliteOptions& options) {
 int SqliteSchemaVersion() { return kSchemaVersion; }
 
 Status SqliteStatus(sqlite3* db, int rc, const std::string& context) {
-  const bool db_has_it =
-      db != nullptr && (sqlite3_extended_errcode(db) & 0xff) == (rc & 0xff);
+  const bool db_has_it = db != nullptr && (sqlite3_extended_errcode(db) & 0xff) == (rc & 0xff);
   std::string msg = context + ": " + (db_has_it ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
   switch (rc & 0xff) {
     case SQLITE_BUSY:
@@ -364,8 +367,8 @@ void SqliteStatement::BindInt64(int index, int64_t value) {
 Status SqliteStatement::Step(bool* row) {
   if (stmt_ == nullptr) return Status::Internal("Step on a statement that was not prepared");
   if (bind_error_ != 0) {
-    return SqliteStatus(nullptr, bind_error_, "cannot bind a parameter of " +
-                                                  Abbreviate(sqlite3_sql(stmt_)));
+    return SqliteStatus(nullptr, bind_error_,
+                        "cannot bind a parameter of " + Abbreviate(sqlite3_sql(stmt_)));
   }
   int rc = sqlite3_step(stmt_);
   if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
@@ -413,8 +416,8 @@ Status SqliteConnection::Open(const SqliteOptions& options,
   // No SQLITE_OPEN_CREATE: OpenSqliteDb created the file with the right mode,
   // and a file removed since then must not come back empty. NOMUTEX: a
   // connection is only ever used by one thread.
-  int rc = sqlite3_open_v2(options.path.c_str(), &db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+  int rc = sqlite3_open_v2(options.path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                           nullptr);
   if (rc != SQLITE_OK) {
     Status s = SqliteStatus(db, rc, "cannot open database " + options.path);
     sqlite3_close(db);
@@ -460,8 +463,7 @@ Status SqliteConnection::Configure(const SqliteOptions& options) {
       "PRAGMA synchronous = " + options.synchronous +
       "; PRAGMA foreign_keys = ON; PRAGMA mmap_size = " + std::to_string(options.mmap_size) +
       "; PRAGMA cache_size = -" + std::to_string(options.cache_kib) +
-      "; PRAGMA wal_autocheckpoint = " + (options.checkpoint_interval_ms > 0 ? "0" : "1000") +
-      ";";
+      "; PRAGMA wal_autocheckpoint = " + (options.checkpoint_interval_ms > 0 ? "0" : "1000") + ";";
   if (bounded) {
     pragmas += " PRAGMA journal_size_limit = " + std::to_string(options.wal_limit_bytes) + ";";
   }
@@ -493,8 +495,7 @@ Status SqliteConnection::Configure(const SqliteOptions& options) {
 int SqliteConnection::WalHook(void* arg, sqlite3* db, const char* name, int frames) {
   SqliteConnection* conn = static_cast<SqliteConnection*>(arg);
   if (frames < conn->wal_limit_frames_) return SQLITE_OK;
-  const int rc =
-      sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+  const int rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
   if (rc == SQLITE_OK && conn->owner_ != nullptr) conn->owner_->bounded_checkpoints_++;
   return SQLITE_OK;
 }
@@ -806,7 +807,8 @@ Status SqliteDb::Initialize() {
   }
   dev_ = st.st_dev;
   ino_ = st.st_ino;
-  if (options_.checkpoint_interval_ms > 0) checkpointer_ = std::thread([this] { CheckpointLoop(); });
+  if (options_.checkpoint_interval_ms > 0)
+    checkpointer_ = std::thread([this] { CheckpointLoop(); });
   return Status::OK();
 }
 

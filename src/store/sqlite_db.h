@@ -16,13 +16,13 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <condition_variable>
 #include <mutex>
-#include <thread>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -36,8 +36,8 @@ struct sqlite3_stmt;
 namespace otpd {
 
 struct SqliteOptions {
-  std::string path;             // database file; its directory must exist
-  int busy_timeout_ms = 5000;   // how long a writer waits for the lock
+  std::string path;            // database file; its directory must exist
+  int busy_timeout_ms = 5000;  // how long a writer waits for the lock
   // The time and waits of the busy handler (a writer waiting for another
   // process's lock) and of Acquire (for a connection to come back); null:
   // SystemClock(). Tests inject a fake one.
@@ -45,8 +45,8 @@ struct SqliteOptions {
   // Memory-mapped I/O: off. Measured with make bench it was not faster here,
   // and every mapped page of the file counts in the process's RSS.
   int64_t mmap_size = 0;
-  int cache_kib = 2000;         // page cache per connection (SQLite's default)
-  size_t pool_size = 8;         // connections at most; writers are serialized anyway
+  int cache_kib = 2000;  // page cache per connection (SQLite's default)
+  size_t pool_size = 8;  // connections at most; writers are serialized anyway
   // > 0: a background thread checkpoints the WAL this often (PASSIVE, so it
   // never blocks a writer) and request connections never checkpoint; an
   // automatic checkpoint would otherwise run, fsync included, inside a
@@ -122,7 +122,7 @@ class SqliteStatement {
 
   sqlite3_stmt* stmt_ = nullptr;
   SqliteConnection* conn_ = nullptr;  // the connection it was lent from
-  int bind_error_ = 0;  // first failed bind's result code, 0 when none
+  int bind_error_ = 0;                // first failed bind's result code, 0 when none
 };
 
 // One sqlite3 connection with its prepared-statement cache. Not thread-safe:
@@ -167,8 +167,8 @@ class SqliteConnection {
     int timeout_ms = 5000;
     Clock* clock = nullptr;  // never null once configured
   };
-  BusyWaitArgs busy_;             // read by the busy handler
-  int64_t wal_limit_frames_ = 0;  // > 0: WalHook checkpoints above it
+  BusyWaitArgs busy_;                  // read by the busy handler
+  int64_t wal_limit_frames_ = 0;       // > 0: WalHook checkpoints above it
   std::mutex* write_mutex_ = nullptr;  // the handle's; taken by SqliteTransaction
   SqliteDb* owner_ = nullptr;          // the handle that lent it
   friend class SqliteStatement;
@@ -183,8 +183,8 @@ class SqliteConnection {
 // with another thread or process. Within one process, writers first queue
 // on the handle's writer mutex (they sleep until it is free instead of
 // polling SQLite's lock), so only other processes meet the busy handler.
-// The destructor rolls back unless Commit() succeeded. Not thread-safe; declare it before the statements it covers so
-// they are reset first.
+// The destructor rolls back unless Commit() succeeded. Not thread-safe; declare it before the
+// statements it covers so they are reset first.
 class SqliteTransaction {
  public:
   explicit SqliteTransaction(SqliteConnection* conn) : conn_(conn) {}

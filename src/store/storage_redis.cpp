@@ -53,13 +53,13 @@ namespace {
 // Shared by the scripts that check a rolling-window cap: whether `cap`
 // entries of sorted set `key` lie in (now - window, +inf), and if so how many
 // ms until the oldest of them leaves the window. Scores and `now` are ms.
-#define OTPD_LUA_CAP_REACHED                                                        \
-  "local function cap_reached(key, cap, window, now)\n"                            \
-  "  if cap <= 0 or window <= 0 then return false, 0 end\n"                        \
+#define OTPD_LUA_CAP_REACHED                                                         \
+  "local function cap_reached(key, cap, window, now)\n"                              \
+  "  if cap <= 0 or window <= 0 then return false, 0 end\n"                          \
   "  local r = redis.call('ZREVRANGEBYSCORE', key, '+inf', '(' .. (now - window),\n" \
-  "                       'WITHSCORES', 'LIMIT', cap - 1, 1)\n"                     \
-  "  if #r == 0 then return false, 0 end\n"                                        \
-  "  return true, tonumber(r[2]) + window - now\n"                                 \
+  "                       'WITHSCORES', 'LIMIT', cap - 1, 1)\n"                      \
+  "  if #r == 0 then return false, 0 end\n"                                          \
+  "  return true, tonumber(r[2]) + window - now\n"                                   \
   "end\n"
 
 // KEYS: code, codes index. ARGV: hash, issued_at, expires_at, ttl_ms, user.
@@ -87,8 +87,7 @@ constexpr char kDeleteScript[] =
 // Returns {outcome, attempts_remaining, expires_at, retry_after}; outcome as
 // VerifyOutcome: 0 ok, 1 invalid, 2 locked, 3 expired, 4 not found,
 // 5 throttled. The order of checks is Storage::VerifyCode's.
-constexpr char kVerifyScript[] =
-    OTPD_LUA_CAP_REACHED
+constexpr char kVerifyScript[] = OTPD_LUA_CAP_REACHED
     "local function equal(a, b)\n"  // every byte compared, whatever differs
     "  if #a ~= #b then return false end\n"
     "  local diff = 0\n"
@@ -133,8 +132,7 @@ constexpr char kVerifyScript[] =
 // ARGV: now, cooldown, per_user, per_phone, per_ip, global, window, member,
 // counts toward global (1/0: checked either way, recorded only when 1).
 // Returns {allowed (0/1), limit (SendLimit), retry_after}.
-constexpr char kReserveScript[] =
-    OTPD_LUA_CAP_REACHED
+constexpr char kReserveScript[] = OTPD_LUA_CAP_REACHED
     "local now = tonumber(ARGV[1])\n"
     "local cooldown, per_user = tonumber(ARGV[2]), tonumber(ARGV[3])\n"
     "local per_phone, per_ip = tonumber(ARGV[4]), tonumber(ARGV[5])\n"
@@ -296,8 +294,9 @@ Status RedisPool::Setup(redisContext* c) {
   const RedisEndpoint& e = options_.endpoint;
   std::vector<std::vector<std::string>> commands;
   if (!e.password.empty()) {
-    commands.push_back(e.username.empty() ? std::vector<std::string>{"AUTH", e.password}
-                                          : std::vector<std::string>{"AUTH", e.username, e.password});
+    commands.push_back(e.username.empty()
+                           ? std::vector<std::string>{"AUTH", e.password}
+                           : std::vector<std::string>{"AUTH", e.username, e.password});
   }
   if (e.db != 0) commands.push_back({"SELECT", std::to_string(e.db)});
   commands.push_back({"PING"});
@@ -344,9 +343,10 @@ Status RedisPool::CheckAlive(redisContext* c) {
   if (!seen_alive_.exchange(true) || !created || options_.lost_data_hold_ms <= 0) {
     return Status::OK();
   }
-  s = Command(c, {"SET", options_.prefix + "data-lost", "1", "PX",
-                  std::to_string(options_.lost_data_hold_ms)},
-              &reply, &broken);
+  s = Command(
+      c,
+      {"SET", options_.prefix + "data-lost", "1", "PX", std::to_string(options_.lost_data_hold_ms)},
+      &reply, &broken);
   if (!s.ok()) return Status::Unavailable(Where() + ": " + s.message());
   Log(LogLevel::kError,
       "redis lost its data (restart without persistence?); verifies answer 429 for "
@@ -569,17 +569,17 @@ Status RedisStorage::PutCode(const StoredCode& code) {
   const int64_t ttl =
       std::max<int64_t>(code.expires_at_ms - now, 0) + options_.expired_grace_ms + kCodeTtlSlackMs;
   Reply reply;
-  return Eval(put_, {CodeKey(code.user_id), prefix_ + "codes"},
-              {code.code_hash, std::to_string(code.issued_at_ms),
-               std::to_string(code.expires_at_ms), std::to_string(ttl),
-               NormalizeUserId(code.user_id)},
-              &reply);
+  return Eval(
+      put_, {CodeKey(code.user_id), prefix_ + "codes"},
+      {code.code_hash, std::to_string(code.issued_at_ms), std::to_string(code.expires_at_ms),
+       std::to_string(ttl), NormalizeUserId(code.user_id)},
+      &reply);
 }
 
 Status RedisStorage::DeleteCode(const std::string& user_id, const std::string& code_hash) {
   Reply reply;
-  return Eval(delete_, {CodeKey(user_id), prefix_ + "codes"},
-              {code_hash, NormalizeUserId(user_id)}, &reply);
+  return Eval(delete_, {CodeKey(user_id), prefix_ + "codes"}, {code_hash, NormalizeUserId(user_id)},
+              &reply);
 }
 
 Status RedisStorage::VerifyCode(const std::string& user_id, const std::string& code_hash,
@@ -587,17 +587,18 @@ Status RedisStorage::VerifyCode(const std::string& user_id, const std::string& c
   const std::string user = NormalizeUserId(user_id);
   const int64_t now = clock_->NowMillis();
   Reply reply;
-  Status s = Eval(verify_, {CodeKey(user), prefix_ + "failures:" + user, prefix_ + "codes",
-                            prefix_ + "data-lost"},
-                  {code_hash, std::to_string(now), std::to_string(limits.max_attempts),
-                   std::to_string(limits.expired_grace_ms), std::to_string(limits.max_failures),
-                   std::to_string(limits.failure_window_ms), EventId(now), user},
-                  &reply);
+  Status s =
+      Eval(verify_,
+           {CodeKey(user), prefix_ + "failures:" + user, prefix_ + "codes", prefix_ + "data-lost"},
+           {code_hash, std::to_string(now), std::to_string(limits.max_attempts),
+            std::to_string(limits.expired_grace_ms), std::to_string(limits.max_failures),
+            std::to_string(limits.failure_window_ms), EventId(now), user},
+           &reply);
   std::vector<int64_t> v;
   if (s.ok()) s = Integers(verify_, reply.get(), 4, &v);
   if (!s.ok()) return s;
-  static const VerifyOutcome kOutcomes[] = {VerifyOutcome::kOk,      VerifyOutcome::kInvalid,
-                                            VerifyOutcome::kLocked,  VerifyOutcome::kExpired,
+  static const VerifyOutcome kOutcomes[] = {VerifyOutcome::kOk,       VerifyOutcome::kInvalid,
+                                            VerifyOutcome::kLocked,   VerifyOutcome::kExpired,
                                             VerifyOutcome::kNotFound, VerifyOutcome::kThrottled};
   if (v[0] < 0 || v[0] >= static_cast<int64_t>(std::size(kOutcomes))) {
     return Status::Internal("redis script verify: unknown outcome");
@@ -616,22 +617,21 @@ Status RedisStorage::ReserveSend(const SendRequest& request, const SendLimits& l
   const int64_t now = clock_->NowMillis();
   const bool has_ip = !request.client_ip.empty();
   Reply reply;
-  Status s = Eval(reserve_,
-                  {prefix_ + "sends:user:" + NormalizeUserId(request.user_id),
-                   prefix_ + "sends:phone:" + KeyPart("phone", request.phone),
-                   prefix_ + "sends:ip:" + KeyPart("ip", request.client_ip),
-                   GlobalSendsKey(request.channel)},
-                  {std::to_string(now), std::to_string(limits.cooldown_ms),
-                   std::to_string(limits.per_user), std::to_string(limits.per_phone),
-                   std::to_string(has_ip ? limits.per_ip : 0), std::to_string(limits.global),
-                   std::to_string(limits.window_ms), EventId(now),
-                   request.counts_toward_global ? "1" : "0"},
-                  &reply);
+  Status s = Eval(
+      reserve_,
+      {prefix_ + "sends:user:" + NormalizeUserId(request.user_id),
+       prefix_ + "sends:phone:" + KeyPart("phone", request.phone),
+       prefix_ + "sends:ip:" + KeyPart("ip", request.client_ip), GlobalSendsKey(request.channel)},
+      {std::to_string(now), std::to_string(limits.cooldown_ms), std::to_string(limits.per_user),
+       std::to_string(limits.per_phone), std::to_string(has_ip ? limits.per_ip : 0),
+       std::to_string(limits.global), std::to_string(limits.window_ms), EventId(now),
+       request.counts_toward_global ? "1" : "0"},
+      &reply);
   std::vector<int64_t> v;
   if (s.ok()) s = Integers(reserve_, reply.get(), 3, &v);
   if (!s.ok()) return s;
-  static const SendLimit kLimits[] = {SendLimit::kNone, SendLimit::kCooldown, SendLimit::kUser,
-                                      SendLimit::kPhone, SendLimit::kIp,      SendLimit::kGlobal};
+  static const SendLimit kLimits[] = {SendLimit::kNone,  SendLimit::kCooldown, SendLimit::kUser,
+                                      SendLimit::kPhone, SendLimit::kIp,       SendLimit::kGlobal};
   if (v[1] < 0 || v[1] >= static_cast<int64_t>(std::size(kLimits))) {
     return Status::Internal("redis script reserve: unknown limit");
   }
@@ -652,9 +652,9 @@ Status RedisStorage::PurgeExpired(int64_t grace_ms, int64_t history_ms, int64_t*
   int64_t total = 0;
   for (;;) {
     Reply reply;
-    Status s = Eval(purge_, {prefix_ + "codes"},
-                    {std::to_string(cutoff), std::to_string(kPurgeBatch), prefix_ + "code:"},
-                    &reply);
+    Status s =
+        Eval(purge_, {prefix_ + "codes"},
+             {std::to_string(cutoff), std::to_string(kPurgeBatch), prefix_ + "code:"}, &reply);
     std::vector<int64_t> v;
     if (s.ok()) s = Integers(purge_, reply.get(), 2, &v);
     if (!s.ok()) return s;
@@ -669,8 +669,8 @@ Status RedisStorage::PurgeExpired(int64_t grace_ms, int64_t history_ms, int64_t*
 // noeviction) shows, as well as a lost connection.
 Status RedisStorage::CheckWritable() {
   Reply reply;
-  Status s = Run({"SET", prefix_ + "health", std::to_string(clock_->NowMillis()), "PX", "60000"},
-                 &reply);
+  Status s =
+      Run({"SET", prefix_ + "health", std::to_string(clock_->NowMillis()), "PX", "60000"}, &reply);
   if (!s.ok()) return s;
   return reply->type == REDIS_REPLY_ERROR ? ErrorReply("redis: SET health", reply.get())
                                           : Status::OK();
@@ -678,8 +678,8 @@ Status RedisStorage::CheckWritable() {
 
 Status RedisStorage::CountActiveCodes(int64_t* count) {
   Reply reply;
-  Status s = Run({"ZCOUNT", prefix_ + "codes", "(" + std::to_string(clock_->NowMillis()), "+inf"},
-                 &reply);
+  Status s =
+      Run({"ZCOUNT", prefix_ + "codes", "(" + std::to_string(clock_->NowMillis()), "+inf"}, &reply);
   if (!s.ok()) return s;
   if (reply->type == REDIS_REPLY_ERROR) return ErrorReply("redis: ZCOUNT", reply.get());
   if (reply->type != REDIS_REPLY_INTEGER) return Status::Internal("redis: ZCOUNT: not an integer");

@@ -142,11 +142,11 @@ class SqliteStorage : public Storage {
   // Owned by the leader of the batch (handed over under mu_).
   std::unique_ptr<SqliteConnection> writer_;
   CodeLogState state_;
-  int64_t cursor_ = 0;        // every row with seq <= cursor_ is applied
-  bool needs_reload_ = false; // the state holds rows that were rolled back
-  bool foreign_rows_ = false; // rows from elsewhere read since the last compaction
-  int64_t committed_ = 0;     // cursor_ after the last commit
-  int64_t data_version_ = -1; // PRAGMA data_version when last caught up
+  int64_t cursor_ = 0;         // every row with seq <= cursor_ is applied
+  bool needs_reload_ = false;  // the state holds rows that were rolled back
+  bool foreign_rows_ = false;  // rows from elsewhere read since the last compaction
+  int64_t committed_ = 0;      // cursor_ after the last commit
+  int64_t data_version_ = -1;  // PRAGMA data_version when last caught up
 };
 
 Status SqliteStorage::Load() {
@@ -347,10 +347,17 @@ Status SqliteStorage::Decide(Op* op) {
       const VerifyDecision d = DecideVerify(state, *op->code_hash, now, *op->verify_limits);
       op->verify = d.result;
       switch (d.effect) {
-        case VerifyEffect::kNone: return Status::OK();
-        case VerifyEffect::kDeleteCode: row.kind = LogKind::kDelete; break;
-        case VerifyEffect::kConsume: row.kind = LogKind::kConsume; break;
-        case VerifyEffect::kCountFailure: row.kind = LogKind::kWrongGuess; break;
+        case VerifyEffect::kNone:
+          return Status::OK();
+        case VerifyEffect::kDeleteCode:
+          row.kind = LogKind::kDelete;
+          break;
+        case VerifyEffect::kConsume:
+          row.kind = LogKind::kConsume;
+          break;
+        case VerifyEffect::kCountFailure:
+          row.kind = LogKind::kWrongGuess;
+          break;
       }
       row.user_id = *op->user_id;
       row.at = now;
@@ -535,8 +542,8 @@ Status CheckSecretFingerprint(SqliteDb* db, const std::string& fingerprint) {
       "database " + path +
       " holds codes hashed with another secret; start otpd with the secret the other "
       "processes on this file use (secret or secret_file), or, if that secret is lost, "
-      "forget its codes: sqlite3 " + path +
-      " \"DELETE FROM otps; DELETE FROM settings WHERE key = 'secret_fingerprint'\"");
+      "forget its codes: sqlite3 " +
+      path + " \"DELETE FROM otps; DELETE FROM settings WHERE key = 'secret_fingerprint'\"");
 }
 
 }  // namespace

@@ -7,8 +7,8 @@
 #include <utility>
 
 #include "core/phone.h"
-#include "store/sqlite_db.h"
 #include "otp/users.h"
+#include "store/sqlite_db.h"
 
 namespace otpd {
 namespace {
@@ -147,8 +147,7 @@ Status ReadUsers(SqliteConnection* conn, const char* sql, std::vector<User>* use
   while (s.ok()) {
     s = stmt.Step(&row);
     if (!s.ok() || !row) break;
-    users->push_back(
-        User{stmt.ColumnText(0), PhoneAsRead(stmt.ColumnText(1)), stmt.ColumnText(2)});
+    users->push_back(User{stmt.ColumnText(0), PhoneAsRead(stmt.ColumnText(1)), stmt.ColumnText(2)});
   }
   return s;
 }
@@ -203,7 +202,7 @@ Status SqliteUserDirectory::Upsert(const std::string& user_id, const std::string
 
 Status SqliteUserDirectory::UpsertAll(const std::vector<User>& users) {
   std::map<std::string, std::string> first_spelling;  // normalized -> as listed
-  std::vector<std::string> phones;                      // normalised, in order
+  std::vector<std::string> phones;                    // normalised, in order
   for (const User& u : users) {
     phones.emplace_back();
     Status s = ValidateListedUser(u, &phones.back());
@@ -222,8 +221,7 @@ Status SqliteUserDirectory::UpsertAll(const std::vector<User>& users) {
   SqliteTransaction txn(conn);
   s = txn.Begin();
   for (size_t i = 0; s.ok() && i < users.size(); ++i) {
-    s = RunUpsert(conn, kUpsertSql, NormalizeUserId(users[i].user_id), phones[i],
-                  &users[i].locale);
+    s = RunUpsert(conn, kUpsertSql, NormalizeUserId(users[i].user_id), phones[i], &users[i].locale);
   }
   if (s.ok()) s = txn.Commit();
   return s;  // on failure txn's destructor rolls back every change
@@ -284,8 +282,7 @@ Status SqliteUserDirectory::SyncFromConfig(const std::map<std::string, std::stri
 
 }  // namespace
 
-Status NewSqliteUserDirectory(std::shared_ptr<SqliteDb> db,
-                              std::unique_ptr<UserDirectory>* users) {
+Status NewSqliteUserDirectory(std::shared_ptr<SqliteDb> db, std::unique_ptr<UserDirectory>* users) {
   if (db == nullptr) return Status::InvalidArgument("NewSqliteUserDirectory needs a database");
   users->reset(new SqliteUserDirectory(std::move(db)));
   return Status::OK();

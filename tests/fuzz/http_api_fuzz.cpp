@@ -15,13 +15,13 @@
 #include <string>
 #include <vector>
 
+#include "core/log.h"
+#include "core/phone.h"
 #include "http/api_keys.h"
-#include "otp/audit.h"
 #include "http/client_ip.h"
 #include "http/http_api.h"
-#include "core/log.h"
+#include "otp/audit.h"
 #include "otp_stack.h"
-#include "core/phone.h"
 
 namespace otpd {
 namespace {
@@ -41,7 +41,7 @@ struct Target {
   }
 };
 
-const char* const kPaths[] = {"/send-code", "/verify-code", "/healthz", "/readyz",
+const char* const kPaths[] = {"/send-code", "/verify-code", "/healthz",     "/readyz",
                               "/nowhere",   "/send-code",   "/verify-code", ""};
 
 void FuzzParsers(const std::string& text) {
