@@ -182,6 +182,7 @@ format:
 	$(CLANG_FORMAT) -i $(FORMAT_SRCS)
 
 format-check:
+	@echo clang-format | ./third_party/install.sh /dev/stdin
 	@bad=0; for f in $(FORMAT_SRCS); do \
 	  $(CLANG_FORMAT) $$f | cmp -s - $$f || { echo "not formatted: $$f"; bad=1; }; \
 	done; exit $$bad
