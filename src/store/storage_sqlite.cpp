@@ -117,6 +117,9 @@ class SqliteStorage : public Storage {
   // Sets op->wake to `to` and wakes its caller. After this `op` may be gone.
   static void Signal(Op* op, Op::Wake to);
 
+  // A send op, storing `code` with it when not null.
+  Status SubmitSend(const SendRequest& request, const SendLimits& limits, const StoredCode* code,
+                    SendDecision* decision);
   // Queues `op` and returns once a batch holding it has committed (or
   // failed): op->result is its status.
   Status Submit(Op* op);
@@ -455,25 +458,24 @@ Status SqliteStorage::VerifyCode(const std::string& user_id, const std::string& 
 
 Status SqliteStorage::ReserveSend(const SendRequest& request, const SendLimits& limits,
                                   SendDecision* decision) {
-  if (request.user_id.empty()) return Status::InvalidArgument("ReserveSend needs a user ID");
-  Op op(OpKind::kSend);
-  op.send = &request;
-  op.send_limits = &limits;
-  Status s = Submit(&op);
-  if (s.ok()) *decision = op.decision;
-  return s;
+  return SubmitSend(request, limits, nullptr, decision);
 }
 
 Status SqliteStorage::ReserveSendAndPut(const SendRequest& request, const SendLimits& limits,
                                         const StoredCode& code, SendDecision* decision) {
-  if (request.user_id.empty()) return Status::InvalidArgument("ReserveSend needs a user ID");
   if (code.user_id != request.user_id || code.code_hash.empty()) {
     return Status::InvalidArgument("ReserveSendAndPut needs the sent user's code");
   }
+  return SubmitSend(request, limits, &code, decision);
+}
+
+Status SqliteStorage::SubmitSend(const SendRequest& request, const SendLimits& limits,
+                                 const StoredCode* code, SendDecision* decision) {
+  if (request.user_id.empty()) return Status::InvalidArgument("ReserveSend needs a user ID");
   Op op(OpKind::kSend);
   op.send = &request;
   op.send_limits = &limits;
-  op.code = &code;
+  op.code = code;
   Status s = Submit(&op);
   if (s.ok()) *decision = op.decision;
   return s;
