@@ -639,6 +639,37 @@ TEST_CASE("With wal_limit_bytes the WAL stays bounded under sustained writes") {
   }
 }
 
+TEST_CASE("Past half the WAL limit the checkpointer restarts the WAL, not a commit") {
+  constexpr int64_t kLimit = 256 * 1024;
+  TempDir dir;
+  SqliteOptions options = OptionsFor(dir.File("otpd.db"));
+  options.checkpoint_interval_ms = 3600 * 1000;  // only when asked
+  options.wal_limit_bytes = kLimit;
+  std::shared_ptr<SqliteDb> db;
+  REQUIRE(OpenSqliteDb(options, &db).ok());
+  const std::string wal = options.path + "-wal";
+  auto wal_size = [&] {
+    struct stat st;
+    return stat(wal.c_str(), &st) == 0 ? static_cast<int64_t>(st.st_size) : int64_t{0};
+  };
+  int commits = 0;
+  while (wal_size() <= kLimit / 2 + 8 * 1024) {
+    REQUIRE(commits++ < 1000);
+    LargestWalAfterWrites(db.get(), 1);
+  }
+  REQUIRE(wal_size() < kLimit);
+  // Waited for as an event (a minute at most), not timed.
+  for (int i = 0; i < 60000 && db->BackgroundRestarts() == 0; i++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  CHECK(db->BackgroundRestarts() > 0);
+  CHECK(db->BoundedCheckpoints() == 0);
+  // Restarted: the next commits overwrite the file from its start.
+  const int64_t before = wal_size();
+  LargestWalAfterWrites(db.get(), 5);
+  CHECK(wal_size() == before);
+}
+
 TEST_CASE("synchronous is NORMAL or FULL on every connection, nothing else") {
   TempDir dir;
   SqliteOptions options = OptionsFor(dir.File("otpd.db"));

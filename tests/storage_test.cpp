@@ -1117,6 +1117,61 @@ TEST_CASE("SqliteStorage: a forked second process counts attempts exactly" *
   CHECK(VerifyOutcomeOf(storage.get(), "abc", HashOf("abc", "123456")) == VerifyOutcome::kLocked);
 }
 
+TEST_CASE(
+    "SqliteStorage: writes behind the request run in the store's batches, each undone alone") {
+  TempDir dir;
+  FakeClock clock;
+  SqliteOptions options;
+  options.path = dir.File("otpd.db");
+  options.pool_size = 1;
+  options.clock = &clock;  // an exhausted pool answers Busy at once
+  std::shared_ptr<SqliteDb> db;
+  REQUIRE(OpenSqliteDb(options, &db).ok());
+  std::unique_ptr<Storage> storage;
+  REQUIRE(NewSqliteStorage(db, &clock, &storage).ok());
+  auto insert = [](const char* data, bool fail) {
+    return [data, fail](SqliteConnection* conn) {
+      SqliteStatement stmt;
+      Status s = conn->Prepare("INSERT INTO write_probe (data) VALUES (?1)", &stmt);
+      if (s.ok()) {
+        stmt.BindText(1, data);
+        s = stmt.Run();
+      }
+      return s.ok() && fail ? Status::IOError("the body fails after its insert") : s;
+    };
+  };
+  auto probes = [&] {
+    SqliteLease lease;
+    REQUIRE(db->Acquire(&lease).ok());
+    SqliteStatement stmt;
+    REQUIRE(lease->Prepare("SELECT group_concat(data, ',') FROM write_probe", &stmt).ok());
+    bool row = false;
+    REQUIRE(stmt.Step(&row).ok());
+    return row ? stmt.ColumnText(0) : std::string();
+  };
+  {
+    // The only pooled connection is taken: only the store's writer can run them.
+    SqliteLease held;
+    REQUIRE(db->Acquire(&held).ok());
+    CHECK(db->WriteBehind(insert("kept", false)).ok());
+    Status failed = db->WriteBehind(insert("undone", true));
+    CHECK(failed.code() == Status::Code::kIOError);
+    // The store's own decisions in the same stream still commit.
+    REQUIRE(storage->PutCode(CodeFor("abc", "123456", &clock)).ok());
+    CHECK(VerifyOutcomeOf(storage.get(), "abc", HashOf("abc", "123456")) == VerifyOutcome::kOk);
+  }
+  CHECK(probes() == "kept");
+  storage.reset();
+  // Without a store, on a pooled connection of their own.
+  {
+    SqliteLease held;
+    REQUIRE(db->Acquire(&held).ok());
+    CHECK(db->WriteBehind(insert("late", false)).code() == Status::Code::kBusy);
+  }
+  CHECK(db->WriteBehind(insert("late", false)).ok());
+  CHECK(probes() == "kept,late");
+}
+
 // ---------------------------------------------------------------------------
 // SQLite: CheckWritable really writes
 

@@ -12,6 +12,7 @@
 #ifndef OTPD_STORE_BATCH_WRITER_H_
 #define OTPD_STORE_BATCH_WRITER_H_
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -29,18 +30,28 @@ namespace otpd {
 
 struct BatchWriterOptions {
   const char* what = "rows";  // for the log line of a failed write
-  size_t batch = 256;
+  size_t batch = 256;         // a flush starts as soon as this many rows wait
   size_t max_pending = 100000;
   int flush_ms = 50;
+  // > 0: a flush hands `write` at most this many rows per call (each call
+  // one transaction), so no single write holds the file's lock long. A
+  // failed call puts back its rows and those after it, never rows already
+  // written.
+  size_t chunk = 0;
 };
 
 template <typename Row>
 class BatchWriter {
  public:
   using WriteFn = std::function<Status(const std::vector<Row>&)>;
+  // Orders the rows of a flush before they are written (null: as queued).
+  using Less = std::function<bool(const Row&, const Row&)>;
 
-  BatchWriter(const BatchWriterOptions& options, WriteFn write)
-      : options_(options), write_(std::move(write)), thread_([this] { Loop(); }) {}
+  BatchWriter(const BatchWriterOptions& options, WriteFn write, Less order = nullptr)
+      : options_(options),
+        write_(std::move(write)),
+        order_(std::move(order)),
+        thread_([this] { Loop(); }) {}
 
   ~BatchWriter() {
     {
@@ -75,8 +86,23 @@ class BatchWriter {
       rows.swap(pending_);
     }
     if (rows.empty()) return Status::OK();
-    Status s = write_(rows);
-    if (s.ok()) return s;
+    if (order_) std::stable_sort(rows.begin(), rows.end(), order_);
+    const size_t step = options_.chunk > 0 ? options_.chunk : rows.size();
+    Status s;
+    size_t done = 0;
+    if (step >= rows.size()) {
+      s = write_(rows);
+      if (s.ok()) return s;
+    } else {
+      std::vector<Row> part;
+      for (; done < rows.size(); done += part.size()) {
+        part.assign(rows.begin() + done, rows.begin() + std::min(rows.size(), done + step));
+        s = write_(part);
+        if (!s.ok()) break;
+      }
+      if (s.ok()) return s;
+      rows.erase(rows.begin(), rows.begin() + done);
+    }
     Log(LogLevel::kWarn, "cannot write queued records; will retry",
         {{"what", options_.what},
          {"records", std::to_string(rows.size())},
@@ -111,6 +137,7 @@ class BatchWriter {
 
   const BatchWriterOptions options_;
   const WriteFn write_;
+  const Less order_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::vector<Row> pending_;  // guarded by mu_

@@ -148,7 +148,7 @@ class SqliteDeliveryLog : public DeliveryLog {
 
  private:
   Status WriteRows(const std::vector<Delivery>& rows) {
-    return Write([&](SqliteConnection* conn) {
+    return db_->WriteBehind([&](SqliteConnection* conn) {
       for (const Delivery& d : rows) {
         SqliteStatement stmt;
         Status s = conn->Prepare(kInsertSql, &stmt);

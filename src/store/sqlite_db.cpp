@@ -486,15 +486,28 @@ Status SqliteConnection::Configure(const SqliteOptions& options) {
   return Status::OK();
 }
 
-// Runs after each commit, with SQLite's write lock released but this
-// process's writer mutex still held (SqliteTransaction::Commit), so no
-// thread of this process queues a commit behind a WAL that only grows.
-// TRUNCATE waits (busy handler) for readers and other processes' writers,
-// copies the WAL into the database and empties it. On failure (busy) the
-// next commit tries again.
+// Runs after each commit. Past half the limit it wakes the checkpointer,
+// which copies the WAL into the database without blocking anyone (PASSIVE)
+// and then restarts it from the start, so the commits queued behind this
+// one never wait for a copy of the whole WAL. At the limit (the
+// checkpointer fell behind) the commit checkpoints itself, with SQLite's
+// write lock released but this process's writer mutex still held
+// (SqliteTransaction::Commit), so no thread of this process queues a
+// commit behind a WAL that only grows: TRUNCATE waits (busy handler) for
+// readers and other processes' writers, copies the WAL into the database
+// and empties it. On failure (busy) the next commit tries again.
 int SqliteConnection::WalHook(void* arg, sqlite3* db, const char* name, int frames) {
   SqliteConnection* conn = static_cast<SqliteConnection*>(arg);
-  if (frames < conn->wal_limit_frames_) return SQLITE_OK;
+  if (frames < conn->wal_limit_frames_) {
+    if (frames >= conn->wal_limit_frames_ / 2 && conn->owner_ != nullptr) {
+      conn->owner_->RequestCheckpoint();
+    }
+    return SQLITE_OK;
+  }
+  // After the checkpointer's copy, if one is under way (it would make this
+  // one fail busy while the WAL grows).
+  std::unique_lock<std::mutex> copying;
+  if (conn->owner_ != nullptr) copying = std::unique_lock<std::mutex>(conn->owner_->copy_mu_);
   const int rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
   if (rc == SQLITE_OK && conn->owner_ != nullptr) conn->owner_->bounded_checkpoints_++;
   return SQLITE_OK;
@@ -603,19 +616,48 @@ SqliteDb::~SqliteDb() {
 
 // PASSIVE: copies what it can without waiting for, or blocking, readers and
 // writers; the fsync of the database file happens here, not in a commit.
+// Asked by WalHook past half the WAL limit, it then also restarts the WAL
+// (RESTART: the copy is already done, so writers wait only for the frames
+// committed since), keeping the file's blocks for the next frames.
 void SqliteDb::CheckpointLoop() {
   std::unique_lock<std::mutex> lock(checkpoint_mu_);
   const auto interval = std::chrono::milliseconds(options_.checkpoint_interval_ms);
-  while (!checkpoint_cv_.wait_for(lock, interval, [this] { return stopping_; })) {
+  while (true) {
+    checkpoint_cv_.wait_for(lock, interval, [this] { return stopping_ || checkpoint_asked_; });
+    if (stopping_) return;
+    const bool asked = checkpoint_asked_;
+    checkpoint_asked_ = false;
     lock.unlock();
     SqliteLease lease;
     if (Acquire(&lease).ok()) {
-      sqlite3_wal_checkpoint_v2(lease->handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr,
-                                nullptr);
+      int rc = SQLITE_OK;
+      {
+        std::lock_guard<std::mutex> copying(copy_mu_);
+        rc = sqlite3_wal_checkpoint_v2(lease->handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr,
+                                       nullptr);
+      }
+      if (asked && rc == SQLITE_OK) {
+        // Between this process's transactions (its writer mutex), so it
+        // waits only for other processes.
+        std::lock_guard<std::mutex> writers(write_mutex_);
+        std::lock_guard<std::mutex> copying(copy_mu_);
+        if (sqlite3_wal_checkpoint_v2(lease->handle(), nullptr, SQLITE_CHECKPOINT_RESTART, nullptr,
+                                      nullptr) == SQLITE_OK) {
+          background_restarts_++;
+        }
+      }
     }
     lease.Reset();
     lock.lock();
   }
+}
+
+void SqliteDb::RequestCheckpoint() {
+  if (!checkpointer_.joinable()) return;
+  std::lock_guard<std::mutex> lock(checkpoint_mu_);
+  if (checkpoint_asked_) return;
+  checkpoint_asked_ = true;
+  checkpoint_cv_.notify_one();
 }
 
 // Lends an idle connection, opens a new one while fewer than pool_size
@@ -737,6 +779,23 @@ Status SqliteDb::OpenWriter(std::unique_ptr<SqliteConnection>* conn) {
     (*conn)->owner_ = this;
   }
   return s;
+}
+
+Status SqliteDb::WriteBehind(const WriteBody& body) {
+  {
+    std::shared_lock<std::shared_mutex> lock(runner_mu_);
+    if (runner_ != nullptr) return runner_->RunWrite(body);
+  }
+  SqliteLease lease;
+  Status s = Acquire(&lease);
+  if (!s.ok()) return s;
+  SqliteConnection* conn = lease.get();
+  return WriteTransaction(conn, [&] { return body(conn); });
+}
+
+void SqliteDb::SetWriteRunner(WriteRunner* runner) {
+  std::unique_lock<std::shared_mutex> lock(runner_mu_);
+  runner_ = runner;
 }
 
 void SqliteDb::SetWriteError(const Status& s) {

@@ -21,6 +21,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -57,10 +58,12 @@ struct SqliteOptions {
   // otpd; a power failure can lose the last commits) or "FULL" (an fsync
   // per commit: durable against power failure too).
   std::string synchronous = "NORMAL";
-  // > 0 (with checkpoint_interval_ms): the commit that leaves the WAL above
-  // this many bytes checkpoints it at once (TRUNCATE), still holding this
-  // process's writer lock, and journal_size_limit is set to it, so the WAL
-  // stays bounded under sustained writes. 0: no bound.
+  // > 0 (with checkpoint_interval_ms): past half of this many bytes a
+  // commit wakes the checkpointer, which copies the WAL and restarts it;
+  // the commit that leaves the WAL above it checkpoints it at once
+  // (TRUNCATE), still holding this process's writer lock; and
+  // journal_size_limit is set to it, so the WAL stays bounded under
+  // sustained writes. 0: no bound.
   int64_t wal_limit_bytes = 0;
   // CheckWritable fails while the file system of the database has less
   // than this many bytes free for otpd (a full disk). 0: not checked.
@@ -290,8 +293,29 @@ class SqliteDb : public std::enable_shared_from_this<SqliteDb> {
   // WriteHealth. Must be closed before this handle is destroyed.
   Status OpenWriter(std::unique_ptr<SqliteConnection>* conn);
 
-  // How many TRUNCATE checkpoints the WAL limit has run (tests, bench).
+  // Writes done behind the request (the audit trail, delivery rows): `body`
+  // runs inside a write transaction and its Status is returned. While a
+  // runner is set (SetWriteRunner: the SQLite code store), `body` runs in
+  // one of the runner's own transactions on its writer connection, so the
+  // process's writes share commits and that connection's page cache is
+  // not thrown away by commits of other connections; otherwise in a
+  // transaction of its own on a pooled connection.
+  using WriteBody = std::function<Status(SqliteConnection*)>;
+  class WriteRunner {
+   public:
+    virtual ~WriteRunner() = default;
+    // Runs `body` inside a write transaction and returns once it has
+    // committed (or failed).
+    virtual Status RunWrite(const WriteBody& body) = 0;
+  };
+  Status WriteBehind(const WriteBody& body);
+  // Sets the runner (nullptr: none); waits for calls of the previous one to
+  // return. REQUIRES: not called from inside WriteBehind.
+  void SetWriteRunner(WriteRunner* runner);
+  // How many TRUNCATE checkpoints the WAL limit has run in a commit, and
+  // how many times the checkpointer restarted the WAL (tests, bench).
   int64_t BoundedCheckpoints() const { return bounded_checkpoints_.load(); }
+  int64_t BackgroundRestarts() const { return background_restarts_.load(); }
 
  private:
   friend class SqliteLease;
@@ -313,6 +337,11 @@ class SqliteDb : public std::enable_shared_from_this<SqliteDb> {
   mutable std::mutex health_mu_;
   std::string write_error_;  // guarded by health_mu_
   std::atomic<int64_t> bounded_checkpoints_{0};
+  std::atomic<int64_t> background_restarts_{0};
+  // Wakes the checkpointer now (WalHook, past half the WAL limit).
+  void RequestCheckpoint();
+  std::shared_mutex runner_mu_;
+  WriteRunner* runner_ = nullptr;  // guarded by runner_mu_
 
   std::mutex write_mutex_;  // one writer at a time in this process
   std::mutex mu_;           // guards the pool below
@@ -323,9 +352,12 @@ class SqliteDb : public std::enable_shared_from_this<SqliteDb> {
 
   void CheckpointLoop();
   std::mutex checkpoint_mu_;
+  // Held by every checkpoint of this process; after write_mutex_ when both.
+  std::mutex copy_mu_;
   std::condition_variable checkpoint_cv_;
-  bool stopping_ = false;
-  std::thread checkpointer_;  // runs while checkpoint_interval_ms > 0
+  bool stopping_ = false;          // guarded by checkpoint_mu_
+  bool checkpoint_asked_ = false;  // guarded by checkpoint_mu_
+  std::thread checkpointer_;       // runs while checkpoint_interval_ms > 0
 };
 
 }  // namespace otpd

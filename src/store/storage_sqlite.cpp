@@ -11,6 +11,11 @@
 // row is in the WAL (kill -9 loses no answered code or attempt), and
 // attempts and caps are exact across threads and processes.
 //
+// The process's other writes behind the request (the audit trail, delivery
+// rows: SqliteDb::WriteBehind) join the same batches, each in a savepoint
+// of its own: no second connection takes the file's write lock between
+// batches, and the writer's page cache stays valid.
+//
 // A failed write or commit rolls the batch back; the state, which already
 // holds the batch's rows, is then rebuilt from the file before the next
 // batch. PurgeExpired forgets what has expired and deletes dead rows from
@@ -69,10 +74,13 @@ constexpr int64_t kCompactAgeMs = 60 * 1000;
 // The channel whose global budget a send spends (the log's channel column).
 std::string ChannelOf(const SendRequest& request) { return ChannelName(request.channel); }
 
-class SqliteStorage : public Storage {
+class SqliteStorage : public Storage, public SqliteDb::WriteRunner {
  public:
   SqliteStorage(std::shared_ptr<SqliteDb> db, Clock* clock) : db_(std::move(db)), clock_(clock) {}
-  ~SqliteStorage() override { writer_.reset(); }
+  ~SqliteStorage() override {
+    db_->SetWriteRunner(nullptr);
+    writer_.reset();
+  }
 
   // Opens the writer connection and reads the whole log (one read
   // transaction: it does not hold the write lock).
@@ -89,9 +97,10 @@ class SqliteStorage : public Storage {
   Status PurgeExpired(int64_t grace_ms, int64_t history_ms, int64_t* purged) override;
   Status CheckWritable() override;
   Status CountActiveCodes(int64_t* count) override;
+  Status RunWrite(const SqliteDb::WriteBody& body) override;
 
  private:
-  enum class OpKind { kPut, kDelete, kVerify, kSend, kPurge, kCount };
+  enum class OpKind { kPut, kDelete, kVerify, kSend, kPurge, kCount, kWrite };
   struct Op {
     explicit Op(OpKind k) : kind(k) {}
     OpKind kind;
@@ -106,6 +115,8 @@ class SqliteStorage : public Storage {
     int64_t grace_ms = 0;
     int64_t history_ms = 0;
     int64_t count = 0;
+    const SqliteDb::WriteBody* body = nullptr;  // kWrite
+    Status written;                             // kWrite: the body's own Status
     Status result;
     // The caller waits on its own mutex, never on mu_, so waking it does
     // not contend with the next batch.
@@ -132,6 +143,7 @@ class SqliteStorage : public Storage {
   Status Append(LogRow* row);
   Status AppendPut(const StoredCode& code);
   Status Compact();
+  Status WriteInSavepoint(Op* op);
   Status ReadSetting(const char* key, int64_t* value);
   Status WriteSetting(const char* key, int64_t value);
 
@@ -159,7 +171,9 @@ Status SqliteStorage::Load() {
   if (s.ok()) s = Reload();
   Status end = writer_->Exec(s.ok() ? "COMMIT" : "ROLLBACK");
   committed_ = cursor_;
-  return s.ok() ? end : s;
+  if (!s.ok()) return s;
+  if (end.ok()) db_->SetWriteRunner(this);
+  return end;
 }
 
 // Each waiting caller sleeps on its own condition variable (and mutex),
@@ -218,7 +232,7 @@ void SqliteStorage::RunBatch(const std::vector<Op*>& batch) {
     return;
   }
   committed_ = cursor_;
-  for (Op* op : batch) op->result = Status::OK();
+  for (Op* op : batch) op->result = op->kind == OpKind::kWrite ? op->written : Status::OK();
 }
 
 Status SqliteStorage::ReadSetting(const char* key, int64_t* value) {
@@ -389,8 +403,23 @@ Status SqliteStorage::Decide(Op* op) {
     case OpKind::kCount:
       op->count = state_.CountActive(now);
       return Status::OK();
+    case OpKind::kWrite:
+      return WriteInSavepoint(op);
   }
   return Status::Internal("unknown store operation");
+}
+
+// A failing body is undone alone (its rows come back to its caller, which
+// retries them), and the batch's decisions still commit.
+Status SqliteStorage::WriteInSavepoint(Op* op) {
+  Status s = writer_->Exec("SAVEPOINT write_behind");
+  if (!s.ok()) return s;
+  op->written = (*op->body)(writer_.get());
+  if (!op->written.ok()) {
+    s = writer_->Exec("ROLLBACK TO write_behind");
+    if (!s.ok()) return s;
+  }
+  return writer_->Exec("RELEASE write_behind");
 }
 
 // Deletes dead rows from the file. While no other process has appended
@@ -513,6 +542,12 @@ Status SqliteStorage::CountActiveCodes(int64_t* count) {
   Status s = Submit(&op);
   if (s.ok()) *count = op.count;
   return s;
+}
+
+Status SqliteStorage::RunWrite(const SqliteDb::WriteBody& body) {
+  Op op(OpKind::kWrite);
+  op.body = &body;
+  return Submit(&op);
 }
 
 // Stores `fingerprint` in the settings table when none is there, and
