@@ -185,6 +185,23 @@ TEST_CASE("SqliteStorage: compaction bounds the log; two handles on one file sta
   CHECK(Query(db_b, "SELECT attempts FROM otps WHERE user_id = 'live'") == "3");
 }
 
+TEST_CASE("SqliteStorage: one purge deletes thousands of dead rows, a chunk per batch") {
+  TempDir dir;
+  FakeClock clock;
+  auto db = Open(dir.File("otpd.db"));
+  auto storage = Store(db, &clock);
+  // 5 000 replaced codes: more dead rows than one batch deletes.
+  for (int i = 0; i < 5000; i++) {
+    REQUIRE(storage->PutCode(Code("u" + std::to_string(i % 10), "111111", &clock)).ok());
+  }
+  CHECK(Query(db, "SELECT count(*) FROM code_log") == "5000");
+  Purge(storage.get());
+  CHECK(Query(db, "SELECT count(*) FROM code_log") == "10");  // each user's last code
+  for (int i = 0; i < 10; i++) {
+    CHECK(Verify(storage.get(), "u" + std::to_string(i), "111111").outcome == VerifyOutcome::kOk);
+  }
+}
+
 TEST_CASE("SqliteStorage: send history past its window leaves the log") {
   TempDir dir;
   FakeClock clock;

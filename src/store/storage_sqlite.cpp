@@ -23,8 +23,10 @@
 // since can have read them (see Compact), and a process that fell behind
 // a compaction rebuilds its state from the file.
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstdlib>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <utility>
@@ -70,6 +72,11 @@ constexpr char kMarkAtKey[] = "log_mark_at";
 // Rows die in the file only this long after they could first be deleted,
 // so a process that writes at least this often never has to reload.
 constexpr int64_t kCompactAgeMs = 60 * 1000;
+// Dead rows deleted per batch: a purge after a busy minute finds hundreds
+// of thousands, and deleting them in one transaction stalled every request
+// queued behind it for hundreds of milliseconds and put tens of MB in the
+// WAL at once.
+constexpr size_t kDeleteChunk = 2048;
 
 // The channel whose global budget a send spends (the log's channel column).
 std::string ChannelOf(const SendRequest& request) { return ChannelName(request.channel); }
@@ -100,7 +107,7 @@ class SqliteStorage : public Storage, public SqliteDb::WriteRunner {
   Status RunWrite(const SqliteDb::WriteBody& body) override;
 
  private:
-  enum class OpKind { kPut, kDelete, kVerify, kSend, kPurge, kCount, kWrite };
+  enum class OpKind { kPut, kDelete, kVerify, kSend, kPurge, kDeleteDead, kCount, kWrite };
   struct Op {
     explicit Op(OpKind k) : kind(k) {}
     OpKind kind;
@@ -143,6 +150,7 @@ class SqliteStorage : public Storage, public SqliteDb::WriteRunner {
   Status Append(LogRow* row);
   Status AppendPut(const StoredCode& code);
   Status Compact();
+  Status DeleteDead();
   Status WriteInSavepoint(Op* op);
   Status ReadSetting(const char* key, int64_t* value);
   Status WriteSetting(const char* key, int64_t value);
@@ -159,6 +167,10 @@ class SqliteStorage : public Storage, public SqliteDb::WriteRunner {
   CodeLogState state_;
   int64_t cursor_ = 0;         // every row with seq <= cursor_ is applied
   bool needs_reload_ = false;  // the state holds rows that were rolled back
+  // Dead rows log_compacted_seq covers but still in the file, largest
+  // first; more_dead_ says whether any are left (read outside batches).
+  std::vector<int64_t> deleting_;
+  std::atomic<bool> more_dead_{false};
   bool foreign_rows_ = false;  // rows from elsewhere read since the last compaction
   int64_t committed_ = 0;      // cursor_ after the last commit
   int64_t data_version_ = -1;  // PRAGMA data_version when last caught up
@@ -232,6 +244,7 @@ void SqliteStorage::RunBatch(const std::vector<Op*>& batch) {
     return;
   }
   committed_ = cursor_;
+  more_dead_.store(!deleting_.empty());
   for (Op* op : batch) op->result = op->kind == OpKind::kWrite ? op->written : Status::OK();
 }
 
@@ -281,6 +294,7 @@ Status SqliteStorage::CatchUp() {
 
 Status SqliteStorage::Reload() {
   state_.Clear();
+  deleting_.clear();  // still in the file: found dead again as it is read
   cursor_ = 0;
   Status s = ReadRows(0);
   needs_reload_ = !s.ok();
@@ -400,6 +414,8 @@ Status SqliteStorage::Decide(Op* op) {
     case OpKind::kPurge:
       op->count = state_.Purge(now, op->grace_ms, op->history_ms);
       return Compact();
+    case OpKind::kDeleteDead:
+      return DeleteDead();
     case OpKind::kCount:
       op->count = state_.CountActive(now);
       return Status::OK();
@@ -443,19 +459,31 @@ Status SqliteStorage::Compact() {
   } else if (mark_at > 0) {
     return Status::OK();  // the mark is too young: it ages
   }
-  for (int64_t seq : state_.TakeDead(upto)) {
-    SqliteStatement stmt;
-    s = writer_->Prepare(kDeleteRowSql, &stmt);
-    if (!s.ok()) return s;
-    stmt.BindInt64(1, seq);
-    s = stmt.Run();
-    if (!s.ok()) return s;
-  }
-  if (upto > compacted) s = WriteSetting(kCompactedKey, upto);
+  std::vector<int64_t> dead = state_.TakeDead(upto);
+  deleting_.insert(deleting_.end(), dead.begin(), dead.end());
+  // Largest first, so the chunks go from the oldest rows on, in file order.
+  std::sort(deleting_.begin(), deleting_.end(), std::greater<int64_t>());
+  s = DeleteDead();
+  if (s.ok() && upto > compacted) s = WriteSetting(kCompactedKey, upto);
   if (s.ok()) s = WriteSetting(kMarkKey, cursor_);
   if (s.ok()) s = WriteSetting(kMarkAtKey, now);
   if (s.ok()) foreign_rows_ = false;
   return s;
+}
+
+// Deletes the next kDeleteChunk rows of deleting_ (rows the compaction
+// already declared gone: log_compacted_seq covers them).
+Status SqliteStorage::DeleteDead() {
+  for (size_t n = 0; n < kDeleteChunk && !deleting_.empty(); n++) {
+    SqliteStatement stmt;
+    Status s = writer_->Prepare(kDeleteRowSql, &stmt);
+    if (!s.ok()) return s;
+    stmt.BindInt64(1, deleting_.back());
+    s = stmt.Run();
+    if (!s.ok()) return s;
+    deleting_.pop_back();
+  }
+  return Status::OK();
 }
 
 Status SqliteStorage::PutCode(const StoredCode& code) {
@@ -518,7 +546,14 @@ Status SqliteStorage::PurgeExpired(int64_t grace_ms, int64_t history_ms, int64_t
   op.grace_ms = grace_ms;
   op.history_ms = history_ms;
   Status s = Submit(&op);
-  if (s.ok()) *purged = op.count;
+  if (!s.ok()) return s;
+  *purged = op.count;
+  // The rest of the dead rows, a chunk per batch, so requests interleave.
+  do {
+    Op more(OpKind::kDeleteDead);
+    s = Submit(&more);
+    if (!s.ok()) return s;
+  } while (more_dead_.load());
   return s;
 }
 
