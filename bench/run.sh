@@ -32,9 +32,9 @@ RESULTS=""  # lines: name|rps|p50|p99|p999|socket_errors|5xx|2xx|rss_kb
 # The abuse limits as they run in production, except what one load
 # generator on one address would trip: the per-client request limit is
 # raised, the resend cooldown, the per-IP and the global send caps are off
-# (those two caps are checked with an index scan that grows with the cap,
-# so a cap raised to fit a benchmark would measure that scan). Per-user and
-# per-phone caps and the failure cap stay at their defaults.
+# (one client address and one global budget would refuse nearly every
+# send). Per-user and per-phone caps and the failure cap stay at their
+# defaults.
 LIMITS="--ip-requests-per-minute 1000000 --ip-burst 1000000 --send-cooldown 0
   --send-ip-cap 0 --sms-budget-per-hour 0 --pumping-detection false"
 
