@@ -29,6 +29,7 @@
 #endif
 
 #include "core/code_hash.h"
+#include "otp/audit.h"
 #include "otp/rules.h"
 #include "store/sqlite_db.h"
 #include "test_util.h"
@@ -1170,6 +1171,40 @@ TEST_CASE(
   }
   CHECK(db->WriteBehind(insert("late", false)).ok());
   CHECK(probes() == "kept,late");
+}
+
+TEST_CASE("SqliteStorage: audit records written behind parallel verifies all land, exactly" *
+          doctest::test_suite("tsan")) {
+  SqliteStore store;
+  std::unique_ptr<AuditLog> audit;
+  REQUIRE(NewSqliteAuditLog(store.db, &store.clock, &audit).ok());
+  constexpr int kThreads = 8;
+  constexpr int kRounds = 50;
+  std::atomic<int> verified{0}, recorded{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; t++) {
+    threads.emplace_back([&, t] {
+      const std::string user = "t" + std::to_string(t);
+      for (int i = 0; i < kRounds; i++) {
+        if (!store.storage->PutCode(CodeFor(user, "123456", &store.clock)).ok()) return;
+        if (VerifyOutcomeOf(store.storage.get(), user, HashOf(user, "123456")) ==
+            VerifyOutcome::kOk) {
+          verified++;
+        }
+        if (audit->Record(AuditEvent{-1, user, "+1*******111", "", "verify", "ok"}).ok()) {
+          recorded++;
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  CHECK(verified.load() == kThreads * kRounds);
+  CHECK(recorded.load() == kThreads * kRounds);
+  std::vector<AuditEvent> events;
+  REQUIRE(audit->Query(AuditQuery{"", 0, 100000}, &events).ok());  // flushes first
+  CHECK(events.size() == static_cast<size_t>(kThreads * kRounds));
+  REQUIRE(audit->Query(AuditQuery{"t3", 0, 100000}, &events).ok());
+  CHECK(events.size() == static_cast<size_t>(kRounds));
 }
 
 // ---------------------------------------------------------------------------
