@@ -461,7 +461,10 @@ Status SqliteStorage::Compact() {
   }
   std::vector<int64_t> dead = state_.TakeDead(upto);
   deleting_.insert(deleting_.end(), dead.begin(), dead.end());
-  // Largest first, so the chunks go from the oldest rows on, in file order.
+  // Largest first, so the chunks go from the oldest rows on: whatever has
+  // been deleted when a process reloads is a prefix of the dead rows, and
+  // a row that undoes older ones (a replacing code, a used-up code that
+  // clears failures) is still there while those are.
   std::sort(deleting_.begin(), deleting_.end(), std::greater<int64_t>());
   s = DeleteDead();
   if (s.ok() && upto > compacted) s = WriteSetting(kCompactedKey, upto);
