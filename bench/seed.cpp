@@ -1,6 +1,8 @@
 // Fills a database for the benchmarks: N users u0000000.. with phones, each
 // with a live code that the wrk scripts can compute: the code of user n is
 // (n * 7919 + 13) mod 10^6, zero-padded, hashed with SECRET as otpd does.
+// The audit trail holds a week of history, as a database in service does:
+// 2 000 000 records of random users, the newest an hour old.
 //   seed DB SECRET N [users-only]
 //   seed DB SECRET N redis PORT PREFIX   (Redis build: users in DB, codes
 //                                        through the Redis store on 127.0.0.1:PORT)
@@ -83,6 +85,21 @@ int main(int argc, char** argv) {
     c.BindInt64(3, now);
     c.BindInt64(4, now + 86400000);
     s = c.Run();
+  }
+  if (s.ok()) {
+    otpd::SqliteStatement a;
+    s = conn->Prepare(
+        "WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < 1999999)"
+        " INSERT INTO audit (at, user_id, phone, client_ip, event, outcome)"
+        " SELECT ?1 - 3600000 - (1999999 - i) * 302, printf('u%07d', abs(random()) % ?2),"
+        " '+1*******111', '203.0.113.5', CASE i % 2 WHEN 0 THEN 'send' ELSE 'verify' END,"
+        " CASE i % 2 WHEN 0 THEN 'sent' ELSE 'ok' END FROM c",
+        &a);
+    if (s.ok()) {
+      a.BindInt64(1, now);
+      a.BindInt64(2, n);
+      s = a.Run();
+    }
   }
   if (s.ok()) s = txn.Commit();
   if (!s.ok()) return Fail("insert", s);

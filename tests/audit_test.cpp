@@ -60,6 +60,22 @@ TEST_CASE("AuditLog: records are stamped by the clock and read back oldest first
   CHECK(newest[0].user_id == "def");
 }
 
+TEST_CASE("AuditLog: a user's newest records among newer ones of others, with no index by user") {
+  AuditStore s;
+  for (const char* outcome : {"sent", "invalid_code", "ok"}) {
+    s.Add("abc", outcome);
+    s.clock.Advance(10);
+    for (int i = 0; i < 50; i++) s.Add("u" + std::to_string(i), "sent");
+    s.clock.Advance(10);
+  }
+  std::vector<AuditEvent> abc = s.Query("abc", 0, 2);
+  REQUIRE(abc.size() == 2);
+  CHECK(abc[0].outcome == "invalid_code");
+  CHECK(abc[1].outcome == "ok");
+  CHECK(s.Query("abc", s.clock.NowMillis() - 30).size() == 1);
+  CHECK(s.Query("", 0).size() == 153);
+}
+
 TEST_CASE("AuditLog: Purge removes events older than the retention") {
   AuditStore s;
   s.Add("abc", "sent");

@@ -217,6 +217,32 @@ TEST_CASE("Reopening a database changes nothing") {
   CHECK(raw.Query("SELECT phone FROM users WHERE user_id = 'keep'") == "+15551234567");
 }
 
+TEST_CASE("The last migration drops the audit trail's index by user and keeps its records") {
+  TempDir dir;
+  const std::string path = dir.File("otpd.db");
+  MustOpen(path).reset();
+  const std::string previous = std::to_string(SqliteSchemaVersion() - 1);
+  {
+    // The file as the previous version left it: indexed by user too.
+    RawDb raw(path);
+    REQUIRE(raw.Exec("CREATE INDEX audit_user_at ON audit (user_id, at)") == SQLITE_OK);
+    REQUIRE(raw.Exec("INSERT INTO audit (at, user_id, phone, client_ip, event, outcome)"
+                     " VALUES (5, 'kept', '', '127.0.0.1', 'verify', 'ok')") == SQLITE_OK);
+    REQUIRE(raw.Exec("PRAGMA user_version = " + previous) == SQLITE_OK);
+  }
+  std::shared_ptr<SqliteDb> db = MustOpen(path);
+  RawDb raw(path);
+  CHECK(raw.Query("PRAGMA user_version") == std::to_string(SqliteSchemaVersion()));
+  CHECK(raw.Query("SELECT count(*) FROM sqlite_master WHERE name = 'audit_user_at'") == "0");
+  CHECK(raw.Query("SELECT count(*) FROM sqlite_master WHERE name = 'audit_at'") == "1");
+  CHECK(raw.Query("SELECT user_id || ' ' || outcome FROM audit") == "kept ok");
+  // An operator's own index by user survives every later start.
+  db.reset();
+  REQUIRE(raw.Exec("CREATE INDEX audit_user_at ON audit (user_id, at)") == SQLITE_OK);
+  db = MustOpen(path);
+  CHECK(raw.Query("SELECT count(*) FROM sqlite_master WHERE name = 'audit_user_at'") == "1");
+}
+
 TEST_CASE("Handles opening one new file at once migrate it once") {
   TempDir dir;
   const std::string path = dir.File("otpd.db");

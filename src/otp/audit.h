@@ -39,7 +39,7 @@ class AuditLog {
  public:
   virtual ~AuditLog() = default;
   // Appends `event` stamped with the Clock's now. The SQLite log writes it
-  // behind the request (within 500 ms, and before any Query or Purge); a
+  // behind the request (within 200 ms, and before any Query or Purge); a
   // crash can lose the records of that last moment, a stop does not.
   virtual Status Record(const AuditEvent& event) = 0;
   // The matching events, oldest first.

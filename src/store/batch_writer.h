@@ -44,14 +44,8 @@ template <typename Row>
 class BatchWriter {
  public:
   using WriteFn = std::function<Status(const std::vector<Row>&)>;
-  // Orders the rows of a flush before they are written (null: as queued).
-  using Less = std::function<bool(const Row&, const Row&)>;
-
-  BatchWriter(const BatchWriterOptions& options, WriteFn write, Less order = nullptr)
-      : options_(options),
-        write_(std::move(write)),
-        order_(std::move(order)),
-        thread_([this] { Loop(); }) {}
+  BatchWriter(const BatchWriterOptions& options, WriteFn write)
+      : options_(options), write_(std::move(write)), thread_([this] { Loop(); }) {}
 
   ~BatchWriter() {
     {
@@ -86,7 +80,6 @@ class BatchWriter {
       rows.swap(pending_);
     }
     if (rows.empty()) return Status::OK();
-    if (order_) std::stable_sort(rows.begin(), rows.end(), order_);
     const size_t step = options_.chunk > 0 ? options_.chunk : rows.size();
     Status s;
     size_t done = 0;
@@ -137,7 +130,6 @@ class BatchWriter {
 
   const BatchWriterOptions options_;
   const WriteFn write_;
-  const Less order_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::vector<Row> pending_;  // guarded by mu_

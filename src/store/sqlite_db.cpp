@@ -176,6 +176,16 @@ CREATE TRIGGER otps_update INSTEAD OF UPDATE ON otps BEGIN
     VALUES (1, NEW.user_id, NEW.issued_at, NEW.code_hash, NEW.expires_at, NEW.attempts);
 END;
 )sql",
+    // The audit trail is appended to in time order and indexed by time
+    // only. Its index by user put every record in a page of its own once
+    // the table outgrew a batch: with a week of history (2M records) a
+    // verify-code run fell from 24.8k to 15k requests a second and its p99
+    // rose from 6 to 42 ms. A per-user query now reads its time window
+    // (README, "Audit trail"); an operator who wants the index back can
+    // create it with SQL and the queries use it.
+    R"sql(
+DROP INDEX IF EXISTS audit_user_at;
+)sql",
 };
 
 constexpr int kSchemaVersion = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));
