@@ -96,16 +96,14 @@ TEST_CASE(
   std::vector<size_t> failing = {2};
   BatchWriterOptions options = Options(1000, 100, 3600 * 1000);
   options.chunk = 3;
-  BatchWriter<int> writer(
-      options,
-      [&](const std::vector<int>& rows) {
-        std::lock_guard<std::mutex> lock(mu);
-        calls.push_back(rows);
-        for (size_t f : failing) {
-          if (f == calls.size()) return Status::Unavailable("disk on fire");
-        }
-        return Status::OK();
-      });
+  BatchWriter<int> writer(options, [&](const std::vector<int>& rows) {
+    std::lock_guard<std::mutex> lock(mu);
+    calls.push_back(rows);
+    for (size_t f : failing) {
+      if (f == calls.size()) return Status::Unavailable("disk on fire");
+    }
+    return Status::OK();
+  });
   for (int v : {19, 5, 21, 3, 11, 7, 30, 8}) REQUIRE(writer.Add(v).ok());
   // In the order queued, chunks of 3; the second chunk fails.
   CHECK(writer.Flush().code() == Status::Code::kUnavailable);
