@@ -12,8 +12,8 @@
 
 #include "core/clock.h"
 #include "core/code_hash.h"
-#include "store/sqlite_db.h"
 #include "otp/storage.h"
+#include "store/sqlite_db.h"
 
 namespace {
 
@@ -77,8 +77,10 @@ int main(int argc, char** argv) {
     }
     if (!s.ok() || !with_codes) continue;
     otpd::SqliteStatement c;
-    s = conn->Prepare("INSERT OR REPLACE INTO otps (user_id, code_hash, issued_at, expires_at,"
-                      " attempts) VALUES (?1, ?2, ?3, ?4, 0)", &c);
+    s = conn->Prepare(
+        "INSERT OR REPLACE INTO otps (user_id, code_hash, issued_at, expires_at,"
+        " attempts) VALUES (?1, ?2, ?3, ?4, 0)",
+        &c);
     if (!s.ok()) break;
     c.BindText(1, user);
     c.BindBlob(2, hasher.Hash(user, code));

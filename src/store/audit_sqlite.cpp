@@ -44,9 +44,8 @@ class SqliteAuditLog : public AuditLog {
   SqliteAuditLog(std::shared_ptr<SqliteDb> db, Clock* clock)
       : db_(std::move(db)),
         clock_(clock),
-        queue_(
-            BatchWriterOptions{"audit records", 2048, 100000, 200, 256},
-            [this](const std::vector<AuditEvent>& batch) { return WriteBatch(batch); }) {}
+        queue_(BatchWriterOptions{"audit records", 2048, 100000, 200, 256},
+               [this](const std::vector<AuditEvent>& batch) { return WriteBatch(batch); }) {}
 
   Status Record(const AuditEvent& event) override {
     AuditEvent stamped = event;
