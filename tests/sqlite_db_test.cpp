@@ -107,6 +107,9 @@ TEST_CASE("OpenSqliteDb sets WAL mode and the current schema version") {
   CHECK(raw.Query("PRAGMA user_version") == std::to_string(SqliteSchemaVersion()));
   CHECK(raw.Query("SELECT count(*) FROM sqlite_master WHERE type IN ('table', 'view')"
                   " AND name IN ('users', 'otps', 'code_log')") == "3");
+  // The audit trail is indexed by time only (README, "Audit trail").
+  CHECK(raw.Query("SELECT group_concat(name) FROM sqlite_master WHERE type = 'index'"
+                  " AND tbl_name = 'audit'") == "audit_at");
 }
 
 TEST_CASE("Each connection carries the configured settings") {
