@@ -76,6 +76,25 @@ TEST_CASE("AuditLog: a user's newest records among newer ones of others, with no
   CHECK(s.Query("", 0).size() == 153);
 }
 
+TEST_CASE("AuditLog: with an operator's index by user, queries answer the same") {
+  AuditStore s;
+  {
+    SqliteLease lease;
+    REQUIRE(s.db->Acquire(&lease).ok());
+    REQUIRE(lease.get()->Exec("CREATE INDEX audit_user_at ON audit (user_id, at)").ok());
+  }
+  s.Add("abc", "sent");
+  s.clock.Advance(10);
+  s.Add("def", "sent");
+  s.Add("ABC", "sms_failed");
+  std::vector<AuditEvent> abc = s.Query("abc", 0);
+  REQUIRE(abc.size() == 2);
+  CHECK(abc[0].outcome == "sent");
+  CHECK(abc[1].outcome == "sms_failed");
+  CHECK(s.Query("abc", s.clock.NowMillis()).size() == 1);
+  CHECK(s.Query("", 0).size() == 3);
+}
+
 TEST_CASE("AuditLog: Purge removes events older than the retention") {
   AuditStore s;
   s.Add("abc", "sent");
