@@ -22,6 +22,8 @@
 // the file; rows are deleted only once every process that has written
 // since can have read them (see Compact), and a process that fell behind
 // a compaction rebuilds its state from the file.
+#include <sched.h>
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -77,6 +79,9 @@ constexpr int64_t kCompactAgeMs = 60 * 1000;
 // queued behind it for hundreds of milliseconds and put tens of MB in the
 // WAL at once.
 constexpr size_t kDeleteChunk = 2048;
+// A leader that finds fewer operations than this queued yields the CPU
+// once before it takes them (see Submit).
+constexpr size_t kBatchYieldBelow = 16;
 
 // The channel whose global budget a send spends (the log's channel column).
 std::string ChannelOf(const SendRequest& request) { return ChannelName(request.channel); }
@@ -193,6 +198,14 @@ Status SqliteStorage::Load() {
 // no herd of threads waking to find their batch is not done yet. The next
 // leader is woken first and outside mu_, so its batch starts while this
 // batch's callers are being woken.
+//
+// A leader with a short queue yields the CPU once first. Under load the
+// requests that run in the meantime queue their operations a few
+// microseconds later and join this batch instead of waiting for the next:
+// on 2 busy cores batches grew from about 3 operations to about 16 and the
+// p99 fell by a third (README, Performance). On an idle machine nothing
+// else is runnable, the yield returns at once, and a lone operation does
+// not wait.
 Status SqliteStorage::Submit(Op* op) {
   std::unique_lock<std::mutex> lock(mu_);
   queue_.push_back(op);
@@ -206,6 +219,11 @@ Status SqliteStorage::Submit(Op* op) {
     lock.lock();  // handed the lead: leading_ stayed true
   }
   leading_ = true;
+  if (queue_.size() < kBatchYieldBelow) {
+    lock.unlock();
+    sched_yield();
+    lock.lock();
+  }
   std::vector<Op*> batch;
   batch.swap(queue_);  // holds op
   lock.unlock();
