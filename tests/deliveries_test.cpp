@@ -5,6 +5,9 @@
 
 #include <doctest/doctest.h>
 
+#include <chrono>
+#include <thread>
+
 #include "core/delivery_metrics.h"
 #include "store/sqlite_db.h"
 #include "test_util.h"
@@ -117,6 +120,51 @@ TEST_CASE("delivery log: the newest send is the user's last; the sweep marks onc
     CHECK(f.log->LastForUser("abc", &row).IsNotFound());
   }
 }
+
+#ifdef OTPD_REDIS
+// Rows are written behind the send: the node that sent always finds them
+// (each read flushes first), another node once they are flushed (at most
+// 20 ms later, or when the sending node stops), and a batch of them goes
+// out in one pipelined round trip, in order.
+TEST_CASE("redis delivery log: another node finds each send once it is flushed") {
+  RedisEndpoint endpoint;
+  REQUIRE(ParseRedisUrl(SharedTestRedis().url(), &endpoint).ok());
+  const std::string prefix = UniqueRedisPrefix();
+  std::unique_ptr<DeliveryLog> a, b;
+  REQUIRE(NewRedisDeliveryLog(endpoint, prefix, 1000, 86400000, &a).ok());
+  REQUIRE(NewRedisDeliveryLog(endpoint, prefix, 1000, 86400000, &b).ok());
+  Delivery row;
+  // 600 rows: more than one batch of 256.
+  for (int i = 0; i < 600; i++) {
+    REQUIRE(
+        a->RecordSend(Row("SM" + std::to_string(i), "u" + std::to_string(i % 7), 1000 + i)).ok());
+  }
+  REQUIRE(a->RecordSend(Row("SM5", "other", 5000)).ok());  // same ID again: ignored
+  REQUIRE(a->RecordSend(Row("SM-end", "end", 6000)).ok());  // written last, in order
+  bool seen = false;
+  for (int tries = 0; tries < 500 && !seen; tries++) {  // flushed within 20 ms
+    seen = b->LastForUser("end", &row).ok();
+    if (!seen) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  REQUIRE(seen);
+  for (int u = 0; u < 7; u++) {
+    REQUIRE(b->LastForUser("u" + std::to_string(u), &row).ok());
+    const int last = 599 - (599 - u) % 7;  // the user's newest of the 600
+    CHECK(row.message_id == "SM" + std::to_string(last));
+    CHECK(row.sent_at_ms == 1000 + last);
+  }
+  CHECK(b->LastForUser("other", &row).IsNotFound());
+  // The sending node's own read needs no wait.
+  REQUIRE(a->RecordSend(Row("SM-new", "fresh", 9000)).ok());
+  REQUIRE(a->LastForUser("fresh", &row).ok());
+  CHECK(row.message_id == "SM-new");
+  // A node that stops writes what it had queued.
+  REQUIRE(a->RecordSend(Row("SM-last", "late", 9100)).ok());
+  a.reset();
+  REQUIRE(b->LastForUser("late", &row).ok());
+  CHECK(row.message_id == "SM-last");
+}
+#endif
 
 TEST_CASE("delivery tracker: a change is audited and counted once, replays are not") {
   LogFixture f;
