@@ -139,7 +139,7 @@ TEST_CASE("redis delivery log: another node finds each send once it is flushed")
     REQUIRE(
         a->RecordSend(Row("SM" + std::to_string(i), "u" + std::to_string(i % 7), 1000 + i)).ok());
   }
-  REQUIRE(a->RecordSend(Row("SM5", "other", 5000)).ok());  // same ID again: ignored
+  REQUIRE(a->RecordSend(Row("SM5", "other", 5000)).ok());   // same ID again: ignored
   REQUIRE(a->RecordSend(Row("SM-end", "end", 6000)).ok());  // written last, in order
   bool seen = false;
   for (int tries = 0; tries < 500 && !seen; tries++) {  // flushed within 20 ms
