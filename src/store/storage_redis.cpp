@@ -62,16 +62,23 @@ namespace {
   "  return true, tonumber(r[2]) + window - now\n"                                   \
   "end\n"
 
+// Stores a code: KEYS[k] the code, KEYS[k + 1] the codes index; ARGV[a] to
+// ARGV[a + 4]: hash, issued_at, expires_at, ttl_ms, user. Shared by the put
+// script (k = a = 1) and the fused send-and-put script.
+#define OTPD_LUA_PUT(k, a)                                                     \
+  "local function put_code(k, a)\n"                                            \
+  "  redis.call('HSET', KEYS[k], 'hash', ARGV[a], 'issued_at', ARGV[a + 1],\n" \
+  "             'expires_at', ARGV[a + 2], 'attempts', 0)\n"                   \
+  "  redis.call('PEXPIRE', KEYS[k], ARGV[a + 3])\n"                            \
+  "  redis.call('ZADD', KEYS[k + 1], ARGV[a + 2], ARGV[a + 4])\n"              \
+  "  if redis.call('PTTL', KEYS[k + 1]) < tonumber(ARGV[a + 3]) then\n"        \
+  "    redis.call('PEXPIRE', KEYS[k + 1], ARGV[a + 3])\n"                      \
+  "  end\n"                                                                    \
+  "end\n"                                                                      \
+  "put_code(" k ", " a ")\n"
+
 // KEYS: code, codes index. ARGV: hash, issued_at, expires_at, ttl_ms, user.
-constexpr char kPutScript[] =
-    "redis.call('HSET', KEYS[1], 'hash', ARGV[1], 'issued_at', ARGV[2],\n"
-    "           'expires_at', ARGV[3], 'attempts', 0)\n"
-    "redis.call('PEXPIRE', KEYS[1], ARGV[4])\n"
-    "redis.call('ZADD', KEYS[2], ARGV[3], ARGV[5])\n"
-    "if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[4]) then\n"
-    "  redis.call('PEXPIRE', KEYS[2], ARGV[4])\n"
-    "end\n"
-    "return 1\n";
+constexpr char kPutScript[] = OTPD_LUA_PUT("1", "1") "return 1\n";
 
 // KEYS: code, codes index. ARGV: hash, user.
 constexpr char kDeleteScript[] =
@@ -127,42 +134,51 @@ constexpr char kVerifyScript[] = OTPD_LUA_CAP_REACHED
     "end\n"
     "return {1, max_attempts - (attempts + 1), expires_at, 0}\n";
 
-// KEYS: sends of the user, of the phone, of the IP, of everyone on the
-// request's channel.
+// Checks and records a send. KEYS: sends of the user, of the phone, of the
+// IP, of everyone on the request's channel.
 // ARGV: now, cooldown, per_user, per_phone, per_ip, global, window, member,
 // counts toward global (1/0: checked either way, recorded only when 1).
+// Returns {0, limit (SendLimit), retry_after} when a limit refuses, and
+// otherwise goes on after recording the send.
+#define OTPD_LUA_RESERVE                                                             \
+  OTPD_LUA_CAP_REACHED                                                               \
+  "local now = tonumber(ARGV[1])\n"                                                  \
+  "local cooldown, per_user = tonumber(ARGV[2]), tonumber(ARGV[3])\n"                \
+  "local per_phone, per_ip = tonumber(ARGV[4]), tonumber(ARGV[5])\n"                 \
+  "local global, window = tonumber(ARGV[6]), tonumber(ARGV[7])\n"                    \
+  "local checks = {{1, KEYS[1], 1, cooldown}, {2, KEYS[1], per_user, window},\n"     \
+  "                {3, KEYS[2], per_phone, window}, {4, KEYS[3], per_ip, window},\n" \
+  "                {5, KEYS[4], global, window}}\n"                                  \
+  "local limit, retry = 0, 0\n"                                                      \
+  "for _, c in ipairs(checks) do\n" /* every limit, so retry clears them all */      \
+  "  local hit, r = cap_reached(c[2], c[3], c[4], now)\n"                            \
+  "  if hit then\n"                                                                  \
+  "    if limit == 0 then limit = c[1] end\n"                                        \
+  "    if r > retry then retry = r end\n"                                            \
+  "  end\n"                                                                          \
+  "end\n"                                                                            \
+  "if limit ~= 0 then return {0, limit, retry} end\n"                                \
+  "local function record(key, keep)\n"                                               \
+  "  if keep <= 0 then return end\n"                                                 \
+  "  redis.call('ZADD', key, ARGV[1], ARGV[8])\n"                                    \
+  "  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - keep)\n"                      \
+  "  redis.call('PEXPIRE', key, keep + 1000)\n"                                      \
+  "end\n"                                                                            \
+  "local user_keep = 0\n"                                                            \
+  "if cooldown > 0 then user_keep = cooldown end\n"                                  \
+  "if per_user > 0 and window > user_keep then user_keep = window end\n"             \
+  "record(KEYS[1], user_keep)\n"                                                     \
+  "if per_phone > 0 then record(KEYS[2], window) end\n"                              \
+  "if per_ip > 0 then record(KEYS[3], window) end\n"                                 \
+  "if global > 0 and ARGV[9] == '1' then record(KEYS[4], window) end\n"
+
 // Returns {allowed (0/1), limit (SendLimit), retry_after}.
-constexpr char kReserveScript[] = OTPD_LUA_CAP_REACHED
-    "local now = tonumber(ARGV[1])\n"
-    "local cooldown, per_user = tonumber(ARGV[2]), tonumber(ARGV[3])\n"
-    "local per_phone, per_ip = tonumber(ARGV[4]), tonumber(ARGV[5])\n"
-    "local global, window = tonumber(ARGV[6]), tonumber(ARGV[7])\n"
-    "local checks = {{1, KEYS[1], 1, cooldown}, {2, KEYS[1], per_user, window},\n"
-    "                {3, KEYS[2], per_phone, window}, {4, KEYS[3], per_ip, window},\n"
-    "                {5, KEYS[4], global, window}}\n"
-    "local limit, retry = 0, 0\n"
-    "for _, c in ipairs(checks) do\n"  // every limit, so retry clears them all
-    "  local hit, r = cap_reached(c[2], c[3], c[4], now)\n"
-    "  if hit then\n"
-    "    if limit == 0 then limit = c[1] end\n"
-    "    if r > retry then retry = r end\n"
-    "  end\n"
-    "end\n"
-    "if limit ~= 0 then return {0, limit, retry} end\n"
-    "local function record(key, keep)\n"
-    "  if keep <= 0 then return end\n"
-    "  redis.call('ZADD', key, ARGV[1], ARGV[8])\n"
-    "  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - keep)\n"
-    "  redis.call('PEXPIRE', key, keep + 1000)\n"
-    "end\n"
-    "local user_keep = 0\n"
-    "if cooldown > 0 then user_keep = cooldown end\n"
-    "if per_user > 0 and window > user_keep then user_keep = window end\n"
-    "record(KEYS[1], user_keep)\n"
-    "if per_phone > 0 then record(KEYS[2], window) end\n"
-    "if per_ip > 0 then record(KEYS[3], window) end\n"
-    "if global > 0 and ARGV[9] == '1' then record(KEYS[4], window) end\n"
-    "return {1, 0, 0}\n";
+constexpr char kReserveScript[] = OTPD_LUA_RESERVE "return {1, 0, 0}\n";
+
+// ReserveSendAndPut in one round trip: the reserve script, then, only when
+// the send is allowed, the put script on KEYS[5..6] and ARGV[10..14].
+constexpr char kReserveAndPutScript[] =
+    OTPD_LUA_RESERVE OTPD_LUA_PUT("5", "10") "return {1, 0, 0}\n";
 
 // KEYS: codes index. ARGV: cutoff (now - grace), batch size, code key prefix.
 // Deletes up to a batch of codes with expires_at <= cutoff; returns
@@ -459,11 +475,22 @@ class RedisStorage : public Storage {
                     const VerifyLimits& limits, VerifyResult* result) override;
   Status ReserveSend(const SendRequest& request, const SendLimits& limits,
                      SendDecision* decision) override;
+  // One script, one round trip (kReserveAndPutScript).
+  Status ReserveSendAndPut(const SendRequest& request, const SendLimits& limits,
+                           const StoredCode& code, SendDecision* decision) override;
   Status PurgeExpired(int64_t grace_ms, int64_t history_ms, int64_t* purged) override;
   Status CheckWritable() override;
   Status CountActiveCodes(int64_t* count) override;
 
  private:
+  // The keys and arguments of the put script (appended to *keys, *args).
+  Status PutArgs(const StoredCode& code, std::vector<std::string>* keys,
+                 std::vector<std::string>* args) const;
+  // The same for the reserve script.
+  Status ReserveArgs(const SendRequest& request, const SendLimits& limits,
+                     std::vector<std::string>* keys, std::vector<std::string>* args);
+  // The reserve script's answer {allowed, limit, retry_after} as a decision.
+  Status ReadDecision(const Script& script, const redisReply* reply, SendDecision* decision);
   // Runs `argv` on a pooled connection.
   Status Run(const std::vector<std::string>& argv, Reply* reply);
   // EVALSHA of `script`, loading it first when Redis does not have it
@@ -498,6 +525,7 @@ class RedisStorage : public Storage {
   const Script delete_{"delete", kDeleteScript};
   const Script verify_{"verify", kVerifyScript};
   const Script reserve_{"reserve", kReserveScript};
+  const Script reserve_put_{"reserve and put", kReserveAndPutScript};
   const Script purge_{"purge", kPurgeScript};
   std::string node_id_;  // random, per process
   std::atomic<uint64_t> events_{0};
@@ -568,19 +596,27 @@ Status RedisStorage::Integers(const Script& script, const redisReply* r, size_t 
   return Status::OK();
 }
 
-Status RedisStorage::PutCode(const StoredCode& code) {
+Status RedisStorage::PutArgs(const StoredCode& code, std::vector<std::string>* keys,
+                             std::vector<std::string>* args) const {
   if (code.user_id.empty() || code.code_hash.empty()) {
     return Status::InvalidArgument("PutCode needs a user ID and a code hash");
   }
   const int64_t now = clock_->NowMillis();
   const int64_t ttl =
       std::max<int64_t>(code.expires_at_ms - now, 0) + options_.expired_grace_ms + kCodeTtlSlackMs;
+  keys->insert(keys->end(), {CodeKey(code.user_id), prefix_ + "codes"});
+  args->insert(args->end(), {code.code_hash, std::to_string(code.issued_at_ms),
+                             std::to_string(code.expires_at_ms), std::to_string(ttl),
+                             NormalizeUserId(code.user_id)});
+  return Status::OK();
+}
+
+Status RedisStorage::PutCode(const StoredCode& code) {
+  std::vector<std::string> keys, args;
+  Status s = PutArgs(code, &keys, &args);
+  if (!s.ok()) return s;
   Reply reply;
-  return Eval(
-      put_, {CodeKey(code.user_id), prefix_ + "codes"},
-      {code.code_hash, std::to_string(code.issued_at_ms), std::to_string(code.expires_at_ms),
-       std::to_string(ttl), NormalizeUserId(code.user_id)},
-      &reply);
+  return Eval(put_, keys, args, &reply);
 }
 
 Status RedisStorage::DeleteCode(const std::string& user_id, const std::string& code_hash) {
@@ -618,35 +654,61 @@ Status RedisStorage::VerifyCode(const std::string& user_id, const std::string& c
   return Status::OK();
 }
 
-Status RedisStorage::ReserveSend(const SendRequest& request, const SendLimits& limits,
-                                 SendDecision* decision) {
+Status RedisStorage::ReserveArgs(const SendRequest& request, const SendLimits& limits,
+                                 std::vector<std::string>* keys, std::vector<std::string>* args) {
   if (request.user_id.empty()) return Status::InvalidArgument("ReserveSend needs a user ID");
   const int64_t now = clock_->NowMillis();
   const bool has_ip = !request.client_ip.empty();
-  Reply reply;
-  Status s = Eval(
-      reserve_,
-      {prefix_ + "sends:user:" + NormalizeUserId(request.user_id),
-       prefix_ + "sends:phone:" + KeyPart("phone", request.phone),
-       prefix_ + "sends:ip:" + KeyPart("ip", request.client_ip), GlobalSendsKey(request.channel)},
-      {std::to_string(now), std::to_string(limits.cooldown_ms), std::to_string(limits.per_user),
-       std::to_string(limits.per_phone), std::to_string(has_ip ? limits.per_ip : 0),
-       std::to_string(limits.global), std::to_string(limits.window_ms), EventId(now),
-       request.counts_toward_global ? "1" : "0"},
-      &reply);
+  keys->insert(keys->end(), {prefix_ + "sends:user:" + NormalizeUserId(request.user_id),
+                             prefix_ + "sends:phone:" + KeyPart("phone", request.phone),
+                             prefix_ + "sends:ip:" + KeyPart("ip", request.client_ip),
+                             GlobalSendsKey(request.channel)});
+  args->insert(args->end(), {std::to_string(now), std::to_string(limits.cooldown_ms),
+                             std::to_string(limits.per_user), std::to_string(limits.per_phone),
+                             std::to_string(has_ip ? limits.per_ip : 0),
+                             std::to_string(limits.global), std::to_string(limits.window_ms),
+                             EventId(now), request.counts_toward_global ? "1" : "0"});
+  return Status::OK();
+}
+
+Status RedisStorage::ReadDecision(const Script& script, const redisReply* reply,
+                                  SendDecision* decision) {
   std::vector<int64_t> v;
-  if (s.ok()) s = Integers(reserve_, reply.get(), 3, &v);
+  Status s = Integers(script, reply, 3, &v);
   if (!s.ok()) return s;
   static const SendLimit kLimits[] = {SendLimit::kNone,  SendLimit::kCooldown, SendLimit::kUser,
                                       SendLimit::kPhone, SendLimit::kIp,       SendLimit::kGlobal};
   if (v[1] < 0 || v[1] >= static_cast<int64_t>(std::size(kLimits))) {
-    return Status::Internal("redis script reserve: unknown limit");
+    return Status::Internal(std::string("redis script ") + script.name + ": unknown limit");
   }
   *decision = SendDecision();
   decision->allowed = v[0] == 1;
   decision->limit = kLimits[v[1]];
   decision->retry_after_ms = v[2];
   return Status::OK();
+}
+
+Status RedisStorage::ReserveSend(const SendRequest& request, const SendLimits& limits,
+                                 SendDecision* decision) {
+  std::vector<std::string> keys, args;
+  Status s = ReserveArgs(request, limits, &keys, &args);
+  if (!s.ok()) return s;
+  Reply reply;
+  s = Eval(reserve_, keys, args, &reply);
+  if (!s.ok()) return s;
+  return ReadDecision(reserve_, reply.get(), decision);
+}
+
+Status RedisStorage::ReserveSendAndPut(const SendRequest& request, const SendLimits& limits,
+                                       const StoredCode& code, SendDecision* decision) {
+  std::vector<std::string> keys, args;
+  Status s = ReserveArgs(request, limits, &keys, &args);
+  if (s.ok()) s = PutArgs(code, &keys, &args);  // KEYS[5..6], ARGV[10..14]
+  if (!s.ok()) return s;
+  Reply reply;
+  s = Eval(reserve_put_, keys, args, &reply);
+  if (!s.ok()) return s;
+  return ReadDecision(reserve_put_, reply.get(), decision);
 }
 
 // Codes through the index, in batches; send and failure history is trimmed
