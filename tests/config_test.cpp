@@ -1007,13 +1007,13 @@ TEST_CASE("Redis config keys: the defaults of config.h") {
   CHECK(c.redis_prefix == "otpd:");
   CHECK(c.redis_fallback);
   CHECK(c.redis_timeout_ms == 1000);
-  CHECK(c.redis_connections == 8);
+  CHECK(c.redis_connections == 32);
   const std::string help = Parse({"--help"}).inv.output;
   CHECK(Contains(help, "Redis:"));
   CHECK(Contains(help, "--store TEXT=sqlite"));
   CHECK(Contains(help, "[env OTPD_REDIS_HOST or REDIS_HOST]"));
   CHECK(Contains(help, "[env OTPD_REDIS_PASSWORD or REDIS_PASSWORD]"));
-  CHECK(Contains(help, "--redis-connections INT=8"));
+  CHECK(Contains(help, "--redis-connections INT=32"));
 }
 
 TEST_CASE("Redis config keys: each source sets them; flag > env > file") {

@@ -67,7 +67,7 @@ struct Config {
   // a single host; set false when several nodes share Redis.
   bool redis_fallback = true;
   int redis_timeout_ms = 1000;  // connect and command timeout, 1..60000
-  int redis_connections = 8;    // pooled connections per process, 1..1024
+  int redis_connections = 32;   // pooled connections per process, 1..1024
 
   // --- codes -------------------------------------------------------------
   int code_length = 6;                  // digits, 4..10

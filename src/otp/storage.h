@@ -176,7 +176,7 @@ struct RedisOptions {
   RedisEndpoint endpoint;
   std::string prefix = "otpd:";  // every key otpd writes starts with it
   int timeout_ms = 1000;         // connect and per-command timeout
-  int connections = 8;           // pooled connections, at most
+  int connections = 32;          // pooled connections, at most
   // How long an expired code is kept for its 410 answer (the code key's
   // TTL is expiry + this + a minute).
   int64_t expired_grace_ms = 600 * 1000;
