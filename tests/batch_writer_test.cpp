@@ -4,10 +4,17 @@
 #include "store/batch_writer.h"
 
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include <condition_variable>
+#include <fstream>
 #include <mutex>
+#include <sstream>
+#include <string>
 #include <vector>
+
+#include "core/log.h"
+#include "test_util.h"
 
 namespace otpd {
 namespace {
@@ -119,6 +126,70 @@ TEST_CASE(
   REQUIRE(calls.size() == 4);
   CHECK(calls[2] == std::vector<int>{3, 11, 7});
   CHECK(calls[3] == std::vector<int>{30, 8});
+}
+
+// A write that keeps failing (a full disk, a replaced file) used to be
+// retried at once, forever, once the queue held `batch` rows: one core busy
+// and a log line per try. Now the thread waits flush_ms, doubling after
+// each failure up to kMaxBackoffMs, and logs once a minute at most.
+TEST_CASE("BatchWriter: a failing write is retried after a growing wait and logged once a minute" *
+          doctest::test_suite("tsan")) {
+  TempDir dir;
+  const std::string log_path = dir.File("otpd.log");
+  const int saved_stderr = dup(STDERR_FILENO);
+  REQUIRE(OpenLogFile(log_path).ok());
+  FakeClock clock;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<int64_t> tries;  // the fake monotonic time of each write
+  bool fail = true;
+  std::vector<int> written;
+  {
+    BatchWriterOptions options = Options(2, 100, 10);
+    options.clock = &clock;
+    BatchWriter<int> writer(options, [&](const std::vector<int>& rows) {
+      std::lock_guard<std::mutex> lock(mu);
+      tries.push_back(clock.MonotonicMicros());
+      cv.notify_all();
+      if (fail) return Status::Unavailable("disk on fire");
+      written.insert(written.end(), rows.begin(), rows.end());
+      return Status::OK();
+    });
+    for (int i = 0; i < 5; i++) REQUIRE(writer.Add(i).ok());
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      REQUIRE(cv.wait_for(lock, std::chrono::minutes(1), [&] { return tries.size() >= 30; }));
+      fail = false;
+      const size_t failed = tries.size();
+      REQUIRE(cv.wait_for(lock, std::chrono::minutes(1), [&] { return !written.empty(); }));
+      // Each try waited twice as long as the one before, from 10 ms, at
+      // most 5 s: never at once, though the queue stayed at `batch`.
+      int64_t expected_ms = 10;
+      for (size_t i = 1; i < failed; i++) {
+        CAPTURE(i);
+        CHECK(tries[i] - tries[i - 1] == expected_ms * 1000);
+        expected_ms = std::min<int64_t>(kMaxBackoffMs, 2 * expected_ms);
+      }
+      CHECK(written == std::vector<int>{0, 1, 2, 3, 4});
+    }
+  }
+  dup2(saved_stderr, STDERR_FILENO);
+  close(saved_stderr);
+  std::ifstream in(log_path);
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string log = text.str();
+  // 30 failed tries over about 2 minutes of backoff: a line at the first,
+  // one a minute after it, one more, and the recovery.
+  size_t warned = 0;
+  for (size_t at = 0; (at = log.find("cannot write queued records", at)) != std::string::npos;
+       at++) {
+    warned++;
+  }
+  CHECK(warned >= 2);
+  CHECK(warned <= 4);
+  CHECK(log.find("queued records written again") != std::string::npos);
+  CHECK(log.find("disk on fire") != std::string::npos);
 }
 
 }  // namespace

@@ -302,6 +302,36 @@ TEST_CASE("otpd binary: log_file is reopened on SIGHUP (logrotate)") {
   CHECK(otpd.Terminate() == 0);
 }
 
+// A database file replaced under a running otpd refuses every write. The
+// audit records written behind the answers then fail on every try; they
+// used to be retried at once, forever: one core busy and a warning per try
+// (700 MB of log in 20 minutes). Now the tries back off and the warning
+// comes once a minute, so a second later there is still one.
+TEST_CASE("otpd binary: writes behind the answer that keep failing back off, one warning") {
+  TempDir dir;
+  OtpdProcess otpd(dir, "a", {"--config", Config(dir, "sms.log", kNoSendLimits)});
+  auto cli = otpd.Client();
+  const std::string db = dir.File("otpd.db");
+  // A copy renamed over the file: the same bytes, another inode.
+  WriteFile(db + ".copy", ReadFile(db));
+  REQUIRE(rename((db + ".copy").c_str(), db.c_str()) == 0);
+  const std::string guess = R"({"user_id":"abc","passcode":"000000"})";
+  for (int i = 0; i < 50; i++) {
+    auto r = cli.Post("/verify-code", guess, "application/json");
+    REQUIRE(r);
+    CHECK(r->status != 200);
+  }
+  const std::string msg = "\"cannot write queued records; will retry\"";
+  REQUIRE(WaitForLog(otpd.log(), msg));
+  for (int i = 0; i < 50; i++) cli.Post("/verify-code", guess, "application/json");
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  const std::vector<std::string> lines = LogLines(otpd.log(), msg);
+  CHECK(lines.size() == 1);
+  if (!lines.empty()) CHECK(lines[0].find("replaced") != std::string::npos);
+  // The SQLite code store refuses its writes too; codes in Redis are unaffected.
+  if (otpd.store() == "sqlite") CHECK(cli.Get("/readyz")->status == 503);
+}
+
 TEST_CASE("otpd users import/export: CSV and old-service lines, all or nothing, round trip") {
   TempDir dir;
   const std::string db = dir.File("otpd.db");
