@@ -2,17 +2,21 @@
 // with a live code that the wrk scripts can compute: the code of user n is
 // (n * 7919 + 13) mod 10^6, zero-padded, hashed with SECRET as otpd does.
 // The audit trail holds a week of history, as a database in service does:
-// 2 000 000 records of random users, the newest an hour old.
+// 2 000 000 records of random users, the newest an hour old. users-only:
+// no codes, and the users written as `otpd users import` writes them (each
+// phone checked, its verdict stored in phone_checks), as a send reads them.
 //   seed DB SECRET N [users-only]
 //   seed DB SECRET N redis PORT PREFIX   (Redis build: users in DB, codes
 //                                        through the Redis store on 127.0.0.1:PORT)
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "core/clock.h"
 #include "core/code_hash.h"
 #include "otp/storage.h"
+#include "otp/users.h"
 #include "store/sqlite_db.h"
 
 namespace {
@@ -56,6 +60,7 @@ int main(int argc, char** argv) {
   otpd::SqliteConnection* conn = lease.get();
   otpd::CodeHasher hasher(argv[2]);
   const int64_t now = otpd::SystemClock()->NowMillis();
+  std::vector<otpd::User> imported;
   otpd::SqliteTransaction txn(conn);
   if (!(s = txn.Begin()).ok()) return Fail("begin", s);
   for (long i = 0; i < n && s.ok(); i++) {
@@ -65,6 +70,10 @@ int main(int argc, char** argv) {
     // number libphonenumber does not accept.
     snprintf(phone, sizeof phone, "+1415%07ld", 2000000 + i);
     snprintf(code, sizeof code, "%06ld", (i * 7919 + 13) % 1000000);
+    if (!with_codes && redis == nullptr) {
+      imported.push_back(otpd::User{user, phone});
+      continue;
+    }
     otpd::SqliteStatement u;
     s = conn->Prepare("INSERT OR REPLACE INTO users (user_id, phone) VALUES (?1, ?2)", &u);
     if (!s.ok()) break;
@@ -105,5 +114,11 @@ int main(int argc, char** argv) {
   }
   if (s.ok()) s = txn.Commit();
   if (!s.ok()) return Fail("insert", s);
+  if (imported.empty()) return 0;
+  lease.Reset();
+  std::unique_ptr<otpd::UserDirectory> users;
+  s = otpd::NewSqliteUserDirectory(db, &users);
+  if (s.ok()) s = users->UpsertAll(imported);
+  if (!s.ok()) return Fail("import", s);
   return 0;
 }

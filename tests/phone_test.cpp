@@ -159,3 +159,42 @@ TEST_CASE("ParsePhone answers a number it parsed before the same way, and still 
     CHECK(info.e164 == text);
   }
 }
+
+TEST_CASE("PhonePlansId names the library loaded: non-empty, versioned, the same every call") {
+  const std::string& id = otpd::PhonePlansId();
+  CHECK(id.size() == 18);  // "1:" and 16 hex digits of a SHA-256
+  CHECK(id.rfind("1:", 0) == 0);
+  CHECK(id.find_first_not_of("0123456789abcdef", 2) == std::string::npos);
+  CHECK(&otpd::PhonePlansId() == &id);
+}
+
+TEST_CASE("PhoneTypeFromName reads back every PhoneTypeName, and nothing else") {
+  for (int t = 0; t <= static_cast<int>(otpd::PhoneType::kUnknown); t++) {
+    const auto type = static_cast<otpd::PhoneType>(t);
+    otpd::PhoneType read = otpd::PhoneType::kUnknown;
+    REQUIRE(otpd::PhoneTypeFromName(otpd::PhoneTypeName(type), &read));
+    CHECK(read == type);
+  }
+  otpd::PhoneType read = otpd::PhoneType::kMobile;
+  CHECK_FALSE(otpd::PhoneTypeFromName("Mobile", &read));
+  CHECK_FALSE(otpd::PhoneTypeFromName("", &read));
+  CHECK(read == otpd::PhoneType::kMobile);
+}
+
+TEST_CASE("RememberParsedPhone: ParsePhone then answers what was remembered, without parsing") {
+  // A number ParsePhone would refuse, so the answer can only be the
+  // remembered one (the text is used by no other test: the cache is
+  // process-wide).
+  otpd::PhoneInfo before;
+  REQUIRE_FALSE(otpd::ParsePhone("+11115550199", &before).ok());
+  otpd::PhoneInfo remembered;
+  remembered.e164 = "+11115550199";
+  remembered.region = "US";
+  remembered.type = otpd::PhoneType::kVoip;
+  otpd::RememberParsedPhone("+11115550199", remembered);
+  otpd::PhoneInfo info;
+  REQUIRE(otpd::ParsePhone("+11115550199", &info).ok());
+  CHECK(info.e164 == "+11115550199");
+  CHECK(info.region == "US");
+  CHECK(info.type == otpd::PhoneType::kVoip);
+}

@@ -220,18 +220,28 @@ TEST_CASE("Reopening a database changes nothing") {
   CHECK(raw.Query("SELECT phone FROM users WHERE user_id = 'keep'") == "+15551234567");
 }
 
-TEST_CASE("The last migration drops the audit trail's index by user and keeps its records") {
+// Schema version 9 dropped the audit trail's index by user; version 10
+// added phone_checks.
+constexpr int kAuditIndexDropped = 9;
+
+// The file as version 8 left it: indexed by user too, no phone_checks.
+void BackToVersion8(const std::string& path) {
+  RawDb raw(path);
+  REQUIRE(raw.Exec("DROP TABLE phone_checks; DROP TRIGGER IF EXISTS users_phone_changed;"
+                   " DROP TRIGGER IF EXISTS users_deleted") == SQLITE_OK);
+  REQUIRE(raw.Exec("CREATE INDEX audit_user_at ON audit (user_id, at)") == SQLITE_OK);
+  REQUIRE(raw.Exec("PRAGMA user_version = " + std::to_string(kAuditIndexDropped - 1)) == SQLITE_OK);
+}
+
+TEST_CASE("Migration 9 drops the audit trail's index by user and keeps its records") {
   TempDir dir;
   const std::string path = dir.File("otpd.db");
   MustOpen(path).reset();
-  const std::string previous = std::to_string(SqliteSchemaVersion() - 1);
+  BackToVersion8(path);
   {
-    // The file as the previous version left it: indexed by user too.
     RawDb raw(path);
-    REQUIRE(raw.Exec("CREATE INDEX audit_user_at ON audit (user_id, at)") == SQLITE_OK);
     REQUIRE(raw.Exec("INSERT INTO audit (at, user_id, phone, client_ip, event, outcome)"
                      " VALUES (5, 'kept', '', '127.0.0.1', 'verify', 'ok')") == SQLITE_OK);
-    REQUIRE(raw.Exec("PRAGMA user_version = " + previous) == SQLITE_OK);
   }
   std::shared_ptr<SqliteDb> db = MustOpen(path);
   RawDb raw(path);
@@ -239,6 +249,9 @@ TEST_CASE("The last migration drops the audit trail's index by user and keeps it
   CHECK(raw.Query("SELECT count(*) FROM sqlite_master WHERE name = 'audit_user_at'") == "0");
   CHECK(raw.Query("SELECT count(*) FROM sqlite_master WHERE name = 'audit_at'") == "1");
   CHECK(raw.Query("SELECT user_id || ' ' || outcome FROM audit") == "kept ok");
+  // Migration 10 ran after it.
+  CHECK(raw.Query("SELECT count(*) FROM sqlite_master WHERE name IN"
+                  " ('phone_checks', 'users_phone_changed', 'users_deleted')") == "3");
   // An operator's own index by user survives every later start.
   db.reset();
   REQUIRE(raw.Exec("CREATE INDEX audit_user_at ON audit (user_id, at)") == SQLITE_OK);

@@ -5,9 +5,11 @@
 #include <doctest/doctest.h>
 #include <sqlite3.h>
 
+#include <cstdio>
 #include <string>
 #include <vector>
 
+#include "core/phone.h"
 #include "otp/storage.h"
 #include "store/sqlite_db.h"
 #include "test_util.h"
@@ -53,6 +55,26 @@ struct Directory {
     return rc;
   }
 };
+
+// The rows `sql` returns on a separate plain connection: columns joined
+// by '|', rows by ',' (NULL reads as "NULL").
+std::string RawQuery(Directory& d, const std::string& sql) {
+  sqlite3* raw = nullptr;
+  REQUIRE(sqlite3_open_v2(d.dir.File("otpd.db").c_str(), &raw, SQLITE_OPEN_READONLY, nullptr) ==
+          SQLITE_OK);
+  sqlite3_busy_timeout(raw, 5000);
+  std::string out;
+  auto row = [](void* arg, int n, char** values, char**) {
+    std::string* text = static_cast<std::string*>(arg);
+    if (!text->empty()) *text += ",";
+    for (int i = 0; i < n; i++)
+      *text += std::string(i ? "|" : "") + (values[i] ? values[i] : "NULL");
+    return 0;
+  };
+  REQUIRE(sqlite3_exec(raw, sql.c_str(), row, &out, nullptr) == SQLITE_OK);
+  sqlite3_close(raw);
+  return out;
+}
 
 bool Contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
@@ -254,6 +276,75 @@ TEST_CASE("Users: the locale column is read by Lookup and List, kept by Upsert, 
   CHECK(d.RawExec("UPDATE users SET locale = 'es MX' WHERE user_id = 'maria'") ==
         SQLITE_CONSTRAINT);
   CHECK(d.RawExec("UPDATE users SET locale = '' WHERE user_id = 'maria'") == SQLITE_CONSTRAINT);
+}
+
+}  // namespace
+}  // namespace otpd
+
+namespace otpd {
+namespace {
+
+constexpr char kChecksSql[] = "SELECT phone, plans = '%s', e164, region, type FROM phone_checks";
+
+std::string Checks(Directory& d) {
+  char sql[256];
+  snprintf(sql, sizeof sql, kChecksSql, PhonePlansId().c_str());
+  return RawQuery(d, std::string(sql) + " ORDER BY phone");
+}
+
+TEST_CASE("Users: each phone's verdict is stored beside it and dropped with the number") {
+  Directory d;
+  REQUIRE(d.users->Upsert("ann", kPhoneA).ok());
+  // Written with the user, under this process's plans; e164 NULL: the phone.
+  CHECK(Checks(d) == std::string(kPhoneA) + "|1|NULL|US|fixed_line_or_mobile");
+  // Plain SQL changing the number drops the old verdict at once.
+  REQUIRE(d.RawExec(std::string("UPDATE users SET phone = '") + kPhoneC + "'") == SQLITE_OK);
+  CHECK(Checks(d).empty());
+  // The next lookup parses the new number and stores its verdict behind
+  // the answer (the directory writes what is queued when it goes).
+  User user;
+  REQUIRE(d.users->Lookup("ann", &user).ok());
+  CHECK(user.phone == kPhoneC);
+  REQUIRE(NewSqliteUserDirectory(d.db, &d.users).ok());
+  CHECK(Checks(d) == std::string(kPhoneC) + "|1|NULL|GB|mobile");
+  // Removing the user removes the number from phone_checks too.
+  REQUIRE(d.users->Remove("ann").ok());
+  CHECK(Checks(d).empty());
+  REQUIRE(d.users->Upsert("bob", kPhoneB).ok());
+  REQUIRE(d.RawExec("DELETE FROM users") == SQLITE_OK);
+  CHECK(Checks(d).empty());
+}
+
+TEST_CASE("Users: a stored verdict answers the lookup; one under other plans is parsed again") {
+  Directory d;
+  // The verdict says something a parse never would (another E.164), so the
+  // answer shows which was used. The number is this test's alone: the
+  // verdict is remembered process-wide.
+  REQUIRE(d.RawExec("INSERT INTO users (user_id, phone) VALUES ('vic', '+12145550177')") ==
+          SQLITE_OK);
+  REQUIRE(d.RawExec("INSERT INTO phone_checks VALUES ('+12145550177', '" + PhonePlansId() +
+                    "', '+12145550178', 'US', 'mobile')") == SQLITE_OK);
+  User user;
+  REQUIRE(d.users->Lookup("vic", &user).ok());
+  CHECK(user.phone == "+12145550178");
+  // A verdict of other plans (another libphonenumber) is not used: the
+  // number is parsed and the verdict replaced.
+  REQUIRE(d.RawExec(std::string("INSERT INTO users (user_id, phone) VALUES ('wes', '") + kPhoneB +
+                    "')") == SQLITE_OK);
+  REQUIRE(d.RawExec(std::string("INSERT INTO phone_checks VALUES ('") + kPhoneB +
+                    "', '0:old', '+12125550003', 'US', 'mobile')") == SQLITE_OK);
+  REQUIRE(d.users->Lookup("wes", &user).ok());
+  CHECK(user.phone == kPhoneB);
+  REQUIRE(NewSqliteUserDirectory(d.db, &d.users).ok());
+  CHECK(Contains(Checks(d), std::string(kPhoneB) + "|1|NULL|US|fixed_line_or_mobile"));
+  // A number written with SQL in a form the CLI would have normalised is
+  // stored with its E.164 beside it.
+  REQUIRE(d.RawExec("INSERT INTO users (user_id, phone) VALUES ('gus', '+4402079460018')") ==
+          SQLITE_OK);
+  REQUIRE(d.users->Lookup("gus", &user).ok());
+  CHECK(user.phone == "+442079460018");
+  REQUIRE(NewSqliteUserDirectory(d.db, &d.users).ok());
+  CHECK(Contains(Checks(d), "+4402079460018|1|+442079460018|GB|fixed_line"));
 }
 
 }  // namespace

@@ -1,5 +1,10 @@
 #include "core/phone.h"
 
+#include <link.h>
+#include <openssl/evp.h>
+
+#include <cstring>
+#include <fstream>
 #include <functional>
 #include <list>
 #include <mutex>
@@ -183,6 +188,15 @@ Status ParsePhoneUncached(std::string_view text, PhoneInfo* info);
 
 }  // namespace
 
+void RememberParsedPhone(std::string_view text, const PhoneInfo& info) {
+  const std::string key(text);
+  ParseCacheShard* shard = CacheShard(key);
+  std::lock_guard<std::mutex> lock(shard->mu);
+  if (shard->parsed.count(key) != 0) return;
+  if (shard->parsed.size() >= kCacheShardEntries) shard->parsed.erase(shard->parsed.begin());
+  shard->parsed.emplace(key, info);
+}
+
 Status ParsePhone(std::string_view text, PhoneInfo* info) {
   const std::string key(text);
   ParseCacheShard* shard = CacheShard(key);
@@ -241,16 +255,80 @@ bool PhoneTypeAlwaysRefused(PhoneType type) {
   return type == PhoneType::kPremiumRate || type == PhoneType::kSharedCost;
 }
 
-Status NormalizePhone(std::string_view text, std::string* e164) {
-  PhoneInfo info;
-  Status s = ParsePhone(text, &info);
+Status NormalizePhone(std::string_view text, PhoneInfo* info) {
+  Status s = ParsePhone(text, info);
   if (!s.ok()) return s;
-  if (PhoneTypeAlwaysRefused(info.type)) {
-    return Status::InvalidArgument("phone " + Quoted(text) + " is a " + PhoneTypeName(info.type) +
+  if (PhoneTypeAlwaysRefused(info->type)) {
+    return Status::InvalidArgument("phone " + Quoted(text) + " is a " + PhoneTypeName(info->type) +
                                    " number, never sent a code");
   }
-  *e164 = info.e164;
   return Status::OK();
+}
+
+Status NormalizePhone(std::string_view text, std::string* e164) {
+  PhoneInfo info;
+  Status s = NormalizePhone(text, &info);
+  if (s.ok()) *e164 = info.e164;
+  return s;
+}
+
+bool PhoneTypeFromName(std::string_view name, PhoneType* type) {
+  for (int t = 0; t <= static_cast<int>(PhoneType::kUnknown); t++) {
+    if (name == PhoneTypeName(static_cast<PhoneType>(t))) {
+      *type = static_cast<PhoneType>(t);
+      return true;
+    }
+  }
+  return false;
+}
+
+namespace {
+
+// Bump when ParsePhone's own checks change what it answers for some text:
+// verdicts stored under the old ID are then parsed again.
+constexpr char kParseRulesVersion[] = "1";
+
+// The file libphonenumber's code (with its compiled-in numbering plans) was
+// loaded from: the shared library, or this executable when linked in.
+int FindLibrary(struct dl_phdr_info* info, size_t, void* data) {
+  const char* name = info->dlpi_name;
+  if (name == nullptr || strstr(name, "libphonenumber") == nullptr) return 0;
+  *static_cast<std::string*>(data) = name;
+  return 1;
+}
+
+std::string ComputePlansId() {
+  std::string path;
+  dl_iterate_phdr(FindLibrary, &path);
+  if (path.empty()) path = "/proc/self/exe";
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return "";
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  bool ok = ctx != nullptr && EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) == 1;
+  char buf[65536];
+  while (ok && in) {
+    in.read(buf, sizeof buf);
+    ok = EVP_DigestUpdate(ctx, buf, static_cast<size_t>(in.gcount())) == 1;
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  ok = ok && in.eof() && EVP_DigestFinal_ex(ctx, digest, &len) == 1 && len >= 8;
+  EVP_MD_CTX_free(ctx);
+  if (!ok) return "";
+  static const char kHex[] = "0123456789abcdef";
+  std::string id = std::string(kParseRulesVersion) + ":";
+  for (unsigned int i = 0; i < 8; i++) {
+    id += kHex[digest[i] >> 4];
+    id += kHex[digest[i] & 15];
+  }
+  return id;
+}
+
+}  // namespace
+
+const std::string& PhonePlansId() {
+  static const std::string id = ComputePlansId();
+  return id;
 }
 
 Status ParsePhoneTypes(std::string_view text, std::vector<PhoneType>* types) {

@@ -64,6 +64,24 @@ struct PhoneInfo {
 // Debian ships (README, Phone numbers). Thread-safe.
 Status ParsePhone(std::string_view text, PhoneInfo* info);
 
+// What ParsePhone answers for `text` from now on in this process, without
+// parsing it: a verdict read back from where an earlier parse stored it
+// (the database's phone_checks, store/users_sqlite.cpp). REQUIRES: `info`
+// is what ParsePhone(text) answered under the same PhonePlansId().
+void RememberParsedPhone(std::string_view text, const PhoneInfo& info);
+
+// Names the numbering plans (and otpd's own rules around them) that
+// ParsePhone judges by in this process: a digest of the libphonenumber
+// library loaded, with a version of ParsePhone's own checks. A stored
+// verdict is reused only under the same ID, so a new library or a new otpd
+// parses every number again. "" when the library cannot be read (then no
+// verdict is stored). Thread-safe; computed once.
+const std::string& PhonePlansId();
+
+// "mobile" -> kMobile: the inverse of PhoneTypeName, every type. False when
+// `name` is none of them.
+bool PhoneTypeFromName(std::string_view name, PhoneType* type);
+
 // Number types never right for a one-time code, whatever the config says:
 // premium-rate and shared-cost lines (they earn the owner money per text).
 bool PhoneTypeAlwaysRefused(PhoneType type);
@@ -72,6 +90,8 @@ bool PhoneTypeAlwaysRefused(PhoneType type);
 // config's [users] table, the users read back from SQL): ParsePhone, then
 // PhoneTypeAlwaysRefused numbers are refused too. *e164 is the E.164 form.
 Status NormalizePhone(std::string_view text, std::string* e164);
+// The same, with the whole of ParsePhone's answer.
+Status NormalizePhone(std::string_view text, PhoneInfo* info);
 
 // Parses "voip, pager,personal" into types a config may refuse on top of
 // the always refused ones. Accepted names: voip, pager, personal,

@@ -186,6 +186,31 @@ END;
     R"sql(
 DROP INDEX IF EXISTS audit_user_at;
 )sql",
+    // What libphonenumber said of each user's phone, so a send does not
+    // parse it again (tens of microseconds of regular expressions, a
+    // quarter of a send's CPU): a cache of a pure function, keyed by the
+    // phone as users holds it and by the plans that judged it
+    // (PhonePlansId). Any row may be deleted; the next send parses again.
+    // The triggers drop a number's row when a user's phone changes or the
+    // user is removed, so a number otpd no longer has does not linger here
+    // (another user with the same number has it parsed again). e164 NULL:
+    // the same as phone.
+    R"sql(
+CREATE TABLE phone_checks (
+  phone TEXT PRIMARY KEY,
+  plans TEXT NOT NULL,
+  e164 TEXT,
+  region TEXT NOT NULL,
+  type TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TRIGGER users_phone_changed AFTER UPDATE OF phone ON users
+  WHEN OLD.phone IS NOT NEW.phone BEGIN
+  DELETE FROM phone_checks WHERE phone = OLD.phone;
+END;
+CREATE TRIGGER users_deleted AFTER DELETE ON users BEGIN
+  DELETE FROM phone_checks WHERE phone = OLD.phone;
+END;
+)sql",
 };
 
 constexpr int kSchemaVersion = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));

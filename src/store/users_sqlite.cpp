@@ -1,6 +1,8 @@
 // UserDirectory in the `users` table of the SQLite database (schema in
-// sqlite_db.cpp). No cache: every call reads the table, so edits made with
-// plain SQL or by another process show at once. Input is checked here with
+// sqlite_db.cpp). No cache of users: every call reads the table, so edits
+// made with plain SQL or by another process show at once. What
+// libphonenumber said of each phone is kept beside it (phone_checks, keyed
+// by the phone itself, so an edit is never judged by an old verdict). Input is checked here with
 // a message naming the bad entry; the table's CHECK constraints are the
 // second line for rows written with plain SQL.
 #include <cctype>
@@ -8,12 +10,27 @@
 
 #include "core/phone.h"
 #include "otp/users.h"
+#include "store/batch_writer.h"
 #include "store/sqlite_db.h"
 
 namespace otpd {
 namespace {
 
-constexpr char kLookupSql[] = "SELECT user_id, phone, locale FROM users WHERE user_id = ?1";
+// With the stored verdict on the user's phone, when the plans of this
+// process made it (PhonePlansId).
+constexpr char kLookupSql[] =
+    "SELECT u.user_id, u.phone, u.locale, c.region, c.type, COALESCE(c.e164, c.phone)"
+    " FROM users u LEFT JOIN phone_checks c ON c.phone = u.phone AND c.plans = ?2"
+    " WHERE u.user_id = ?1";
+// Stores a verdict on ?1 while user ?6 still has that phone (a verdict on a
+// number no user holds any more is never written), unless it is there
+// already (a sync that changes nothing writes nothing).
+constexpr char kCheckSql[] =
+    "INSERT OR REPLACE INTO phone_checks (phone, plans, e164, region, type)"
+    " SELECT ?1, ?2, NULLIF(?3, ?1), ?4, ?5"
+    " WHERE EXISTS (SELECT 1 FROM users WHERE user_id = ?6 AND phone = ?1)"
+    " AND NOT EXISTS (SELECT 1 FROM phone_checks WHERE phone = ?1 AND plans = ?2"
+    " AND e164 IS NULLIF(?3, ?1) AND region = ?4 AND type = ?5)";
 constexpr char kListSql[] = "SELECT user_id, phone, locale FROM users ORDER BY user_id";
 // ?2 "" stores no phone (NULL); ?3 (the locale) unbound or "" keeps the
 // user's locale as it is.
@@ -42,14 +59,14 @@ std::string Quote(const std::string& text) {
   return "\"" + text.substr(0, 37) + "...\"";
 }
 
-// Checks the entry and sets *e164 to its phone normalised (NormalizePhone).
-Status ValidateUser(const std::string& user_id, const std::string& phone, std::string* e164) {
+// Checks the entry and sets *info to its phone normalised (NormalizePhone).
+Status ValidateUser(const std::string& user_id, const std::string& phone, PhoneInfo* info) {
   if (user_id.empty()) return Status::InvalidArgument("user ID is empty");
   if (user_id.size() > kMaxUserIdBytes) {
     return Status::InvalidArgument("user ID " + Quote(user_id) + " is longer than " +
                                    std::to_string(kMaxUserIdBytes) + " bytes");
   }
-  Status s = NormalizePhone(phone, e164);
+  Status s = NormalizePhone(phone, info);
   if (!s.ok()) return Status::InvalidArgument("user " + Quote(user_id) + ": " + s.message());
   return Status::OK();
 }
@@ -66,10 +83,10 @@ std::string PhoneAsRead(const std::string& stored) {
 // Checks every entry and normalizes the IDs. Two entries that differ only
 // in case are the same user: refused rather than picking one.
 Status NormalizeConfigUsers(const std::map<std::string, std::string>& users,
-                            std::map<std::string, std::string>* normalized) {
+                            std::map<std::string, PhoneInfo>* normalized) {
   std::map<std::string, std::string> first_spelling;  // normalized -> as listed
   for (const auto& entry : users) {
-    std::string phone;
+    PhoneInfo phone;
     Status s = ValidateUser(entry.first, entry.second, &phone);
     if (!s.ok()) return s;
     const std::string id = NormalizeUserId(entry.first);
@@ -92,16 +109,37 @@ Status RunForUser(SqliteConnection* conn, const char* sql, const std::string& us
   return stmt.Run();
 }
 
-// `locale` only for kUpsertSql (null: keep the user's).
+// Stores the verdict `info` on `phone` (as users holds it) while user
+// `user_id` has that phone; nothing when this process cannot name its
+// plans.
+Status WriteCheck(SqliteConnection* conn, const std::string& user_id, const std::string& phone,
+                  const PhoneInfo& info) {
+  if (PhonePlansId().empty() || phone.empty()) return Status::OK();
+  SqliteStatement stmt;
+  Status s = conn->Prepare(kCheckSql, &stmt);
+  if (!s.ok()) return s;
+  stmt.BindText(1, phone);
+  stmt.BindText(2, PhonePlansId());
+  stmt.BindText(3, info.e164);
+  stmt.BindText(4, info.region);
+  stmt.BindText(5, PhoneTypeName(info.type));
+  stmt.BindText(6, user_id);
+  return stmt.Run();
+}
+
+// Writes the user and the verdict on its phone (`phone.e164`, "" for
+// none). `locale` only for kUpsertSql (null: keep the user's).
 Status RunUpsert(SqliteConnection* conn, const char* sql, const std::string& user_id,
-                 const std::string& phone, const std::string* locale = nullptr) {
+                 const PhoneInfo& phone, const std::string* locale = nullptr) {
   SqliteStatement stmt;
   Status s = conn->Prepare(sql, &stmt);
   if (!s.ok()) return s;
   stmt.BindText(1, user_id);
-  stmt.BindText(2, phone);
+  stmt.BindText(2, phone.e164);
   if (locale != nullptr) stmt.BindText(3, *locale);
-  return stmt.Run();
+  s = stmt.Run();
+  if (!s.ok()) return s;
+  return WriteCheck(conn, user_id, phone.e164, phone);
 }
 
 // A language tag as the schema takes it: 1 to 35 of [A-Za-z0-9_-]; "" is
@@ -118,12 +156,12 @@ Status ValidateLocale(const std::string& user_id, const std::string& locale) {
 
 // An entry of UpsertAll: as ValidateUser, but the phone may be absent
 // (a user without a phone, as export writes one), and the locale is checked.
-// *e164: the phone normalised ("" when absent).
-Status ValidateListedUser(const User& u, std::string* e164) {
+// *info: the phone normalised (e164 "" when absent).
+Status ValidateListedUser(const User& u, PhoneInfo* info) {
   Status s;
-  e164->clear();
+  *info = PhoneInfo();
   if (!u.phone.empty()) {
-    s = ValidateUser(u.user_id, u.phone, e164);
+    s = ValidateUser(u.user_id, u.phone, info);
   } else if (u.user_id.empty() || u.user_id.size() > kMaxUserIdBytes) {
     s = Status::InvalidArgument("user ID " + Quote(u.user_id) + " is empty or longer than " +
                                 std::to_string(kMaxUserIdBytes) + " bytes");
@@ -152,9 +190,20 @@ Status ReadUsers(SqliteConnection* conn, const char* sql, std::vector<User>* use
   return s;
 }
 
+// A verdict to store: ParsePhone's answer for `phone` (as users holds it)
+// of user `user_id`.
+struct PhoneCheck {
+  std::string user_id;
+  std::string phone;
+  PhoneInfo info;
+};
+
 class SqliteUserDirectory : public UserDirectory {
  public:
-  explicit SqliteUserDirectory(std::shared_ptr<SqliteDb> db) : db_(std::move(db)) {}
+  explicit SqliteUserDirectory(std::shared_ptr<SqliteDb> db)
+      : db_(std::move(db)),
+        checks_(BatchWriterOptions{"phone checks", 256, 10000, 200},
+                [this](const std::vector<PhoneCheck>& rows) { return WriteChecks(rows); }) {}
 
   Status Lookup(const std::string& user_id, User* user) override;
   Status Upsert(const std::string& user_id, const std::string& phone) override;
@@ -167,10 +216,49 @@ class SqliteUserDirectory : public UserDirectory {
   // Removes config users that `keep` no longer lists, with their codes.
   // REQUIRES: inside a transaction.
   static Status RemoveUnlisted(SqliteConnection* conn,
-                               const std::map<std::string, std::string>& keep);
+                               const std::map<std::string, PhoneInfo>& keep);
+
+  // The phone of a row read back, as PhoneAsRead, from the row's stored
+  // verdict when it has one (columns 3 to 5 of kLookupSql); otherwise
+  // parsed, and the verdict queued for storing.
+  std::string PhoneOfRow(const SqliteStatement& stmt);
+  Status WriteChecks(const std::vector<PhoneCheck>& rows);
 
   const std::shared_ptr<SqliteDb> db_;
+  // Verdicts found by a Lookup, written behind it: a lost one (a crash, a
+  // full queue) is parsed again at the next send.
+  BatchWriter<PhoneCheck> checks_;  // last: its thread writes through db_
 };
+
+std::string SqliteUserDirectory::PhoneOfRow(const SqliteStatement& stmt) {
+  const std::string stored = stmt.ColumnText(1);
+  if (stored.empty()) return stored;
+  PhoneInfo info;
+  const std::string region = stmt.ColumnText(3);
+  if (!region.empty() && PhoneTypeFromName(stmt.ColumnText(4), &info.type)) {
+    info.region = region;
+    info.e164 = stmt.ColumnText(5);
+    RememberParsedPhone(stored, info);
+    if (info.e164 != stored) RememberParsedPhone(info.e164, info);
+  } else if (ParsePhone(stored, &info).ok()) {
+    // Best effort: a full queue (the file failing) only costs a parse.
+    Status queued = checks_.Add(PhoneCheck{stmt.ColumnText(0), stored, info});
+    (void)queued;
+  } else {
+    return stored;  // the send refuses it (OtpService)
+  }
+  return PhoneTypeAlwaysRefused(info.type) ? stored : info.e164;
+}
+
+Status SqliteUserDirectory::WriteChecks(const std::vector<PhoneCheck>& rows) {
+  return db_->WriteBehind([&](SqliteConnection* conn) {
+    for (const PhoneCheck& c : rows) {
+      Status s = WriteCheck(conn, c.user_id, c.phone, c.info);
+      if (!s.ok()) return s;
+    }
+    return Status::OK();
+  });
+}
 
 Status SqliteUserDirectory::Lookup(const std::string& user_id, User* user) {
   SqliteLease lease;
@@ -181,16 +269,17 @@ Status SqliteUserDirectory::Lookup(const std::string& user_id, User* user) {
   s = conn->Prepare(kLookupSql, &stmt);
   if (!s.ok()) return s;
   stmt.BindText(1, user_id);
+  stmt.BindText(2, PhonePlansId());
   bool row = false;
   s = stmt.Step(&row);
   if (!s.ok()) return s;
   if (!row) return Status::NotFound("user " + Quote(user_id) + " not found");
-  *user = User{stmt.ColumnText(0), PhoneAsRead(stmt.ColumnText(1)), stmt.ColumnText(2)};
+  *user = User{stmt.ColumnText(0), PhoneOfRow(stmt), stmt.ColumnText(2)};
   return Status::OK();
 }
 
 Status SqliteUserDirectory::Upsert(const std::string& user_id, const std::string& phone) {
-  std::string e164;
+  PhoneInfo e164;
   Status s = ValidateUser(user_id, phone, &e164);
   SqliteLease lease;
   if (s.ok()) s = db_->Acquire(&lease);
@@ -202,7 +291,7 @@ Status SqliteUserDirectory::Upsert(const std::string& user_id, const std::string
 
 Status SqliteUserDirectory::UpsertAll(const std::vector<User>& users) {
   std::map<std::string, std::string> first_spelling;  // normalized -> as listed
-  std::vector<std::string> phones;                    // normalised, in order
+  std::vector<PhoneInfo> phones;                      // normalised, in order
   for (const User& u : users) {
     phones.emplace_back();
     Status s = ValidateListedUser(u, &phones.back());
@@ -252,7 +341,7 @@ Status SqliteUserDirectory::List(std::vector<User>* users) {
 }
 
 Status SqliteUserDirectory::RemoveUnlisted(SqliteConnection* conn,
-                                           const std::map<std::string, std::string>& keep) {
+                                           const std::map<std::string, PhoneInfo>& keep) {
   std::vector<User> config_users;
   Status s = ReadUsers(conn, kConfigUsersSql, &config_users);
   for (auto it = config_users.begin(); s.ok() && it != config_users.end(); ++it) {
@@ -264,7 +353,7 @@ Status SqliteUserDirectory::RemoveUnlisted(SqliteConnection* conn,
 }
 
 Status SqliteUserDirectory::SyncFromConfig(const std::map<std::string, std::string>& users) {
-  std::map<std::string, std::string> wanted;
+  std::map<std::string, PhoneInfo> wanted;
   Status s = NormalizeConfigUsers(users, &wanted);
   SqliteLease lease;
   if (s.ok()) s = db_->Acquire(&lease);
