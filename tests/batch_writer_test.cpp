@@ -142,8 +142,11 @@ TEST_CASE("BatchWriter: a failing write is retried after a growing wait and logg
   std::mutex mu;
   std::condition_variable cv;
   std::vector<int64_t> tries;  // the fake monotonic time of each write
-  bool fail = true;
   std::vector<int> written;
+  // The first 30 tries fail. Decided by the writer itself: with a fake
+  // clock its thread never sleeps, so a test thread flipping a flag would
+  // come after some unknown number of tries.
+  constexpr size_t kFailedTries = 30;
   {
     BatchWriterOptions options = Options(2, 100, 10);
     options.clock = &clock;
@@ -151,17 +154,16 @@ TEST_CASE("BatchWriter: a failing write is retried after a growing wait and logg
       std::lock_guard<std::mutex> lock(mu);
       tries.push_back(clock.MonotonicMicros());
       cv.notify_all();
-      if (fail) return Status::Unavailable("disk on fire");
+      if (tries.size() <= kFailedTries) return Status::Unavailable("disk on fire");
       written.insert(written.end(), rows.begin(), rows.end());
       return Status::OK();
     });
     for (int i = 0; i < 5; i++) REQUIRE(writer.Add(i).ok());
     {
       std::unique_lock<std::mutex> lock(mu);
-      REQUIRE(cv.wait_for(lock, std::chrono::minutes(1), [&] { return tries.size() >= 30; }));
-      fail = false;
-      const size_t failed = tries.size();
       REQUIRE(cv.wait_for(lock, std::chrono::minutes(1), [&] { return !written.empty(); }));
+      const size_t failed = kFailedTries;
+      REQUIRE(tries.size() == failed + 1);
       // Each try waited twice as long as the one before, from 10 ms, at
       // most 5 s: never at once, though the queue stayed at `batch`.
       int64_t expected_ms = 10;
@@ -179,17 +181,75 @@ TEST_CASE("BatchWriter: a failing write is retried after a growing wait and logg
   std::stringstream text;
   text << in.rdbuf();
   const std::string log = text.str();
-  // 30 failed tries over about 2 minutes of backoff: a line at the first,
-  // one a minute after it, one more, and the recovery.
+  // 30 failed tries over 105 s of backoff: a line at the first try, one
+  // at the 21st (60.11 s later), and the recovery.
   size_t warned = 0;
   for (size_t at = 0; (at = log.find("cannot write queued records", at)) != std::string::npos;
        at++) {
     warned++;
   }
-  CHECK(warned >= 2);
-  CHECK(warned <= 4);
+  CHECK(warned == 2);
+  CHECK(log.find("failed_tries=21 ") != std::string::npos);
   CHECK(log.find("queued records written again") != std::string::npos);
   CHECK(log.find("disk on fire") != std::string::npos);
+}
+
+// Monotonic time moved only by hand; a wait really waits (in short real
+// steps) until that time reaches its deadline, so the writer's thread
+// stays put while a test moves the time by less than its flush interval.
+class HandClock : public FakeClock {
+ public:
+  bool WaitUntilMicros(std::condition_variable* cv, std::unique_lock<std::mutex>* lock,
+                       int64_t deadline_us) override {
+    if (MonotonicMicros() >= deadline_us) return true;
+    cv->wait_for(*lock, std::chrono::milliseconds(5));
+    return MonotonicMicros() >= deadline_us;
+  }
+};
+
+// With the store failing long enough, the queue fills and every further
+// row is refused: one log line per refused row would be a line per request.
+TEST_CASE("BatchWriter: rows refused by a full queue are logged once, then counted once a minute" *
+          doctest::test_suite("tsan")) {
+  TempDir dir;
+  const std::string log_path = dir.File("otpd.log");
+  const int saved_stderr = dup(STDERR_FILENO);
+  REQUIRE(OpenLogFile(log_path).ok());
+  HandClock clock;
+  {
+    // Never flushed by its thread (an hour, and a batch larger than the
+    // queue); writes fail until the end.
+    BatchWriterOptions options = Options(1000, 4, 3600 * 1000);
+    options.clock = &clock;
+    bool fail = true;
+    BatchWriter<int> writer(options, [&](const std::vector<int>&) {
+      return fail ? Status::Unavailable("disk on fire") : Status::OK();
+    });
+    for (int i = 0; i < 4; i++) REQUIRE(writer.Add(i).ok());
+    for (int i = 0; i < 1000; i++) CHECK(writer.Add(i).code() == Status::Code::kUnavailable);
+    clock.AdvanceMonotonicMicros(kFailureLogMs * 1000 - 1000);
+    CHECK(writer.Add(1).code() == Status::Code::kUnavailable);  // still within the minute
+    clock.AdvanceMonotonicMicros(1000);
+    CHECK(writer.Add(2).code() == Status::Code::kUnavailable);  // a minute on: counted
+    for (int i = 0; i < 7; i++) CHECK(writer.Add(i).code() == Status::Code::kUnavailable);
+    CHECK(writer.dropped() == 1009);
+    CHECK(writer.Flush().code() == Status::Code::kUnavailable);  // the queue's 4 kept
+    fail = false;
+    CHECK(writer.Flush().ok());
+  }
+  dup2(saved_stderr, STDERR_FILENO);
+  close(saved_stderr);
+  std::ifstream in(log_path);
+  std::vector<std::string> drops;
+  std::string recovered;
+  for (std::string line; std::getline(in, line);) {
+    if (line.find("records dropped") != std::string::npos) drops.push_back(line);
+    if (line.find("written again") != std::string::npos) recovered = line;
+  }
+  REQUIRE(drops.size() == 2);
+  CHECK(drops[0].find("dropped=1 ") != std::string::npos);
+  CHECK(drops[1].find("dropped=1001 ") != std::string::npos);  // 999 + 1 + the one a minute on
+  CHECK(recovered.find("dropped=7") != std::string::npos);     // the rest, with the recovery
 }
 
 }  // namespace

@@ -41,6 +41,8 @@ class AuditLog {
   // Appends `event` stamped with the Clock's now. The SQLite log writes it
   // behind the request (within 200 ms, and before any Query or Purge); a
   // crash can lose the records of that last moment, a stop does not.
+  // Unavailable: the queue is full (the file has been failing); the log
+  // says so itself, once a minute at most, so callers need not.
   virtual Status Record(const AuditEvent& event) = 0;
   // The matching events, oldest first.
   virtual Status Query(const AuditQuery& query, std::vector<AuditEvent>* events) = 0;

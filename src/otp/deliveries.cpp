@@ -43,7 +43,8 @@ void DeliveryTracker::OnSent(const std::string& provider, const std::string& mes
   d.updated_at_ms = d.sent_at_ms;
   d.code_expires_at_ms = code_expires_at_ms;
   Status s = log_->RecordSend(d);
-  if (!s.ok()) {
+  // A full queue is logged by the delivery log itself, once a minute at most.
+  if (!s.ok() && s.code() != Status::Code::kUnavailable) {
     Log(LogLevel::kWarn, "cannot record the send for its delivery receipt",
         {{"user_id", user_id}, {"message_id", message_id}, {"error", s.ToString()}});
   }

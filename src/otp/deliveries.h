@@ -51,7 +51,9 @@ class DeliveryLog {
  public:
   virtual ~DeliveryLog() = default;
   // Stores a new row for `d` (status "accepted" unless set). A second row
-  // with the same message_id replaces nothing and answers OK.
+  // with the same message_id replaces nothing and answers OK. Unavailable:
+  // the write-behind queue is full; logged by the log itself, once a
+  // minute at most.
   virtual Status RecordSend(const Delivery& d) = 0;
   // Sets the status of `message_id` to `status` when it ranks above the
   // stored one (or the stored one is "unknown" and `status` is final).

@@ -141,7 +141,8 @@ void OtpService::Audit(const std::string& user_id, const std::string& phone,
   if (audit_ == nullptr) return;
   Status s = audit_->Record(
       AuditEvent{0, user_id, phone.empty() ? "" : MaskPhone(phone), client_ip, event, outcome});
-  if (!s.ok()) {
+  // A full queue is logged by the audit log itself, once a minute at most.
+  if (!s.ok() && s.code() != Status::Code::kUnavailable) {
     Log(LogLevel::kWarn, "cannot write audit record",
         {{"user_id", user_id}, {"event", event}, {"error", s.ToString()}});
   }

@@ -15,7 +15,12 @@
 // to kMaxBackoffMs, before it tries again, and a failure is logged once,
 // then at most every kFailureLogMs with the count of failed tries. Without
 // that, a queue at `batch` rows retried at once, forever: one core busy
-// and a log line per try (700 MB of log in 20 minutes, measured).
+// and a log line per try (700 MB of log in 20 minutes, measured). Rows
+// refused because the queue is full are logged the same way: the first
+// refusal at once, then a line with the count at most every kFailureLogMs,
+// and the count left over with the recovery line. Callers need not log an
+// Unavailable from Add: one line per refused row would be one per request
+// for as long as the store fails.
 #ifndef OTPD_STORE_BATCH_WRITER_H_
 #define OTPD_STORE_BATCH_WRITER_H_
 
@@ -78,14 +83,17 @@ class BatchWriter {
   BatchWriter& operator=(const BatchWriter&) = delete;
 
   Status Add(Row row) {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (pending_.size() >= options_.max_pending) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (pending_.size() < options_.max_pending) {
+        pending_.push_back(std::move(row));
+        if (pending_.size() >= options_.batch) cv_.notify_one();
+        return Status::OK();
+      }
       dropped_++;
-      return Status::Unavailable(std::string(options_.what) + " queue full");
     }
-    pending_.push_back(std::move(row));
-    if (pending_.size() >= options_.batch) cv_.notify_one();
-    return Status::OK();
+    Dropped(1);
+    return Status::Unavailable(std::string(options_.what) + " queue full");
   }
 
   // Writes what is queued now; its Status (OK when nothing waited). Rows
@@ -120,13 +128,18 @@ class BatchWriter {
       rows.erase(rows.begin(), rows.begin() + done);
     }
     Failed(s, rows.size());
-    std::lock_guard<std::mutex> lock(mu_);
-    if (rows.size() + pending_.size() <= options_.max_pending) {
-      pending_.insert(pending_.begin(), std::make_move_iterator(rows.begin()),
-                      std::make_move_iterator(rows.end()));
-    } else {
-      dropped_ += rows.size();
+    size_t lost = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (rows.size() + pending_.size() <= options_.max_pending) {
+        pending_.insert(pending_.begin(), std::make_move_iterator(rows.begin()),
+                        std::make_move_iterator(rows.end()));
+      } else {
+        lost = rows.size();
+        dropped_ += lost;
+      }
     }
+    if (lost > 0) Dropped(lost);
     return s;
   }
 
@@ -178,18 +191,44 @@ class BatchWriter {
          {"error", s.ToString()}});
   }
 
-  // A write succeeded: logs the recovery after failures.
+  // `rows` rows were dropped (a full queue): logged the first time, then
+  // with the count at most every kFailureLogMs.
+  void Dropped(size_t rows) {
+    const int64_t now_ms = clock_->MonotonicMicros() / 1000;
+    uint64_t count = 0;
+    {
+      std::lock_guard<std::mutex> lock(log_mu_);
+      unlogged_drops_ += rows;
+      if (drops_logged_ && now_ms - drops_logged_at_ms_ < kFailureLogMs) return;
+      drops_logged_ = true;
+      drops_logged_at_ms_ = now_ms;
+      count = unlogged_drops_;
+      unlogged_drops_ = 0;
+    }
+    Log(LogLevel::kWarn, "write-behind queue full; records dropped",
+        {{"what", options_.what},
+         {"dropped", std::to_string(count)},
+         {"max_pending", std::to_string(options_.max_pending)}});
+  }
+
+  // A write succeeded: logs the recovery after failures, with the rows
+  // dropped since the last line about them.
   void Recovered() {
-    uint64_t tries = 0;
+    uint64_t tries = 0, drops = 0;
     {
       std::lock_guard<std::mutex> lock(log_mu_);
       if (!failing_) return;
       failing_ = false;
       tries = failed_tries_;
       failed_tries_ = 0;
+      drops = unlogged_drops_;
+      unlogged_drops_ = 0;
+      drops_logged_ = false;
     }
     Log(LogLevel::kInfo, "queued records written again",
-        {{"what", options_.what}, {"failed_tries", std::to_string(tries)}});
+        {{"what", options_.what},
+         {"failed_tries", std::to_string(tries)},
+         {"dropped", std::to_string(drops)}});
   }
 
   const BatchWriterOptions options_;
@@ -201,10 +240,13 @@ class BatchWriter {
   bool stopping_ = false;     // guarded by mu_
   uint64_t dropped_ = 0;      // guarded by mu_
   std::mutex log_mu_;
-  bool failing_ = false;       // guarded by log_mu_: failed since the last write
-  uint64_t failed_tries_ = 0;  // guarded by log_mu_
-  int64_t logged_at_ms_ = 0;   // guarded by log_mu_
-  std::thread thread_;         // last: started once the rest is built
+  bool failing_ = false;            // guarded by log_mu_: failed since the last write
+  uint64_t failed_tries_ = 0;       // guarded by log_mu_
+  bool drops_logged_ = false;       // guarded by log_mu_: a drop was logged
+  int64_t drops_logged_at_ms_ = 0;  // guarded by log_mu_
+  uint64_t unlogged_drops_ = 0;     // guarded by log_mu_: dropped since the last line
+  int64_t logged_at_ms_ = 0;        // guarded by log_mu_
+  std::thread thread_;              // last: started once the rest is built
 };
 
 }  // namespace otpd
