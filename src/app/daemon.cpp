@@ -150,7 +150,7 @@ std::function<void()> PurgeTask(OtpService* service, AuditLog* audit, const Conf
 
 // The HTTP part of Serve, once the store, the SMS sender and the service
 // exist: the API, the server, the purge task and the signal thread.
-int ServeHttp(const Config& c, const ConfigReader& reread, OtpService* service, Storage* storage,
+int ServeHttp(const Config& c, const ConfigReader& reread, OtpService* service,
               UserDirectory* users, AuditLog* audit, const std::string& store,
               DeliveryTracker* deliveries, SmsHealth* sms_health, PumpingGuard* pumping) {
   ApiKeys keys;
@@ -170,7 +170,7 @@ int ServeHttp(const Config& c, const ConfigReader& reread, OtpService* service, 
   // pings while both stay so.
   const SystemdNotifier systemd = SystemdNotifier::FromEnvironment(getpid());
   ServiceHealth health(
-      &systemd, [&] { return CheckServing(c.listen, server.port(), storage); },
+      &systemd, [&] { return CheckServing(c.listen, server.port(), *service); },
       "serving on " + c.listen + " port " + std::to_string(server.port()));
   live.health = &health;
   health.Start();
@@ -290,6 +290,10 @@ int Serve(const Config& c, const ConfigReader& reread, std::shared_ptr<SqliteDb>
   DeliveryMetrics delivery_metrics(SystemClock());
   OtpService service(ServiceOptions(c), storage.get(), users, sms.get(), SystemClock(),
                      OpenSslRandom(), &hasher, audit, &metrics, &delivery_metrics);
+  if (store == "redis") {
+    // Users, the audit trail and phone verdicts stay in the SQLite file.
+    service.SetLocalFileCheck([db] { return db->ProbeHealth(SystemClock()->NowMillis()); });
+  }
   WarnOversizedTemplates(service);
   WarnWideCountryCodes(service.options());
   Receipts receipts;
@@ -300,7 +304,7 @@ int Serve(const Config& c, const ConfigReader& reread, std::shared_ptr<SqliteDb>
   s = OpenPumping(c, db, audit, store, SystemClock(), /*refresh=*/true, &pumping);
   if (!s.ok()) return Fail("pumping", s);
   service.SetPumpingGuard(pumping.guard.get());
-  return ServeHttp(c, reread, &service, storage.get(), users, audit, store, receipts.tracker.get(),
+  return ServeHttp(c, reread, &service, users, audit, store, receipts.tracker.get(),
                    dynamic_cast<SmsHealth*>(sms.get()), pumping.guard.get());
 }
 

@@ -83,9 +83,9 @@ Status ProbeListener(const std::string& host, int port) {
   return Status::OK();
 }
 
-Status CheckServing(const std::string& host, int port, Storage* storage) {
+Status CheckServing(const std::string& host, int port, const OtpService& service) {
   Status s = ProbeListener(host, port);
-  if (s.ok()) s = storage->CheckWritable();
+  if (s.ok()) s = service.CheckReady();
   return s;
 }
 

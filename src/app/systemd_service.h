@@ -7,7 +7,7 @@
 #include <string>
 
 #include "core/status.h"
-#include "otp/storage.h"
+#include "otp/otp_service.h"
 
 namespace otpd {
 
@@ -25,8 +25,8 @@ Status ProbeListener(const std::string& host, int port);
 
 // The daemon's health for the systemd watchdog (core/service_health.h):
 // the listener accepts (ProbeListener) and the code store takes writes
-// (Storage::CheckWritable). The first failure, or OK.
-Status CheckServing(const std::string& host, int port, Storage* storage);
+// (OtpService::CheckReady, as /readyz). The first failure, or OK.
+Status CheckServing(const std::string& host, int port, const OtpService& service);
 
 }  // namespace otpd
 

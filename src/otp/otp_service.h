@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -177,8 +178,18 @@ class OtpService {
   bool CountryAllowed(const std::string& phone, Channel channel, std::string* why,
                       PhoneInfo* info = nullptr) const;
 
-  // OK when the store takes writes (Storage::CheckWritable), for /readyz.
-  Status CheckReady() const { return storage_->CheckWritable(); }
+  // OK when the store takes writes (Storage::CheckWritable), and the
+  // check SetLocalFileCheck gave passes, for /readyz and the watchdog.
+  Status CheckReady() const {
+    Status s = storage_->CheckWritable();
+    if (s.ok() && local_file_check_) s = local_file_check_();
+    return s;
+  }
+  // With codes in Redis, the SQLite file this node's users, audit trail
+  // and phone verdicts live in must take writes too for the node to be
+  // ready (a full disk, a replaced or deleted file): `check` says whether
+  // it does. Call before serving. The SQLite store checks its file itself.
+  void SetLocalFileCheck(std::function<Status()> check) { local_file_check_ = std::move(check); }
 
   // The codes stored and not yet expired (Storage::CountActiveCodes).
   Status CountActiveCodes(int64_t* count) const { return storage_->CountActiveCodes(count); }
@@ -248,6 +259,7 @@ class OtpService {
 
   LiveValue<OtpOptions> options_;
   Storage* const storage_;
+  std::function<Status()> local_file_check_;  // set before serving
   UserDirectory* const users_;
   SmsSender* const sms_;
   Clock* const clock_;

@@ -894,6 +894,19 @@ Status SqliteDb::ProbeWrite(const std::function<Status(SqliteConnection*)>& upse
   return s;
 }
 
+Status SqliteDb::ProbeHealth(int64_t now_ms) {
+  return ProbeWrite([now_ms](SqliteConnection* conn) {
+    SqliteStatement stmt;
+    Status s = conn->Prepare(
+        "INSERT INTO health (id, checked_at) VALUES (1, ?1)"
+        " ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+        &stmt);
+    if (!s.ok()) return s;
+    stmt.BindInt64(1, now_ms);
+    return stmt.Run();
+  });
+}
+
 Status SqliteDb::Initialize() {
   Status s = CreateDatabaseFile(options_.path);
   SqliteLease conn;

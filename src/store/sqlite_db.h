@@ -286,6 +286,8 @@ class SqliteDb : public std::enable_shared_from_this<SqliteDb> {
   // space in the WAL or the free list cannot hide a full disk); else a
   // one-row upsert. A probe that commits clears WriteHealth.
   Status ProbeWrite(const std::function<Status(SqliteConnection*)>& upsert);
+  // ProbeWrite with the upsert of the `health` row, stamped `now_ms`.
+  Status ProbeHealth(int64_t now_ms);
 
   // Opens a connection outside the pool for one owner that writes often
   // (the code store's writer): its transactions queue on this process's

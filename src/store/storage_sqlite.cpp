@@ -61,9 +61,6 @@ constexpr char kInsertFingerprintSql[] =
     " ON CONFLICT (key) DO NOTHING";
 constexpr char kSelectFingerprintSql[] =
     "SELECT value FROM settings WHERE key = 'secret_fingerprint'";
-constexpr char kHealthSql[] =
-    "INSERT INTO health (id, checked_at) VALUES (1, ?1)"
-    " ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at";
 
 // Settings keys of the compaction (see SqliteStorage::Compact): rows with
 // seq <= compacted may be missing from the file; mark is the last seq when
@@ -582,15 +579,7 @@ Status SqliteStorage::PurgeExpired(int64_t grace_ms, int64_t history_ms, int64_t
 // a lock held too long all show; plus a check that the file is still the one
 // opened (writes to an unlinked file would vanish at the next start). See
 // SqliteDb::ProbeWrite.
-Status SqliteStorage::CheckWritable() {
-  return db_->ProbeWrite([this](SqliteConnection* conn) {
-    SqliteStatement stmt;
-    Status ps = conn->Prepare(kHealthSql, &stmt);
-    if (!ps.ok()) return ps;
-    stmt.BindInt64(1, clock_->NowMillis());
-    return stmt.Run();
-  });
-}
+Status SqliteStorage::CheckWritable() { return db_->ProbeHealth(clock_->NowMillis()); }
 
 // Counted in memory, inside a batch (so it includes other processes' codes).
 Status SqliteStorage::CountActiveCodes(int64_t* count) {
