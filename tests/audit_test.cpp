@@ -2,6 +2,9 @@
 
 #include <doctest/doctest.h>
 
+#include <cstdio>
+
+#include "otpd_process.h"
 #include "store/sqlite_db.h"
 #include "test_util.h"
 
@@ -107,6 +110,23 @@ TEST_CASE("AuditLog: Purge removes events older than the retention") {
   REQUIRE(s.audit->Purge(5000, &purged).ok());
   CHECK(purged == 1);
   CHECK(s.Query("", 0).size() == 1);
+}
+
+TEST_CASE("AuditLog: records a full queue refuses are counted (otpd_records_dropped_total)") {
+  AuditStore s;
+  s.Add("abc", "sent");
+  CHECK(s.audit->Dropped() == 0);
+  // The file replaced under the log: every write fails, the queue fills up
+  // to its 100 000 records, and what comes after is refused.
+  const std::string db = s.dir.File("otpd.db");
+  WriteFile(db + ".copy", ReadFile(db));
+  REQUIRE(rename((db + ".copy").c_str(), db.c_str()) == 0);
+  uint64_t refused = 0;
+  for (int i = 0; i < 100050; i++) {
+    refused += !s.audit->Record(AuditEvent{-1, "u", "", "10.0.0.1", "send", "sent"}).ok();
+  }
+  CHECK(refused >= 50);
+  CHECK(s.audit->Dropped() >= refused);
 }
 
 TEST_CASE("ParseSince: UTC times, dates and ages") {

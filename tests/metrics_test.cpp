@@ -4,6 +4,8 @@
 #include <otpd_httplib.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <fstream>
 #include <vector>
 
 #include "http/http_api.h"
@@ -179,6 +181,28 @@ TEST_CASE("Metrics: rate-limited sends count by limit in the instance passed in"
   // Another stack counts in its own instance.
   OtpStack other;
   CHECK(other.metrics.SendCount(SendMetric::kRateLimited) == 0);
+}
+
+TEST_CASE("Metrics: audit records a full queue drops are counted while the file fails") {
+  OtpStack stack;
+  std::map<std::string, double> m = Scrape(&stack);
+  REQUIRE(m.count("otpd_records_dropped_total{records=\"audit\"}") == 1);
+  CHECK(m["otpd_records_dropped_total{records=\"audit\"}"] == 0);
+  CHECK(m.count("otpd_records_dropped_total{records=\"delivery\"}") == 1);
+  // The database replaced under the running stack: audit writes fail and
+  // the queue (100 000 records) fills.
+  const std::string db = stack.dir.File("otpd.db");
+  {
+    std::ifstream in(db, std::ios::binary);
+    std::ofstream(db + ".copy", std::ios::binary) << in.rdbuf();
+  }
+  REQUIRE(rename((db + ".copy").c_str(), db.c_str()) == 0);
+  int refused = 0;
+  for (int i = 0; i < 100050; i++) {
+    refused += !stack.audit->Record(AuditEvent{0, "u", "", "10.0.0.1", "send", "sent"}).ok();
+  }
+  REQUIRE(refused >= 50);
+  CHECK(Scrape(&stack)["otpd_records_dropped_total{records=\"audit\"}"] >= refused);
 }
 
 TEST_CASE("Server: X-Request-Id is echoed when sane and generated otherwise") {

@@ -427,6 +427,15 @@ HttpAnswer HttpApi::MetricsPage() const {
            service_->channel_metrics().Render() +
            (sms_health_ != nullptr ? sms_health_->RenderMetrics() : ProviderMetrics().Render());
   if (service_->pumping() != nullptr) a.body += service_->pumping()->metrics()->Render();
+  a.body +=
+      "# HELP otpd_records_dropped_total Records to be written behind the answer that a full"
+      " queue dropped (the store kept failing).\n"
+      "# TYPE otpd_records_dropped_total counter\n"
+      "otpd_records_dropped_total{records=\"audit\"} " +
+      std::to_string(service_->DroppedAuditRecords()) +
+      "\n"
+      "otpd_records_dropped_total{records=\"delivery\"} " +
+      std::to_string(deliveries_ != nullptr ? deliveries_->DroppedRows() : 0) + "\n";
   a.content_type = "text/plain; version=0.0.4; charset=utf-8";
   return a;
 }

@@ -44,6 +44,9 @@ class AuditLog {
   // Unavailable: the queue is full (the file has been failing); the log
   // says so itself, once a minute at most, so callers need not.
   virtual Status Record(const AuditEvent& event) = 0;
+  // Records Record refused since the start because its queue was full
+  // (otpd_records_dropped_total).
+  virtual uint64_t Dropped() const { return 0; }
   // The matching events, oldest first.
   virtual Status Query(const AuditQuery& query, std::vector<AuditEvent>* events) = 0;
   // Removes events older than now - retention_ms; *purged counts them.

@@ -55,6 +55,9 @@ class DeliveryLog {
   // the write-behind queue is full; logged by the log itself, once a
   // minute at most.
   virtual Status RecordSend(const Delivery& d) = 0;
+  // Rows RecordSend refused since the start because its queue was full
+  // (otpd_records_dropped_total).
+  virtual uint64_t Dropped() const { return 0; }
   // Sets the status of `message_id` to `status` when it ranks above the
   // stored one (or the stored one is "unknown" and `status` is final).
   // *found: the message is known; *changed: the row changed; *row: the row
@@ -112,6 +115,9 @@ class DeliveryTracker {
   // Marks messages without a final status after unknown_after_ms as
   // "unknown" (counted and audited like a receipt).
   Status Sweep();
+
+  // Delivery rows dropped by a full write-behind queue (DeliveryLog::Dropped).
+  uint64_t DroppedRows() const { return log_->Dropped(); }
 
   // The latest send of `user_id`; NotFound when none is recorded.
   Status LastSend(const std::string& user_id, Delivery* row) {

@@ -203,6 +203,8 @@ class OtpService {
   // The pumping guard (SetPumpingGuard), or null; its region metrics are
   // rendered on /metrics too.
   PumpingGuard* pumping() const { return pumping_; }
+  // Audit records dropped by a full write-behind queue (AuditLog::Dropped).
+  uint64_t DroppedAuditRecords() const { return audit_ != nullptr ? audit_->Dropped() : 0; }
 
   // The options in force now. The reference stays valid for the life of
   // the service.

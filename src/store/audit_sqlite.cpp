@@ -61,6 +61,8 @@ class SqliteAuditLog : public AuditLog {
     return queue_.Add(std::move(stamped));
   }
 
+  uint64_t Dropped() const override { return queue_.dropped(); }
+
   Status Query(const AuditQuery& query, std::vector<AuditEvent>* events) override {
     queue_.Flush();
     SqliteLease lease;

@@ -145,6 +145,7 @@ class RedisDeliveryLog : public DeliveryLog {
   }
 
   Status RecordSend(const Delivery& d) override { return queue_->Add(d); }
+  uint64_t Dropped() const override { return queue_->dropped(); }
 
   Status Apply(const std::string& message_id, const std::string& status, int error_code,
                int64_t now_ms, bool* found, bool* changed, Delivery* row) override {

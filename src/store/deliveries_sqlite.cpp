@@ -73,6 +73,7 @@ class SqliteDeliveryLog : public DeliveryLog {
   // answered `ignored`), and a receipt reaching another process sharing the
   // file within those 20 ms of the send is not found either.
   Status RecordSend(const Delivery& d) override { return queue_.Add(d); }
+  uint64_t Dropped() const override { return queue_.dropped(); }
 
   Status Apply(const std::string& message_id, const std::string& status, int error_code,
                int64_t now_ms, bool* found, bool* changed, Delivery* row) override {
