@@ -140,6 +140,35 @@ TEST_CASE("WorkerPool: a busy worker is never retired, however long it runs" *
   CHECK(pool.workers() == 1);
 }
 
+TEST_CASE("WorkerPool: a worker idle long enough is kept while a task queued for it waits" *
+          doctest::test_suite("tsan")) {
+  // The task is queued for the one idle worker, and ReleaseIdle comes
+  // before that worker wakes up (most rounds): retiring it would leave
+  // the task with no worker until some later enqueue.
+  FakeClock clock;
+  WorkerPool pool(Options(&clock, 0, 4));
+  for (int round = 0; round < 20; round++) {
+    Gate first;
+    first.Open();
+    REQUIRE(pool.enqueue(first.Task()));
+    pool.WaitUntilIdle(1);
+    REQUIRE(pool.workers() == 1);
+    clock.AdvanceMonotonicMicros(kIdleUs / 2 + 1);
+    CHECK(pool.ReleaseIdle() == 0);  // not idle long enough; the next enqueue skips releasing
+    clock.AdvanceMonotonicMicros(kIdleUs / 2 - 1);  // idle for exactly idle_ms
+    Gate queued;
+    queued.Open();
+    REQUIRE(pool.enqueue(queued.Task()));  // the idle worker takes it: no new one
+    pool.ReleaseIdle();
+    REQUIRE(pool.workers() == 1);  // else the task waits for good
+    queued.WaitStarted(1);
+    pool.WaitUntilIdle(1);
+    clock.AdvanceMonotonicMicros(kIdleUs);
+    CHECK(pool.ReleaseIdle() == 1);  // and once the queue is empty it may go
+    CHECK(pool.workers() == 0);
+  }
+}
+
 TEST_CASE("WorkerPool: beyond max_workers tasks wait for a worker instead of adding one" *
           doctest::test_suite("tsan")) {
   FakeClock clock;

@@ -75,6 +75,11 @@ size_t WorkerPool::ReleaseIdle() {
     next_release_us_ = now + idle_us_ / 2;
     const size_t staying = workers_.size() - retiring_;
     size_t spare = staying > min_ ? staying - min_ : 0;
+    // A worker counted idle may not have picked up a task queued for it
+    // yet; keep one for each such task, or it could wait for the next
+    // enqueue with no worker to run it.
+    const size_t unclaimed = idle_ > tasks_.size() ? idle_ - tasks_.size() : 0;
+    if (spare > unclaimed) spare = unclaimed;
     for (Worker& w : workers_) {
       if (spare == 0) break;
       if (!w.idle || w.retire || now - w.idle_since_us < idle_us_) continue;
@@ -114,7 +119,7 @@ size_t WorkerPool::idle_workers() const {
 
 void WorkerPool::WaitUntilIdle(size_t n) const {
   std::unique_lock<std::mutex> lock(mu_);
-  idle_cv_.wait(lock, [&] { return idle_ >= n; });
+  idle_cv_.wait(lock, [&] { return idle_ >= n && tasks_.empty(); });
 }
 
 void WorkerPool::Work(Worker* w) {

@@ -68,8 +68,9 @@ class WorkerPool final {
   size_t workers() const;
   size_t idle_workers() const;
 
-  // Blocks until at least `n` workers wait for a task. For tests: the
-  // event that a burst's tasks have all finished.
+  // Blocks until no task is queued and at least `n` workers wait for one
+  // (a worker just started counts as idle before it runs its first task).
+  // For tests: the event that a burst's tasks have all finished.
   void WaitUntilIdle(size_t n) const;
 
  private:
