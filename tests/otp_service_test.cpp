@@ -225,6 +225,50 @@ TEST_CASE("allowed_country_codes: other countries are refused without a send") {
   CHECK_FALSE(s.service->CountryAllowed("+4"));
 }
 
+TEST_CASE("A user changed with plain SQL between two sends: the next send sees the change") {
+  OtpOptions options;
+  options.send_limits.cooldown_ms = 0;
+  options.templates = {{"es", "Tu codigo es {code}"}};
+  OtpStack s(options);
+  CHECK(Send(s, "abc").phone == "+12015551111");
+  CHECK(Send(s, "abc").phone == "+12015551111");  // the user is remembered now
+  RawSql(s.dir.File("otpd.db"), "UPDATE users SET phone = '+12025552222' WHERE user_id = 'abc'");
+  SendResult r = Send(s, "abc");
+  CHECK(r.outcome == SendOutcome::kSent);
+  CHECK(r.phone == "+12025552222");
+  REQUIRE(s.sms.count() == 3);
+  CHECK(s.sms.messages()[2].to == "+12025552222");
+  RawSql(s.dir.File("otpd.db"), "UPDATE users SET locale = 'es' WHERE user_id = 'abc'");
+  Send(s, "abc");
+  REQUIRE(s.sms.count() == 4);
+  CHECK(s.sms.messages()[3].body == "Tu codigo es " + s.sms.LastCode());
+  RawSql(s.dir.File("otpd.db"), "DELETE FROM users WHERE user_id = 'abc'");
+  CHECK(Send(s, "abc").outcome == SendOutcome::kUserNotFound);
+  RawSql(s.dir.File("otpd.db"), "INSERT INTO users (user_id, phone) VALUES ('abc', NULL)");
+  CHECK(Send(s, "abc").outcome == SendOutcome::kPhoneNotFound);
+  CHECK(s.sms.count() == 4);
+}
+
+TEST_CASE("allowed_country_codes: a user whose phone moves across the list is judged anew") {
+  OtpOptions options;
+  options.send_limits.cooldown_ms = 0;
+  options.allowed_country_codes = {"44"};
+  OtpStack s(options);
+  REQUIRE(s.users->Upsert("uk", "+447400900123").ok());
+  CHECK(Send(s, "uk").outcome == SendOutcome::kSent);
+  // Out of the list: refused, not sent to the number remembered.
+  RawSql(s.dir.File("otpd.db"), "UPDATE users SET phone = '+12015553333' WHERE user_id = 'uk'");
+  CHECK(Send(s, "uk").outcome == SendOutcome::kRateLimited);
+  CHECK(Send(s, "uk").outcome == SendOutcome::kRateLimited);
+  CHECK(s.sms.count() == 1);
+  // Back in: sent at once, not refused by the number remembered.
+  RawSql(s.dir.File("otpd.db"), "UPDATE users SET phone = '+447400900124' WHERE user_id = 'uk'");
+  SendResult r = Send(s, "uk");
+  CHECK(r.outcome == SendOutcome::kSent);
+  REQUIRE(s.sms.count() == 2);
+  CHECK(s.sms.messages()[1].to == "+447400900124");
+}
+
 TEST_CASE("Failed verifications across resends throttle the user; retry_after in seconds") {
   OtpOptions options;
   options.max_failures = 4;
